@@ -1,0 +1,93 @@
+"""The one place that reads the environment.
+
+Every endpoint and resource name the code uses comes from here. Defaults point at the local
+stack (``python -m devstack up``) so that a developer needs no variables at all; on AWS the
+template sets each variable for each function. Resource names follow template.yaml, where the
+local stack resolves ``${Stage}`` to ``local``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:  # a bad setting must stop start-up with its name in the message
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    # Kafka (MSK on AWS)
+    kafka_bootstrap: str
+    commands_topic: str
+    events_topic: str
+    # PostgreSQL (Aurora on AWS) and Redis (ElastiCache on AWS)
+    pg_dsn: str
+    redis_url: str
+    # AWS APIs; empty endpoint means the real AWS endpoints
+    aws_endpoint_url: str | None
+    api_keys_table: str
+    rate_limits_table: str
+    idempotency_table: str
+    connections_table: str
+    snapshots_bucket: str
+    archive_bucket: str
+    trade_fills_topic_name: str
+    alerts_topic_name: str
+    settlement_queue_name: str
+    api_key_kms_alias: str
+    # Local stack only: where it keeps data, logs and pid files, and its ports
+    stack_dir: str
+    kafka_controller_port: int
+    moto_port: int
+    gateway_port: int
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.rsplit(":", 1)[1])
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    stage = _env("BOURSE_STAGE", "local")
+    moto_port = _env_int("BOURSE_MOTO_PORT", 4566)
+    endpoint_default = f"http://127.0.0.1:{moto_port}" if stage == "local" else ""
+    endpoint = _env("AWS_ENDPOINT_URL", endpoint_default)
+    prefix = f"bourse-{stage}"
+    return Settings(
+        stage=stage,
+        region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
+        kafka_bootstrap=_env("BOURSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        commands_topic=_env("BOURSE_COMMANDS_TOPIC", "bourse.commands"),
+        events_topic=_env("BOURSE_EVENTS_TOPIC", "bourse.events"),
+        pg_dsn=_env("BOURSE_PG_DSN", "postgresql://bourse@127.0.0.1:5433/bourse"),
+        redis_url=_env("BOURSE_REDIS_URL", "redis://127.0.0.1:6380/0"),
+        aws_endpoint_url=endpoint or None,
+        api_keys_table=_env("API_KEYS_TABLE", f"{prefix}-api-keys"),
+        rate_limits_table=_env("RATE_LIMITS_TABLE", f"{prefix}-rate-limits"),
+        idempotency_table=_env("IDEMPOTENCY_TABLE", f"{prefix}-idempotency"),
+        connections_table=_env("CONNECTIONS_TABLE", f"{prefix}-connections"),
+        snapshots_bucket=_env("SNAPSHOTS_BUCKET", f"{prefix}-snapshots"),
+        archive_bucket=_env("ARCHIVE_BUCKET", f"{prefix}-archive"),
+        trade_fills_topic_name=_env("TRADE_FILLS_TOPIC_NAME", f"{prefix}-trade-fills"),
+        alerts_topic_name=_env("ALERTS_TOPIC_NAME", f"{prefix}-alerts"),
+        settlement_queue_name=_env("SETTLEMENT_QUEUE_NAME", f"{prefix}-settlement"),
+        api_key_kms_alias=_env("API_KEY_KMS_ALIAS", f"alias/{prefix}-api-keys"),
+        stack_dir=_env("BOURSE_STACK_DIR", ".devstack"),
+        kafka_controller_port=_env_int("BOURSE_KAFKA_CONTROLLER_PORT", 9093),
+        moto_port=moto_port,
+        gateway_port=_env_int("BOURSE_GATEWAY_PORT", 3000),
+    )
