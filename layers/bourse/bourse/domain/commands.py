@@ -1,0 +1,209 @@
+"""Commands: the engine's only input, one type each.
+
+Every command carries ``request_id`` (correlates the reply) and ``ts`` (ms since the epoch,
+stamped at intake: the engine never reads a clock). Amounts are integer 1e-8 units.
+
+``validate_new_order_shape`` checks which parameters an order type needs or forbids, with
+Binance's codes; the API calls it before a command is produced and the engine calls it again
+because the log is its only input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bourse.domain import errors
+from bourse.domain.enums import (
+    CancelReplaceMode,
+    OrderType,
+    Side,
+    StpMode,
+    SymbolStatus,
+    TimeInForce,
+)
+from bourse.domain.symbols import SymbolSpec
+
+FEE_ACCOUNT = 0  # receives every commission; traders' account ids are >= 1
+CLIENT_ORDER_ID_RE = re.compile(r"\A[.A-Za-z0-9:/_-]{1,36}\Z")  # Binance's newClientOrderId rule
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    request_id: str
+    ts: int
+    account_id: int
+    symbol: str
+    side: Side
+    type: OrderType
+    client_order_id: str
+    quantity: int | None = None
+    quote_order_qty: int | None = None
+    price: int | None = None
+    stop_price: int | None = None
+    time_in_force: TimeInForce | None = None
+    iceberg_qty: int | None = None
+    stp_mode: StpMode | None = None  # None: the symbol's default
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    request_id: str
+    ts: int
+    account_id: int
+    symbol: str
+    order_id: int | None = None  # takes precedence over orig_client_order_id, as on Binance
+    orig_client_order_id: str | None = None
+    cancel_client_order_id: str = ""  # Binance's newClientOrderId of the cancel itself
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReplace:
+    request_id: str
+    ts: int
+    mode: CancelReplaceMode
+    cancel: CancelOrder
+    new_order: NewOrder
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    request_id: str
+    ts: int
+    account_id: int
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    request_id: str
+    ts: int
+    account_id: int
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    request_id: str
+    ts: int
+    account_id: int
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddSymbol:
+    request_id: str
+    ts: int
+    spec: SymbolSpec
+
+
+@dataclass(frozen=True, slots=True)
+class SetSymbolStatus:
+    request_id: str
+    ts: int
+    symbol: str
+    status: SymbolStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SetAccountFees:
+    request_id: str
+    ts: int
+    account_id: int
+    maker_rate: int  # 1e-8 units: 0.1% = 100_000
+    taker_rate: int
+
+
+Command = (
+    NewOrder
+    | CancelOrder
+    | CancelReplace
+    | CancelAll
+    | Deposit
+    | Withdraw
+    | AddSymbol
+    | SetSymbolStatus
+    | SetAccountFees
+)
+
+COMMAND_NAMES: dict[type, str] = {
+    NewOrder: "NEW_ORDER",
+    CancelOrder: "CANCEL_ORDER",
+    CancelReplace: "CANCEL_REPLACE",
+    CancelAll: "CANCEL_ALL",
+    Deposit: "DEPOSIT",
+    Withdraw: "WITHDRAW",
+    AddSymbol: "ADD_SYMBOL",
+    SetSymbolStatus: "SET_SYMBOL_STATUS",
+    SetAccountFees: "SET_ACCOUNT_FEES",
+}
+
+# Which optional parameters each order type requires; any other one sent is -1106.
+_REQUIRED: dict[OrderType, tuple[str, ...]] = {
+    OrderType.LIMIT: ("time_in_force", "quantity", "price"),
+    OrderType.MARKET: (),  # exactly one of quantity / quote_order_qty, checked below
+    OrderType.STOP_LOSS: ("quantity", "stop_price"),
+    OrderType.STOP_LOSS_LIMIT: ("time_in_force", "quantity", "price", "stop_price"),
+    OrderType.TAKE_PROFIT: ("quantity", "stop_price"),
+    OrderType.TAKE_PROFIT_LIMIT: ("time_in_force", "quantity", "price", "stop_price"),
+    OrderType.LIMIT_MAKER: ("quantity", "price"),
+}
+_ICEBERG_TYPES = frozenset(
+    {OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
+)
+# Binance's parameter names, for messages.
+BINANCE_PARAM = {
+    "time_in_force": "timeInForce",
+    "quantity": "quantity",
+    "quote_order_qty": "quoteOrderQty",
+    "price": "price",
+    "stop_price": "stopPrice",
+    "iceberg_qty": "icebergQty",
+}
+
+
+def validate_new_order_shape(order: NewOrder) -> None:
+    """Raise the Binance error for a parameter set this order type cannot take.
+
+    Checks presence and basic sanity only; symbol filters and balances are the engine's.
+    """
+    if order.account_id <= FEE_ACCOUNT:
+        raise errors.invalid_parameter("accountId")
+    if not CLIENT_ORDER_ID_RE.match(order.client_order_id):
+        raise errors.illegal_chars("newClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
+    if order.side not in (Side.BUY, Side.SELL):
+        raise errors.INVALID_SIDE_ERROR
+    required = _REQUIRED.get(order.type)
+    if required is None:
+        raise errors.INVALID_ORDER_TYPE_ERROR
+    for name in required:
+        if getattr(order, name) is None:
+            raise errors.mandatory(BINANCE_PARAM[name])
+    if order.type is OrderType.MARKET:
+        if order.quantity is None and order.quote_order_qty is None:
+            raise errors.mandatory("quantity")
+        if order.quantity is not None and order.quote_order_qty is not None:
+            raise errors.BAD_COMBO_ERROR
+    allowed = set(required) | {"iceberg_qty"} if order.type in _ICEBERG_TYPES else set(required)
+    if order.type is OrderType.MARKET:
+        allowed |= {"quantity", "quote_order_qty"}
+    for name in BINANCE_PARAM:
+        if name not in allowed and getattr(order, name) is not None:
+            raise errors.not_required(BINANCE_PARAM[name])
+    if order.time_in_force is not None and order.time_in_force not in tuple(TimeInForce):
+        raise errors.INVALID_TIF_ERROR
+    if order.iceberg_qty is not None:
+        if order.time_in_force not in (None, TimeInForce.GTC):
+            raise errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
+        if order.quantity is not None and order.iceberg_qty >= order.quantity:
+            raise errors.rejected(errors.MSG_ICEBERG_QTY)
+    for name in ("quantity", "quote_order_qty", "iceberg_qty"):
+        value = getattr(order, name)
+        if value is not None and value <= 0:
+            raise errors.INVALID_QUANTITY_ERROR
+    for name in ("price", "stop_price"):
+        value = getattr(order, name)
+        if value is not None and value <= 0:
+            raise errors.INVALID_PRICE_ERROR

@@ -1,0 +1,136 @@
+"""Binance error codes, messages and HTTP statuses, as data.
+
+A rejection anywhere in Bourse is a ``BinanceError``: the engine puts its code and message in
+the command's reply; the API turns it into ``{"code": ..., "msg": ...}`` with ``http_status``.
+Messages are Binance's own text so that clients which match on them keep working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class BinanceError(Exception):
+    code: int
+    msg: str
+    http_status: int = 400
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.msg}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "msg": self.msg}
+
+
+# Codes, by Binance's names.
+UNKNOWN = -1000
+DISCONNECTED = -1001
+UNAUTHORIZED = -1002
+TOO_MANY_REQUESTS = -1003
+UNEXPECTED_RESP = -1006
+TIMEOUT = -1007
+INVALID_MESSAGE = -1013
+UNKNOWN_ORDER_COMPOSITION = -1014
+TOO_MANY_ORDERS = -1015
+INVALID_TIMESTAMP = -1021
+INVALID_SIGNATURE = -1022
+ILLEGAL_CHARS = -1100
+TOO_MANY_PARAMETERS = -1101
+MANDATORY_PARAM_EMPTY_OR_MALFORMED = -1102
+UNKNOWN_PARAM = -1103
+UNREAD_PARAMETERS = -1104
+PARAM_EMPTY = -1105
+PARAM_NOT_REQUIRED = -1106
+BAD_PRECISION = -1111
+INVALID_TIF = -1115
+INVALID_ORDER_TYPE = -1116
+INVALID_SIDE = -1117
+EMPTY_NEW_CL_ORD_ID = -1118
+EMPTY_ORG_CL_ORD_ID = -1119
+BAD_INTERVAL = -1120
+BAD_SYMBOL = -1121
+INVALID_LISTEN_KEY = -1125
+OPTIONAL_PARAMS_BAD_COMBO = -1128
+INVALID_PARAMETER = -1130
+BAD_RECV_WINDOW = -1131
+NEW_ORDER_REJECTED = -2010
+CANCEL_REJECTED = -2011
+NO_SUCH_ORDER = -2013
+BAD_API_KEY_FMT = -2014
+REJECTED_MBX_KEY = -2015
+CANCEL_REPLACE_PARTIAL = -2021
+CANCEL_REPLACE_FAILED = -2022
+
+# Messages used with NEW_ORDER_REJECTED (-2010) and CANCEL_REJECTED (-2011).
+MSG_INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."
+MSG_WOULD_TAKE = "Order would immediately match and take."
+MSG_WOULD_TRIGGER = "Order would trigger immediately."
+MSG_MARKET_CLOSED = "Market is closed."
+MSG_DUPLICATE_ORDER = "Duplicate order sent."
+MSG_UNKNOWN_ORDER = "Unknown order sent."
+MSG_ORDER_NOT_EXIST = "Order does not exist."
+MSG_UNSUPPORTED_COMBINATION = "Unsupported order combination"
+MSG_ICEBERG_QTY = "IcebergQty exceeds QTY."
+MSG_STP_NOT_ALLOWED = "This symbol does not support the selected self-trade prevention mode."
+
+
+def filter_failure(filter_name: str) -> BinanceError:
+    return BinanceError(INVALID_MESSAGE, f"Filter failure: {filter_name}")
+
+
+def rejected(msg: str) -> BinanceError:
+    return BinanceError(NEW_ORDER_REJECTED, msg)
+
+
+def cancel_rejected(msg: str = MSG_UNKNOWN_ORDER) -> BinanceError:
+    return BinanceError(CANCEL_REJECTED, msg)
+
+
+def mandatory(param: str) -> BinanceError:
+    return BinanceError(
+        MANDATORY_PARAM_EMPTY_OR_MALFORMED,
+        f"Mandatory parameter '{param}' was not sent, was empty/null, or malformed.",
+    )
+
+
+def not_required(param: str) -> BinanceError:
+    return BinanceError(PARAM_NOT_REQUIRED, f"Parameter '{param}' sent when not required.")
+
+
+def illegal_chars(param: str, legal: str) -> BinanceError:
+    return BinanceError(
+        ILLEGAL_CHARS, f"Illegal characters found in parameter '{param}'; legal range is '{legal}'."
+    )
+
+
+def invalid_parameter(detail: str = "") -> BinanceError:
+    msg = "Invalid data sent for a parameter."
+    return BinanceError(INVALID_PARAMETER, f"{msg} {detail}".strip())
+
+
+BAD_PRECISION_ERROR = BinanceError(
+    BAD_PRECISION, "Precision is over the maximum defined for this asset."
+)
+INVALID_SYMBOL_ERROR = BinanceError(BAD_SYMBOL, "Invalid symbol.")
+INVALID_TIF_ERROR = BinanceError(INVALID_TIF, "Invalid timeInForce.")
+INVALID_ORDER_TYPE_ERROR = BinanceError(INVALID_ORDER_TYPE, "Invalid orderType.")
+INVALID_SIDE_ERROR = BinanceError(INVALID_SIDE, "Invalid side.")
+INVALID_QUANTITY_ERROR = BinanceError(INVALID_MESSAGE, "Invalid quantity.")
+INVALID_PRICE_ERROR = BinanceError(INVALID_MESSAGE, "Invalid price.")
+UNSUPPORTED_COMBINATION_ERROR = BinanceError(
+    UNKNOWN_ORDER_COMPOSITION, "Unsupported order combination."
+)
+BAD_COMBO_ERROR = BinanceError(
+    OPTIONAL_PARAMS_BAD_COMBO, "Combination of optional parameters invalid."
+)
+CANCEL_REPLACE_PARTIAL_ERROR = BinanceError(
+    CANCEL_REPLACE_PARTIAL, "Order cancel-replace partially failed."
+)
+CANCEL_REPLACE_FAILED_ERROR = BinanceError(CANCEL_REPLACE_FAILED, "Order cancel-replace failed.")
+EXECUTION_UNKNOWN_ERROR = BinanceError(
+    TIMEOUT,
+    "Timeout waiting for response from backend server. "
+    "Send status unknown; execution status unknown.",
+    http_status=503,
+)

@@ -1,0 +1,222 @@
+"""Events: the engine's only output. See docs/engine.md for when each is emitted and in
+which order; that order is part of the contract (two engines must produce the same stream).
+
+Every event carries ``seq`` (global, gap-free, starting at 1) and ``ts`` (the command's time).
+Events are plain slotted dataclasses, not frozen: the engine builds millions of them and a
+frozen dataclass's ``__init__`` costs several times more. Treat them as immutable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bourse.domain.enums import (
+    ExecutionType,
+    OrderStatus,
+    OrderType,
+    Outcome,
+    Side,
+    StpMode,
+    TimeInForce,
+)
+from bourse.domain.symbols import SymbolSpec
+
+
+@dataclass(slots=True, frozen=True)
+class OrderInfo:
+    """What an order is, fixed when it is accepted (and shared by all its events).
+
+    ``type`` is the order's type as placed (a triggered STOP_LOSS_LIMIT stays STOP_LOSS_LIMIT,
+    as on Binance). ``stp_mode`` is resolved (never None). ``time_in_force`` is None for
+    MARKET, STOP_LOSS, TAKE_PROFIT and LIMIT_MAKER (Binance shows "GTC" for the latter two:
+    the API layer formats that).
+    """
+
+    order_id: int
+    account_id: int
+    symbol: str
+    client_order_id: str
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce | None
+    quantity: int  # 0 for a MARKET order by quote_order_qty
+    price: int  # 0 when the type has none
+    stop_price: int  # 0 when none
+    iceberg_qty: int  # 0 when none
+    quote_order_qty: int  # 0 when none
+    stp_mode: StpMode
+    created_ts: int
+
+
+@dataclass(slots=True)
+class ExecutionReport:
+    """One change of one order: Binance's executionReport."""
+
+    seq: int
+    ts: int
+    order: OrderInfo
+    exec_type: ExecutionType
+    status: OrderStatus
+    reject_reason: str  # "NONE" unless the order ends for a reason Binance names
+    last_qty: int
+    last_price: int
+    last_quote: int
+    cum_qty: int
+    cum_quote: int
+    commission: int
+    commission_asset: str  # "" when no fill
+    trade_id: int  # -1 when not a trade
+    is_working: bool  # on the book (or matching) as opposed to a stop not yet triggered
+    is_maker: bool
+    working_ts: int  # -1 while not working
+    cancel_client_order_id: str = ""  # the cancel request's client id, for CANCELED
+    prevented_match_id: int = -1
+    prevented_qty: int = 0  # cumulative quantity expired by STP
+    last_prevented_qty: int = 0
+    counter_order_id: int = -1
+
+
+@dataclass(slots=True)
+class Trade:
+    seq: int
+    ts: int
+    symbol: str
+    trade_id: int  # per symbol, from 1
+    price: int
+    qty: int
+    quote_qty: int
+    buyer_order_id: int
+    seller_order_id: int
+    buyer_account_id: int
+    seller_account_id: int
+    is_buyer_maker: bool
+
+
+@dataclass(slots=True)
+class PreventedMatch:
+    """A self-trade the taker's STP mode prevented (Binance's preventedMatches record)."""
+
+    seq: int
+    ts: int
+    symbol: str
+    prevented_match_id: int  # per symbol, from 1
+    taker_order_id: int
+    maker_order_id: int
+    account_id: int
+    stp_mode: StpMode
+    price: int
+    maker_prevented_qty: int
+    taker_prevented_qty: int
+
+
+@dataclass(slots=True)
+class BalanceUpdate:
+    """A deposit (+) or withdrawal (-): Binance's balanceUpdate."""
+
+    seq: int
+    ts: int
+    account_id: int
+    asset: str
+    delta: int
+
+
+@dataclass(slots=True)
+class AccountBalances:
+    """Balances after the command, for every asset of the account whose (free, locked) the
+    command changed, assets in ascending order: Binance's outboundAccountPosition."""
+
+    seq: int
+    ts: int
+    account_id: int
+    balances: tuple[tuple[str, int, int], ...]  # (asset, free, locked)
+
+
+@dataclass(slots=True)
+class DepthUpdate:
+    """The levels of one symbol whose visible quantity the command changed.
+
+    ``first_update_id``..``final_update_id`` advance the symbol's update id by one per level
+    listed (Binance's U and u). Bids descending, asks ascending; qty 0 removes the level.
+    """
+
+    seq: int
+    ts: int
+    symbol: str
+    first_update_id: int
+    final_update_id: int
+    bids: tuple[tuple[int, int], ...]
+    asks: tuple[tuple[int, int], ...]
+
+
+@dataclass(slots=True)
+class SymbolUpdated:
+    seq: int
+    ts: int
+    spec: SymbolSpec
+
+
+@dataclass(slots=True)
+class AccountFeesUpdated:
+    seq: int
+    ts: int
+    account_id: int
+    maker_rate: int
+    taker_rate: int
+
+
+@dataclass(slots=True, frozen=True)
+class Fill:
+    price: int
+    qty: int
+    commission: int
+    commission_asset: str
+    trade_id: int
+
+
+@dataclass(slots=True, frozen=True)
+class OrderResult:
+    """An order as the command left it: what Binance's RESULT and FULL responses show."""
+
+    order: OrderInfo
+    status: OrderStatus
+    executed_qty: int
+    cum_quote: int
+    working_ts: int
+    fills: tuple[Fill, ...]  # this command's fills of this order, in trade order
+    cancel_client_order_id: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class ReplyPart:
+    outcome: Outcome
+    code: int  # 0 for success
+    msg: str
+    result: OrderResult | None
+
+
+@dataclass(slots=True)
+class Reply:
+    """Last event of every command: success (code 0) or the Binance error, plus the parts a
+    REST response needs (one for NEW_ORDER / CANCEL_ORDER, cancel then new for
+    CANCEL_REPLACE, one per canceled order for CANCEL_ALL, none otherwise)."""
+
+    seq: int
+    ts: int
+    request_id: str
+    command: str
+    code: int
+    msg: str
+    parts: tuple[ReplyPart, ...]
+
+
+Event = (
+    ExecutionReport
+    | Trade
+    | PreventedMatch
+    | BalanceUpdate
+    | AccountBalances
+    | DepthUpdate
+    | SymbolUpdated
+    | AccountFeesUpdated
+    | Reply
+)
