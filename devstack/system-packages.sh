@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the local stack runs on, only when something is missing, so a
+# warm `make run` / `make test` spends no time here and prints nothing.
+set -euo pipefail
+
+missing=()
+postgres_bin=""
+for dir in /usr/lib/postgresql/*/bin; do
+  if [ -x "$dir/postgres" ] && [ -x "$dir/initdb" ]; then postgres_bin="$dir"; fi
+done
+[ -n "$postgres_bin" ] || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Kafka 4.x needs Java 17+; the packaged JRE is enough (we never compile Java).
+if ! command -v java >/dev/null 2>&1; then
+  missing+=(openjdk-17-jre-headless)
+fi
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: missing system packages: ${missing[*]} (run 'make system-packages' as root or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: missing system packages: ${missing[*]} and no apt-get here; install them by hand" >&2
+  exit 1
+fi
+
+echo "installing system packages: ${missing[*]}"
+log=$(mktemp /tmp/bourse-apt.XXXXXX.log)
+# Debian may start its own postgresql/redis services on install; they use the default ports
+# (5432/6379), ours use different ones, and the stack never relies on them.
+if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  echo "error: apt-get could not install ${missing[*]}; see $log" >&2
+  exit 1
+fi
+rm -f "$log"
