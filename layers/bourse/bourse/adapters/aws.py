@@ -1,0 +1,41 @@
+"""boto3 clients and resources configured from settings (moto server locally, AWS otherwise).
+
+Clients are cached per service: creating a boto3 client costs tens of milliseconds, which a
+Lambda should pay once per container, not per request.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from bourse.settings import get_settings
+
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10
+)
+
+
+@cache
+def client(service: str) -> Any:
+    settings = get_settings()
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        region_name=settings.region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=_CONFIG,
+    )
+
+
+@cache
+def resource(service: str) -> Any:
+    settings = get_settings()
+    return boto3.resource(
+        service,  # type: ignore[call-overload]
+        region_name=settings.region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=_CONFIG,
+    )
