@@ -1,0 +1,1 @@
+"""Binance Spot API v3 at the edge: request parameters, signatures, response shapes. Pure."""
