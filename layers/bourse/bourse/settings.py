@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 
 def _env(name: str, default: str) -> str:
@@ -34,6 +35,7 @@ class Settings:
     kafka_bootstrap: str
     commands_topic: str
     events_topic: str
+    marketdata_topic: str
     # PostgreSQL (Aurora on AWS) and Redis (ElastiCache on AWS)
     pg_dsn: str
     redis_url: str
@@ -54,10 +56,32 @@ class Settings:
     kafka_controller_port: int
     moto_port: int
     gateway_port: int
+    # Matching service (matching-service/): identity, batching, snapshots, replies, metrics
+    matching_transactional_id: str  # one per deployment: a second instance fences the first
+    matching_group_id: str  # the consumer group whose committed offset is the engine's input
+    matching_batch_max: int  # commands per Kafka transaction, at most
+    matching_poll_ms: int
+    matching_metrics_port: int  # 0 disables the Prometheus endpoint
+    snapshot_every_commands: int
+    snapshot_every_seconds: int
+    snapshot_prefix: str  # S3 key prefix in snapshots_bucket
+    reply_ttl_seconds: int
 
     @property
     def kafka_port(self) -> int:
         return int(self.kafka_bootstrap.rsplit(":", 1)[1])
+
+    @property
+    def pg_port(self) -> int:
+        return urlsplit(self.pg_dsn).port or 5432
+
+    @property
+    def redis_port(self) -> int:
+        return urlsplit(self.redis_url).port or 6379
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
 
 
 @lru_cache(maxsize=1)
@@ -67,12 +91,14 @@ def get_settings() -> Settings:
     endpoint_default = f"http://127.0.0.1:{moto_port}" if stage == "local" else ""
     endpoint = _env("AWS_ENDPOINT_URL", endpoint_default)
     prefix = f"bourse-{stage}"
+    commands = _env("BOURSE_COMMANDS_TOPIC", "bourse.commands")
     return Settings(
         stage=stage,
         region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
         kafka_bootstrap=_env("BOURSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        commands_topic=_env("BOURSE_COMMANDS_TOPIC", "bourse.commands"),
+        commands_topic=commands,
         events_topic=_env("BOURSE_EVENTS_TOPIC", "bourse.events"),
+        marketdata_topic=_env("BOURSE_MARKETDATA_TOPIC", "bourse.marketdata"),
         pg_dsn=_env("BOURSE_PG_DSN", "postgresql://bourse@127.0.0.1:5433/bourse"),
         redis_url=_env("BOURSE_REDIS_URL", "redis://127.0.0.1:6380/0"),
         aws_endpoint_url=endpoint or None,
@@ -90,4 +116,15 @@ def get_settings() -> Settings:
         kafka_controller_port=_env_int("BOURSE_KAFKA_CONTROLLER_PORT", 9093),
         moto_port=moto_port,
         gateway_port=_env_int("BOURSE_GATEWAY_PORT", 3000),
+        # Defaults derive from the commands topic, so a test that renames the topics also gets
+        # its own transactional id, group and snapshot prefix.
+        matching_transactional_id=_env("BOURSE_MATCHING_TRANSACTIONAL_ID", f"matching-{commands}"),
+        matching_group_id=_env("BOURSE_MATCHING_GROUP_ID", f"matching-{commands}"),
+        matching_batch_max=_env_int("BOURSE_MATCHING_BATCH_MAX", 2000),
+        matching_poll_ms=_env_int("BOURSE_MATCHING_POLL_MS", 20),
+        matching_metrics_port=_env_int("BOURSE_MATCHING_METRICS_PORT", 9108),
+        snapshot_every_commands=_env_int("BOURSE_SNAPSHOT_EVERY_COMMANDS", 100_000),
+        snapshot_every_seconds=_env_int("BOURSE_SNAPSHOT_EVERY_SECONDS", 300),
+        snapshot_prefix=_env("BOURSE_SNAPSHOT_PREFIX", f"engine/{commands}/"),
+        reply_ttl_seconds=_env_int("BOURSE_REPLY_TTL_SECONDS", 60),
     )

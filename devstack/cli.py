@@ -1,0 +1,170 @@
+"""python -m devstack up | down | status | run | logs | seed"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from bourse.settings import Settings, get_settings
+from devstack.exchange_processes import PROCESSES
+from devstack.paths import StackPaths
+from devstack.service import StackError
+from devstack.stack import Stack
+from devstack.supervisor import Supervisor
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def cmd_up(settings: Settings) -> int:
+    started = time.monotonic()
+    Stack(settings, _say).up()
+    _say(f"stack up in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def cmd_down(settings: Settings) -> int:
+    Stack(settings, _say).down()
+    return 0
+
+
+def cmd_status(settings: Settings) -> int:
+    for status in Stack(settings).status():
+        service = status.service
+        ports = ",".join(str(p) for p in service.ports)
+        pid = f"pid {status.pid}" if status.pid else "-"
+        _say(
+            f"{service.name:<9} {status.state:<14} 127.0.0.1:{ports:<11} {pid:<11} "
+            f"log {service.log_path}"
+        )
+    return 0
+
+
+def run_seed_hook() -> bool:
+    """Call devstack.seed.seed() when that module exists (it seeds markets and a demo account)."""
+    if importlib.util.find_spec("devstack.seed") is None:
+        return False
+    importlib.import_module("devstack.seed").seed()
+    return True
+
+
+def ready_line(settings: Settings) -> str:
+    return (
+        f"Bourse is ready: Kafka {settings.kafka_bootstrap} | PostgreSQL {settings.pg_dsn} | "
+        f"Redis {settings.redis_url} | AWS endpoint http://127.0.0.1:{settings.moto_port} | "
+        f"gateway {settings.gateway_url}"
+    )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_run(settings: Settings) -> int:
+    """up, seed, start the exchange's processes, follow them until Ctrl-C/SIGTERM, stop all."""
+    # SIGTERM behaves like Ctrl-C, so either one reaches the cleanup below.
+    signal.signal(signal.SIGTERM, _interrupt)
+    stack = Stack(settings, _say)
+    supervisor = Supervisor(PROCESSES, settings, stack.paths)
+    status = 0
+    try:
+        stack.up()
+        run_seed_hook()
+        supervisor.start_all()
+        _say(ready_line(settings))
+        _say("Ctrl-C stops everything")
+        while True:
+            time.sleep(0.5)
+            supervisor.poll()
+    except KeyboardInterrupt:
+        _say("stopping")
+    except StackError as exc:
+        status = _error(str(exc))
+    except Exception as exc:
+        status = _error(f"run: {type(exc).__name__}: {exc}")
+    finally:
+        # A second Ctrl-C must not cut the cleanup short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop_all()
+        stack.down()
+    return status
+
+
+def cmd_seed(settings: Settings) -> int:
+    if not run_seed_hook():
+        return _error("seed: devstack/seed.py does not exist yet")
+    return 0
+
+
+def cmd_logs(settings: Settings, names: Sequence[str], lines: int, follow: bool) -> int:
+    paths = StackPaths.from_settings(settings)
+    files = [paths.log(n) for n in names] if names else sorted(paths.logs.glob("*.log"))
+    files = [f for f in files if f.exists()]
+    if not files:
+        return _error(f"logs: no log files under {paths.logs}")
+    offsets: dict[Path, int] = {}
+    for path in files:
+        text = path.read_bytes()
+        tail = text.decode(errors="replace").splitlines()[-lines:] if lines else []
+        for line in tail:
+            _say(f"{path.stem:>10} | {line}")
+        offsets[path] = len(text)
+    try:
+        while follow:
+            time.sleep(0.5)
+            for path in files:
+                with path.open("rb") as handle:
+                    handle.seek(offsets[path] if path.stat().st_size >= offsets[path] else 0)
+                    chunk = handle.read()
+                    offsets[path] = handle.tell()
+                for line in chunk.decode(errors="replace").splitlines():
+                    _say(f"{path.stem:>10} | {line}")
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start Kafka, PostgreSQL, Redis and moto (idempotent)")
+    sub.add_parser("down", help="stop everything the stack started")
+    sub.add_parser("status", help="each service: up/down, port, pid, log")
+    sub.add_parser("run", help="up, seed, run the exchange in the foreground until Ctrl-C")
+    sub.add_parser("seed", help="seed markets and the demo account (devstack.seed)")
+    logs = sub.add_parser("logs", help="show (and follow) the logs")
+    logs.add_argument("names", nargs="*", help="kafka, postgres, redis, moto, maven, ...")
+    logs.add_argument("-n", "--lines", type=int, default=20)
+    logs.add_argument("-f", "--follow", action="store_true")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    try:
+        if args.command == "up":
+            return cmd_up(settings)
+        if args.command == "down":
+            return cmd_down(settings)
+        if args.command == "status":
+            return cmd_status(settings)
+        if args.command == "run":
+            return cmd_run(settings)
+        if args.command == "seed":
+            return cmd_seed(settings)
+        return cmd_logs(settings, args.names, args.lines, args.follow)
+    except StackError as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,35 @@
+"""The exchange's own processes that `python -m devstack run` supervises in the foreground.
+
+Adding one is adding one ProcessSpec to PROCESSES, e.g. for the matching service:
+
+    ProcessSpec(
+        name="matching",
+        argv=lambda s: [sys.executable, "-m", "matching_service"],
+        ready_port=lambda s: None,
+    ),
+
+argv is built from settings so ports and names follow the environment; each process also gets
+the environment the stack runs with (plus local AWS credentials for moto), so
+``bourse.settings`` in the child sees exactly what we see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bourse.settings import Settings
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: Callable[[Settings], list[str]]
+    # Extra environment for this process only.
+    env: Callable[[Settings], dict[str, str]] = field(default=lambda s: {})
+    # A port it listens on once ready (the gateway); `run` waits for it before "ready".
+    ready_port: Callable[[Settings], int | None] = field(default=lambda s: None)
+
+
+# Later issues add the local gateway, the matching service and the event consumers here.
+PROCESSES: tuple[ProcessSpec, ...] = ()
