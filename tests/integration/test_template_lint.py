@@ -1,0 +1,48 @@
+"""template.yaml passes `sam validate --lint` and `cfn-lint` with no errors and no warnings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devstack.paths import REPO_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+TOOLS = REPO_ROOT / ".tools" / "sam" / "bin"
+# sam validate runs offline, but botocore still wants a region and credentials to exist.
+OFFLINE_ENV = {
+    **os.environ,
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "SAM_CLI_TELEMETRY": "0",
+}
+
+
+def _tool(name: str) -> Path:
+    path = TOOLS / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing; run `make tools`", pytrace=False)
+    return path
+
+
+def test_sam_validate_lint() -> None:
+    result = subprocess.run(
+        [_tool("sam"), "validate", "--lint", "--template", REPO_ROOT / "template.yaml"],
+        cwd=REPO_ROOT, env=OFFLINE_ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout
+
+
+def test_cfn_lint_zero_errors_zero_warnings() -> None:
+    result = subprocess.run(
+        [_tool("cfn-lint"), REPO_ROOT / "template.yaml"],
+        cwd=REPO_ROOT, env=OFFLINE_ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    # cfn-lint exits 0 only when it has nothing to say at warning level or above.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
