@@ -1,0 +1,921 @@
+"""A naive reference matching engine, written from docs/engine.md only.
+
+It is deliberately simple and slow so that it is easy to check by reading: the books are plain
+lists of orders scanned and sorted on every step, balances are a dict of dicts, depth diffs
+come from comparing full displayed-depth snapshots taken before and after each command, and
+balance events from comparing full balance snapshots. The differential tests feed it and the
+fast engine (``bourse.engine``) the same commands and require identical events.
+
+Nothing here is shared with the fast engine except the domain package (commands, events,
+errors, filters, amounts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bourse.domain import errors
+from bourse.domain.amounts import MAX_UNITS, SCALE, fee_for, notional
+from bourse.domain.commands import (
+    COMMAND_NAMES,
+    FEE_ACCOUNT,
+    AddSymbol,
+    CancelAll,
+    CancelOrder,
+    CancelReplace,
+    Deposit,
+    NewOrder,
+    SetAccountFees,
+    SetSymbolStatus,
+    Withdraw,
+    validate_new_order_shape,
+)
+from bourse.domain.enums import (
+    STOP_TYPES,
+    CancelReplaceMode,
+    ExecutionType,
+    OrderStatus,
+    OrderType,
+    Outcome,
+    Side,
+    StpMode,
+    SymbolStatus,
+    TimeInForce,
+)
+from bourse.domain.errors import BinanceError
+from bourse.domain.events import (
+    AccountBalances,
+    AccountFeesUpdated,
+    BalanceUpdate,
+    DepthUpdate,
+    ExecutionReport,
+    Fill,
+    OrderInfo,
+    OrderResult,
+    PreventedMatch,
+    Reply,
+    ReplyPart,
+    SymbolUpdated,
+    Trade,
+)
+from bourse.domain.symbols import (
+    ASSET_RE,
+    SymbolSpec,
+    check_lot,
+    check_notional,
+    check_percent_price,
+    check_price,
+)
+
+DEFAULT_RATE = 100_000
+LIMIT_TYPES = (
+    OrderType.LIMIT,
+    OrderType.LIMIT_MAKER,
+    OrderType.STOP_LOSS_LIMIT,
+    OrderType.TAKE_PROFIT_LIMIT,
+)
+NO_TIF_TYPES = (OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT, OrderType.LIMIT_MAKER)
+
+
+@dataclass
+class RefOrder:
+    info: OrderInfo
+    remaining: int  # base quantity still to fill (0 for quote_order_qty orders)
+    lock_asset: str
+    locked: int = 0  # what this order currently holds locked
+    executed: int = 0
+    cum_quote: int = 0
+    slice: int = 0  # icebergs: what is left of the displayed slice
+    arrival: int = 0  # position in its level's queue (smaller = earlier)
+    working_ts: int = -1
+    pending_stop: bool = False  # an untriggered stop
+    status: OrderStatus = OrderStatus.NEW
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def side(self) -> Side:
+        return self.info.side
+
+    @property
+    def account(self) -> int:
+        return self.info.account_id
+
+    @property
+    def is_iceberg(self) -> bool:
+        return self.info.iceberg_qty > 0
+
+    @property
+    def by_quote(self) -> bool:
+        return self.info.quote_order_qty > 0
+
+    def displayed(self) -> int:
+        return self.slice if self.is_iceberg else self.remaining
+
+
+@dataclass
+class RefSymbol:
+    spec: SymbolSpec
+    resting: list[RefOrder] = field(default_factory=list)  # on the book, any side, any order
+    stops: list[RefOrder] = field(default_factory=list)  # untriggered stops
+    last_price: int = 0  # 0: no trade yet
+    next_order_id: int = 1
+    next_trade_id: int = 1
+    next_prevented_id: int = 1
+    update_id: int = 0
+
+
+class ReferenceEngine:
+    def __init__(self) -> None:
+        self.symbols: dict[str, RefSymbol] = {}
+        self.bal: dict[int, dict[str, list[int]]] = {}  # account -> asset -> [free, locked]
+        self.fees: dict[int, tuple[int, int]] = {}  # account -> (maker, taker)
+        self.seq = 0
+        self.arrival = 0
+        self.out: list = []
+        self.ts = 0
+
+    # ------------------------------------------------------------------ public interface
+    def balances(self) -> dict[int, dict[str, tuple[int, int]]]:
+        return {
+            acct: {asset: (fl[0], fl[1]) for asset, fl in assets.items()}
+            for acct, assets in self.bal.items()
+        }
+
+    def open_orders(self, account_id: int, symbol: str) -> list[RefOrder]:
+        sym = self.symbols[symbol]
+        found = [o for o in sym.resting + sym.stops if o.account == account_id]
+        return sorted(found, key=lambda o: o.info.order_id)
+
+    def process(self, cmd) -> list:
+        self.out = []
+        self.ts = cmd.ts
+        depth_before = {name: self._depth(s) for name, s in self.symbols.items()}
+        bal_before = self._balance_snapshot()
+        handler = {
+            NewOrder: self._new_order_cmd,
+            CancelOrder: self._cancel_cmd,
+            CancelReplace: self._cancel_replace_cmd,
+            CancelAll: self._cancel_all_cmd,
+            Deposit: self._deposit,
+            Withdraw: self._withdraw,
+            AddSymbol: self._add_symbol,
+            SetSymbolStatus: self._set_status,
+            SetAccountFees: self._set_fees,
+        }[type(cmd)]
+        code, msg, parts = handler(cmd)
+        # depth diffs, per symbol
+        for name, sym in self.symbols.items():
+            before = depth_before.get(name, ({}, {}))
+            after = self._depth(sym)
+            changed = []
+            for side_idx in (0, 1):
+                levels = set(before[side_idx]) | set(after[side_idx])
+                diff = [
+                    (p, after[side_idx].get(p, 0))
+                    for p in levels
+                    if before[side_idx].get(p, 0) != after[side_idx].get(p, 0)
+                ]
+                diff.sort(key=lambda lv: -lv[0] if side_idx == 0 else lv[0])
+                changed.append(tuple(diff))
+            n = len(changed[0]) + len(changed[1])
+            if n:
+                first = sym.update_id + 1
+                sym.update_id += n
+                self._emit(
+                    DepthUpdate,
+                    symbol=name,
+                    first_update_id=first,
+                    final_update_id=sym.update_id,
+                    bids=changed[0],
+                    asks=changed[1],
+                )
+        # balance diffs, per account
+        bal_after = self._balance_snapshot()
+        keys = sorted(set(bal_before) | set(bal_after))
+        per_account: dict[int, list[tuple[str, int, int]]] = {}
+        for acct, asset in keys:
+            if acct == FEE_ACCOUNT:
+                continue
+            old = bal_before.get((acct, asset), (0, 0))
+            new = bal_after.get((acct, asset), (0, 0))
+            if old != new:
+                per_account.setdefault(acct, []).append((asset, new[0], new[1]))
+        for acct in sorted(per_account):
+            self._emit(AccountBalances, account_id=acct, balances=tuple(per_account[acct]))
+        self._emit(
+            Reply,
+            request_id=cmd.request_id,
+            command=COMMAND_NAMES[type(cmd)],
+            code=code,
+            msg=msg,
+            parts=tuple(parts),
+        )
+        return self.out
+
+    # ------------------------------------------------------------------ helpers
+    def _emit(self, cls, **fields):
+        self.seq += 1
+        event = cls(seq=self.seq, ts=self.ts, **fields)
+        self.out.append(event)
+        return event
+
+    def _depth(self, sym: RefSymbol) -> tuple[dict[int, int], dict[int, int]]:
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+        for o in sym.resting:
+            levels = bids if o.side is Side.BUY else asks
+            levels[o.info.price] = levels.get(o.info.price, 0) + o.displayed()
+        return bids, asks
+
+    def _balance_snapshot(self) -> dict[tuple[int, str], tuple[int, int]]:
+        return {
+            (acct, asset): (fl[0], fl[1])
+            for acct, assets in self.bal.items()
+            for asset, fl in assets.items()
+        }
+
+    def _free(self, acct: int, asset: str) -> int:
+        return self.bal.get(acct, {}).get(asset, [0, 0])[0]
+
+    def _entry(self, acct: int, asset: str) -> list[int]:
+        return self.bal.setdefault(acct, {}).setdefault(asset, [0, 0])
+
+    def _lock(self, order: RefOrder, amount: int) -> None:
+        if amount == 0:
+            return
+        e = self._entry(order.account, order.lock_asset)
+        e[0] -= amount
+        e[1] += amount
+        order.locked += amount
+
+    def _unlock(self, order: RefOrder, amount: int) -> None:
+        if amount == 0:
+            return
+        e = self._entry(order.account, order.lock_asset)
+        e[0] += amount
+        e[1] -= amount
+        order.locked -= amount
+
+    def _spend(self, order: RefOrder, amount: int) -> None:
+        """Take ``amount`` out of the order's lock (it leaves the account)."""
+        if amount == 0:
+            return
+        e = self._entry(order.account, order.lock_asset)
+        e[1] -= amount
+        order.locked -= amount
+
+    def _credit(self, acct: int, asset: str, amount: int) -> None:
+        if amount == 0:
+            return
+        self._entry(acct, asset)[0] += amount
+
+    def _rates(self, acct: int) -> tuple[int, int]:
+        return self.fees.get(acct, (DEFAULT_RATE, DEFAULT_RATE))
+
+    def _sorted_side(self, sym: RefSymbol, side: Side) -> list[RefOrder]:
+        orders = [o for o in sym.resting if o.side is side]
+        if side is Side.BUY:
+            return sorted(orders, key=lambda o: (-o.info.price, o.arrival))
+        return sorted(orders, key=lambda o: (o.info.price, o.arrival))
+
+    def _levels(self, sym: RefSymbol, side: Side) -> list[tuple[int, int]]:
+        """(price, total remaining incl. hidden), best first."""
+        totals: dict[int, int] = {}
+        for o in sym.resting:
+            if o.side is side:
+                totals[o.info.price] = totals.get(o.info.price, 0) + o.remaining
+        return sorted(totals.items(), key=lambda lv: -lv[0] if side is Side.BUY else lv[0])
+
+    def _walk_buy_cost(self, sym: RefSymbol, qty: int) -> int:
+        cost = 0
+        left = qty
+        for price, total in self._levels(sym, Side.SELL):
+            if left == 0:
+                break
+            take = min(left, total)
+            cost += notional(price, take)
+            left -= take
+        return cost
+
+    def _walk_sell_base(self, sym: RefSymbol, quote: int) -> int:
+        step = sym.spec.step_size
+        base = 0
+        left = quote
+        for price, total in self._levels(sym, Side.BUY):
+            afford = left * SCALE // price
+            afford -= afford % step
+            take = min(total, afford)
+            if take == 0:
+                break
+            base += take
+            left -= notional(price, take)
+        return base
+
+    def _report(self, order: RefOrder, exec_type: ExecutionType, **extra) -> None:
+        fields = dict(
+            order=order.info,
+            exec_type=exec_type,
+            status=order.status,
+            reject_reason="NONE",
+            last_qty=0,
+            last_price=0,
+            last_quote=0,
+            cum_qty=order.executed,
+            cum_quote=order.cum_quote,
+            commission=0,
+            commission_asset="",
+            trade_id=-1,
+            is_working=not order.pending_stop,
+            is_maker=False,
+            working_ts=order.working_ts,
+        )
+        fields.update(extra)
+        self._emit(ExecutionReport, **fields)
+
+    def _result(self, order: RefOrder, cancel_client_order_id: str = "") -> OrderResult:
+        return OrderResult(
+            order=order.info,
+            status=order.status,
+            executed_qty=order.executed,
+            cum_quote=order.cum_quote,
+            working_ts=order.working_ts,
+            fills=tuple(order.fills),
+            cancel_client_order_id=cancel_client_order_id,
+        )
+
+    # ------------------------------------------------------------------ admin and funding
+    def _add_symbol(self, cmd: AddSymbol):
+        try:
+            cmd.spec.validate()
+        except BinanceError as e:
+            return e.code, e.msg, ()
+        if cmd.spec.symbol in self.symbols:
+            e = errors.invalid_parameter()
+            return e.code, e.msg, ()
+        self.symbols[cmd.spec.symbol] = RefSymbol(spec=cmd.spec)
+        self._emit(SymbolUpdated, spec=cmd.spec)
+        return 0, "", ()
+
+    def _set_status(self, cmd: SetSymbolStatus):
+        sym = self.symbols.get(cmd.symbol)
+        if sym is None:
+            e = errors.INVALID_SYMBOL_ERROR
+            return e.code, e.msg, ()
+        sym.spec = sym.spec.with_status(cmd.status)
+        self._emit(SymbolUpdated, spec=sym.spec)
+        return 0, "", ()
+
+    def _set_fees(self, cmd: SetAccountFees):
+        rates_ok = 0 <= cmd.maker_rate <= SCALE and 0 <= cmd.taker_rate <= SCALE
+        if cmd.account_id < 1 or not rates_ok:
+            e = errors.invalid_parameter()
+            return e.code, e.msg, ()
+        self.fees[cmd.account_id] = (cmd.maker_rate, cmd.taker_rate)
+        self._emit(
+            AccountFeesUpdated,
+            account_id=cmd.account_id,
+            maker_rate=cmd.maker_rate,
+            taker_rate=cmd.taker_rate,
+        )
+        return 0, "", ()
+
+    def _funding_error(self, cmd) -> BinanceError | None:
+        # one message for every -1130 of funding (the parameter is not named)
+        bad = (
+            cmd.account_id < 1
+            or not isinstance(cmd.asset, str)
+            or not ASSET_RE.match(cmd.asset)
+            or cmd.amount <= 0
+        )
+        return errors.invalid_parameter() if bad else None
+
+    def _deposit(self, cmd: Deposit):
+        e = self._funding_error(cmd)
+        if e is None and self._free(cmd.account_id, cmd.asset) + cmd.amount > MAX_UNITS:
+            e = errors.invalid_parameter()
+        if e is not None:
+            return e.code, e.msg, ()
+        self._entry(cmd.account_id, cmd.asset)[0] += cmd.amount
+        self._emit(BalanceUpdate, account_id=cmd.account_id, asset=cmd.asset, delta=cmd.amount)
+        return 0, "", ()
+
+    def _withdraw(self, cmd: Withdraw):
+        e = self._funding_error(cmd)
+        if e is None and self._free(cmd.account_id, cmd.asset) < cmd.amount:
+            e = errors.rejected(errors.MSG_INSUFFICIENT_BALANCE)
+        if e is not None:
+            return e.code, e.msg, ()
+        self._entry(cmd.account_id, cmd.asset)[0] -= cmd.amount
+        self._emit(BalanceUpdate, account_id=cmd.account_id, asset=cmd.asset, delta=-cmd.amount)
+        return 0, "", ()
+
+    # ------------------------------------------------------------------ cancels
+    def _find_open(self, cmd: CancelOrder) -> RefOrder | None:
+        sym = self.symbols[cmd.symbol]
+        for o in sym.resting + sym.stops:
+            if o.account != cmd.account_id:
+                continue
+            if cmd.order_id is not None:
+                if o.info.order_id == cmd.order_id:
+                    return o
+            elif o.info.client_order_id == cmd.orig_client_order_id:
+                return o
+        return None
+
+    def _cancel_error(self, cmd: CancelOrder) -> BinanceError | None:
+        if cmd.symbol not in self.symbols:
+            return errors.INVALID_SYMBOL_ERROR
+        if cmd.order_id is None and cmd.orig_client_order_id is None:
+            return errors.mandatory("orderId")
+        if self._find_open(cmd) is None:
+            return errors.cancel_rejected()
+        return None
+
+    def _do_cancel(self, order: RefOrder, cancel_client_order_id: str) -> OrderResult:
+        sym = self.symbols[order.info.symbol]
+        if order.pending_stop:
+            sym.stops.remove(order)
+        else:
+            sym.resting.remove(order)
+        self._unlock(order, order.locked)
+        order.status = OrderStatus.CANCELED
+        order.fills = []
+        self._report(order, ExecutionType.CANCELED, cancel_client_order_id=cancel_client_order_id)
+        return self._result(order, cancel_client_order_id)
+
+    def _cancel_cmd(self, cmd: CancelOrder):
+        e = self._cancel_error(cmd)
+        if e is not None:
+            return e.code, e.msg, ()
+        result = self._do_cancel(self._find_open(cmd), cmd.cancel_client_order_id)
+        return 0, "", (ReplyPart(Outcome.SUCCESS, 0, "", result),)
+
+    def _cancel_all_cmd(self, cmd: CancelAll):
+        if cmd.symbol not in self.symbols:
+            e = errors.INVALID_SYMBOL_ERROR
+            return e.code, e.msg, ()
+        orders = self.open_orders(cmd.account_id, cmd.symbol)
+        if not orders:
+            e = errors.cancel_rejected()
+            return e.code, e.msg, ()
+        parts = [ReplyPart(Outcome.SUCCESS, 0, "", self._do_cancel(o, "")) for o in orders]
+        return 0, "", parts
+
+    def _cancel_replace_cmd(self, cmd: CancelReplace):
+        c, n = cmd.cancel, cmd.new_order
+        try:
+            if c.order_id is None and c.orig_client_order_id is None:
+                raise errors.mandatory("orderId")
+            validate_new_order_shape(n)
+        except BinanceError as e:
+            return e.code, e.msg, ()
+        cancel_error = self._cancel_error(c)
+        if cancel_error is not None:
+            cancel_part = ReplyPart(Outcome.FAILURE, cancel_error.code, cancel_error.msg, None)
+            if cmd.mode is CancelReplaceMode.STOP_ON_FAILURE:
+                e = errors.CANCEL_REPLACE_FAILED_ERROR
+                new_part = ReplyPart(Outcome.NOT_ATTEMPTED, 0, "", None)
+                return e.code, e.msg, (cancel_part, new_part)
+        else:
+            result = self._do_cancel(self._find_open(c), c.cancel_client_order_id)
+            cancel_part = ReplyPart(Outcome.SUCCESS, 0, "", result)
+        new_error, result = self._place(n)
+        if new_error is not None:
+            new_part = ReplyPart(Outcome.FAILURE, new_error.code, new_error.msg, None)
+        else:
+            new_part = ReplyPart(Outcome.SUCCESS, 0, "", result)
+        failures = (cancel_error is not None) + (new_error is not None)
+        if failures == 0:
+            return 0, "", (cancel_part, new_part)
+        e = errors.CANCEL_REPLACE_PARTIAL_ERROR
+        if failures == 2:
+            e = errors.CANCEL_REPLACE_FAILED_ERROR
+        return e.code, e.msg, (cancel_part, new_part)
+
+    # ------------------------------------------------------------------ new orders
+    def _new_order_cmd(self, cmd: NewOrder):
+        e, result = self._place(cmd)
+        if e is not None:
+            return e.code, e.msg, ()
+        return 0, "", (ReplyPart(Outcome.SUCCESS, 0, "", result),)
+
+    def _check_new(self, cmd: NewOrder) -> tuple[BinanceError | None, int]:
+        """Every acceptance check in the documented order; returns (error, amount to lock)."""
+        try:
+            validate_new_order_shape(cmd)
+        except BinanceError as e:
+            return e, 0
+        sym = self.symbols.get(cmd.symbol)
+        if sym is None:
+            return errors.INVALID_SYMBOL_ERROR, 0
+        spec = sym.spec
+        if spec.status is not SymbolStatus.TRADING:
+            return errors.rejected(errors.MSG_MARKET_CLOSED), 0
+        t = cmd.type
+        unsupported = (
+            t not in spec.order_types
+            or (cmd.iceberg_qty is not None and not spec.iceberg_allowed)
+            or (cmd.quote_order_qty is not None and not spec.quote_order_qty_market_allowed)
+            or (cmd.iceberg_qty is not None and cmd.time_in_force not in (None, TimeInForce.GTC))
+        )
+        if unsupported:
+            return errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION), 0
+        if cmd.stp_mode is not None and cmd.stp_mode not in spec.allowed_stp_modes:
+            return errors.rejected(errors.MSG_STP_NOT_ALLOWED), 0
+        is_stop = t in STOP_TYPES
+        market_like = t in (OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT)
+        last = sym.last_price
+        try:
+            if cmd.price is not None:
+                check_price(spec, cmd.price)
+            if cmd.stop_price is not None:
+                check_price(spec, cmd.stop_price)
+            if cmd.quantity is not None:
+                check_lot(spec, cmd.quantity, market=market_like)
+            if cmd.iceberg_qty is not None:
+                check_lot(spec, cmd.iceberg_qty, market=False)
+            if t in LIMIT_TYPES:
+                check_notional(spec, notional(cmd.price, cmd.quantity), market=False)
+            elif t is OrderType.MARKET:
+                if cmd.quote_order_qty is not None:
+                    check_notional(spec, cmd.quote_order_qty, market=True)
+                elif last > 0:
+                    check_notional(spec, notional(last, cmd.quantity), market=True)
+            else:  # STOP_LOSS, TAKE_PROFIT
+                check_notional(spec, notional(cmd.stop_price, cmd.quantity), market=True)
+            if t in LIMIT_TYPES:
+                check_percent_price(spec, cmd.price, last)
+            if cmd.iceberg_qty is not None:
+                parts = -(-cmd.quantity // cmd.iceberg_qty)
+                if parts > spec.iceberg_parts:
+                    raise errors.filter_failure("ICEBERG_PARTS")
+        except BinanceError as e:
+            return e, 0
+        mine = [o for o in sym.resting + sym.stops if o.account == cmd.account_id]
+        if len(mine) >= spec.max_num_orders:
+            return errors.filter_failure("MAX_NUM_ORDERS"), 0
+        if is_stop and len([o for o in mine if o.pending_stop]) >= spec.max_num_algo_orders:
+            return errors.filter_failure("MAX_NUM_ALGO_ORDERS"), 0
+        if cmd.iceberg_qty is not None and (
+            len([o for o in mine if o.is_iceberg]) >= spec.max_num_iceberg_orders
+        ):
+            return errors.filter_failure("MAX_NUM_ICEBERG_ORDERS"), 0
+        if any(o.info.client_order_id == cmd.client_order_id for o in mine):
+            return errors.rejected(errors.MSG_DUPLICATE_ORDER), 0
+        if is_stop and last > 0 and self._stop_holds(t, cmd.side, cmd.stop_price, last):
+            return errors.rejected(errors.MSG_WOULD_TRIGGER), 0
+        if t is OrderType.LIMIT_MAKER:
+            opposite = self._levels(sym, Side.SELL if cmd.side is Side.BUY else Side.BUY)
+            if opposite:
+                best = opposite[0][0]
+                if (cmd.side is Side.BUY and cmd.price >= best) or (
+                    cmd.side is Side.SELL and cmd.price <= best
+                ):
+                    return errors.rejected(errors.MSG_WOULD_TAKE), 0
+        # what the order locks
+        if cmd.side is Side.BUY:
+            asset = spec.quote_asset
+            if cmd.price is not None:
+                lock = notional(cmd.price, cmd.quantity)
+            elif t is OrderType.MARKET and cmd.quote_order_qty is not None:
+                lock = cmd.quote_order_qty
+            elif t is OrderType.MARKET:
+                lock = self._walk_buy_cost(sym, cmd.quantity)
+            else:  # STOP_LOSS / TAKE_PROFIT BUY lock when triggered
+                lock = 0
+        else:
+            asset = spec.base_asset
+            if t is OrderType.MARKET and cmd.quote_order_qty is not None:
+                lock = self._walk_sell_base(sym, cmd.quote_order_qty)
+            else:
+                lock = cmd.quantity
+        if self._free(cmd.account_id, asset) < lock:
+            return errors.rejected(errors.MSG_INSUFFICIENT_BALANCE), 0
+        return None, lock
+
+    @staticmethod
+    def _stop_holds(t: OrderType, side: Side, stop_price: int, last: int) -> bool:
+        rising = (t in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)) == (side is Side.BUY)
+        return last >= stop_price if rising else last <= stop_price
+
+    def _place(self, cmd: NewOrder) -> tuple[BinanceError | None, OrderResult | None]:
+        error, lock = self._check_new(cmd)
+        if error is not None:
+            return error, None
+        sym = self.symbols[cmd.symbol]
+        spec = sym.spec
+        info = OrderInfo(
+            order_id=sym.next_order_id,
+            account_id=cmd.account_id,
+            symbol=cmd.symbol,
+            client_order_id=cmd.client_order_id,
+            side=cmd.side,
+            type=cmd.type,
+            time_in_force=None if cmd.type in NO_TIF_TYPES else cmd.time_in_force,
+            quantity=cmd.quantity or 0,
+            price=cmd.price or 0,
+            stop_price=cmd.stop_price or 0,
+            iceberg_qty=cmd.iceberg_qty or 0,
+            quote_order_qty=cmd.quote_order_qty or 0,
+            stp_mode=cmd.stp_mode if cmd.stp_mode is not None else spec.default_stp,
+            created_ts=cmd.ts,
+        )
+        sym.next_order_id += 1
+        order = RefOrder(
+            info=info,
+            remaining=info.quantity,
+            lock_asset=spec.quote_asset if cmd.side is Side.BUY else spec.base_asset,
+        )
+        self._lock(order, lock)
+        if cmd.type in STOP_TYPES:
+            order.pending_stop = True
+            sym.stops.append(order)
+            self._report(order, ExecutionType.NEW)
+            return None, self._result(order)
+        order.working_ts = self.ts
+        self._report(order, ExecutionType.NEW)
+        price_before = sym.last_price
+        self._run_taker(sym, order, cmd.type)
+        if sym.last_price != price_before:
+            self._trigger_stops(sym)
+        # as the command left it, with all of this command's fills (a stop triggered by it may
+        # have traded against it as a maker)
+        return None, self._result(order)
+
+    # ------------------------------------------------------------------ matching
+    def _trigger_stops(self, sym: RefSymbol) -> None:
+        while True:
+            holding = [
+                o
+                for o in sym.stops
+                if self._stop_holds(o.info.type, o.side, o.info.stop_price, sym.last_price)
+            ]
+            if not holding:
+                return
+            stop = min(holding, key=lambda o: o.info.order_id)
+            sym.stops.remove(stop)
+            stop.pending_stop = False
+            stop.working_ts = self.ts
+            self._report(stop, ExecutionType.NEW)
+            if stop.info.type in (OrderType.STOP_LOSS, OrderType.TAKE_PROFIT):
+                if stop.side is Side.BUY:
+                    cost = self._walk_buy_cost(sym, stop.remaining)
+                    if self._free(stop.account, stop.lock_asset) < cost:
+                        stop.status = OrderStatus.EXPIRED
+                        self._report(
+                            stop, ExecutionType.EXPIRED, reject_reason="INSUFFICIENT_BALANCE"
+                        )
+                        continue
+                    self._lock(stop, cost)
+                self._run_taker(sym, stop, OrderType.MARKET)
+            else:
+                self._run_taker(sym, stop, OrderType.LIMIT)
+
+    def _crosses(self, taker: RefOrder, behaves: OrderType, maker_price: int) -> bool:
+        if behaves is OrderType.MARKET:
+            return True
+        if taker.side is Side.BUY:
+            return maker_price <= taker.info.price
+        return maker_price >= taker.info.price
+
+    def _filled(self, order: RefOrder) -> bool:
+        if order.by_quote:
+            return order.cum_quote == order.info.quote_order_qty
+        return order.remaining == 0
+
+    def _run_taker(self, sym: RefSymbol, taker: RefOrder, behaves: OrderType) -> None:
+        """Match a taker (``behaves`` is MARKET or LIMIT/LIMIT_MAKER) and finish it."""
+        spec = sym.spec
+        step = spec.step_size
+        tif = taker.info.time_in_force
+        opposite = Side.SELL if taker.side is Side.BUY else Side.BUY
+        if tif is TimeInForce.FOK:
+            fillable = sum(
+                o.remaining
+                for o in sym.resting
+                if o.side is opposite
+                and self._crosses(taker, behaves, o.info.price)
+                and (o.account != taker.account or taker.info.stp_mode is StpMode.NONE)
+            )
+            if fillable < taker.remaining:
+                taker.status = OrderStatus.EXPIRED
+                self._unlock(taker, taker.locked)
+                self._report(taker, ExecutionType.EXPIRED)
+                return
+        expired_in_match = False
+        while not self._filled(taker):
+            book = self._sorted_side(sym, opposite)
+            if not book or not self._crosses(taker, behaves, book[0].info.price):
+                break
+            maker = book[0]
+            price = maker.info.price
+            # how much this match can be
+            if taker.by_quote:
+                afford = (taker.info.quote_order_qty - taker.cum_quote) * SCALE // price
+                qty = min(maker.displayed(), afford - afford % step)
+            else:
+                qty = min(taker.remaining, maker.displayed())
+            if behaves is OrderType.MARKET and taker.side is Side.BUY and not taker.by_quote:
+                afford = taker.locked * SCALE // price
+                qty = min(qty, afford - afford % step)
+            if taker.by_quote and taker.side is Side.SELL:
+                qty = min(qty, taker.locked)
+            if qty == 0:
+                break
+            if maker.account == taker.account and taker.info.stp_mode is not StpMode.NONE:
+                expired_in_match = self._prevent(sym, taker, maker)
+                if expired_in_match:
+                    break
+                continue
+            self._trade(sym, taker, maker, price, qty, behaves)
+        if expired_in_match:
+            self._unlock(taker, taker.locked)
+            return
+        if self._filled(taker):
+            self._unlock(taker, taker.locked)
+            return
+        if behaves is not OrderType.MARKET and tif in (None, TimeInForce.GTC):
+            # rests (LIMIT GTC, LIMIT_MAKER, triggered *_LIMIT GTC)
+            self.arrival += 1
+            taker.arrival = self.arrival
+            if taker.is_iceberg:
+                taker.slice = min(taker.info.iceberg_qty, taker.remaining)
+            sym.resting.append(taker)
+            return
+        taker.status = OrderStatus.EXPIRED
+        self._unlock(taker, taker.locked)
+        self._report(taker, ExecutionType.EXPIRED)
+
+    def _prevent(self, sym: RefSymbol, taker: RefOrder, maker: RefOrder) -> bool:
+        mode = taker.info.stp_mode
+        maker_expires = mode in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH)
+        taker_expires = mode in (StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH)
+        maker_qty = maker.remaining if maker_expires else 0
+        taker_qty = 0
+        if taker_expires and taker.by_quote:
+            # a quote-qty taker's "remaining quantity": what its budget buys at the maker's price
+            afford = (taker.info.quote_order_qty - taker.cum_quote) * SCALE // maker.info.price
+            taker_qty = afford - afford % sym.spec.step_size
+        elif taker_expires:
+            taker_qty = taker.remaining
+        pm_id = sym.next_prevented_id
+        sym.next_prevented_id += 1
+        self._emit(
+            PreventedMatch,
+            symbol=sym.spec.symbol,
+            prevented_match_id=pm_id,
+            taker_order_id=taker.info.order_id,
+            maker_order_id=maker.info.order_id,
+            account_id=taker.account,
+            stp_mode=mode,
+            price=maker.info.price,
+            maker_prevented_qty=maker_qty,
+            taker_prevented_qty=taker_qty,
+        )
+        if maker_expires:
+            sym.resting.remove(maker)
+            self._unlock(maker, maker.locked)
+            maker.status = OrderStatus.EXPIRED_IN_MATCH
+            self._report(
+                maker,
+                ExecutionType.TRADE_PREVENTION,
+                prevented_match_id=pm_id,
+                prevented_qty=maker_qty,
+                last_prevented_qty=maker_qty,
+                counter_order_id=taker.info.order_id,
+                is_maker=True,
+            )
+        if taker_expires:
+            taker.status = OrderStatus.EXPIRED_IN_MATCH
+            self._report(
+                taker,
+                ExecutionType.TRADE_PREVENTION,
+                prevented_match_id=pm_id,
+                prevented_qty=taker_qty,
+                last_prevented_qty=taker_qty,
+                counter_order_id=maker.info.order_id,
+            )
+        return taker_expires
+
+    def _trade(
+        self,
+        sym: RefSymbol,
+        taker: RefOrder,
+        maker: RefOrder,
+        price: int,
+        qty: int,
+        behaves: OrderType,
+    ) -> None:
+        spec = sym.spec
+        quote = notional(price, qty)
+        trade_id = sym.next_trade_id
+        sym.next_trade_id += 1
+        buyer, seller = (taker, maker) if taker.side is Side.BUY else (maker, taker)
+        self._emit(
+            Trade,
+            symbol=spec.symbol,
+            trade_id=trade_id,
+            price=price,
+            qty=qty,
+            quote_qty=quote,
+            buyer_order_id=buyer.info.order_id,
+            seller_order_id=seller.info.order_id,
+            buyer_account_id=buyer.account,
+            seller_account_id=seller.account,
+            is_buyer_maker=buyer is maker,
+        )
+        sym.last_price = price
+        commissions = {}
+        for order in (maker, taker):
+            is_maker = order is maker
+            maker_rate, taker_rate = self._rates(order.account)
+            rate = maker_rate if is_maker else taker_rate
+            if order.side is Side.BUY:
+                # pays quote from its lock; a priced BUY releases the rest of notional(limit, qty)
+                self._spend(order, quote)
+                if order.info.price > 0 and not (order is taker and behaves is OrderType.MARKET):
+                    self._unlock(order, notional(order.info.price, qty) - quote)
+                fee = fee_for(qty, rate)
+                self._credit(order.account, spec.base_asset, qty - fee)
+                self._credit(FEE_ACCOUNT, spec.base_asset, fee)
+                commissions[is_maker] = (fee, spec.base_asset)
+            else:
+                self._spend(order, qty)
+                fee = fee_for(quote, rate)
+                self._credit(order.account, spec.quote_asset, quote - fee)
+                self._credit(FEE_ACCOUNT, spec.quote_asset, fee)
+                commissions[is_maker] = (fee, spec.quote_asset)
+            order.executed += qty
+            order.cum_quote += quote
+            if not order.by_quote:
+                order.remaining -= qty
+            order.status = (
+                OrderStatus.FILLED if self._filled(order) else (OrderStatus.PARTIALLY_FILLED)
+            )
+            order.fills.append(
+                Fill(
+                    price=price,
+                    qty=qty,
+                    commission=commissions[is_maker][0],
+                    commission_asset=commissions[is_maker][1],
+                    trade_id=trade_id,
+                )
+            )
+        # a filled maker leaves the book; a used-up iceberg slice refills at the back
+        if maker.remaining == 0:
+            sym.resting.remove(maker)
+            self._unlock(maker, maker.locked)
+        elif maker.is_iceberg:
+            maker.slice -= qty
+            if maker.slice == 0:
+                maker.slice = min(maker.info.iceberg_qty, maker.remaining)
+                self.arrival += 1
+                maker.arrival = self.arrival
+        for order in (maker, taker):
+            fee, asset = commissions[order is maker]
+            self._report(
+                order,
+                ExecutionType.TRADE,
+                last_qty=qty,
+                last_price=price,
+                last_quote=quote,
+                commission=fee,
+                commission_asset=asset,
+                trade_id=trade_id,
+                is_maker=order is maker,
+            )
+
+    # ------------------------------------------------------------------ invariants
+    def check_invariants(self, totals: dict[str, int]) -> None:
+        """Raise AssertionError if an invariant of docs/engine.md does not hold.
+
+        ``totals``: asset -> deposits minus withdrawals, kept by the caller.
+        """
+        sums: dict[str, int] = {}
+        for acct, assets in self.bal.items():
+            for asset, (free, locked) in assets.items():
+                assert free >= 0 and locked >= 0, f"negative balance {acct} {asset}"
+                sums[asset] = sums.get(asset, 0) + free + locked
+        for asset in set(sums) | set(totals):
+            assert sums.get(asset, 0) == totals.get(asset, 0), f"{asset} total drifted"
+        expected_locks: dict[tuple[int, str], int] = {}
+        for sym in self.symbols.values():
+            for o in sym.resting + sym.stops:
+                key = (o.account, o.lock_asset)
+                expected_locks[key] = expected_locks.get(key, 0) + o.locked
+                assert o.remaining > 0 and o.executed + o.remaining == o.info.quantity
+                if o in sym.resting:
+                    if o.side is Side.BUY:
+                        assert o.locked == notional(o.info.price, o.remaining)
+                    else:
+                        assert o.locked == o.remaining
+            bids = [o.info.price for o in sym.resting if o.side is Side.BUY]
+            asks = [o.info.price for o in sym.resting if o.side is Side.SELL]
+            if bids and asks:
+                assert max(bids) < min(asks), f"{sym.spec.symbol} crossed"
+        for acct, assets in self.bal.items():
+            for asset, (_free, locked) in assets.items():
+                assert locked == expected_locks.get((acct, asset), 0), (
+                    f"locked {acct} {asset} = {locked}, orders lock "
+                    f"{expected_locks.get((acct, asset), 0)}"
+                )
