@@ -1,0 +1,835 @@
+"""The Engine: commands in, events out (docs/engine.md is the contract).
+
+One ``process`` call handles one command. Handlers either raise ``BinanceError`` before they
+change anything (the reply carries it) or change state and append events. While a command
+runs, the engine records the first-seen value of every book level and balance it touches;
+at the end those records become the command's ``DepthUpdate`` and ``AccountBalances``.
+Sequence numbers are stamped on the whole batch at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bourse.domain import errors
+from bourse.domain.amounts import MAX_UNITS, SCALE
+from bourse.domain.commands import (
+    COMMAND_NAMES,
+    FEE_ACCOUNT,
+    AddSymbol,
+    CancelAll,
+    CancelOrder,
+    CancelReplace,
+    Command,
+    Deposit,
+    NewOrder,
+    SetAccountFees,
+    SetSymbolStatus,
+    Withdraw,
+    validate_new_order_shape,
+)
+from bourse.domain.enums import (
+    CancelReplaceMode,
+    ExecutionType,
+    OrderStatus,
+    OrderType,
+    Outcome,
+    StpMode,
+    SymbolStatus,
+    TimeInForce,
+)
+from bourse.domain.errors import BinanceError
+from bourse.domain.events import (
+    AccountBalances,
+    AccountFeesUpdated,
+    BalanceUpdate,
+    DepthUpdate,
+    Event,
+    ExecutionReport,
+    Fill,
+    OrderInfo,
+    OrderResult,
+    PreventedMatch,
+    Reply,
+    ReplyPart,
+    SymbolUpdated,
+    Trade,
+)
+from bourse.domain.symbols import ASSET_RE, SymbolSpec
+from bourse.engine import acceptance
+from bourse.engine.balances import DEFAULT_RATES, Balances
+from bourse.engine.orders import Order
+from bourse.engine.symbol_state import SymbolState
+
+_NEW = ExecutionType.NEW
+_TRADE = ExecutionType.TRADE
+_EXPIRED = ExecutionType.EXPIRED
+_CANCELED = ExecutionType.CANCELED
+_PREVENTION = ExecutionType.TRADE_PREVENTION
+_S_NEW = OrderStatus.NEW
+_S_PARTIAL = OrderStatus.PARTIALLY_FILLED
+_S_FILLED = OrderStatus.FILLED
+_S_CANCELED = OrderStatus.CANCELED
+_S_EXPIRED = OrderStatus.EXPIRED
+_S_EIM = OrderStatus.EXPIRED_IN_MATCH
+_STP_NONE = StpMode.NONE
+_GTC = TimeInForce.GTC
+_FOK = TimeInForce.FOK
+_MARKET_TYPES = frozenset({OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT})
+_OK = (0, "")
+
+
+class Engine:
+    def __init__(self) -> None:
+        self._seq = 0
+        self._symbols: dict[str, SymbolState] = {}
+        self._bal = Balances()
+        # Per-command scratch.
+        self._ts = 0
+        self._events: list[Any] = []
+        self._touched_bal: dict[tuple[int, str], tuple[list[int], int, int]] = {}
+        self._touched_bids: dict[int, int] = {}
+        self._touched_asks: dict[int, int] = {}
+        self._cmd_sym: SymbolState | None = None
+        self._reply_order: Order | None = None  # the new order while its stops cascade
+        self._reply_fills: list[Fill] = []
+        self._handlers = {
+            NewOrder: self._on_new_order,
+            CancelOrder: self._on_cancel,
+            CancelReplace: self._on_cancel_replace,
+            CancelAll: self._on_cancel_all,
+            Deposit: self._on_deposit,
+            Withdraw: self._on_withdraw,
+            AddSymbol: self._on_add_symbol,
+            SetSymbolStatus: self._on_set_status,
+            SetAccountFees: self._on_set_fees,
+        }
+
+    # ------------------------------------------------------------------ interface
+
+    def process(self, cmd: Command) -> list[Event]:
+        self._ts = cmd.ts
+        events: list[Any] = []
+        self._events = events
+        self._cmd_sym = None
+        try:
+            code, msg, parts = self._handlers[type(cmd)](cmd)
+        except BinanceError as exc:
+            code, msg, parts = exc.code, exc.msg, ()
+        if self._cmd_sym is not None:
+            self._emit_depth(self._cmd_sym)
+        if self._touched_bal:
+            self._emit_balances()
+        events.append(Reply(0, cmd.ts, cmd.request_id, COMMAND_NAMES[type(cmd)], code, msg, parts))
+        seq = self._seq
+        for event in events:
+            seq += 1
+            event.seq = seq
+        self._seq = seq
+        return events
+
+    def balances(self) -> dict[int, dict[str, tuple[int, int]]]:
+        return self._bal.as_nested()
+
+    def depth(
+        self, symbol: str, limit: int = 100
+    ) -> tuple[int, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+        sym = self._symbols.get(symbol)
+        if sym is None:
+            raise errors.INVALID_SYMBOL_ERROR
+        bids, asks = sym.book.depth(limit)
+        return sym.update_id, bids, asks
+
+    def open_orders(self, account_id: int, symbol: str | None = None) -> list[OrderResult]:
+        out = []
+        for name, sym in self._symbols.items():
+            if symbol is not None and name != symbol:
+                continue
+            orders = sym.by_account.get(account_id)
+            if orders:
+                for order in sorted(orders.values(), key=_order_id):
+                    out.append(_result(order, ()))
+        return out
+
+    def symbols(self) -> dict[str, SymbolSpec]:
+        return {name: sym.spec for name, sym in self._symbols.items()}
+
+    def state_hash(self) -> str:
+        from bourse.engine.snapshot import state_hash
+
+        return state_hash(self)
+
+    def snapshot(self) -> bytes:
+        from bourse.engine.snapshot import encode
+
+        return encode(self)
+
+    @classmethod
+    def restore(cls, data: bytes) -> Engine:
+        from bourse.engine.snapshot import decode
+
+        return decode(data)
+
+    # ------------------------------------------------------------------ admin and funding
+
+    def _on_add_symbol(self, cmd: AddSymbol) -> tuple[int, str, tuple[ReplyPart, ...]]:
+        spec = cmd.spec
+        if spec.symbol in self._symbols:
+            raise errors.invalid_parameter()
+        spec.validate()
+        self._symbols[spec.symbol] = SymbolState(spec, self._bal)
+        self._events.append(SymbolUpdated(0, cmd.ts, spec))
+        return 0, "", ()
+
+    def _on_set_status(self, cmd: SetSymbolStatus) -> tuple[int, str, tuple[ReplyPart, ...]]:
+        sym = self._symbol(cmd.symbol)
+        if cmd.status not in tuple(SymbolStatus):
+            raise errors.invalid_parameter()
+        sym.spec = sym.spec.with_status(SymbolStatus(cmd.status))
+        self._events.append(SymbolUpdated(0, cmd.ts, sym.spec))
+        return 0, "", ()
+
+    def _on_set_fees(self, cmd: SetAccountFees) -> tuple[int, str, tuple[ReplyPart, ...]]:
+        if cmd.account_id < 1 or not (
+            0 <= cmd.maker_rate <= SCALE and 0 <= cmd.taker_rate <= SCALE
+        ):
+            raise errors.invalid_parameter()
+        self._bal.fees[cmd.account_id] = (cmd.maker_rate, cmd.taker_rate)
+        self._events.append(
+            AccountFeesUpdated(0, cmd.ts, cmd.account_id, cmd.maker_rate, cmd.taker_rate)
+        )
+        return 0, "", ()
+
+    def _check_funding(self, account_id: int, asset: str, amount: int) -> None:
+        if account_id < 1 or not isinstance(asset, str) or not ASSET_RE.match(asset) or amount <= 0:
+            raise errors.invalid_parameter()
+
+    def _on_deposit(self, cmd: Deposit) -> tuple[int, str, tuple[ReplyPart, ...]]:
+        self._check_funding(cmd.account_id, cmd.asset, cmd.amount)
+        if self._bal.free(cmd.account_id, cmd.asset) + cmd.amount > MAX_UNITS:
+            raise errors.invalid_parameter()
+        entry = self._bal.entry(cmd.account_id, cmd.asset)
+        self._touch(entry, cmd.account_id, cmd.asset)
+        entry[0] += cmd.amount
+        totals = self._bal.totals
+        totals[cmd.asset] = totals.get(cmd.asset, 0) + cmd.amount
+        self._events.append(BalanceUpdate(0, cmd.ts, cmd.account_id, cmd.asset, cmd.amount))
+        return 0, "", ()
+
+    def _on_withdraw(self, cmd: Withdraw) -> tuple[int, str, tuple[ReplyPart, ...]]:
+        self._check_funding(cmd.account_id, cmd.asset, cmd.amount)
+        if self._bal.free(cmd.account_id, cmd.asset) < cmd.amount:
+            raise errors.rejected(errors.MSG_INSUFFICIENT_BALANCE)
+        entry = self._bal.entry(cmd.account_id, cmd.asset)
+        self._touch(entry, cmd.account_id, cmd.asset)
+        entry[0] -= cmd.amount
+        self._bal.totals[cmd.asset] -= cmd.amount
+        self._events.append(BalanceUpdate(0, cmd.ts, cmd.account_id, cmd.asset, -cmd.amount))
+        return 0, "", ()
+
+    # ------------------------------------------------------------------ cancels
+
+    def _symbol(self, name: str) -> SymbolState:
+        sym = self._symbols.get(name)
+        if sym is None:
+            raise errors.INVALID_SYMBOL_ERROR
+        return sym
+
+    def _find_open(self, sym: SymbolState, cmd: CancelOrder) -> Order:
+        if cmd.order_id is not None:
+            order = sym.book.orders.get(cmd.order_id) or sym.stops.get(cmd.order_id)
+            if order is None or order.account_id != cmd.account_id:
+                raise errors.cancel_rejected()
+            return order
+        open_orders = sym.by_account.get(cmd.account_id)
+        order = open_orders.get(cmd.orig_client_order_id or "") if open_orders else None
+        if order is None:
+            raise errors.cancel_rejected()
+        return order
+
+    def _cancel(self, sym: SymbolState, order: Order, cancel_client_id: str) -> OrderResult:
+        """Take an open order (resting or untriggered stop) off and release its lock."""
+        self._cmd_sym = sym
+        is_stop = order.order_id in sym.stops
+        if is_stop:
+            sym.stops.remove(order.order_id)
+        else:
+            side = sym.book.bids if order.is_buy else sym.book.asks
+            touched = self._touched_bids if order.is_buy else self._touched_asks
+            price = order.price
+            if price not in touched:
+                touched[price] = side.levels[price].qty
+            side.unlink(order)
+            del sym.book.orders[order.order_id]
+        del sym.by_account[order.account_id][order.info.client_order_id]
+        self._release(order)
+        order.status = _S_CANCELED
+        self._events.append(
+            ExecutionReport(
+                0, self._ts, order.info, _CANCELED, _S_CANCELED, "NONE", 0, 0, 0,
+                order.executed, order.cum_quote, 0, "", -1, not is_stop, False,
+                order.working_ts, cancel_client_id, -1, order.prevented_qty, 0, -1,
+            )
+        )  # fmt: skip
+        return _result(order, (), cancel_client_id)
+
+    def _on_cancel(self, cmd: CancelOrder) -> tuple[int, str, tuple[ReplyPart, ...]]:
+        sym = self._symbol(cmd.symbol)
+        if cmd.order_id is None and cmd.orig_client_order_id is None:
+            raise errors.mandatory("orderId")
+        order = self._find_open(sym, cmd)
+        result = self._cancel(sym, order, cmd.cancel_client_order_id)
+        return 0, "", (ReplyPart(Outcome.SUCCESS, 0, "", result),)
+
+    def _on_cancel_all(self, cmd: CancelAll) -> tuple[int, str, tuple[ReplyPart, ...]]:
+        sym = self._symbol(cmd.symbol)
+        open_orders = sym.by_account.get(cmd.account_id)
+        if not open_orders:
+            raise errors.cancel_rejected()
+        parts = []
+        for order in sorted(open_orders.values(), key=_order_id):
+            result = self._cancel(sym, order, "")
+            parts.append(ReplyPart(Outcome.SUCCESS, 0, "", result))
+        return 0, "", tuple(parts)
+
+    def _on_cancel_replace(self, cmd: CancelReplace) -> tuple[int, str, tuple[ReplyPart, ...]]:
+        cancel, new = cmd.cancel, cmd.new_order
+        if cancel.order_id is None and cancel.orig_client_order_id is None:
+            raise errors.mandatory("orderId")
+        validate_new_order_shape(new)
+        cancel_part: ReplyPart
+        try:
+            sym = self._symbol(cancel.symbol)
+            order = self._find_open(sym, cancel)
+            result = self._cancel(sym, order, cancel.cancel_client_order_id)
+            cancel_part = ReplyPart(Outcome.SUCCESS, 0, "", result)
+            cancel_ok = True
+        except BinanceError as exc:
+            cancel_part = ReplyPart(Outcome.FAILURE, exc.code, exc.msg, None)
+            cancel_ok = False
+        if not cancel_ok and cmd.mode is CancelReplaceMode.STOP_ON_FAILURE:
+            new_part = ReplyPart(Outcome.NOT_ATTEMPTED, 0, "", None)
+            err = errors.CANCEL_REPLACE_FAILED_ERROR
+            return err.code, err.msg, (cancel_part, new_part)
+        try:
+            new_result = self._place(new)
+            new_part = ReplyPart(Outcome.SUCCESS, 0, "", new_result)
+            new_ok = True
+        except BinanceError as exc:
+            new_part = ReplyPart(Outcome.FAILURE, exc.code, exc.msg, None)
+            new_ok = False
+        if cancel_ok and new_ok:
+            return 0, "", (cancel_part, new_part)
+        err = (
+            errors.CANCEL_REPLACE_PARTIAL_ERROR
+            if cancel_ok or new_ok
+            else errors.CANCEL_REPLACE_FAILED_ERROR
+        )
+        return err.code, err.msg, (cancel_part, new_part)
+
+    # ------------------------------------------------------------------ new orders
+
+    def _on_new_order(self, cmd: NewOrder) -> tuple[int, str, tuple[ReplyPart, ...]]:
+        validate_new_order_shape(cmd)
+        result = self._place(cmd)
+        return 0, "", (ReplyPart(Outcome.SUCCESS, 0, "", result),)
+
+    def _place(self, cmd: NewOrder) -> OrderResult:
+        """Check, accept and run a (shape-valid) new order; raise before any change."""
+        sym = self._symbol(cmd.symbol)
+        if sym.spec.status is not SymbolStatus.TRADING:
+            raise errors.rejected(errors.MSG_MARKET_CLOSED)
+        stp_mode = acceptance.check_combination(sym.spec, cmd)
+        acceptance.check_filters(sym, cmd)
+        acceptance.check_state(sym, cmd)
+        is_buy = cmd.side == "BUY"
+        order_type = cmd.type
+        is_stop = order_type in acceptance.STOP_TYPES
+        is_market = order_type is OrderType.MARKET
+        quantity = cmd.quantity or 0
+        qoq = cmd.quote_order_qty or 0
+        # What the order locks at acceptance (docs/engine.md, "Orders").
+        if is_buy:
+            if order_type in _MARKET_TYPES:
+                if is_stop:
+                    lock = 0
+                elif qoq:
+                    lock = qoq
+                else:
+                    lock = acceptance.walk_cost_for_qty(sym.book.asks, quantity)
+            else:
+                lock = (cmd.price or 0) * quantity // SCALE
+        elif qoq:
+            lock = acceptance.walk_base_for_quote(sym.book.bids, qoq, sym.step)
+        else:
+            lock = quantity
+        bal = self._bal
+        acct = cmd.account_id
+        lock_asset, recv_asset = (sym.quote, sym.base) if is_buy else (sym.base, sym.quote)
+        if lock and bal.free(acct, lock_asset) < lock:
+            raise errors.rejected(errors.MSG_INSUFFICIENT_BALANCE)
+
+        # Accepted: from here on state changes.
+        self._cmd_sym = sym
+        ts = self._ts
+        order_id = sym.next_order_id
+        sym.next_order_id = order_id + 1
+        info = OrderInfo(
+            order_id, acct, sym.spec.symbol, cmd.client_order_id, cmd.side, order_type,
+            cmd.time_in_force, quantity, cmd.price or 0, cmd.stop_price or 0,
+            cmd.iceberg_qty or 0, qoq, stp_mode, ts,
+        )  # fmt: skip
+        lock_entry = bal.entry(acct, lock_asset)
+        recv_entry = bal.entry(acct, recv_asset)
+        order = Order(info, is_buy, (acct, lock_asset), lock_entry, (acct, recv_asset), recv_entry)
+        if lock:
+            self._touch(lock_entry, acct, lock_asset)
+            lock_entry[0] -= lock
+            lock_entry[1] += lock
+            order.lock = lock
+        if is_stop:
+            sym.stops.add(order)
+            sym.open_of(acct)[cmd.client_order_id] = order
+            self._events.append(
+                ExecutionReport(
+                    0, ts, info, _NEW, _S_NEW, "NONE", 0, 0, 0, 0, 0, 0, "", -1, False, False,
+                    -1,
+                )
+            )  # fmt: skip
+            return _result(order, ())
+        order.is_market = is_market
+        order.working_ts = ts
+        self._events.append(
+            ExecutionReport(0, ts, info, _NEW, _S_NEW, "NONE", 0, 0, 0, 0, 0, 0, "", -1, True,
+                            False, ts)
+        )  # fmt: skip
+        fills: list[Fill] = []
+        last_before = sym.last_price
+        self._take(sym, order, fills)
+        if sym.last_price != last_before and len(sym.stops):
+            self._reply_order = order
+            self._reply_fills = fills
+            try:
+                self._run_stops(sym)
+            finally:
+                self._reply_order = None
+        return _result(order, tuple(fills))
+
+    def _run_stops(self, sym: SymbolState) -> None:
+        stops = sym.stops
+        ts = self._ts
+        while True:
+            order = stops.next_triggered(sym.last_price)
+            if order is None:
+                return
+            stops.remove(order.order_id)
+            del sym.by_account[order.account_id][order.info.client_order_id]
+            order.working_ts = ts
+            info = order.info
+            self._events.append(
+                ExecutionReport(0, ts, info, _NEW, _S_NEW, "NONE", 0, 0, 0, 0, 0, 0, "", -1,
+                                True, False, ts)
+            )  # fmt: skip
+            if info.type in _MARKET_TYPES:
+                order.is_market = True
+                if order.is_buy:
+                    cost = acceptance.walk_cost_for_qty(sym.book.asks, order.remaining)
+                    entry = order.lock_bal
+                    if entry[0] < cost:
+                        order.status = _S_EXPIRED
+                        self._events.append(
+                            ExecutionReport(
+                                0, ts, info, _EXPIRED, _S_EXPIRED, "INSUFFICIENT_BALANCE", 0, 0,
+                                0, 0, 0, 0, "", -1, True, False, ts,
+                            )
+                        )  # fmt: skip
+                        continue
+                    if cost:
+                        self._touch(entry, order.account_id, order.lock_key[1])
+                        entry[0] -= cost
+                        entry[1] += cost
+                        order.lock = cost
+            self._take(sym, order, None)
+
+    def _take(self, sym: SymbolState, taker: Order, fills: list[Fill] | None) -> None:
+        """Match ``taker`` against the opposite side, then rest, expire or finish it."""
+        events = self._events
+        ts = self._ts
+        book = sym.book
+        is_buy = taker.is_buy
+        if is_buy:
+            opp = book.asks
+            touched = self._touched_asks
+        else:
+            opp = book.bids
+            touched = self._touched_bids
+        keys = opp.keys
+        levels = opp.levels
+        is_market = taker.is_market
+        limit = taker.price
+        by_quote = taker.quote_rem > 0
+        acct = taker.account_id
+        stp = taker.stp_mode
+        step = sym.step
+        info = taker.info
+        bal = self._bal
+        fees = bal.fees
+        taker_rate = fees.get(acct, DEFAULT_RATES)[1]
+        base, quote_asset = sym.base, sym.quote
+        fee_base, fee_quote = sym.fee_base, sym.fee_quote
+        touched_bal = self._touched_bal
+        by_account = sym.by_account
+        book_orders = book.orders
+        taker_recv = taker.recv_bal
+        taker_recv_key = taker.recv_key
+        taker_lock = taker.lock_bal
+        taker_lock_key = taker.lock_key
+        buy_at_limit = is_buy and not is_market
+
+        if taker.tif is _FOK and not self._fok_fillable(opp, taker):
+            self._expire_taker(taker)
+            return
+
+        ended = False  # expired in match by STP
+        while keys:
+            if taker.remaining <= 0 and not by_quote:
+                break
+            if by_quote and taker.quote_rem <= 0:
+                break
+            k = keys[-1]
+            level = levels[k if not is_buy else -k]
+            price = level.price
+            if not is_market and (price > limit if is_buy else price < limit):
+                break
+            queue = level.orders
+            maker = queue[0]
+            while not maker.alive:
+                queue.popleft()
+                maker = queue[0]
+
+            qty = maker.displayed
+            if not by_quote and taker.remaining < qty:
+                qty = taker.remaining
+            if is_market:
+                # A market taker never spends more than it locked (docs: "Walking the book").
+                if is_buy:
+                    cap = taker.lock * SCALE // price
+                    cap -= cap % step
+                else:
+                    cap = taker.lock
+                    if by_quote:
+                        can = taker.quote_rem * SCALE // price
+                        can -= can % step
+                        if can < cap:
+                            cap = can
+                if cap < qty:
+                    qty = cap
+                if qty <= 0:
+                    break
+            # Self-trade prevention only where a match could really happen (qty > 0).
+            if maker.account_id == acct and stp is not _STP_NONE:
+                if self._prevent(sym, taker, maker, level, touched):
+                    ended = True
+                    break
+                continue
+            quote = price * qty // SCALE
+            trade_id = sym.trade_id + 1
+            sym.trade_id = trade_id
+
+            # Book bookkeeping.
+            if price not in touched:
+                touched[price] = level.qty
+            level.qty -= qty
+            level.total -= qty
+            maker.displayed -= qty
+            maker.remaining -= qty
+            maker.executed += qty
+            maker.cum_quote += quote
+            if maker.remaining == 0:
+                maker.status = _S_FILLED
+                maker.alive = False
+                queue.popleft()
+                level.live -= 1
+                if level.live == 0:
+                    opp.remove_level(level)
+                del book_orders[maker.order_id]
+                del by_account[maker.account_id][maker.info.client_order_id]
+            else:
+                maker.status = _S_PARTIAL
+                if maker.displayed == 0:
+                    # Iceberg: show the next slice at the back of the queue.
+                    slice_qty = (
+                        maker.iceberg_qty
+                        if maker.iceberg_qty < maker.remaining
+                        else maker.remaining
+                    )
+                    maker.displayed = slice_qty
+                    level.qty += slice_qty
+                    queue.popleft()
+                    queue.append(maker)
+
+            # Balances: buyer receives base, seller receives quote, fees to the fee account.
+            maker_rate = fees.get(maker.account_id, DEFAULT_RATES)[0]
+            maker_lock = maker.lock_bal
+            maker_recv = maker.recv_bal
+            key = maker.lock_key
+            if key not in touched_bal:
+                touched_bal[key] = (maker_lock, maker_lock[0], maker_lock[1])
+            key = maker.recv_key
+            if key not in touched_bal:
+                touched_bal[key] = (maker_recv, maker_recv[0], maker_recv[1])
+            if taker_lock_key not in touched_bal:
+                touched_bal[taker_lock_key] = (taker_lock, taker_lock[0], taker_lock[1])
+            if taker_recv_key not in touched_bal:
+                touched_bal[taker_recv_key] = (taker_recv, taker_recv[0], taker_recv[1])
+            if is_buy:
+                taker_fee = -(-qty * taker_rate // SCALE)
+                maker_fee = -(-quote * maker_rate // SCALE)
+                spent = limit * qty // SCALE if buy_at_limit else quote
+                taker.lock -= spent
+                taker_lock[1] -= spent
+                taker_lock[0] += spent - quote
+                taker_recv[0] += qty - taker_fee
+                maker.lock -= qty
+                maker_lock[1] -= qty
+                maker_recv[0] += quote - maker_fee
+                fee_base[0] += taker_fee
+                fee_quote[0] += maker_fee
+                taker_fee_asset, maker_fee_asset = base, quote_asset
+                buyer, seller = taker, maker
+            else:
+                taker_fee = -(-quote * taker_rate // SCALE)
+                maker_fee = -(-qty * maker_rate // SCALE)
+                taker.lock -= qty
+                taker_lock[1] -= qty
+                taker_recv[0] += quote - taker_fee
+                maker.lock -= quote
+                maker_lock[1] -= quote
+                maker_recv[0] += qty - maker_fee
+                fee_quote[0] += taker_fee
+                fee_base[0] += maker_fee
+                taker_fee_asset, maker_fee_asset = quote_asset, base
+                buyer, seller = maker, taker
+
+            taker.remaining -= qty
+            taker.executed += qty
+            taker.cum_quote += quote
+            if by_quote:
+                taker.quote_rem -= quote
+                done = taker.quote_rem == 0
+            else:
+                done = taker.remaining == 0
+            taker.status = taker_status = _S_FILLED if done else _S_PARTIAL
+            sym.last_price = price
+
+            events.append(
+                Trade(0, ts, info.symbol, trade_id, price, qty, quote, buyer.order_id,
+                      seller.order_id, buyer.account_id, seller.account_id, not is_buy)
+            )  # fmt: skip
+            events.append(
+                ExecutionReport(
+                    0, ts, maker.info, _TRADE, maker.status, "NONE", qty, price, quote,
+                    maker.executed, maker.cum_quote, maker_fee, maker_fee_asset, trade_id,
+                    True, True, maker.working_ts, "", -1, maker.prevented_qty,
+                )
+            )  # fmt: skip
+            events.append(
+                ExecutionReport(
+                    0, ts, info, _TRADE, taker_status, "NONE", qty, price, quote,
+                    taker.executed, taker.cum_quote, taker_fee, taker_fee_asset, trade_id,
+                    True, False, ts, "", -1, taker.prevented_qty,
+                )
+            )  # fmt: skip
+            if fills is not None:
+                fills.append(Fill(price, qty, taker_fee, taker_fee_asset, trade_id))
+            elif maker is self._reply_order:
+                # The command's new order, rested, then hit by a stop it triggered.
+                self._reply_fills.append(Fill(price, qty, maker_fee, maker_fee_asset, trade_id))
+
+        if ended:
+            return
+        unfilled = taker.quote_rem > 0 if by_quote else taker.remaining > 0
+        if unfilled:
+            if not is_market and (taker.tif is _GTC or taker.tif is None):
+                self._rest(sym, taker)
+            else:
+                self._expire_taker(taker)
+        elif taker.lock:
+            self._release(taker)
+
+    def _fok_fillable(self, opp: Any, taker: Order) -> bool:
+        need = taker.remaining
+        limit = taker.price
+        is_buy = taker.is_buy
+        own_counts = taker.stp_mode is _STP_NONE
+        for level in opp.levels_best_first():
+            if level.price > limit if is_buy else level.price < limit:
+                break
+            if own_counts:
+                need -= level.total
+            else:
+                for order in level.orders:
+                    if order.alive and order.account_id != taker.account_id:
+                        need -= order.remaining
+            if need <= 0:
+                return True
+        return need <= 0
+
+    def _prevent(
+        self, sym: SymbolState, taker: Order, maker: Order, level: Any, touched: dict[int, int]
+    ) -> bool:
+        """Apply the taker's STP mode to a self-match; True if the taker expired."""
+        stp = taker.stp_mode
+        price = maker.price
+        maker_expires = stp is not StpMode.EXPIRE_TAKER
+        taker_expires = stp is not StpMode.EXPIRE_MAKER
+        maker_qty = maker.remaining if maker_expires else 0
+        taker_qty = 0
+        if taker_expires:
+            if taker.quote_rem > 0:
+                taker_qty = taker.quote_rem * SCALE // price
+                taker_qty -= taker_qty % sym.step
+            else:
+                taker_qty = taker.remaining
+        pm_id = sym.prevented_id + 1
+        sym.prevented_id = pm_id
+        ts = self._ts
+        events = self._events
+        events.append(
+            PreventedMatch(0, ts, sym.spec.symbol, pm_id, taker.order_id, maker.order_id,
+                           taker.account_id, stp, price, maker_qty, taker_qty)
+        )  # fmt: skip
+        if maker_expires:
+            if price not in touched:
+                touched[price] = level.qty
+            side = sym.book.asks if taker.is_buy else sym.book.bids
+            side.unlink(maker)
+            del sym.book.orders[maker.order_id]
+            del sym.by_account[maker.account_id][maker.info.client_order_id]
+            self._release(maker)
+            maker.status = _S_EIM
+            maker.prevented_qty += maker_qty
+            events.append(
+                ExecutionReport(
+                    0, ts, maker.info, _PREVENTION, _S_EIM, "NONE", 0, 0, 0, maker.executed,
+                    maker.cum_quote, 0, "", -1, True, True, maker.working_ts, "", pm_id,
+                    maker.prevented_qty, maker_qty, taker.order_id,
+                )
+            )  # fmt: skip
+        if taker_expires:
+            self._release(taker)
+            taker.status = _S_EIM
+            taker.prevented_qty += taker_qty
+            events.append(
+                ExecutionReport(
+                    0, ts, taker.info, _PREVENTION, _S_EIM, "NONE", 0, 0, 0, taker.executed,
+                    taker.cum_quote, 0, "", -1, True, False, ts, "", pm_id,
+                    taker.prevented_qty, taker_qty, maker.order_id,
+                )
+            )  # fmt: skip
+        return taker_expires
+
+    def _rest(self, sym: SymbolState, order: Order) -> None:
+        side = sym.book.bids if order.is_buy else sym.book.asks
+        touched = self._touched_bids if order.is_buy else self._touched_asks
+        price = order.price
+        if price not in touched:
+            level = side.levels.get(price)
+            touched[price] = level.qty if level is not None else 0
+        iceberg = order.iceberg_qty
+        order.displayed = iceberg if iceberg and iceberg < order.remaining else order.remaining
+        side.add(order)
+        sym.book.orders[order.order_id] = order
+        sym.open_of(order.account_id)[order.info.client_order_id] = order
+
+    def _expire_taker(self, taker: Order) -> None:
+        self._release(taker)
+        taker.status = _S_EXPIRED
+        self._events.append(
+            ExecutionReport(
+                0, self._ts, taker.info, _EXPIRED, _S_EXPIRED, "NONE", 0, 0, 0, taker.executed,
+                taker.cum_quote, 0, "", -1, True, False, self._ts, "", -1, taker.prevented_qty,
+            )
+        )  # fmt: skip
+
+    def _release(self, order: Order) -> None:
+        amount = order.lock
+        if amount:
+            entry = order.lock_bal
+            self._touch(entry, order.account_id, order.lock_key[1])
+            entry[0] += amount
+            entry[1] -= amount
+            order.lock = 0
+
+    # ------------------------------------------------------------------ per-command output
+
+    def _touch(self, entry: list[int], account_id: int, asset: str) -> None:
+        key = (account_id, asset)
+        if key not in self._touched_bal:
+            self._touched_bal[key] = (entry, entry[0], entry[1])
+
+    def _emit_depth(self, sym: SymbolState) -> None:
+        tb, ta = self._touched_bids, self._touched_asks
+        if not tb and not ta:
+            return
+        book = sym.book
+        bids = _changed_levels(tb, book.bids.levels, reverse=True)
+        asks = _changed_levels(ta, book.asks.levels, reverse=False)
+        tb.clear()
+        ta.clear()
+        n = len(bids) + len(asks)
+        if n:
+            first = sym.update_id + 1
+            sym.update_id += n
+            self._events.append(
+                DepthUpdate(0, self._ts, sym.spec.symbol, first, sym.update_id, bids, asks)
+            )
+
+    def _emit_balances(self) -> None:
+        touched = self._touched_bal
+        changed = sorted(
+            key
+            for key, (entry, free, locked) in touched.items()
+            if key[0] != FEE_ACCOUNT and (entry[0] != free or entry[1] != locked)
+        )
+        touched.clear()
+        events = self._events
+        ts = self._ts
+        accounts = self._bal.accounts
+        i = 0
+        while i < len(changed):
+            account_id = changed[i][0]
+            rows = []
+            while i < len(changed) and changed[i][0] == account_id:
+                entry = accounts[changed[i]]
+                rows.append((changed[i][1], entry[0], entry[1]))
+                i += 1
+            events.append(AccountBalances(0, ts, account_id, tuple(rows)))
+
+
+def _changed_levels(
+    touched: dict[int, int], levels: dict[int, Any], *, reverse: bool
+) -> tuple[tuple[int, int], ...]:
+    out = []
+    for price in sorted(touched, reverse=reverse):
+        level = levels.get(price)
+        qty = level.qty if level is not None else 0
+        if qty != touched[price]:
+            out.append((price, qty))
+    return tuple(out)
+
+
+def _order_id(order: Order) -> int:
+    return order.order_id
+
+
+def _result(order: Order, fills: tuple[Fill, ...], cancel_client_id: str = "") -> OrderResult:
+    return OrderResult(
+        order.info,
+        order.status,
+        order.executed,
+        order.cum_quote,
+        order.working_ts,
+        fills,
+        cancel_client_id,
+    )

@@ -1,0 +1,177 @@
+"""Canonical encoding of the engine's state, its hash, and restoring from it.
+
+Snapshots come back from S3, so loading must be safe: the format is plain JSON (orjson)
+of lists, strings and integers, never pickle. The encoding is canonical — only live state,
+in a fixed order (balances and fees sorted, orders in queue order, stops by id, zero balances
+left out) — so equal states give equal bytes whatever their history, and
+``state_hash`` is the SHA-256 of those bytes. Amounts that can exceed 64 bits (totals)
+travel as decimal strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from bourse.domain.enums import OrderStatus, OrderType, Side, StpMode, SymbolStatus, TimeInForce
+from bourse.domain.events import OrderInfo
+from bourse.domain.symbols import SymbolSpec
+from bourse.engine.orders import Order
+from bourse.engine.symbol_state import SymbolState
+
+if TYPE_CHECKING:
+    from bourse.engine.engine import Engine
+
+FORMAT_VERSION = 1
+_SPEC_FIELDS = [f.name for f in fields(SymbolSpec)]
+
+
+def encode(engine: Engine) -> bytes:
+    return orjson.dumps(_state(engine))
+
+
+def state_hash(engine: Engine) -> str:
+    return hashlib.sha256(encode(engine)).hexdigest()
+
+
+def _state(engine: Engine) -> dict[str, Any]:
+    bal = engine._bal
+    balances = [
+        [acct, asset, str(free), str(locked)]
+        for (acct, asset), (free, locked) in sorted(bal.accounts.items())
+        if free or locked
+    ]
+    return {
+        "version": FORMAT_VERSION,
+        "seq": engine._seq,
+        "balances": balances,
+        "fees": [[acct, m, t] for acct, (m, t) in sorted(bal.fees.items())],
+        "totals": [[asset, str(total)] for asset, total in sorted(bal.totals.items())],
+        "symbols": [_symbol_state(sym) for sym in engine._symbols.values()],
+    }
+
+
+def _spec(spec: SymbolSpec) -> list[Any]:
+    out: list[Any] = []
+    for name in _SPEC_FIELDS:
+        value = getattr(spec, name)
+        out.append([str(v) for v in value] if isinstance(value, tuple) else value)
+    return out
+
+
+def _symbol_state(sym: SymbolState) -> dict[str, Any]:
+    resting = []
+    for side in (sym.book.bids, sym.book.asks):
+        for level in side.levels_best_first():
+            resting.extend(_order(o) for o in level.orders if o.alive)
+    return {
+        "spec": _spec(sym.spec),
+        "next_order_id": sym.next_order_id,
+        "trade_id": sym.trade_id,
+        "prevented_id": sym.prevented_id,
+        "update_id": sym.update_id,
+        "last_price": sym.last_price,
+        "resting": resting,
+        "stops": [_order(o) for o in sym.stops.all_sorted()],
+    }
+
+
+def _order(o: Order) -> list[Any]:
+    i = o.info
+    return [
+        i.order_id, i.account_id, i.client_order_id, str(i.side), str(i.type),
+        None if i.time_in_force is None else str(i.time_in_force), i.quantity, i.price,
+        i.stop_price, i.iceberg_qty, i.quote_order_qty, str(i.stp_mode), i.created_ts,
+        o.remaining, o.displayed, o.executed, o.cum_quote, o.lock, str(o.status), o.working_ts,
+        o.prevented_qty,
+    ]  # fmt: skip
+
+
+def decode(data: bytes) -> Engine:
+    from bourse.engine.engine import Engine
+
+    state = orjson.loads(data)
+    if not isinstance(state, dict) or state.get("version") != FORMAT_VERSION:
+        raise ValueError("not a Bourse engine snapshot of a known version")
+    engine = Engine()
+    engine._seq = _int(state["seq"])
+    bal = engine._bal
+    for acct, asset, free, locked in state["balances"]:
+        bal.entry(_int(acct), str(asset))[:] = [int(free), int(locked)]
+    for acct, maker, taker in state["fees"]:
+        bal.fees[_int(acct)] = (_int(maker), _int(taker))
+    for asset, total in state["totals"]:
+        bal.totals[str(asset)] = int(total)
+    for raw in state["symbols"]:
+        spec = _decode_spec(raw["spec"])
+        sym = SymbolState(spec, bal)
+        engine._symbols[spec.symbol] = sym
+        sym.next_order_id = _int(raw["next_order_id"])
+        sym.trade_id = _int(raw["trade_id"])
+        sym.prevented_id = _int(raw["prevented_id"])
+        sym.update_id = _int(raw["update_id"])
+        sym.last_price = _int(raw["last_price"])
+        for row in raw["resting"]:
+            order = _decode_order(row, sym, engine)
+            (sym.book.bids if order.is_buy else sym.book.asks).add(order)
+            sym.book.orders[order.order_id] = order
+            sym.open_of(order.account_id)[order.info.client_order_id] = order
+        for row in raw["stops"]:
+            order = _decode_order(row, sym, engine)
+            sym.stops.add(order)
+            sym.open_of(order.account_id)[order.info.client_order_id] = order
+    return engine
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _decode_spec(values: list[Any]) -> SymbolSpec:
+    raw = dict(zip(_SPEC_FIELDS, values, strict=True))
+    raw["status"] = SymbolStatus(raw["status"])
+    raw["order_types"] = tuple(OrderType(v) for v in raw["order_types"])
+    raw["default_stp"] = StpMode(raw["default_stp"])
+    raw["allowed_stp_modes"] = tuple(StpMode(v) for v in raw["allowed_stp_modes"])
+    spec = SymbolSpec(**raw)
+    spec.validate()
+    return spec
+
+
+def _decode_order(row: list[Any], sym: SymbolState, engine: Engine) -> Order:
+    (
+        order_id, account_id, client_id, side, order_type, tif, quantity, price, stop_price,
+        iceberg_qty, qoq, stp_mode, created_ts, remaining, displayed, executed, cum_quote, lock,
+        status, working_ts, prevented_qty,
+    ) = row  # fmt: skip
+    info = OrderInfo(
+        _int(order_id), _int(account_id), sym.spec.symbol, str(client_id), Side(side),
+        OrderType(order_type), None if tif is None else TimeInForce(tif), _int(quantity),
+        _int(price), _int(stop_price), _int(iceberg_qty), _int(qoq), StpMode(stp_mode),
+        _int(created_ts),
+    )  # fmt: skip
+    is_buy = info.side is Side.BUY
+    lock_asset, recv_asset = (sym.quote, sym.base) if is_buy else (sym.base, sym.quote)
+    bal = engine._bal
+    order = Order(
+        info,
+        is_buy,
+        (info.account_id, lock_asset),
+        bal.entry(info.account_id, lock_asset),
+        (info.account_id, recv_asset),
+        bal.entry(info.account_id, recv_asset),
+    )
+    order.remaining = _int(remaining)
+    order.displayed = _int(displayed)
+    order.executed = _int(executed)
+    order.cum_quote = _int(cum_quote)
+    order.lock = _int(lock)
+    order.status = OrderStatus(status)
+    order.working_ts = _int(working_ts)
+    order.prevented_qty = _int(prevented_qty)
+    return order
