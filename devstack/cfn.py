@@ -165,7 +165,7 @@ def local_resolver(template: Mapping[str, Any], stage: str, region: str) -> Reso
 
 
 def references(value: Any) -> set[str]:
-    """Logical ids (or parameter names) a piece of the template refers to."""
+    """Logical ids and parameter names (not pseudo parameters) a piece of the template uses."""
     found: set[str] = set()
     if isinstance(value, list):
         for item in value:
@@ -183,4 +183,4 @@ def references(value: Any) -> set[str]:
                     found |= references(arg[1])
             else:
                 found |= references(arg)
-    return found
+    return {name for name in found if not name.startswith("AWS::")}
