@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from bourse.domain.amounts import MAX_UNITS
 from bourse.domain.commands import (
     AddSymbol,
     CancelAll,
@@ -78,7 +79,7 @@ BTCUSDT = SymbolSpec(
     max_notional=100 * E8,
     multiplier_up=110 * E8 // 100,
     multiplier_down=90 * E8 // 100,
-    max_num_orders=10,
+    max_num_orders=7,
     max_num_algo_orders=3,
     max_num_iceberg_orders=2,
     iceberg_parts=6,
@@ -176,11 +177,12 @@ class Generator:
         if roll < 850:
             return self.cancel_replace(ref)
         if roll < 870:
-            return CancelAll(self._rid(), self._ts(), self.account(), self.symbol_name())
+            name = "NOPE" if ch.chance(3) else self.symbol_name()
+            return CancelAll(self._rid(), self._ts(), self.account(), name)
         if roll < 920:
             acct = ch.pick([*self.accounts, 0]) if ch.chance(5) else self.account()
             asset = ch.pick([*ASSETS, "bad asset"]) if ch.chance(5) else ch.pick(ASSETS)
-            amount = ch.pick([0, -1]) if ch.chance(3) else ch.int(1, 50) * E8 // 10
+            amount = ch.pick([0, -1, MAX_UNITS]) if ch.chance(4) else ch.int(1, 50) * E8 // 10
             return Deposit(self._rid(), self._ts(), acct, asset, amount)
         if roll < 960:
             asset = ch.pick(ASSETS)
@@ -197,6 +199,8 @@ class Generator:
             return SetSymbolStatus(self._rid(), self._ts(), name, status)
         if roll < 995 and ch.chance(50):
             spec = self.ch.pick(self.symbols)  # already exists: rejected
+            if ch.chance(50):  # inconsistent: rejected by SymbolSpec.validate
+                spec = replace(spec, symbol="NEW1", tick_size=3, min_price=3)
             return AddSymbol(self._rid(), self._ts(), spec)
         # a burst of halting is rare; mostly flip back to trading
         return SetSymbolStatus(self._rid(), self._ts(), self.symbol_name(), SymbolStatus.TRADING)
