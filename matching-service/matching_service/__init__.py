@@ -1,0 +1,2 @@
+"""The matching service: Kafka commands in, engine, Kafka events out exactly once (see
+``service.py``), Redis live view, S3 snapshots."""

@@ -1,0 +1,59 @@
+"""Prometheus metrics of the service (scraped from ``:<metrics port>/metrics``).
+
+Commands/s is ``rate(bourse_matching_commands_total[1m])``; the rest are read as they are.
+A private registry keeps tests that import the module twice from clashing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.commands = Counter(
+            "bourse_matching_commands", "Commands applied and committed", registry=r
+        )
+        self.events = Counter("bourse_matching_events", "Events committed to Kafka", registry=r)
+        self.undecodable = Counter(
+            "bourse_matching_undecodable_commands",
+            "Command records skipped as malformed",
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "bourse_matching_batch_seconds",
+            "From poll return to Redis written, per batch",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.batch_commands = Histogram(
+            "bourse_matching_batch_commands",
+            "Commands per batch",
+            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
+            registry=r,
+        )
+        self.lag = Gauge("bourse_matching_consumer_lag", "Commands waiting in Kafka", registry=r)
+        self.last_seq = Gauge(
+            "bourse_matching_last_seq", "Seq of the last committed event", registry=r
+        )
+        self.offset = Gauge(
+            "bourse_matching_committed_offset", "Commands offset committed", registry=r
+        )
+        self.snapshot_age = Gauge(
+            "bourse_matching_snapshot_age_seconds", "Seconds since the last snapshot", registry=r
+        )
+        self.ready = Gauge(
+            "bourse_matching_ready", "1 once recovery is done and serving", registry=r
+        )
+
+    def track_snapshot_age(self, last_saved_monotonic: Callable[[], float]) -> None:
+        self.snapshot_age.set_function(lambda: time.monotonic() - last_saved_monotonic())
+
+    def serve(self, port: int) -> None:
+        if port > 0:
+            start_http_server(port, addr="0.0.0.0", registry=self.registry)

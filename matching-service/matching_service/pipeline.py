@@ -1,0 +1,129 @@
+"""The pure heart of the service: a batch of command records -> engine -> encoded outputs.
+
+No Kafka, Redis or S3 here, so the whole transform is tested without a stack. The loop feeds
+it ``(offset, value)`` pairs and publishes what it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from bourse.domain.codec import CommandDecodeError, decode_command
+from bourse.domain.event_codec import encode_event, encode_events
+from bourse.domain.events import DepthUpdate, Event, Reply, Trade
+from bourse.engine import Engine
+
+log = logging.getLogger("matching_service.pipeline")
+
+# Kafka's default max.message.bytes is 1 MiB; records stay well under it.
+DEFAULT_MAX_RECORD_BYTES = 512 * 1024
+DEFAULT_EVENTS_PER_RECORD = 1_000
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    """What one batch of commands produced, ready to publish."""
+
+    first_offset: int
+    next_offset: int  # the consumer position after the batch: what the transaction commits
+    commands: int = 0
+    undecodable: int = 0
+    events: int = 0
+    last_seq: int = 0  # 0 when the batch produced no event
+    records: list[bytes] = field(default_factory=list)  # values for bourse.events
+    replies: list[tuple[str, bytes]] = field(default_factory=list)  # (request id, reply)
+    depth_symbols: list[str] = field(default_factory=list)  # symbols whose book changed
+    last_trades: dict[str, Trade] = field(default_factory=dict)
+
+
+def chunk_records(
+    events: list[Event],
+    *,
+    events_per_record: int = DEFAULT_EVENTS_PER_RECORD,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> list[bytes]:
+    """Encode events into records of at most ``events_per_record`` events and (unless a single
+    event is larger) ``max_record_bytes`` bytes, preserving order."""
+    out: list[bytes] = []
+    for start in range(0, len(events), events_per_record):
+        _encode_bounded(events[start : start + events_per_record], max_record_bytes, out)
+    return out
+
+
+def _encode_bounded(events: list[Event], limit: int, out: list[bytes]) -> None:
+    data = encode_events(events)
+    if len(data) <= limit or len(events) == 1:
+        out.append(data)
+        return
+    half = len(events) // 2
+    _encode_bounded(events[:half], limit, out)
+    _encode_bounded(events[half:], limit, out)
+
+
+def run_batch(
+    engine: Engine,
+    records: Iterable[tuple[int, bytes]],
+    *,
+    publish: bool = True,
+    want_replies: bool = True,
+    events_per_record: int = DEFAULT_EVENTS_PER_RECORD,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> BatchOutput:
+    """Apply the commands in ``records`` (offset order) to ``engine``.
+
+    ``publish=False`` is the replay of commands whose events are already committed: the engine
+    state advances exactly as before but nothing is encoded for Kafka. An undecodable record is
+    skipped with an error log: it is skipped identically on every replay, so determinism holds,
+    and the service does not crash-loop on one poison record.
+    """
+    first = -1
+    last = -1
+    events: list[Event] = []
+    replies: list[tuple[str, bytes]] = []
+    depth: dict[str, None] = {}  # insertion-ordered set
+    trades: dict[str, Trade] = {}
+    n = 0
+    bad = 0
+    process = engine.process
+    for offset, value in records:
+        if first < 0:
+            first = offset
+        last = offset
+        try:
+            command = decode_command(value)
+        except CommandDecodeError as exc:
+            bad += 1
+            log.error("undecodable command skipped", extra={"offset": offset, "error": str(exc)})
+            continue
+        out = process(command)
+        n += 1
+        events.extend(out)
+        if want_replies:
+            reply = out[-1]
+            if isinstance(reply, Reply) and reply.request_id:
+                replies.append((reply.request_id, encode_event(reply)))
+    last_seq = events[-1].seq if events else 0
+    for event in events:
+        kind = type(event)
+        if kind is DepthUpdate:
+            depth[event.symbol] = None  # type: ignore[union-attr]
+        elif kind is Trade:
+            trades[event.symbol] = event  # type: ignore[union-attr,assignment]
+    return BatchOutput(
+        first_offset=first,
+        next_offset=last + 1,
+        commands=n,
+        undecodable=bad,
+        events=len(events),
+        last_seq=last_seq,
+        records=chunk_records(
+            events, events_per_record=events_per_record, max_record_bytes=max_record_bytes
+        )
+        if publish
+        else [],
+        replies=replies,
+        depth_symbols=list(depth),
+        last_trades=trades,
+    )

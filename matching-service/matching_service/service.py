@@ -1,0 +1,382 @@
+"""The consume-transform-produce loop around the engine, and its recovery.
+
+Exactly once, and why a crash cannot publish a duplicate
+--------------------------------------------------------
+* Each batch is one Kafka transaction holding its event records **and** the consumer offset
+  after its last command (``send_offsets_to_transaction``). Either both become visible to
+  ``read_committed`` readers or neither does: "events published" and "commands consumed" can
+  never disagree.
+* The transactional id is fixed per deployment. ``init_transactions()`` at start-up bumps the
+  producer epoch, which aborts whatever the previous incarnation left open and fences it: a
+  zombie still running gets ``ProducerFencedError`` on its next send/commit and exits.
+* Only after ``init_transactions()`` does the service read the committed offset ``C``; it is
+  stable then (no transaction of ours is pending). It restores the newest valid snapshot at
+  offset ``S <= C`` and re-applies commands ``[S, C)`` to the engine **without publishing**:
+  their events are already in the log. Publishing starts at ``C``. The engine is deterministic,
+  so the events of ``C`` onward are exactly the ones the crashed process would have produced.
+* A check closes the loop: after the silent replay the engine's last seq must equal the seq of
+  the last committed event in ``bourse.events``; if it does not, the service refuses to publish
+  a forked history and exits.
+* Any failure inside a batch (Kafka, Redis) exits the process instead of retrying: the engine
+  has already applied the batch, and the only correct way back is recovery. The supervisor
+  (devstack, ECS) restarts it.
+
+Redis, the live view, is written after each commit with the batch's commands offset; on
+start-up the view is rebuilt from the engine, and the replies of commands committed to Kafka
+but never written to Redis (crash between the two) are written then.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import (
+    InvalidProducerEpochError,
+    KafkaError,
+    ProducerFencedError,
+    TransactionCoordinatorFencedError,
+)
+from kafka.structs import OffsetAndMetadata
+
+from bourse.adapters import aws
+from bourse.adapters import kafka as kafka_adapter
+from bourse.domain.event_codec import EventDecodeError, decode_events
+from bourse.engine import Engine
+from bourse.settings import Settings
+from matching_service.metrics import Metrics
+from matching_service.pipeline import BatchOutput, run_batch
+from matching_service.redis_view import RedisView
+from matching_service.snapshots import SnapshotStore
+
+log = logging.getLogger("matching_service")
+
+# All records of bourse.events carry one constant key. With one partition any key keeps the
+# order; the constant makes that true for every partition count: a trade moves two accounts
+# and a symbol at once, so neither a symbol key nor an account key can keep both per-account
+# and per-symbol order if the topic is ever split. Total order by seq is the contract.
+EVENTS_KEY = b"bourse"
+
+# What a producer whose epoch was bumped by a newer instance gets, depending on the request.
+_FENCING_ERRORS = (
+    ProducerFencedError,
+    InvalidProducerEpochError,
+    TransactionCoordinatorFencedError,
+)
+
+
+def _is_fencing(exc: BaseException) -> bool:
+    # kafka-python raises the fencing error itself from the request that met it, but later
+    # transactional calls raise a plain KafkaError("... error state: <the fencing error>").
+    if isinstance(exc, _FENCING_ERRORS):
+        return True
+    text = str(exc)
+    return any(cls.__name__ in text for cls in _FENCING_ERRORS)
+
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_FENCED = 3
+EXIT_DIVERGED = 4
+
+
+class Fenced(Exception):
+    """Another instance with our transactional id took over."""
+
+
+class Diverged(Exception):
+    """The rebuilt engine does not continue the committed event stream."""
+
+
+@dataclass
+class Recovery:
+    snapshot_offset: int
+    committed_offset: int
+    replayed: int
+    last_seq: int
+    seconds: float
+
+
+class MatchingService:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.tp = TopicPartition(settings.commands_topic, 0)
+        self.stopping = False
+        self.engine = Engine()
+        self.position = 0  # next commands offset to apply (== committed once idle)
+        self.last_seq = 0
+        self.commands_since_snapshot = 0
+        self.producer: KafkaProducer | None = None
+        self.consumer: KafkaConsumer | None = None
+        self.snapshots = SnapshotStore(
+            aws.client("s3"), settings.snapshots_bucket, settings.snapshot_prefix
+        )
+        self.view = RedisView.from_url(
+            settings.redis_url, settings.commands_topic, reply_ttl_s=settings.reply_ttl_seconds
+        )
+
+    # ------------------------------------------------------------------ wiring
+
+    def _connect(self) -> None:
+        s = self.settings
+        self.producer = kafka_adapter.producer(
+            transactional_id=s.matching_transactional_id,
+            # One transaction per batch flushes anyway; a short linger only lets a batch's few
+            # large records share a request. Compression off: records travel over the loopback
+            # or the VPC, and CPU is what limits the service.
+            linger_ms=2,
+            batch_size=1 << 20,
+            max_request_size=4 << 20,
+            retry_backoff_ms=5,
+            transaction_timeout_ms=60_000,
+            client_id="matching",
+        )
+        # Group id for the committed offset only: partitions are assigned by hand (there is
+        # exactly one), so there is no rebalance on start and no heartbeat to miss.
+        self.consumer = kafka_adapter.consumer(
+            group_id=s.matching_group_id,
+            client_id="matching",
+            max_poll_records=s.matching_batch_max,
+            fetch_max_bytes=64 << 20,
+            max_partition_fetch_bytes=32 << 20,
+            fetch_max_wait_ms=s.matching_poll_ms,
+            # kafka-python verifies CRCs in Python code unless the crc32c package is present;
+            # the broker has verified them on produce and TCP on the way.
+            check_crcs=False,
+        )
+        self.consumer.assign([self.tp])
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self) -> Recovery:
+        assert self.producer is not None and self.consumer is not None
+        started = time.monotonic()
+        # Fence any previous incarnation first: after this no transaction of ours is pending,
+        # so the committed offset read next is final.
+        self.producer.init_transactions()
+        committed = self.consumer.committed(self.tp) or 0
+        restored = self.snapshots.load_newest(committed)
+        self.engine = restored.engine
+        start = restored.meta.offset if restored.meta else 0
+        self.last_seq = restored.meta.last_seq if restored.meta else 0
+        if restored.meta:
+            log.info(
+                "snapshot restored",
+                extra={"key": restored.meta.key, "offset": start, "seq": self.last_seq},
+            )
+        redis_offset = self.view.offset()
+        # Replies of commands at or after the view's offset were committed to Kafka but may
+        # never have reached Redis (crash between the commit and the Redis write).
+        reply_from = committed if redis_offset is None else max(redis_offset, start)
+        replies: list[tuple[str, bytes]] = []
+        replayed = 0
+        if start < committed:
+            self.consumer.seek(self.tp, start)
+            while True:
+                batch = self._poll_until(committed)
+                if not batch:
+                    break
+                quiet = [r for r in batch if r[0] < reply_from]
+                loud = [r for r in batch if r[0] >= reply_from]
+                for part, want in ((quiet, False), (loud, True)):
+                    if part:
+                        out = run_batch(self.engine, part, publish=False, want_replies=want)
+                        replayed += out.commands
+                        if out.last_seq:
+                            self.last_seq = out.last_seq
+                        replies.extend(out.replies)
+                if batch[-1][0] >= committed - 1:
+                    break
+        self.consumer.seek(self.tp, committed)
+        self.position = committed
+        self._check_continuity()
+        self.view.rebuild(self.engine, committed, replies)
+        self.metrics.offset.set(committed)
+        self.metrics.last_seq.set(self.last_seq)
+        seconds = time.monotonic() - started
+        log.info(
+            "recovered",
+            extra={"snapshot_offset": start, "committed": committed, "replayed": replayed,
+                   "seq": self.last_seq, "replies_rewritten": len(replies),
+                   "seconds": round(seconds, 3)},
+        )  # fmt: skip
+        self.commands_since_snapshot = committed - start
+        return Recovery(start, committed, replayed, self.last_seq, seconds)
+
+    def _poll_until(self, end: int) -> list[tuple[int, bytes]]:
+        """The next records below offset ``end`` (replay); empty when the log has no more."""
+        assert self.consumer is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.consumer.position(self.tp) >= end:
+                return []
+            polled = self.consumer.poll(
+                timeout_ms=500, max_records=self.settings.matching_batch_max * 5
+            )
+            records = polled.get(self.tp, [])
+            if records:
+                return [(r.offset, r.value) for r in records if r.offset < end]
+        raise KafkaError(f"replay stalled below committed offset {end}")
+
+    def _check_continuity(self) -> None:
+        """The engine must continue exactly where the committed event stream ends."""
+        published = last_published_seq(self.settings)
+        if published != self.last_seq:
+            raise Diverged(
+                f"engine is at seq {self.last_seq} but bourse.events ends at seq {published}"
+            )
+
+    # ------------------------------------------------------------------ the loop
+
+    def publish(self, out: BatchOutput) -> None:
+        producer = self.producer
+        assert producer is not None and self.consumer is not None
+        topic = self.settings.events_topic
+        try:
+            producer.begin_transaction()
+            for value in out.records:
+                producer.send(topic, value, key=EVENTS_KEY)
+            producer.send_offsets_to_transaction(
+                {self.tp: OffsetAndMetadata(out.next_offset, "", -1)},
+                self.settings.matching_group_id,
+            )
+            producer.commit_transaction()
+        except KafkaError as exc:
+            if _is_fencing(exc):
+                raise Fenced(repr(exc)) from exc
+            raise
+
+    def step(self, records: list[tuple[int, bytes]]) -> BatchOutput:
+        started = time.perf_counter()
+        out = run_batch(self.engine, records)
+        self.publish(out)
+        self.position = out.next_offset
+        if out.last_seq:
+            self.last_seq = out.last_seq
+        values = self.view.book_values(self.engine, out.depth_symbols, out.next_offset)
+        self.view.apply(
+            out.next_offset, values=values, trades=out.last_trades.values(), replies=out.replies
+        )
+        m = self.metrics
+        m.batch_seconds.observe(time.perf_counter() - started)
+        m.batch_commands.observe(out.commands)
+        m.commands.inc(out.commands)
+        m.events.inc(out.events)
+        if out.undecodable:
+            m.undecodable.inc(out.undecodable)
+        m.last_seq.set(self.last_seq)
+        m.offset.set(out.next_offset)
+        self.commands_since_snapshot += out.commands + out.undecodable
+        return out
+
+    def maybe_snapshot(self, *, force: bool = False) -> None:
+        s = self.settings
+        if self.snapshots.last_saved_offset == self.position:
+            return
+        due = (
+            force
+            or self.commands_since_snapshot >= s.snapshot_every_commands
+            or (
+                self.commands_since_snapshot > 0
+                and time.monotonic() - self.snapshots.last_saved_monotonic
+                >= s.snapshot_every_seconds
+            )
+        )
+        if due and self.snapshots.save(self.engine, self.position, self.last_seq, wait=force):
+            self.commands_since_snapshot = 0
+
+    def run(self) -> int:
+        self._install_signals()
+        self._connect()
+        self.metrics.track_snapshot_age(lambda: self.snapshots.last_saved_monotonic)
+        self.metrics.serve(self.settings.matching_metrics_port)
+        try:
+            self.recover()
+        except Diverged as exc:
+            log.critical("refusing to publish: %s", exc)
+            return EXIT_DIVERGED
+        # Everything allocated so far (the restored engine above all) lives for the process;
+        # freezing it keeps the cyclic GC from rescanning it on every collection.
+        gc.collect()
+        gc.freeze()
+        self.metrics.ready.set(1)
+        log.info("serving", extra={"offset": self.position, "seq": self.last_seq})
+        consumer = self.consumer
+        assert consumer is not None
+        poll_ms = self.settings.matching_poll_ms
+        batch_max = self.settings.matching_batch_max
+        try:
+            while not self.stopping:
+                polled = consumer.poll(timeout_ms=poll_ms, max_records=batch_max)
+                records = polled.get(self.tp)
+                if records:
+                    self.step([(r.offset, r.value) for r in records])
+                    high = consumer.highwater(self.tp)
+                    if high is not None:
+                        self.metrics.lag.set(max(0, high - self.position))
+                self.maybe_snapshot()
+        except Fenced as exc:
+            log.error(
+                "fenced by a newer instance; exiting without writing", extra={"error": str(exc)}
+            )
+            self._close(abort=False)
+            return EXIT_FENCED
+        # SIGTERM: the batch in hand is committed (step returned); leave a snapshot at the
+        # committed position so the next start replays nothing.
+        log.info("stopping", extra={"offset": self.position, "seq": self.last_seq})
+        self.maybe_snapshot(force=True)
+        self.snapshots.wait()
+        self._close()
+        log.info("stopped", extra={"offset": self.position, "seq": self.last_seq})
+        return EXIT_OK
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _close(self, abort: bool = True) -> None:
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+        if self.producer is not None:
+            self.producer.close(timeout=5 if abort else 0)
+
+
+def last_published_seq(settings: Settings) -> int:
+    """Seq of the last event committed to bourse.events (0 when there is none)."""
+    tp = TopicPartition(settings.events_topic, 0)
+    consumer = kafka_adapter.consumer(client_id="matching-check", fetch_max_bytes=64 << 20)
+    try:
+        consumer.assign([tp])
+        # read_committed end offset = the last stable offset; the final offsets before it may be
+        # transaction markers, so read back a few and keep the last data record.
+        end = consumer.end_offsets([tp])[tp]
+        if end == 0:
+            return 0
+        back = 1
+        while True:
+            start = max(0, end - back)
+            consumer.seek(tp, start)
+            last: bytes | None = None
+            while consumer.position(tp) < end:
+                for record in consumer.poll(timeout_ms=1000).get(tp, []):
+                    if record.offset < end:
+                        last = record.value
+            if last is not None:
+                try:
+                    return decode_events(last)[-1].seq
+                except (EventDecodeError, IndexError) as exc:
+                    raise Diverged(f"last record of {settings.events_topic} unreadable") from exc
+            if start == 0:
+                return 0
+            back *= 4
+    finally:
+        consumer.close(autocommit=False)

@@ -1,0 +1,398 @@
+"""The matching service as a real process against real Kafka, Redis and moto S3.
+
+Each test gets its own topics (so its own transactional id, consumer group and snapshot
+prefix, which settings derive from the commands topic) and its own Redis database, so tests do
+not see each other's data or anyone else's. Every run is compared with an uninterrupted
+in-process run of the same commands through the same engine: events (all of them, read
+``read_committed``), replies, Redis books and the final state hash must be identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from bourse.adapters.redis_book import bbo_key, book_key, read_book, reply_key
+from bourse.domain.codec import encode_command
+from bourse.domain.commands import Command
+from bourse.domain.event_codec import decode_event, decode_events
+from bourse.domain.events import DepthUpdate, Event, Reply
+from bourse.engine import Engine
+from bourse.settings import get_settings
+from matching_service.snapshots import decode_snapshot
+from matching_service.workload import commands as workload
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+# A Redis database of its own: the tests flush it, so it must be one nobody else uses.
+REDIS_DB = int(os.environ.get("BOURSE_TEST_MATCHING_REDIS_DB", "13"))
+SNAPSHOT_BUCKET_ENV = "SNAPSHOTS_BUCKET"
+
+
+# ------------------------------------------------------------------------------ harness
+
+
+@dataclass
+class Reference:
+    """The uninterrupted in-process run."""
+
+    events: list[Event]
+    engine: Engine
+    replies: dict[str, Reply] = field(default_factory=dict)
+
+
+def reference(cmds: list[Command]) -> Reference:
+    engine = Engine()
+    events: list[Event] = []
+    replies: dict[str, Reply] = {}
+    for cmd in cmds:
+        out = engine.process(cmd)
+        events.extend(out)
+        reply = out[-1]
+        assert isinstance(reply, Reply)
+        replies[reply.request_id] = reply
+    return Reference(events, engine, replies)
+
+
+class Stack:
+    """One test's topics, bucket prefix and Redis database, and the service processes."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        base = get_settings()
+        self.bootstrap = base.kafka_bootstrap
+        suffix = uuid.uuid4().hex[:10]
+        self.commands_topic = f"test.ms.{suffix}.commands"
+        self.events_topic = f"test.ms.{suffix}.events"
+        redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+        self.bucket = base.snapshots_bucket
+        self.env = {
+            **os.environ,
+            "BOURSE_COMMANDS_TOPIC": self.commands_topic,
+            "BOURSE_EVENTS_TOPIC": self.events_topic,
+            "BOURSE_REDIS_URL": redis_url,
+            "BOURSE_MATCHING_METRICS_PORT": "0",
+            "BOURSE_MATCHING_BATCH_MAX": "500",
+            "BOURSE_SNAPSHOT_EVERY_COMMANDS": "2000",
+            "BOURSE_SNAPSHOT_EVERY_SECONDS": "3600",
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        }
+        self.prefix = f"engine/{self.commands_topic}/"
+        self.group = f"matching-{self.commands_topic}"
+        self.logs = tmp_path
+        self.redis = redis.Redis.from_url(redis_url)
+        self.redis.flushdb()
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
+        try:
+            admin.create_topics(
+                [NewTopic(self.commands_topic, 1, 1), NewTopic(self.events_topic, 1, 1)]
+            )
+        finally:
+            admin.close()
+        self.s3 = _s3()
+        with contextlib.suppress(self.s3.exceptions.BucketAlreadyOwnedByYou):
+            self.s3.create_bucket(Bucket=self.bucket)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.starts = 0
+
+    # -- service processes
+
+    def start(self, **env: str) -> subprocess.Popen[bytes]:
+        self.starts += 1
+        log = (self.logs / f"service-{self.starts}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "matching_service"],
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def wait_log(self, start: int, text: str, timeout: float = 60.0) -> None:
+        path = self.logs / f"service-{start}.log"
+        deadline = time.monotonic() + timeout
+        while text not in path.read_text():
+            assert time.monotonic() < deadline, f"{text!r} not in {path}"
+            time.sleep(0.05)
+
+    def log_text(self) -> str:
+        return "".join(p.read_text() for p in sorted(self.logs.glob("service-*.log")))
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    # -- Kafka
+
+    def produce(self, cmds: list[Command]) -> None:
+        from bourse.adapters.kafka import producer
+
+        p = producer(linger_ms=5)
+        for cmd in cmds:
+            p.send(self.commands_topic, encode_command(cmd))
+        p.flush()
+        p.close()
+
+    def committed(self) -> int:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        try:
+            return consumer.committed(TopicPartition(self.commands_topic, 0)) or 0
+        finally:
+            consumer.close(autocommit=False)
+
+    def wait_committed(self, n: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.committed() >= n:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"only {self.committed()} of {n} commands committed")
+
+    def events(self) -> list[Event]:
+        tp = TopicPartition(self.events_topic, 0)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            fetch_max_bytes=64 << 20,
+        )
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, 0)
+            end = consumer.end_offsets([tp])[tp]
+            out: list[Event] = []
+            while consumer.position(tp) < end:
+                for record in consumer.poll(timeout_ms=1000).get(tp, []):
+                    out.extend(decode_events(record.value))
+            return out
+        finally:
+            consumer.close(autocommit=False)
+
+    # -- S3
+
+    def snapshot_keys(self) -> list[str]:
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix)
+        return sorted(obj["Key"] for obj in listed.get("Contents", ()))
+
+    def snapshot(self, key: str) -> tuple[Engine, int, str]:
+        data = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        engine, meta = decode_snapshot(key, data)
+        return engine, meta.offset, meta.state_hash
+
+
+def _s3():  # type: ignore[no-untyped-def]
+    import boto3
+
+    settings = get_settings()
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.aws_endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path)
+    yield s
+    s.stop_all()
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout)
+
+
+def assert_same_stream(got: list[Event], want: list[Event]) -> None:
+    seqs = [e.seq for e in got]
+    assert seqs == list(range(1, len(got) + 1)), "gap or duplicate in the committed stream"
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a == b, f"first difference at seq {b.seq}"
+
+
+def assert_redis_matches(stack: Stack, ref: Reference) -> None:
+    last_update: dict[str, int] = {}
+    for event in ref.events:
+        if isinstance(event, DepthUpdate):
+            last_update[event.symbol] = event.final_update_id
+    for symbol in ref.engine.symbols():
+        update_id, bids, asks = ref.engine.depth(symbol, 5000)
+        book = read_book(stack.redis, symbol, 5000)
+        assert book is not None, symbol
+        assert book.lastUpdateId == update_id == last_update.get(symbol, 0)
+        assert [tuple(b) for b in book.bids] == list(bids)
+        assert [tuple(a) for a in book.asks] == list(asks)
+        assert stack.redis.get(bbo_key(symbol)) is not None
+        assert stack.redis.exists(book_key(symbol))
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_round_trip_events_replies_book_and_metrics(stack: Stack) -> None:
+    cmds = list(workload(3_000, seed=11))
+    ref = reference(cmds)
+    proc = stack.start(BOURSE_MATCHING_METRICS_PORT="19118")
+    stack.produce(cmds)
+    stack.wait_committed(len(cmds))
+
+    assert_same_stream(stack.events(), ref.events)
+    # Replies: one list per request id holding exactly the command's Reply.
+    for request_id in random.Random(1).sample(sorted(ref.replies), 200):
+        items = stack.redis.lrange(reply_key(request_id), 0, -1)
+        assert [decode_event(i) for i in items] == [ref.replies[request_id]]
+        assert 0 < stack.redis.ttl(reply_key(request_id)) <= 60
+    assert_redis_matches(stack, ref)
+
+    metrics = urllib.request.urlopen("http://127.0.0.1:19118/metrics", timeout=5).read().decode()
+    assert "bourse_matching_commands_total 3000.0" in metrics
+    assert f"bourse_matching_last_seq {float(ref.events[-1].seq)}" in metrics
+    assert "bourse_matching_consumer_lag 0.0" in metrics
+
+    # SIGTERM: exit 0 with a snapshot at the committed offset whose hash is the reference's.
+    assert terminate(proc) == 0
+    engine, offset, state_hash = stack.snapshot(stack.snapshot_keys()[-1])
+    assert offset == len(cmds)
+    assert state_hash == ref.engine.state_hash() == engine.state_hash()
+    assert '"msg": "stopped"' in stack.log_text()
+
+
+def test_crash_recovery_exactly_once(stack: Stack) -> None:
+    """20,000 commands arrive while the service is SIGKILLed at random moments and restarted;
+    the committed stream and final state equal one uninterrupted run."""
+    cmds = list(workload(20_000, seed=7))
+    ref = reference(cmds)
+    rng = random.Random(2024)
+    kills_serving = 0
+    produced = 0
+    chunk = 3_500
+    proc = stack.start()
+    for round_ in range(7):
+        if produced < len(cmds):
+            stack.produce(cmds[produced : produced + chunk])
+            produced += chunk
+        if round_ % 4 != 3:
+            # Kill while it works: wait for this process to serve, then a random moment.
+            stack.wait_log(stack.starts, '"msg": "serving"')
+            kills_serving += 1
+            time.sleep(rng.uniform(0.0, 1.2))
+        else:
+            time.sleep(rng.uniform(0.0, 3.0))  # anywhere, recovery included
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc = stack.start()
+    assert produced == len(cmds)
+    stack.wait_committed(len(cmds), timeout=150)
+    assert terminate(proc) == 0
+
+    log = stack.log_text()
+    assert kills_serving >= 5
+    assert_same_stream(stack.events(), ref.events)
+    _, offset, state_hash = stack.snapshot(stack.snapshot_keys()[-1])
+    assert (offset, state_hash) == (len(cmds), ref.engine.state_hash())
+    assert_redis_matches(stack, ref)
+    # At least one restart restored a snapshot and replayed the committed tail silently.
+    assert '"msg": "snapshot restored"' in log
+
+
+def test_snapshot_restore_equals_full_replay(stack: Stack) -> None:
+    cmds = list(workload(6_000, seed=5))
+    proc = stack.start()
+    stack.produce(cmds)
+    stack.wait_committed(len(cmds))
+    assert terminate(proc) == 0
+    keys = stack.snapshot_keys()
+    assert len(keys) >= 3
+    for key in keys:
+        restored, offset, state_hash = stack.snapshot(key)
+        full = reference(cmds[:offset]).engine  # the full replay up to the snapshot's offset
+        assert restored.state_hash() == state_hash == full.state_hash()
+        # And the restored engine continues exactly like the one that never stopped.
+        tail = cmds[offset : offset + 500]
+        assert [restored.process(c) for c in tail] == [full.process(c) for c in tail]
+
+
+def test_corrupt_newest_snapshot_falls_back(stack: Stack) -> None:
+    first, second = list(workload(6_000, seed=9))[:4_000], list(workload(6_000, seed=9))[4_000:]
+    ref = reference(first + second)
+    proc = stack.start()
+    stack.produce(first)
+    stack.wait_committed(len(first))
+    assert terminate(proc) == 0
+    keys = stack.snapshot_keys()
+    newest = keys[-1]
+    assert newest.endswith(f"{len(first):020d}.snap")
+    stack.s3.put_object(Bucket=stack.bucket, Key=newest, Body=b'{"format": 1}\ngarbage')
+
+    proc = stack.start()
+    stack.produce(second)
+    stack.wait_committed(len(first) + len(second))
+    assert terminate(proc) == 0
+    log = stack.log_text()
+    assert "snapshot unusable, falling back to an older one" in log
+    assert newest in log
+    assert_same_stream(stack.events(), ref.events)
+
+    # With every snapshot corrupt, a full replay from offset 0 rebuilds the same state.
+    for key in stack.snapshot_keys():
+        stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"not a snapshot")
+    proc = stack.start()
+    stack.wait_log(stack.starts, '"msg": "serving"')
+    assert terminate(proc) == 0
+    assert "no valid snapshot: full replay from offset 0" in stack.log_text()
+    _, offset, state_hash = stack.snapshot(stack.snapshot_keys()[-1])
+    assert (offset, state_hash) == (
+        len(cmds := first + second),
+        reference(cmds).engine.state_hash(),
+    )
+    assert_same_stream(stack.events(), ref.events)
+
+
+def test_second_instance_is_fenced(stack: Stack) -> None:
+    cmds = list(workload(8_000, seed=3))
+    ref = reference(cmds)
+    first = stack.start()
+    stack.produce(cmds[:3_000])
+    stack.wait_committed(3_000)
+    second = stack.start()
+    deadline = time.monotonic() + 60
+    while stack.log_text().count('"msg": "serving"') < 2:
+        assert time.monotonic() < deadline, stack.log_text()[-2000:]
+        time.sleep(0.2)
+    # Both consume the new commands; the first one's transaction is refused: it exits.
+    stack.produce(cmds[3_000:])
+    assert first.wait(60) == 3
+    stack.wait_committed(len(cmds))
+    assert second.poll() is None
+    assert terminate(second) == 0
+    assert "fenced by a newer instance" in stack.log_text()
+    assert_same_stream(stack.events(), ref.events)
+    assert_redis_matches(stack, ref)

@@ -1,0 +1,71 @@
+"""The matching service's pure transform: command records -> engine -> event records, replies,
+changed books; no Kafka, Redis or S3 involved."""
+
+from __future__ import annotations
+
+import pytest
+
+from bourse.domain.codec import encode_command
+from bourse.domain.event_codec import decode_event, decode_events
+from bourse.domain.events import DepthUpdate, Event, Reply, Trade
+from bourse.engine import Engine
+from matching_service.pipeline import chunk_records, run_batch
+from matching_service.workload import commands
+
+pytestmark = pytest.mark.unit
+
+
+def _records(n: int, seed: int = 4, start: int = 0) -> list[tuple[int, bytes]]:
+    return [(start + i, encode_command(c)) for i, c in enumerate(commands(n, seed=seed))]
+
+
+def test_batch_publishes_what_the_engine_emits() -> None:
+    records = _records(1_500)
+    reference = Engine()
+    want: list[Event] = []
+    for _, value in records:
+        from bourse.domain.codec import decode_command
+
+        want.extend(reference.process(decode_command(value)))
+    engine = Engine()
+    out = run_batch(engine, records, events_per_record=300)
+    got = [e for r in out.records for e in decode_events(r)]
+    assert got == want
+    assert (out.first_offset, out.next_offset, out.commands) == (0, 1_500, 1_500)
+    assert out.last_seq == want[-1].seq and out.events == len(want)
+    assert engine.state_hash() == reference.state_hash()
+    assert [decode_event(v) for _, v in out.replies] == [e for e in want if isinstance(e, Reply)]
+    assert out.depth_symbols == list(
+        dict.fromkeys(e.symbol for e in want if isinstance(e, DepthUpdate))
+    )
+    last_trades = {e.symbol: e for e in want if isinstance(e, Trade)}
+    assert out.last_trades == last_trades
+
+
+def test_replay_without_publishing_advances_the_same_state() -> None:
+    records = _records(800)
+    loud, quiet = Engine(), Engine()
+    a = run_batch(loud, records)
+    b = run_batch(quiet, records, publish=False, want_replies=False)
+    assert b.records == [] and b.replies == []
+    assert a.last_seq == b.last_seq
+    assert loud.state_hash() == quiet.state_hash()
+
+
+def test_records_respect_the_size_bound_and_order() -> None:
+    engine = Engine()
+    events: list[Event] = []
+    for c in commands(600, seed=8):
+        events.extend(engine.process(c))
+    records = chunk_records(events, events_per_record=10_000, max_record_bytes=20_000)
+    assert all(len(r) <= 20_000 for r in records)
+    assert [e for r in records for e in decode_events(r)] == events
+
+
+def test_undecodable_record_is_skipped_deterministically() -> None:
+    records = _records(50)
+    records.insert(10, (999, b'{"type": "NEW_ORDER", "body": {"oops": 1}}'))
+    engine = Engine()
+    out = run_batch(engine, records)
+    assert out.undecodable == 1 and out.commands == 50
+    assert out.next_offset == 49 + 1  # the last record's offset + 1
