@@ -136,10 +136,13 @@ class ReferenceEngine:
 
     # ------------------------------------------------------------------ public interface
     def balances(self) -> dict[int, dict[str, tuple[int, int]]]:
-        return {
-            acct: {asset: (fl[0], fl[1]) for asset, fl in assets.items()}
-            for acct, assets in self.bal.items()
-        }
+        """Non-zero (free, locked) pairs only, fee account included."""
+        out: dict[int, dict[str, tuple[int, int]]] = {}
+        for acct, assets in self.bal.items():
+            for asset, (free, locked) in assets.items():
+                if free or locked:
+                    out.setdefault(acct, {})[asset] = (free, locked)
+        return out
 
     def open_orders(self, account_id: int, symbol: str) -> list[RefOrder]:
         sym = self.symbols[symbol]
@@ -360,6 +363,9 @@ class ReferenceEngine:
         sym = self.symbols.get(cmd.symbol)
         if sym is None:
             e = errors.INVALID_SYMBOL_ERROR
+            return e.code, e.msg, ()
+        if cmd.status not in tuple(SymbolStatus):
+            e = errors.invalid_parameter()
             return e.code, e.msg, ()
         sym.spec = sym.spec.with_status(cmd.status)
         self._emit(SymbolUpdated, spec=sym.spec)

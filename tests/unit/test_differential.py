@@ -108,8 +108,26 @@ ETHBTC = SymbolSpec(
     quote_order_qty_market_allowed=False,
     allowed_stp_modes=(StpMode.NONE, StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH),
 )
-MIDS = {"BTCUSDT": 100 * E8, "ETHBTC": 5_000_000}
-ASSETS = ("BTC", "USDT", "ETH")
+# Odd sizes: a 5-unit tick and a 0.2 step (5 * 2e7 = 1e8), fees that never divide evenly.
+DOGEUSDT = SymbolSpec(
+    symbol="DOGEUSDT",
+    base_asset="DOGE",
+    quote_asset="USDT",
+    tick_size=5,
+    min_price=5,
+    max_price=E8,
+    step_size=20_000_000,
+    min_qty=20_000_000,
+    max_qty=1000 * E8,
+    min_notional=0,
+    max_notional=30_000,
+    apply_max_to_market=True,
+    max_num_orders=9,
+    iceberg_parts=4,
+    default_stp=StpMode.EXPIRE_BOTH,
+)
+MIDS = {"BTCUSDT": 100 * E8, "ETHBTC": 5_000_000, "DOGEUSDT": 12_345}
+ASSETS = ("BTC", "USDT", "ETH", "DOGE")
 CLIENT_IDS = tuple("abcdefghijklmn")
 FEE_RATES = (0, 1, 100_000, 333_333, 250_000, 10**8)
 
@@ -150,7 +168,12 @@ class Generator:
     def setup(self) -> list:
         cmds = [AddSymbol(self._rid(), self._ts(), spec) for spec in self.symbols]
         for acct in self.accounts:
-            for asset, amount in (("BTC", 10 * E8), ("USDT", 1000 * E8), ("ETH", 100 * E8)):
+            for asset, amount in (
+                ("BTC", 10 * E8),
+                ("USDT", 1000 * E8),
+                ("ETH", 100 * E8),
+                ("DOGE", 1000 * E8),
+            ):
                 # uneven funding, so that some orders fail for want of balance
                 amount = amount * self.ch.pick((1, 5, 20, 100)) // 100
                 cmds.append(Deposit(self._rid(), self._ts(), acct, asset, amount))
@@ -195,6 +218,8 @@ class Generator:
             return SetAccountFees(self._rid(), self._ts(), acct, maker, taker)
         if roll < 990:
             status = SymbolStatus.TRADING if ch.chance(60) else ch.pick(list(SymbolStatus))
+            if ch.chance(3):
+                status = "CLOSED"  # not a status: -1130
             name = "NOPE" if ch.chance(5) else self.symbol_name()
             return SetSymbolStatus(self._rid(), self._ts(), name, status)
         if roll < 995 and ch.chance(50):
@@ -289,6 +314,10 @@ class Generator:
                 tif = TimeInForce.GTC
             if quantity is not None and quantity > 0 and ch.chance(85):
                 quantity = max(quantity, iceberg * ch.int(2, 3))
+        if ch.chance(1):  # not a side / type / time in force at all
+            side = "HOLD" if ch.chance(34) else side
+            otype = "OCO" if ch.chance(50) else otype
+            tif = "GTX" if tif is not None else tif
         stp = None if ch.chance(50) else ch.pick(list(StpMode))
         if stp is StpMode.EXPIRE_MAKER and real == "ETHBTC" and ch.chance(80):
             stp = None
@@ -502,10 +531,16 @@ TAPE_BYTES = 2 * 20 * COMMANDS_PER_EXAMPLE  # about 20 choices per command
 @given(
     tape=st.binary(min_size=TAPE_BYTES, max_size=TAPE_BYTES),
     n_accounts=st.integers(2, 6),
-    which=st.sampled_from(("BTCUSDT", "ETHBTC", "both")),
+    which=st.sampled_from(("BTCUSDT", "ETHBTC", "DOGEUSDT", "two", "three")),
 )
 def test_random_streams_match_reference(tape, n_accounts, which):
-    symbols = {"BTCUSDT": [BTCUSDT], "ETHBTC": [ETHBTC], "both": [BTCUSDT, ETHBTC]}[which]
+    symbols = {
+        "BTCUSDT": [BTCUSDT],
+        "ETHBTC": [ETHBTC],
+        "DOGEUSDT": [DOGEUSDT],
+        "two": [BTCUSDT, ETHBTC],
+        "three": [DOGEUSDT, ETHBTC, BTCUSDT],
+    }[which]
     run_stream(Chooser(tape=tape), n_accounts, symbols, COMMANDS_PER_EXAMPLE)
 
 
@@ -516,7 +551,8 @@ STRESS_COMMANDS = 10_000  # x 2 seeds = 20,000 commands
 @pytest.mark.parametrize("seed", STRESS_SEEDS)
 def test_seeded_stress_matches_reference(seed):
     rng = random.Random(seed)
-    checker = run_stream(Chooser(rng=rng), 2 + seed % 5, [BTCUSDT, ETHBTC], STRESS_COMMANDS)
+    symbols = [BTCUSDT, ETHBTC] if seed % 2 else [DOGEUSDT, BTCUSDT]
+    checker = run_stream(Chooser(rng=rng), 2 + seed % 5, symbols, STRESS_COMMANDS)
     # the stream must actually exercise the engine, not just bounce off filters
     assert checker.counts.get("Trade", 0) > 500
     assert checker.counts.get("PreventedMatch", 0) > 20
