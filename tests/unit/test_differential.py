@@ -210,7 +210,10 @@ class Generator:
         if roll < 960:
             asset = ch.pick(ASSETS)
             amount = ch.int(1, 40) * E8 // ch.pick((1, 10, 100))
-            return Withdraw(self._rid(), self._ts(), self.account(), asset, amount)
+            acct = self.account()
+            if ch.chance(3):
+                acct, amount = ch.pick(((0, amount), (acct, 0), (acct, -5)))
+            return Withdraw(self._rid(), self._ts(), acct, asset, amount)
         if roll < 975:
             acct = 0 if ch.chance(5) else self.account()
             maker = -1 if ch.chance(3) else ch.pick(FEE_RATES)
@@ -367,6 +370,10 @@ class Generator:
         cancel_cid = ch.pick(("", "x1", "x2"))
         if how < 3:
             return CancelOrder(self._rid(), self._ts(), acct, name, None, None, cancel_cid)
+        if how < 8 and target is not None:  # both ids: the order id wins, as on Binance
+            return CancelOrder(
+                self._rid(), self._ts(), acct, name, target.info.order_id, "zz", cancel_cid
+            )
         if target is None:
             if ch.chance(50):
                 return CancelOrder(
@@ -497,13 +504,26 @@ class Checker:
             raise Mismatch("\n".join(lines))
 
 
-def run_stream(ch: Chooser, n_accounts: int, symbols: list[SymbolSpec], n_commands: int):
+def run_stream(
+    ch: Chooser,
+    n_accounts: int,
+    symbols: list[SymbolSpec],
+    n_commands: int,
+    restore_every: int = 0,
+):
+    """Feed both engines one random stream; with ``restore_every``, the fast engine is also
+    replaced every so many commands by ``Engine.restore(engine.snapshot())`` (same hash) and
+    the stream goes on against the restored one."""
     checker = Checker()
     gen = Generator(ch, n_accounts, symbols)
     for cmd in gen.setup():
         checker.run(cmd)
-    for _ in range(n_commands):
+    for i in range(1, n_commands + 1):
         checker.run(gen.next(checker.ref))
+        if restore_every and i % restore_every == 0 and hasattr(checker.fast, "snapshot"):
+            restored = type(checker.fast).restore(checker.fast.snapshot())
+            assert restored.state_hash() == checker.fast.state_hash(), f"after command {i}"
+            checker.fast = restored
     checker.finish()
     return checker
 
@@ -552,7 +572,9 @@ STRESS_COMMANDS = 10_000  # x 2 seeds = 20,000 commands
 def test_seeded_stress_matches_reference(seed):
     rng = random.Random(seed)
     symbols = [BTCUSDT, ETHBTC] if seed % 2 else [DOGEUSDT, BTCUSDT]
-    checker = run_stream(Chooser(rng=rng), 2 + seed % 5, symbols, STRESS_COMMANDS)
+    checker = run_stream(
+        Chooser(rng=rng), 2 + seed % 5, symbols, STRESS_COMMANDS, restore_every=997
+    )
     # the stream must actually exercise the engine, not just bounce off filters
     assert checker.counts.get("Trade", 0) > 500
     assert checker.counts.get("PreventedMatch", 0) > 20
