@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import signal
 import sys
 import time
@@ -14,6 +15,7 @@ from types import FrameType
 
 from bourse.settings import Settings, get_settings
 from devstack.exchange_processes import PROCESSES
+from devstack.moto import LOCAL_AWS_ENV
 from devstack.paths import StackPaths
 from devstack.service import StackError
 from devstack.stack import Stack
@@ -53,11 +55,22 @@ def cmd_status(settings: Settings) -> int:
     return 0
 
 
-def run_seed_hook() -> bool:
-    """Call devstack.seed.seed() when that module exists (it seeds markets and a demo account)."""
+def use_local_aws_credentials(settings: Settings) -> None:
+    """Let in-process code (the seed hook) sign requests to moto with boto3's default chain,
+    as `run`'s child processes do. Credentials already in the environment are kept."""
+    if settings.stage == "local" and "AWS_ACCESS_KEY_ID" not in os.environ:
+        os.environ.update(LOCAL_AWS_ENV)
+
+
+def run_seed_hook(settings: Settings) -> bool:
+    """Call devstack.seed.seed() when that module exists (it seeds markets and a demo account)
+    and print what it reports (the demo API key and, the first time only, its secret)."""
     if importlib.util.find_spec("devstack.seed") is None:
         return False
-    importlib.import_module("devstack.seed").seed()
+    use_local_aws_credentials(settings)
+    report = importlib.import_module("devstack.seed").seed()
+    for line in report.lines() if hasattr(report, "lines") else []:
+        _say(line)
     return True
 
 
@@ -82,7 +95,7 @@ def cmd_run(settings: Settings) -> int:
     status = 0
     try:
         stack.up()
-        run_seed_hook()
+        run_seed_hook(settings)
         supervisor.start_all()
         _say(ready_line(settings))
         _say("Ctrl-C stops everything")
@@ -105,7 +118,7 @@ def cmd_run(settings: Settings) -> int:
 
 
 def cmd_seed(settings: Settings) -> int:
-    if not run_seed_hook():
+    if not run_seed_hook(settings):
         return _error("seed: devstack/seed.py does not exist yet")
     return 0
 
