@@ -9,14 +9,15 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
-
-from kafka import KafkaAdminClient
-from kafka.errors import TopicAlreadyExistsError
+from typing import TYPE_CHECKING
 
 from bourse.adapters.kafka_topics import topic_specs
 from devstack.paths import DEVSTACK_DIR
 from devstack.processes import port_answers
 from devstack.service import Launch, Service, StackError, child_env, require_binary
+
+if TYPE_CHECKING:
+    from kafka import KafkaAdminClient
 
 POM = DEVSTACK_DIR / "kafka" / "pom.xml"
 HEAP = ["-Xms256m", "-Xmx512m"]
@@ -162,6 +163,8 @@ class Kafka(Service):
         return Launch(argv, env=child_env({"KAFKA_HEAP_OPTS": " ".join(HEAP)}), cwd=self.home)
 
     def _admin(self) -> KafkaAdminClient:
+        from kafka import KafkaAdminClient  # heavy; `status` and `down` never need it
+
         return KafkaAdminClient(
             bootstrap_servers=self.settings.kafka_bootstrap,
             client_id="devstack",
@@ -181,6 +184,8 @@ class Kafka(Service):
             admin.close()
 
     def configure(self) -> list[str]:
+        from kafka.errors import TopicAlreadyExistsError
+
         specs = topic_specs(self.settings)
         admin = self._admin()
         try:

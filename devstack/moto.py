@@ -9,10 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import boto3
-
 from devstack.service import Launch, Service, child_env
-from devstack.template_resources import ensure_resources
 
 # moto accepts any credentials; boto3 needs some to sign requests. Child processes of `run`
 # get these too, so the exchange's own code works against moto unchanged.
@@ -41,6 +38,8 @@ class Moto(Service):
         return Launch(argv, env=child_env())
 
     def client(self, service: str) -> Any:
+        import boto3  # heavy; `status` and `down` never need it
+
         return boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint,
@@ -53,4 +52,6 @@ class Moto(Service):
         self.client("dynamodb").list_tables(Limit=1)
 
     def configure(self) -> list[str]:
+        from devstack.template_resources import ensure_resources
+
         return ensure_resources(self.settings, self.client)

@@ -15,11 +15,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
-
-from bourse.adapters.migrations import MigrationError, apply_migrations
 from devstack.service import Launch, Service, StackError, child_env
 
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -136,10 +131,18 @@ class Postgres(Service):
         )
 
     def ping(self) -> None:
+        import psycopg  # heavy; `status` and `down` never need it
+
         with psycopg.connect(self._superuser_dsn()) as conn:
             conn.execute("SELECT 1").fetchone()
 
     def configure(self) -> list[str]:
+        import psycopg
+        from psycopg import sql
+        from psycopg.conninfo import conninfo_to_dict
+
+        from bourse.adapters.migrations import MigrationError, apply_migrations
+
         app = conninfo_to_dict(self.settings.pg_dsn)
         role, dbname = str(app.get("user", "bourse")), str(app.get("dbname", "bourse"))
         notes: list[str] = []

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import redis as redis_client
-
 from devstack.service import Launch, Service, require_binary
 
 
@@ -44,6 +42,8 @@ class Redis(Service):
         return Launch(argv, cwd=self.home)
 
     def ping(self) -> None:
+        import redis as redis_client  # heavy; `status` and `down` never need it
+
         client = redis_client.Redis.from_url(self.settings.redis_url, socket_timeout=2)
         try:
             client.ping()
