@@ -72,5 +72,11 @@ validate: $(SAM_STAMP)
 bench-engine: $(STAMP)
 	$(PY) bench/engine_bench.py
 
+## 200,000 commands through Kafka and the matching service, beside the engine alone.
+.PHONY: bench-service
+bench-service: $(STAMP) system-packages
+	$(PY) -m devstack up
+	$(PY) bench/service_bench.py
+
 clean: down
 	rm -rf $(VENV) .tools .devstack .pytest_cache .hypothesis .mypy_cache .ruff_cache

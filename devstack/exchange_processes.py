@@ -15,6 +15,7 @@ the environment the stack runs with (plus local AWS credentials for moto), so
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,5 +32,13 @@ class ProcessSpec:
     ready_port: Callable[[Settings], int | None] = field(default=lambda s: None)
 
 
-# Later issues add the local gateway, the matching service and the event consumers here.
-PROCESSES: tuple[ProcessSpec, ...] = ()
+# Later issues add the local gateway and the event consumers here.
+PROCESSES: tuple[ProcessSpec, ...] = (
+    # The sequencer: commands in, events out (matching-service/). Its Prometheus endpoint
+    # answers only once recovery is done, so it doubles as the ready signal.
+    ProcessSpec(
+        name="matching",
+        argv=lambda s: [sys.executable, "-m", "matching_service"],
+        ready_port=lambda s: s.matching_metrics_port or None,
+    ),
+)

@@ -42,6 +42,7 @@ from kafka.errors import (
     ProducerFencedError,
     TransactionCoordinatorFencedError,
 )
+from kafka.record import util as kafka_record_util
 from kafka.structs import OffsetAndMetadata
 
 from bourse.adapters import aws
@@ -125,6 +126,11 @@ class MatchingService:
 
     def _connect(self) -> None:
         s = self.settings
+        if kafka_record_util.crc32c_c is None:
+            log.warning(
+                "the crc32c package is missing: kafka-python checksums records in pure Python, "
+                "which costs most of the service's throughput (pip install crc32c)"
+            )
         self.producer = kafka_adapter.producer(
             transactional_id=s.matching_transactional_id,
             # One transaction per batch flushes anyway; a short linger only lets a batch's few
@@ -295,16 +301,21 @@ class MatchingService:
         self._install_signals()
         self._connect()
         self.metrics.track_snapshot_age(lambda: self.snapshots.last_saved_monotonic)
-        self.metrics.serve(self.settings.matching_metrics_port)
         try:
             self.recover()
         except Diverged as exc:
             log.critical("refusing to publish: %s", exc)
             return EXIT_DIVERGED
+        # Listening only from here on makes the port a readiness signal (devstack, Docker).
+        self.metrics.serve(self.settings.matching_metrics_port)
         # Everything allocated so far (the restored engine above all) lives for the process;
-        # freezing it keeps the cyclic GC from rescanning it on every collection.
+        # freezing it keeps the cyclic GC from rescanning it on every collection. A batch
+        # allocates hundreds of thousands of short-lived objects (events, their encodings) that
+        # reference counting frees; a high young-generation threshold keeps the collector from
+        # running thousands of times per batch for the few cycles there are.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
         self.metrics.ready.set(1)
         log.info("serving", extra={"offset": self.position, "seq": self.last_seq})
         consumer = self.consumer

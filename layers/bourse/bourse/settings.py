@@ -123,7 +123,7 @@ def get_settings() -> Settings:
         matching_batch_max=_env_int("BOURSE_MATCHING_BATCH_MAX", 2000),
         matching_poll_ms=_env_int("BOURSE_MATCHING_POLL_MS", 20),
         matching_metrics_port=_env_int("BOURSE_MATCHING_METRICS_PORT", 9108),
-        snapshot_every_commands=_env_int("BOURSE_SNAPSHOT_EVERY_COMMANDS", 100_000),
+        snapshot_every_commands=_env_int("BOURSE_SNAPSHOT_EVERY_COMMANDS", 25_000),
         snapshot_every_seconds=_env_int("BOURSE_SNAPSHOT_EVERY_SECONDS", 300),
         snapshot_prefix=_env("BOURSE_SNAPSHOT_PREFIX", f"engine/{commands}/"),
         reply_ttl_seconds=_env_int("BOURSE_REPLY_TTL_SECONDS", 60),
