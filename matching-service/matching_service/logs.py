@@ -41,4 +41,8 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
     # kafka-python logs every reconnect at INFO; keep the service's own lines readable.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python's network thread warns whenever it waited >100 ms for the GIL, which a
+    # thread matching a batch of thousands of commands holds by design; the warning says
+    # nothing actionable here (consumer lag and batch latency are the metrics that do).
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     logging.getLogger("botocore").setLevel(logging.WARNING)
