@@ -69,3 +69,25 @@ def test_undecodable_record_is_skipped_deterministically() -> None:
     out = run_batch(engine, records)
     assert out.undecodable == 1 and out.commands == 50
     assert out.next_offset == 49 + 1  # the last record's offset + 1
+
+
+def test_snapshot_round_trip_and_validation() -> None:
+    from matching_service.snapshots import decode_snapshot, encode_snapshot, snapshot_key
+
+    engine = Engine()
+    for c in commands(300, seed=2):
+        engine.process(c)
+    data, state_hash = encode_snapshot(engine, 300, 1234)
+    restored, meta = decode_snapshot("k", data)
+    assert restored.state_hash() == state_hash == engine.state_hash()
+    assert (meta.offset, meta.last_seq) == (300, 1234)
+    assert snapshot_key("p/", 300) == "p/00000000000000000300.snap" < snapshot_key("p/", 1000)
+    header, payload = data.split(b"\n", 1)
+    for bad in (
+        b"garbage",
+        header + b"\n" + payload[:-1],  # truncated
+        header + b"\n" + payload[:-1] + bytes([payload[-1] ^ 1]),  # flipped bit
+        header.replace(state_hash.encode(), b"0" * 64) + b"\n" + payload,  # wrong state hash
+    ):
+        with pytest.raises(ValueError):
+            decode_snapshot("k", bad)
