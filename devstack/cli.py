@@ -88,8 +88,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def cmd_run(settings: Settings) -> int:
     """up, seed, start the exchange's processes, follow them until Ctrl-C/SIGTERM, stop all."""
-    # SIGTERM behaves like Ctrl-C, so either one reaches the cleanup below.
+    # SIGTERM behaves like Ctrl-C, so either one reaches the cleanup below. SIGINT is set
+    # explicitly too: a shell starts background jobs with it ignored, and Python keeps that.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     stack = Stack(settings, _say)
     supervisor = Supervisor(PROCESSES, settings, stack.paths)
     status = 0
