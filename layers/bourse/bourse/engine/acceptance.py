@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bourse.domain import errors
 from bourse.domain.amounts import SCALE, notional
-from bourse.domain.commands import NewOrder
+from bourse.domain.commands import CLIENT_ORDER_ID_RE, NewOrder
 from bourse.domain.enums import OrderType, StpMode
 from bourse.domain.symbols import (
     SymbolSpec,
@@ -35,6 +35,39 @@ STOP_TYPES = frozenset(
 )
 
 
+_SIDES = frozenset({"BUY", "SELL"})
+_TIFS = frozenset({"GTC", "IOC", "FOK"})
+
+
+def shape_is_plainly_valid(cmd: NewOrder) -> bool:
+    """A quick sufficient condition for ``validate_new_order_shape`` to pass, covering the
+    common LIMIT and MARKET shapes; anything else goes through the full validator (which
+    also produces the right error)."""
+    if cmd.account_id < 1 or cmd.side not in _SIDES or cmd.stop_price is not None:
+        return False
+    if cmd.iceberg_qty is not None or not CLIENT_ORDER_ID_RE.match(cmd.client_order_id):
+        return False
+    order_type = cmd.type
+    if order_type is OrderType.LIMIT:
+        qty, price = cmd.quantity, cmd.price
+        return (
+            cmd.time_in_force in _TIFS
+            and qty is not None
+            and qty > 0
+            and price is not None
+            and price > 0
+            and cmd.quote_order_qty is None
+        )
+    if order_type is OrderType.MARKET:
+        if cmd.time_in_force is not None or cmd.price is not None:
+            return False
+        qty, quote = cmd.quantity, cmd.quote_order_qty
+        if qty is None:
+            return quote is not None and quote > 0
+        return quote is None and qty > 0
+    return False
+
+
 def check_combination(spec: SymbolSpec, cmd: NewOrder) -> StpMode:
     """Order type, iceberg, quote quantity and STP mode against what the symbol allows;
     returns the resolved STP mode."""
@@ -53,35 +86,45 @@ def check_combination(spec: SymbolSpec, cmd: NewOrder) -> StpMode:
 
 
 def check_filters(sym: SymbolState, cmd: NewOrder) -> None:
+    """-1013 filters in the documented order. Each check is inlined for the passing case
+    and defers to the domain function (which raises the right error) when it fails."""
     spec = sym.spec
     order_type = cmd.type
     last = sym.last_price
-    if cmd.price is not None:
-        check_price(spec, cmd.price)
+    price = cmd.price
+    qty = cmd.quantity
+    if price is not None and (
+        price < spec.min_price or price > spec.max_price or price % spec.tick_size
+    ):
+        check_price(spec, price)
     if cmd.stop_price is not None:
         check_price(spec, cmd.stop_price)
-    is_market_qty = order_type is OrderType.MARKET or order_type in MARKET_STOP_TYPES
-    if cmd.quantity is not None:
-        check_lot(spec, cmd.quantity, market=is_market_qty)
+    is_market_qty = order_type == OrderType.MARKET or order_type in MARKET_STOP_TYPES
+    if qty is not None:
+        if qty < spec.min_qty or qty > spec.max_qty or qty % spec.step_size:
+            check_lot(spec, qty, market=is_market_qty)
+        if is_market_qty:
+            check_lot(spec, qty, market=True)
     if cmd.iceberg_qty is not None:
         check_lot(spec, cmd.iceberg_qty, market=False)
     if order_type in PRICED_TYPES:
-        assert cmd.price is not None and cmd.quantity is not None
-        check_notional(spec, notional(cmd.price, cmd.quantity), market=False)
+        assert price is not None and qty is not None
+        amount = price * qty // SCALE
+        if amount < spec.min_notional or amount > spec.max_notional:
+            check_notional(spec, amount, market=False)
+        if last > 0:
+            check_percent_price(spec, price, last)
     elif order_type in MARKET_STOP_TYPES:
-        assert cmd.stop_price is not None and cmd.quantity is not None
-        check_notional(spec, notional(cmd.stop_price, cmd.quantity), market=True)
+        assert cmd.stop_price is not None and qty is not None
+        check_notional(spec, notional(cmd.stop_price, qty), market=True)
     elif cmd.quote_order_qty is not None:
         check_notional(spec, cmd.quote_order_qty, market=True)
     elif last > 0:
-        assert cmd.quantity is not None
-        check_notional(spec, notional(last, cmd.quantity), market=True)
-    if order_type in PRICED_TYPES:
-        assert cmd.price is not None
-        check_percent_price(spec, cmd.price, last)
+        assert qty is not None
+        check_notional(spec, notional(last, qty), market=True)
     if cmd.iceberg_qty is not None:
-        assert cmd.quantity is not None
-        if -(-cmd.quantity // cmd.iceberg_qty) > spec.iceberg_parts:
+        assert qty is not None
+        if -(-qty // cmd.iceberg_qty) > spec.iceberg_parts:
             raise errors.filter_failure("ICEBERG_PARTS")
     open_orders = sym.by_account.get(cmd.account_id)
     if open_orders:
@@ -107,7 +150,7 @@ def check_state(sym: SymbolState, cmd: NewOrder) -> None:
         assert cmd.stop_price is not None
         if would_trigger(cmd.type, is_buy, cmd.stop_price, sym.last_price):
             raise errors.rejected(errors.MSG_WOULD_TRIGGER)
-    elif cmd.type is OrderType.LIMIT_MAKER:
+    elif cmd.type == OrderType.LIMIT_MAKER:
         assert cmd.price is not None
         best = sym.book.asks.best() if is_buy else sym.book.bids.best()
         if best is not None and (cmd.price >= best.price if is_buy else cmd.price <= best.price):

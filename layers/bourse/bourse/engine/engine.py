@@ -47,7 +47,6 @@ from bourse.domain.events import (
     Event,
     ExecutionReport,
     Fill,
-    OrderInfo,
     OrderResult,
     PreventedMatch,
     Reply,
@@ -57,7 +56,19 @@ from bourse.domain.events import (
 )
 from bourse.domain.symbols import ASSET_RE, SymbolSpec
 from bourse.engine import acceptance
+from bourse.engine.acceptance import (
+    check_combination,
+    check_filters,
+    check_state,
+    shape_is_plainly_valid,
+)
 from bourse.engine.balances import DEFAULT_RATES, Balances
+from bourse.engine.builders import (
+    build_fill,
+    build_order_info,
+    build_order_result,
+    build_reply_part,
+)
 from bourse.engine.orders import Order
 from bourse.engine.symbol_state import SymbolState
 
@@ -76,7 +87,8 @@ _STP_NONE = StpMode.NONE
 _GTC = TimeInForce.GTC
 _FOK = TimeInForce.FOK
 _MARKET_TYPES = frozenset({OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT})
-_OK = (0, "")
+_SUCCESS = Outcome.SUCCESS
+_TRADING = SymbolStatus.TRADING
 
 
 class Engine:
@@ -279,7 +291,7 @@ class Engine:
             raise errors.mandatory("orderId")
         order = self._find_open(sym, cmd)
         result = self._cancel(sym, order, cmd.cancel_client_order_id)
-        return 0, "", (ReplyPart(Outcome.SUCCESS, 0, "", result),)
+        return 0, "", (build_reply_part(_SUCCESS, 0, "", result),)
 
     def _on_cancel_all(self, cmd: CancelAll) -> tuple[int, str, tuple[ReplyPart, ...]]:
         sym = self._symbol(cmd.symbol)
@@ -289,7 +301,7 @@ class Engine:
         parts = []
         for order in sorted(open_orders.values(), key=_order_id):
             result = self._cancel(sym, order, "")
-            parts.append(ReplyPart(Outcome.SUCCESS, 0, "", result))
+            parts.append(build_reply_part(_SUCCESS, 0, "", result))
         return 0, "", tuple(parts)
 
     def _on_cancel_replace(self, cmd: CancelReplace) -> tuple[int, str, tuple[ReplyPart, ...]]:
@@ -307,7 +319,7 @@ class Engine:
         except BinanceError as exc:
             cancel_part = ReplyPart(Outcome.FAILURE, exc.code, exc.msg, None)
             cancel_ok = False
-        if not cancel_ok and cmd.mode is CancelReplaceMode.STOP_ON_FAILURE:
+        if not cancel_ok and cmd.mode == CancelReplaceMode.STOP_ON_FAILURE:
             new_part = ReplyPart(Outcome.NOT_ATTEMPTED, 0, "", None)
             err = errors.CANCEL_REPLACE_FAILED_ERROR
             return err.code, err.msg, (cancel_part, new_part)
@@ -330,22 +342,26 @@ class Engine:
     # ------------------------------------------------------------------ new orders
 
     def _on_new_order(self, cmd: NewOrder) -> tuple[int, str, tuple[ReplyPart, ...]]:
-        validate_new_order_shape(cmd)
+        if not shape_is_plainly_valid(cmd):
+            validate_new_order_shape(cmd)
         result = self._place(cmd)
-        return 0, "", (ReplyPart(Outcome.SUCCESS, 0, "", result),)
+        return 0, "", (build_reply_part(_SUCCESS, 0, "", result),)
 
     def _place(self, cmd: NewOrder) -> OrderResult:
         """Check, accept and run a (shape-valid) new order; raise before any change."""
-        sym = self._symbol(cmd.symbol)
-        if sym.spec.status is not SymbolStatus.TRADING:
+        sym = self._symbols.get(cmd.symbol)
+        if sym is None:
+            raise errors.INVALID_SYMBOL_ERROR
+        spec = sym.spec
+        if spec.status != _TRADING:
             raise errors.rejected(errors.MSG_MARKET_CLOSED)
-        stp_mode = acceptance.check_combination(sym.spec, cmd)
-        acceptance.check_filters(sym, cmd)
-        acceptance.check_state(sym, cmd)
+        stp_mode = check_combination(spec, cmd)
+        check_filters(sym, cmd)
+        check_state(sym, cmd)
         is_buy = cmd.side == "BUY"
         order_type = cmd.type
         is_stop = order_type in acceptance.STOP_TYPES
-        is_market = order_type is OrderType.MARKET
+        is_market = order_type == OrderType.MARKET
         quantity = cmd.quantity or 0
         qoq = cmd.quote_order_qty or 0
         # What the order locks at acceptance (docs/engine.md, "Orders").
@@ -366,7 +382,9 @@ class Engine:
         bal = self._bal
         acct = cmd.account_id
         lock_asset, recv_asset = (sym.quote, sym.base) if is_buy else (sym.base, sym.quote)
-        if lock and bal.free(acct, lock_asset) < lock:
+        lock_key = (acct, lock_asset)
+        lock_entry = bal.accounts.get(lock_key)
+        if lock and (lock_entry is None or lock_entry[0] < lock):
             raise errors.rejected(errors.MSG_INSUFFICIENT_BALANCE)
 
         # Accepted: from here on state changes.
@@ -374,16 +392,19 @@ class Engine:
         ts = self._ts
         order_id = sym.next_order_id
         sym.next_order_id = order_id + 1
-        info = OrderInfo(
-            order_id, acct, sym.spec.symbol, cmd.client_order_id, cmd.side, order_type,
+        info = build_order_info(
+            order_id, acct, spec.symbol, cmd.client_order_id, cmd.side, order_type,
             cmd.time_in_force, quantity, cmd.price or 0, cmd.stop_price or 0,
             cmd.iceberg_qty or 0, qoq, stp_mode, ts,
         )  # fmt: skip
-        lock_entry = bal.entry(acct, lock_asset)
+        if lock_entry is None:
+            lock_entry = bal.entry(acct, lock_asset)
         recv_entry = bal.entry(acct, recv_asset)
-        order = Order(info, is_buy, (acct, lock_asset), lock_entry, (acct, recv_asset), recv_entry)
+        order = Order(info, is_buy, lock_key, lock_entry, (acct, recv_asset), recv_entry)
         if lock:
-            self._touch(lock_entry, acct, lock_asset)
+            touched = self._touched_bal
+            if lock_key not in touched:
+                touched[lock_key] = (lock_entry, lock_entry[0], lock_entry[1])
             lock_entry[0] -= lock
             lock_entry[1] += lock
             order.lock = lock
@@ -406,7 +427,8 @@ class Engine:
         fills: list[Fill] = []
         last_before = sym.last_price
         self._take(sym, order, fills)
-        if sym.last_price != last_before and len(sym.stops):
+        stops = sym.stops
+        if sym.last_price != last_before and (stops.rises or stops.falls):
             self._reply_order = order
             self._reply_fills = fills
             try:
@@ -453,6 +475,28 @@ class Engine:
 
     def _take(self, sym: SymbolState, taker: Order, fills: list[Fill] | None) -> None:
         """Match ``taker`` against the opposite side, then rest, expire or finish it."""
+        is_buy = taker.is_buy
+        opp = sym.book.asks if is_buy else sym.book.bids
+        keys = opp.keys
+        if keys and (
+            taker.is_market or (taker.price >= -keys[-1] if is_buy else taker.price <= keys[-1])
+        ):
+            if taker.tif == _FOK and not self._fok_fillable(opp, taker):
+                self._expire_taker(taker)
+                return
+            if self._match(sym, taker, fills):
+                return  # expired in match
+        unfilled = taker.quote_rem > 0 if taker.info.quote_order_qty else taker.remaining > 0
+        if unfilled:
+            if not taker.is_market and (taker.tif == _GTC or taker.tif is None):
+                self._rest(sym, taker)
+            else:
+                self._expire_taker(taker)
+        elif taker.lock:
+            self._release(taker)
+
+    def _match(self, sym: SymbolState, taker: Order, fills: list[Fill] | None) -> bool:
+        """The match loop; True if the taker expired in match (STP)."""
         events = self._events
         ts = self._ts
         book = sym.book
@@ -485,10 +529,6 @@ class Engine:
         taker_lock = taker.lock_bal
         taker_lock_key = taker.lock_key
         buy_at_limit = is_buy and not is_market
-
-        if taker.tif is _FOK and not self._fok_fillable(opp, taker):
-            self._expire_taker(taker)
-            return
 
         ended = False  # expired in match by STP
         while keys:
@@ -527,7 +567,7 @@ class Engine:
                 if qty <= 0:
                     break
             # Self-trade prevention only where a match could really happen (qty > 0).
-            if maker.account_id == acct and stp is not _STP_NONE:
+            if maker.account_id == acct and stp != _STP_NONE:
                 if self._prevent(sym, taker, maker, level, touched):
                     ended = True
                     break
@@ -641,27 +681,19 @@ class Engine:
                 )
             )  # fmt: skip
             if fills is not None:
-                fills.append(Fill(price, qty, taker_fee, taker_fee_asset, trade_id))
+                fills.append(build_fill(price, qty, taker_fee, taker_fee_asset, trade_id))
             elif maker is self._reply_order:
                 # The command's new order, rested, then hit by a stop it triggered.
-                self._reply_fills.append(Fill(price, qty, maker_fee, maker_fee_asset, trade_id))
+                fill = build_fill(price, qty, maker_fee, maker_fee_asset, trade_id)
+                self._reply_fills.append(fill)
 
-        if ended:
-            return
-        unfilled = taker.quote_rem > 0 if by_quote else taker.remaining > 0
-        if unfilled:
-            if not is_market and (taker.tif is _GTC or taker.tif is None):
-                self._rest(sym, taker)
-            else:
-                self._expire_taker(taker)
-        elif taker.lock:
-            self._release(taker)
+        return ended
 
     def _fok_fillable(self, opp: Any, taker: Order) -> bool:
         need = taker.remaining
         limit = taker.price
         is_buy = taker.is_buy
-        own_counts = taker.stp_mode is _STP_NONE
+        own_counts = taker.stp_mode == _STP_NONE
         for level in opp.levels_best_first():
             if level.price > limit if is_buy else level.price < limit:
                 break
@@ -681,8 +713,8 @@ class Engine:
         """Apply the taker's STP mode to a self-match; True if the taker expired."""
         stp = taker.stp_mode
         price = maker.price
-        maker_expires = stp is not StpMode.EXPIRE_TAKER
-        taker_expires = stp is not StpMode.EXPIRE_MAKER
+        maker_expires = stp != StpMode.EXPIRE_TAKER
+        taker_expires = stp != StpMode.EXPIRE_MAKER
         maker_qty = maker.remaining if maker_expires else 0
         taker_qty = 0
         if taker_expires:
@@ -730,17 +762,30 @@ class Engine:
         return taker_expires
 
     def _rest(self, sym: SymbolState, order: Order) -> None:
-        side = sym.book.bids if order.is_buy else sym.book.asks
-        touched = self._touched_bids if order.is_buy else self._touched_asks
+        book = sym.book
+        if order.is_buy:
+            side, touched = book.bids, self._touched_bids
+        else:
+            side, touched = book.asks, self._touched_asks
         price = order.price
+        level = side.levels.get(price)
         if price not in touched:
-            level = side.levels.get(price)
             touched[price] = level.qty if level is not None else 0
+        if level is None:
+            level = side.level_for(price)
         iceberg = order.iceberg_qty
-        order.displayed = iceberg if iceberg and iceberg < order.remaining else order.remaining
-        side.add(order)
-        sym.book.orders[order.order_id] = order
-        sym.open_of(order.account_id)[order.info.client_order_id] = order
+        remaining = order.remaining
+        displayed = iceberg if iceberg and iceberg < remaining else remaining
+        order.displayed = displayed
+        level.orders.append(order)
+        level.qty += displayed
+        level.total += remaining
+        level.live += 1
+        book.orders[order.order_id] = order
+        open_orders = sym.by_account.get(order.account_id)
+        if open_orders is None:
+            open_orders = sym.by_account[order.account_id] = {}
+        open_orders[order.info.client_order_id] = order
 
     def _expire_taker(self, taker: Order) -> None:
         self._release(taker)
@@ -773,8 +818,8 @@ class Engine:
         if not tb and not ta:
             return
         book = sym.book
-        bids = _changed_levels(tb, book.bids.levels, reverse=True)
-        asks = _changed_levels(ta, book.asks.levels, reverse=False)
+        bids = _changed_levels(tb, book.bids.levels, reverse=True) if tb else ()
+        asks = _changed_levels(ta, book.asks.levels, reverse=False) if ta else ()
         tb.clear()
         ta.clear()
         n = len(bids) + len(asks)
@@ -787,29 +832,43 @@ class Engine:
 
     def _emit_balances(self) -> None:
         touched = self._touched_bal
+        ts = self._ts
+        if len(touched) == 1:
+            ((key, (entry, free, locked)),) = touched.items()
+            touched.clear()
+            if key[0] != FEE_ACCOUNT and (entry[0] != free or entry[1] != locked):
+                self._events.append(AccountBalances(0, ts, key[0], ((key[1], entry[0], entry[1]),)))
+            return
         changed = sorted(
-            key
-            for key, (entry, free, locked) in touched.items()
-            if key[0] != FEE_ACCOUNT and (entry[0] != free or entry[1] != locked)
+            [
+                (key, entry)
+                for key, (entry, free, locked) in touched.items()
+                if key[0] != FEE_ACCOUNT and (entry[0] != free or entry[1] != locked)
+            ]
         )
         touched.clear()
         events = self._events
-        ts = self._ts
-        accounts = self._bal.accounts
-        i = 0
-        while i < len(changed):
-            account_id = changed[i][0]
-            rows = []
-            while i < len(changed) and changed[i][0] == account_id:
-                entry = accounts[changed[i]]
-                rows.append((changed[i][1], entry[0], entry[1]))
-                i += 1
+        rows: list[tuple[str, int, int]] = []
+        account_id = -1
+        for (acct, asset), entry in changed:
+            if acct != account_id:
+                if rows:
+                    events.append(AccountBalances(0, ts, account_id, tuple(rows)))
+                rows = []
+                account_id = acct
+            rows.append((asset, entry[0], entry[1]))
+        if rows:
             events.append(AccountBalances(0, ts, account_id, tuple(rows)))
 
 
 def _changed_levels(
     touched: dict[int, int], levels: dict[int, Any], *, reverse: bool
 ) -> tuple[tuple[int, int], ...]:
+    if len(touched) == 1:
+        ((price, before),) = touched.items()
+        level = levels.get(price)
+        qty = level.qty if level is not None else 0
+        return ((price, qty),) if qty != before else ()
     out = []
     for price in sorted(touched, reverse=reverse):
         level = levels.get(price)
@@ -824,7 +883,7 @@ def _order_id(order: Order) -> int:
 
 
 def _result(order: Order, fills: tuple[Fill, ...], cancel_client_id: str = "") -> OrderResult:
-    return OrderResult(
+    return build_order_result(
         order.info,
         order.status,
         order.executed,
