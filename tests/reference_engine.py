@@ -77,7 +77,7 @@ LIMIT_TYPES = (
 NO_TIF_TYPES = (OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT, OrderType.LIMIT_MAKER)
 
 
-@dataclass
+@dataclass(eq=False)  # orders are compared by identity
 class RefOrder:
     info: OrderInfo
     remaining: int  # base quantity still to fill (0 for quote_order_qty orders)
@@ -133,6 +133,7 @@ class ReferenceEngine:
         self.arrival = 0
         self.out: list = []
         self.ts = 0
+        self.bal_before: dict[int, dict[str, tuple[int, int]]] = {}
 
     # ------------------------------------------------------------------ public interface
     def balances(self) -> dict[int, dict[str, tuple[int, int]]]:
@@ -153,7 +154,9 @@ class ReferenceEngine:
         self.out = []
         self.ts = cmd.ts
         depth_before = {name: self._depth(s) for name, s in self.symbols.items()}
-        bal_before = self._balance_snapshot()
+        # balances before the command, of every account the command touches (copied by
+        # _entry on first touch: every balance change goes through _entry)
+        self.bal_before: dict[int, dict[str, tuple[int, int]]] = {}
         handler = {
             NewOrder: self._new_order_cmd,
             CancelOrder: self._cancel_cmd,
@@ -193,18 +196,18 @@ class ReferenceEngine:
                     asks=changed[1],
                 )
         # balance diffs, per account
-        bal_after = self._balance_snapshot()
-        keys = sorted(set(bal_before) | set(bal_after))
-        per_account: dict[int, list[tuple[str, int, int]]] = {}
-        for acct, asset in keys:
+        for acct in sorted(self.bal_before):
             if acct == FEE_ACCOUNT:
                 continue
-            old = bal_before.get((acct, asset), (0, 0))
-            new = bal_after.get((acct, asset), (0, 0))
-            if old != new:
-                per_account.setdefault(acct, []).append((asset, new[0], new[1]))
-        for acct in sorted(per_account):
-            self._emit(AccountBalances, account_id=acct, balances=tuple(per_account[acct]))
+            before = self.bal_before[acct]
+            after = self._account_snapshot(acct)
+            changed = tuple(
+                (asset, *after.get(asset, (0, 0)))
+                for asset in sorted(set(before) | set(after))
+                if before.get(asset, (0, 0)) != after.get(asset, (0, 0))
+            )
+            if changed:
+                self._emit(AccountBalances, account_id=acct, balances=changed)
         self._emit(
             Reply,
             request_id=cmd.request_id,
@@ -226,21 +229,22 @@ class ReferenceEngine:
         bids: dict[int, int] = {}
         asks: dict[int, int] = {}
         for o in sym.resting:
-            levels = bids if o.side is Side.BUY else asks
-            levels[o.info.price] = levels.get(o.info.price, 0) + o.displayed()
+            info = o.info
+            levels = bids if info.side is Side.BUY else asks
+            shown = o.slice if info.iceberg_qty else o.remaining
+            levels[info.price] = levels.get(info.price, 0) + shown
         return bids, asks
 
-    def _balance_snapshot(self) -> dict[tuple[int, str], tuple[int, int]]:
-        return {
-            (acct, asset): (fl[0], fl[1])
-            for acct, assets in self.bal.items()
-            for asset, fl in assets.items()
-        }
+    def _account_snapshot(self, acct: int) -> dict[str, tuple[int, int]]:
+        return {asset: (fl[0], fl[1]) for asset, fl in self.bal.get(acct, {}).items()}
 
     def _free(self, acct: int, asset: str) -> int:
         return self.bal.get(acct, {}).get(asset, [0, 0])[0]
 
     def _entry(self, acct: int, asset: str) -> list[int]:
+        """The mutable [free, locked] of an account's asset (the only way to change one)."""
+        if acct not in self.bal_before:
+            self.bal_before[acct] = self._account_snapshot(acct)
         return self.bal.setdefault(acct, {}).setdefault(asset, [0, 0])
 
     def _lock(self, order: RefOrder, amount: int) -> None:
@@ -275,11 +279,14 @@ class ReferenceEngine:
     def _rates(self, acct: int) -> tuple[int, int]:
         return self.fees.get(acct, (DEFAULT_RATE, DEFAULT_RATE))
 
-    def _sorted_side(self, sym: RefSymbol, side: Side) -> list[RefOrder]:
+    def _best(self, sym: RefSymbol, side: Side) -> RefOrder | None:
+        """The first order of ``side`` in price-time priority (a linear scan)."""
         orders = [o for o in sym.resting if o.side is side]
+        if not orders:
+            return None
         if side is Side.BUY:
-            return sorted(orders, key=lambda o: (-o.info.price, o.arrival))
-        return sorted(orders, key=lambda o: (o.info.price, o.arrival))
+            return min(orders, key=lambda o: (-o.info.price, o.arrival))
+        return min(orders, key=lambda o: (o.info.price, o.arrival))
 
     def _levels(self, sym: RefSymbol, side: Side) -> list[tuple[int, int]]:
         """(price, total remaining incl. hidden), best first."""
@@ -710,10 +717,9 @@ class ReferenceEngine:
                 return
         expired_in_match = False
         while not self._filled(taker):
-            book = self._sorted_side(sym, opposite)
-            if not book or not self._crosses(taker, behaves, book[0].info.price):
+            maker = self._best(sym, opposite)
+            if maker is None or not self._crosses(taker, behaves, maker.info.price):
                 break
-            maker = book[0]
             price = maker.info.price
             # how much this match can be
             if taker.by_quote:

@@ -13,6 +13,7 @@ plain seeded stress loop (fast, easy to replay while debugging).
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import replace
@@ -531,14 +532,15 @@ def run_stream(
 # ---------------------------------------------------------------------------------------------
 # Drivers
 
-HYPOTHESIS_EXAMPLES = 100
+# CI runs a fixed, reproducible set; BOURSE_DIFF_EXAMPLES=5000 BOURSE_DIFF_RANDOM=1 explores more.
+HYPOTHESIS_EXAMPLES = int(os.environ.get("BOURSE_DIFF_EXAMPLES", "100"))
 COMMANDS_PER_EXAMPLE = 100  # 100 x 100 = 10,000 random commands per run (plus set-up)
 TAPE_BYTES = 2 * 20 * COMMANDS_PER_EXAMPLE  # about 20 choices per command
 
 
 @settings(
     max_examples=HYPOTHESIS_EXAMPLES,
-    derandomize=True,
+    derandomize=not os.environ.get("BOURSE_DIFF_RANDOM"),
     deadline=None,
     database=None,
     phases=(Phase.explicit, Phase.generate, Phase.shrink),  # no slow "explain" phase
