@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import os
 import signal
 import sys
 import time
@@ -15,7 +14,6 @@ from types import FrameType
 
 from bourse.settings import Settings, get_settings
 from devstack.exchange_processes import PROCESSES
-from devstack.moto import LOCAL_AWS_ENV
 from devstack.paths import StackPaths
 from devstack.service import StackError
 from devstack.stack import Stack
@@ -55,19 +53,11 @@ def cmd_status(settings: Settings) -> int:
     return 0
 
 
-def use_local_aws_credentials(settings: Settings) -> None:
-    """Let in-process code (the seed hook) sign requests to moto with boto3's default chain,
-    as `run`'s child processes do. Credentials already in the environment are kept."""
-    if settings.stage == "local" and "AWS_ACCESS_KEY_ID" not in os.environ:
-        os.environ.update(LOCAL_AWS_ENV)
-
-
 def run_seed_hook(settings: Settings) -> bool:
     """Call devstack.seed.seed() when that module exists (it seeds markets and a demo account)
     and print what it reports (the demo API key and, the first time only, its secret)."""
     if importlib.util.find_spec("devstack.seed") is None:
         return False
-    use_local_aws_credentials(settings)
     report = importlib.import_module("devstack.seed").seed()
     for line in report.lines() if hasattr(report, "lines") else []:
         _say(line)

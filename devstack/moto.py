@@ -11,14 +11,6 @@ from typing import Any
 
 from devstack.service import Launch, Service, child_env
 
-# moto accepts any credentials; boto3 needs some to sign requests. Child processes of `run`
-# get these too, so the exchange's own code works against moto unchanged.
-LOCAL_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
-
 
 class Moto(Service):
     name = "moto"
@@ -38,15 +30,9 @@ class Moto(Service):
         return Launch(argv, env=child_env())
 
     def client(self, service: str) -> Any:
-        import boto3  # heavy; `status` and `down` never need it
+        from bourse.adapters import aws  # boto3 is heavy; `status` and `down` never need it
 
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint,
-            region_name=self.settings.region,
-            aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-        )
+        return aws.client(service)
 
     def ping(self) -> None:
         self.client("dynamodb").list_tables(Limit=1)

@@ -19,7 +19,6 @@ from typing import IO, TextIO
 from bourse.settings import Settings
 from devstack import processes
 from devstack.exchange_processes import ProcessSpec
-from devstack.moto import LOCAL_AWS_ENV
 from devstack.paths import REPO_ROOT, StackPaths
 from devstack.service import StackError, child_env
 
@@ -67,7 +66,7 @@ class Supervisor:
 
     def _start(self, item: _Running) -> None:
         spec = item.spec
-        env = child_env({**LOCAL_AWS_ENV, **spec.env(self.settings)})
+        env = child_env(spec.env(self.settings))
         proc, record = processes.spawn(
             spec.argv(self.settings), log=self.paths.log(spec.name),
             pid_file=self.paths.pid(PID_PREFIX + spec.name), env=env, cwd=REPO_ROOT,

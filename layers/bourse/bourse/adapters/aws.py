@@ -19,23 +19,23 @@ _CONFIG = Config(
 )
 
 
+def _options() -> dict[str, Any]:
+    settings = get_settings()
+    options: dict[str, Any] = {
+        "region_name": settings.region,
+        "endpoint_url": settings.aws_endpoint_url,
+        "config": _CONFIG,
+    }
+    if settings.aws_credentials is not None:
+        options["aws_access_key_id"], options["aws_secret_access_key"] = settings.aws_credentials
+    return options
+
+
 @cache
 def client(service: str) -> Any:
-    settings = get_settings()
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        region_name=settings.region,
-        endpoint_url=settings.aws_endpoint_url,
-        config=_CONFIG,
-    )
+    return boto3.client(service, **_options())
 
 
 @cache
 def resource(service: str) -> Any:
-    settings = get_settings()
-    return boto3.resource(
-        service,  # type: ignore[call-overload]
-        region_name=settings.region,
-        endpoint_url=settings.aws_endpoint_url,
-        config=_CONFIG,
-    )
+    return boto3.resource(service, **_options())
