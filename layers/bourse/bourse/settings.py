@@ -41,6 +41,9 @@ class Settings:
     redis_url: str
     # AWS APIs; empty endpoint means the real AWS endpoints
     aws_endpoint_url: str | None
+    # Explicit credentials only for the local stack (moto accepts any); None on AWS, where
+    # boto3's own chain (the function's or task's role) applies.
+    aws_credentials: tuple[str, str] | None
     api_keys_table: str
     rate_limits_table: str
     idempotency_table: str
@@ -84,6 +87,12 @@ class Settings:
         return f"http://127.0.0.1:{self.gateway_port}"
 
 
+def _local_aws_credentials(stage: str) -> tuple[str, str] | None:
+    if stage != "local":
+        return None  # boto3's chain: role credentials come with a session token
+    return (_env("AWS_ACCESS_KEY_ID", "testing"), _env("AWS_SECRET_ACCESS_KEY", "testing"))
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     stage = _env("BOURSE_STAGE", "local")
@@ -102,6 +111,7 @@ def get_settings() -> Settings:
         pg_dsn=_env("BOURSE_PG_DSN", "postgresql://bourse@127.0.0.1:5433/bourse"),
         redis_url=_env("BOURSE_REDIS_URL", "redis://127.0.0.1:6380/0"),
         aws_endpoint_url=endpoint or None,
+        aws_credentials=_local_aws_credentials(stage),
         api_keys_table=_env("API_KEYS_TABLE", f"{prefix}-api-keys"),
         rate_limits_table=_env("RATE_LIMITS_TABLE", f"{prefix}-rate-limits"),
         idempotency_table=_env("IDEMPOTENCY_TABLE", f"{prefix}-idempotency"),
