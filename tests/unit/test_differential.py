@@ -53,8 +53,10 @@ from tests.reference_engine import ReferenceEngine
 
 try:
     from bourse.engine import Engine as FastEngine
+    from bourse.engine.invariants import problems as fast_problems
 except ImportError:  # pragma: no cover - only while the fast engine is being written
     FastEngine = None
+    fast_problems = None
 
 pytestmark = pytest.mark.unit
 
@@ -495,6 +497,35 @@ class Checker:
         self.counts[key] = self.counts.get(key, 0) + 1
         self.ref.check_invariants(self.totals)
 
+    def compare_queries(self, accounts: list[int]) -> None:
+        """The fast engine's read side (depth, open orders, symbols) against the reference's
+        state, and the fast engine's own invariant checker."""
+        fast, ref = self.fast, self.ref
+        if not hasattr(fast, "depth"):
+            return
+        if fast_problems is not None:
+            found = fast_problems(fast)
+            assert not found, f"fast engine invariants after #{len(self.commands)}: {found}"
+        assert fast.symbols() == {name: sym.spec for name, sym in ref.symbols.items()}
+        for name, sym in ref.symbols.items():
+            bids, asks = ref._depth(sym)
+            expected = (
+                sym.update_id,
+                tuple(sorted(bids.items(), reverse=True)),
+                tuple(sorted(asks.items())),
+            )
+            assert fast.depth(name, 10_000) == expected, f"depth of {name}"
+            for acct in accounts:
+                got = [
+                    (r.order, r.status, r.executed_qty, r.cum_quote, r.working_ts)
+                    for r in fast.open_orders(acct, name)
+                ]
+                want = [
+                    (o.info, o.status, o.executed, o.cum_quote, o.working_ts)
+                    for o in ref.open_orders(acct, name)
+                ]
+                assert got == want, f"open orders of {acct} in {name}"
+
     def finish(self) -> None:
         ref_b, fast_b = _norm_balances(self.ref.balances()), _norm_balances(self.fast.balances())
         if ref_b != fast_b:
@@ -521,6 +552,8 @@ def run_stream(
         checker.run(cmd)
     for i in range(1, n_commands + 1):
         checker.run(gen.next(checker.ref))
+        if i % 20 == 0 or i == n_commands:
+            checker.compare_queries(gen.accounts)
         if restore_every and i % restore_every == 0 and hasattr(checker.fast, "snapshot"):
             restored = type(checker.fast).restore(checker.fast.snapshot())
             assert restored.state_hash() == checker.fast.state_hash(), f"after command {i}"
