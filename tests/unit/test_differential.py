@@ -422,7 +422,10 @@ def _norm_balances(b: dict[int, dict[str, tuple[int, int]]]) -> dict:
 
 
 class Mismatch(AssertionError):
-    pass
+    """The engines disagree (or one crashed, or an invariant broke); ``commands`` is the
+    stream up to and including the command that showed it."""
+
+    commands: list | None = None
 
 
 class Checker:
@@ -442,7 +445,12 @@ class Checker:
     def run(self, cmd) -> list:
         self.commands.append(cmd)
         ref_events = self.ref.process(cmd)
-        fast_events = self.fast.process(cmd)
+        try:
+            fast_events = self.fast.process(cmd)
+        except Exception as e:
+            raise Mismatch(
+                self.describe(ref_events, [f"fast engine raised {type(e).__name__}: {e}"])
+            ) from e
         if ref_events != fast_events:
             raise Mismatch(self.describe(ref_events, fast_events))
         self.check(ref_events)
@@ -536,6 +544,38 @@ class Checker:
             raise Mismatch("\n".join(lines))
 
 
+def replay_failure(commands: list) -> str | None:
+    """Run ``commands`` through fresh engines; the failure's text, or None if they agree."""
+    checker = Checker()
+    accounts = sorted({a for c in commands if (a := getattr(c, "account_id", 0)) > 0})
+    try:
+        for cmd in commands:
+            checker.run(cmd)
+            checker.compare_queries(accounts)
+        checker.finish()
+    except Exception as e:  # a mismatch, a broken invariant or a crash
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def minimize(commands: list, budget_s: float = 120.0) -> list:
+    """Delta debugging: drop chunks of commands while the engines still disagree."""
+    start = time.monotonic()
+    n = 2
+    while len(commands) >= 2 and time.monotonic() - start < budget_s:
+        chunk = -(-len(commands) // n)
+        for i in range(0, len(commands), chunk):
+            trial = commands[:i] + commands[i + chunk :]
+            if replay_failure(trial) is not None:
+                commands, n = trial, max(n - 1, 2)
+                break
+        else:
+            if n >= len(commands):
+                break
+            n = min(len(commands), 2 * n)
+    return commands
+
+
 def run_stream(
     ch: Chooser,
     n_accounts: int,
@@ -548,17 +588,21 @@ def run_stream(
     the stream goes on against the restored one."""
     checker = Checker()
     gen = Generator(ch, n_accounts, symbols)
-    for cmd in gen.setup():
-        checker.run(cmd)
-    for i in range(1, n_commands + 1):
-        checker.run(gen.next(checker.ref))
-        if i % 20 == 0 or i == n_commands:
-            checker.compare_queries(gen.accounts)
-        if restore_every and i % restore_every == 0 and hasattr(checker.fast, "snapshot"):
-            restored = type(checker.fast).restore(checker.fast.snapshot())
-            assert restored.state_hash() == checker.fast.state_hash(), f"after command {i}"
-            checker.fast = restored
-    checker.finish()
+    try:
+        for cmd in gen.setup():
+            checker.run(cmd)
+        for i in range(1, n_commands + 1):
+            checker.run(gen.next(checker.ref))
+            if i % 20 == 0 or i == n_commands:
+                checker.compare_queries(gen.accounts)
+            if restore_every and i % restore_every == 0 and hasattr(checker.fast, "snapshot"):
+                restored = type(checker.fast).restore(checker.fast.snapshot())
+                assert restored.state_hash() == checker.fast.state_hash(), f"after command {i}"
+                checker.fast = restored
+        checker.finish()
+    except Exception as e:
+        e.commands = list(checker.commands)
+        raise
     return checker
 
 
@@ -607,9 +651,19 @@ STRESS_COMMANDS = 10_000  # x 2 seeds = 20,000 commands
 def test_seeded_stress_matches_reference(seed):
     rng = random.Random(seed)
     symbols = [BTCUSDT, ETHBTC] if seed % 2 else [DOGEUSDT, BTCUSDT]
-    checker = run_stream(
-        Chooser(rng=rng), 2 + seed % 5, symbols, STRESS_COMMANDS, restore_every=997
-    )
+    try:
+        checker = run_stream(
+            Chooser(rng=rng), 2 + seed % 5, symbols, STRESS_COMMANDS, restore_every=997
+        )
+    except Exception as e:
+        # thousands of commands are no repro: shrink the stream that failed, then report
+        failed = getattr(e, "commands", None) or []
+        small = minimize(failed) if failed else []
+        raise Mismatch(
+            f"seed {seed} failed: {type(e).__name__}\n"
+            f"minimized to {len(small)} of {len(failed)} commands; replaying them gives:\n"
+            f"{replay_failure(small)}"
+        ) from e
     # the stream must actually exercise the engine, not just bounce off filters
     assert checker.counts.get("Trade", 0) > 500
     assert checker.counts.get("PreventedMatch", 0) > 20
