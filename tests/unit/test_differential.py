@@ -610,8 +610,8 @@ def run_stream(
 # Drivers
 
 # CI runs a fixed, reproducible set; BOURSE_DIFF_EXAMPLES=5000 BOURSE_DIFF_RANDOM=1 explores more.
-HYPOTHESIS_EXAMPLES = int(os.environ.get("BOURSE_DIFF_EXAMPLES", "100"))
-COMMANDS_PER_EXAMPLE = 100  # 100 x 100 = 10,000 random commands per run (plus set-up)
+HYPOTHESIS_EXAMPLES = int(os.environ.get("BOURSE_DIFF_EXAMPLES", "150"))
+COMMANDS_PER_EXAMPLE = 100  # 150 x 100 = 15,000 random commands per run (plus set-up)
 TAPE_BYTES = 2 * 20 * COMMANDS_PER_EXAMPLE  # about 20 choices per command
 
 
@@ -644,7 +644,7 @@ def test_random_streams_match_reference(tape, n_accounts, which):
 
 
 STRESS_SEEDS = (1, 2)
-STRESS_COMMANDS = 10_000  # x 2 seeds = 20,000 commands
+STRESS_COMMANDS = 12_500  # x 2 seeds = 25,000 commands
 
 
 @pytest.mark.parametrize("seed", STRESS_SEEDS)
