@@ -9,6 +9,7 @@ Sequence numbers are stamped on the whole batch at the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bourse.domain import errors
@@ -105,7 +106,7 @@ class Engine:
         self._cmd_sym: SymbolState | None = None
         self._reply_order: Order | None = None  # the new order while its stops cascade
         self._reply_fills: list[Fill] = []
-        self._handlers = {
+        self._handlers: dict[type, Callable[[Any], tuple[int, str, tuple[ReplyPart, ...]]]] = {
             NewOrder: self._on_new_order,
             CancelOrder: self._on_cancel,
             CancelReplace: self._on_cancel_replace,

@@ -63,7 +63,7 @@ def _spec(spec: SymbolSpec) -> list[Any]:
 
 
 def _symbol_state(sym: SymbolState) -> dict[str, Any]:
-    resting = []
+    resting: list[list[Any]] = []
     for side in (sym.book.bids, sym.book.asks):
         for level in side.levels_best_first():
             resting.extend(_order(o) for o in level.orders if o.alive)
