@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
+from collections.abc import Iterator
+from itertools import islice
 
 from bourse.engine.orders import Order
 
@@ -67,11 +69,12 @@ class BookSide:
         else:
             del keys[bisect_left(keys, k)]
 
-    def levels_best_first(self) -> list[Level]:
+    def levels_best_first(self) -> Iterator[Level]:
+        """Levels from the best price outwards, lazily (callers usually stop early)."""
         levels = self.levels
         if self.is_bid:
-            return [levels[k] for k in reversed(self.keys)]
-        return [levels[-k] for k in reversed(self.keys)]
+            return (levels[k] for k in reversed(self.keys))
+        return (levels[-k] for k in reversed(self.keys))
 
     def add(self, order: Order) -> None:
         """Put a resting order at the back of its level (its displayed slice already set)."""
@@ -105,6 +108,6 @@ class Book:
         return self.bids if is_buy else self.asks
 
     def depth(self, limit: int) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
-        bids = tuple((lv.price, lv.qty) for lv in self.bids.levels_best_first()[:limit])
-        asks = tuple((lv.price, lv.qty) for lv in self.asks.levels_best_first()[:limit])
+        bids = tuple((lv.price, lv.qty) for lv in islice(self.bids.levels_best_first(), limit))
+        asks = tuple((lv.price, lv.qty) for lv in islice(self.asks.levels_best_first(), limit))
         return bids, asks
