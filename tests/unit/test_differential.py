@@ -76,8 +76,8 @@ BTCUSDT = SymbolSpec(
     step_size=E8 // 100,  # 0.01 BTC
     min_qty=E8 // 100,
     max_qty=50 * E8 // 100,
-    market_min_qty=E8 // 100,
-    market_max_qty=30 * E8 // 100,
+    market_min_qty=2 * E8 // 100,
+    market_max_qty=10 * E8 // 100,
     min_notional=E8 // 2,  # 0.5 USDT
     max_notional=100 * E8,
     multiplier_up=110 * E8 // 100,
@@ -102,7 +102,7 @@ ETHBTC = SymbolSpec(
     apply_min_to_market=False,
     multiplier_up=2 * E8,
     multiplier_down=E8 // 2,
-    max_num_orders=8,
+    max_num_orders=5,
     max_num_algo_orders=2,
     max_num_iceberg_orders=1,
     iceberg_parts=3,
@@ -170,7 +170,9 @@ class Generator:
 
     def setup(self) -> list:
         cmds = [AddSymbol(self._rid(), self._ts(), spec) for spec in self.symbols]
-        for acct in self.accounts:
+        # the last account often starts with nothing at all
+        funded = self.accounts[:-1] if self.ch.chance(50) else self.accounts
+        for acct in funded:
             for asset, amount in (
                 ("BTC", 10 * E8),
                 ("USDT", 1000 * E8),
