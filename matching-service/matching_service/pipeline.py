@@ -19,7 +19,7 @@ log = logging.getLogger("matching_service.pipeline")
 
 # Kafka's default max.message.bytes is 1 MiB; records stay well under it.
 DEFAULT_MAX_RECORD_BYTES = 512 * 1024
-DEFAULT_EVENTS_PER_RECORD = 1_000
+_REPLY_START = b'{"type":"Reply",'  # unescaped only where an envelope starts
 
 
 @dataclass(slots=True)
@@ -38,20 +38,6 @@ class BatchOutput:
     last_trades: dict[str, Trade] = field(default_factory=dict)
 
 
-def chunk_records(
-    events: list[Event],
-    *,
-    events_per_record: int = DEFAULT_EVENTS_PER_RECORD,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-) -> list[bytes]:
-    """Encode events into records of at most ``events_per_record`` events and (unless a single
-    event is larger) ``max_record_bytes`` bytes, preserving order."""
-    out: list[bytes] = []
-    for start in range(0, len(events), events_per_record):
-        _encode_bounded(events[start : start + events_per_record], max_record_bytes, out)
-    return out
-
-
 def _encode_bounded(events: list[Event], limit: int, out: list[bytes]) -> None:
     data = encode_events(events)
     if len(data) <= limit or len(events) == 1:
@@ -62,13 +48,30 @@ def _encode_bounded(events: list[Event], limit: int, out: list[bytes]) -> None:
     _encode_bounded(events[half:], limit, out)
 
 
+def join_records(parts: list[bytes], *, max_record_bytes: int) -> list[bytes]:
+    """Concatenate per-command JSON arrays into records of at most ``max_record_bytes``."""
+    out: list[bytes] = []
+    group: list[bytes] = []
+    size = 2
+    for part in parts:
+        if len(part) <= 2:  # a command with no events cannot exist (Reply), but be exact
+            continue
+        if group and size + len(part) - 1 > max_record_bytes:
+            out.append(b"[" + b",".join(group) + b"]")
+            group, size = [], 2
+        group.append(part[1:-1])
+        size += len(part) - 1
+    if group:
+        out.append(b"[" + b",".join(group) + b"]")
+    return out
+
+
 def run_batch(
     engine: Engine,
     records: Iterable[tuple[int, bytes]],
     *,
     publish: bool = True,
     want_replies: bool = True,
-    events_per_record: int = DEFAULT_EVENTS_PER_RECORD,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> BatchOutput:
     """Apply the commands in ``records`` (offset order) to ``engine``.
@@ -87,6 +90,10 @@ def run_batch(
     n = 0
     bad = 0
     process = engine.process
+    # Each command's events are encoded once, as one JSON array; records are joins of those
+    # arrays (so a record never splits a command) and the reply for Redis is the tail of the
+    # same bytes (the Reply envelope is always last), not a second encoding.
+    parts: list[bytes] = []
     for offset, value in records:
         if first < 0:
             first = offset
@@ -100,10 +107,17 @@ def run_batch(
         out = process(command)
         n += 1
         events.extend(out)
-        if want_replies:
-            reply = out[-1]
-            if isinstance(reply, Reply) and reply.request_id:
-                replies.append((reply.request_id, encode_event(reply)))
+        reply = out[-1]
+        if publish:
+            data = encode_events(out)
+            if len(data) <= max_record_bytes:
+                parts.append(data)
+            else:  # e.g. a sweep of thousands of levels: split it, Kafka caps record size
+                _encode_bounded(out, max_record_bytes, parts)
+            if want_replies and isinstance(reply, Reply) and reply.request_id:
+                replies.append((reply.request_id, data[data.rfind(_REPLY_START) : -1]))
+        elif want_replies and isinstance(reply, Reply) and reply.request_id:
+            replies.append((reply.request_id, encode_event(reply)))
     last_seq = events[-1].seq if events else 0
     for event in events:
         kind = type(event)
@@ -118,11 +132,7 @@ def run_batch(
         undecodable=bad,
         events=len(events),
         last_seq=last_seq,
-        records=chunk_records(
-            events, events_per_record=events_per_record, max_record_bytes=max_record_bytes
-        )
-        if publish
-        else [],
+        records=join_records(parts, max_record_bytes=max_record_bytes),
         replies=replies,
         depth_symbols=list(depth),
         last_trades=trades,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from bourse.domain.codec import encode_command
-from bourse.domain.event_codec import decode_event, decode_events
+from bourse.domain.event_codec import decode_event, decode_events, encode_events
 from bourse.domain.events import DepthUpdate, Event, Reply, Trade
 from bourse.engine import Engine
-from matching_service.pipeline import chunk_records, run_batch
+from matching_service.pipeline import join_records, run_batch
 from matching_service.workload import commands
 
 pytestmark = pytest.mark.unit
@@ -28,7 +28,7 @@ def test_batch_publishes_what_the_engine_emits() -> None:
 
         want.extend(reference.process(decode_command(value)))
     engine = Engine()
-    out = run_batch(engine, records, events_per_record=300)
+    out = run_batch(engine, records, max_record_bytes=50_000)
     got = [e for r in out.records for e in decode_events(r)]
     assert got == want
     assert (out.first_offset, out.next_offset, out.commands) == (0, 1_500, 1_500)
@@ -52,14 +52,15 @@ def test_replay_without_publishing_advances_the_same_state() -> None:
     assert loud.state_hash() == quiet.state_hash()
 
 
-def test_records_respect_the_size_bound_and_order() -> None:
+def test_records_hold_whole_commands_within_the_size_bound() -> None:
     engine = Engine()
-    events: list[Event] = []
-    for c in commands(600, seed=8):
-        events.extend(engine.process(c))
-    records = chunk_records(events, events_per_record=10_000, max_record_bytes=20_000)
-    assert all(len(r) <= 20_000 for r in records)
-    assert [e for r in records for e in decode_events(r)] == events
+    per_command = [engine.process(c) for c in commands(600, seed=8)]
+    parts = [encode_events(out) for out in per_command]
+    records = join_records(parts, max_record_bytes=20_000)
+    assert all(len(r) <= max(20_000, max(map(len, parts))) for r in records)
+    decoded = [decode_events(r) for r in records]
+    assert [e for r in decoded for e in r] == [e for out in per_command for e in out]
+    assert all(isinstance(r[-1], Reply) for r in decoded)  # no command is split
 
 
 def test_undecodable_record_is_skipped_deterministically() -> None:
@@ -91,3 +92,14 @@ def test_snapshot_round_trip_and_validation() -> None:
     ):
         with pytest.raises(ValueError):
             decode_snapshot("k", bad)
+
+
+def test_a_command_larger_than_a_record_is_split_in_order() -> None:
+    records = _records(400, seed=6)
+    want = run_batch(Engine(), records)
+    got = run_batch(Engine(), records, max_record_bytes=1_500)
+    assert len(got.records) > len(want.records)
+    assert [e for r in got.records for e in decode_events(r)] == [
+        e for r in want.records for e in decode_events(r)
+    ]
+    assert got.replies == want.replies
