@@ -145,7 +145,8 @@ class ReferenceEngine:
                     out.setdefault(acct, {})[asset] = (free, locked)
         return out
 
-    def open_orders(self, account_id: int, symbol: str) -> list[RefOrder]:
+    def open_refs(self, account_id: int, symbol: str) -> list[RefOrder]:
+        """The account's open orders in the symbol (resting and untriggered), by order id."""
         sym = self.symbols[symbol]
         found = [o for o in sym.resting + sym.stops if o.account == account_id]
         return sorted(found, key=lambda o: o.info.order_id)
@@ -467,7 +468,7 @@ class ReferenceEngine:
         if cmd.symbol not in self.symbols:
             e = errors.INVALID_SYMBOL_ERROR
             return e.code, e.msg, ()
-        orders = self.open_orders(cmd.account_id, cmd.symbol)
+        orders = self.open_refs(cmd.account_id, cmd.symbol)
         if not orders:
             e = errors.cancel_rejected()
             return e.code, e.msg, ()

@@ -532,7 +532,7 @@ class Checker:
                 ]
                 want = [
                     (o.info, o.status, o.executed, o.cum_quote, o.working_ts)
-                    for o in ref.open_orders(acct, name)
+                    for o in ref.open_refs(acct, name)
                 ]
                 assert got == want, f"open orders of {acct} in {name}"
 
