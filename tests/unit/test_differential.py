@@ -1,14 +1,20 @@
 """Differential tests: the fast engine against the naive reference engine.
 
-Random command streams (several accounts so that self-trades and STP are frequent, one or two
-symbols, every order type, every STP mode, cancels, cancel-replace, cancel-all, funding, fee
-changes, halts, and some deliberately invalid commands; prices clustered around the last trade
-so that orders cross often) go to both engines; every command must give identical event lists
-and the run must end with identical balances. The invariants of docs/engine.md are checked on
-the reference after every command.
+Random command streams (2-6 accounts so that self-trades and STP are frequent, one to three
+symbols, every order type, every STP mode, cancels by id and by client id, cancel-replace in
+both modes, cancel-all, funding, fee changes, halts, and some deliberately invalid commands;
+prices clustered around the last trade so that orders cross often) go to both engines; every
+command must give identical event lists and the run must end with identical balances. The
+invariants of docs/engine.md are checked on the reference after every command; every 20
+commands the fast engine's read side (depth, open orders, symbols) is compared with the
+reference's state and its own invariant checker must be silent.
 
-Two drivers share one generator: hypothesis (shrinks a failure to a short command list) and a
-plain seeded stress loop (fast, easy to replay while debugging).
+Two drivers share one generator: hypothesis (a derandomized byte tape per example, shrunk on
+failure) and a plain seeded stress loop with snapshot/restore of the fast engine mid-stream
+(on failure it delta-debugs the stream to a short repro). On a mismatch the message lists the
+commands and the first differing event, field by field. Replay a seed by hand with
+``python -m tests.unit.test_differential SEED N``; explore further with
+``BOURSE_DIFF_EXAMPLES=5000 BOURSE_DIFF_RANDOM=1 pytest tests/unit/test_differential.py``.
 """
 
 from __future__ import annotations
