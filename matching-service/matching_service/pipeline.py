@@ -122,9 +122,9 @@ def run_batch(
     for event in events:
         kind = type(event)
         if kind is DepthUpdate:
-            depth[event.symbol] = None  # type: ignore[union-attr]
+            depth[event.symbol] = None
         elif kind is Trade:
-            trades[event.symbol] = event  # type: ignore[union-attr,assignment]
+            trades[event.symbol] = event
     return BatchOutput(
         first_offset=first,
         next_offset=last + 1,

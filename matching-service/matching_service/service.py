@@ -425,7 +425,8 @@ def last_published_seq(settings: Settings) -> int | None:
                         last = record.value
             if last is not None:
                 try:
-                    return decode_events(last)[-1].seq
+                    seq: int = decode_events(last)[-1].seq
+                    return seq
                 except (EventDecodeError, IndexError) as exc:
                     raise Diverged(f"last record of {settings.events_topic} unreadable") from exc
             if start == begin:
