@@ -2,8 +2,9 @@
 which order; that order is part of the contract (two engines must produce the same stream).
 
 Every event carries ``seq`` (global, gap-free, starting at 1) and ``ts`` (the command's time).
-Events are plain slotted dataclasses, not frozen: the engine builds millions of them and a
-frozen dataclass's ``__init__`` costs several times more. Treat them as immutable.
+Events and the values inside them are plain slotted dataclasses, not frozen: the engine builds
+millions of them and a frozen dataclass's ``__init__`` costs several times more (and mypyc
+compiles plain ones into fast native classes). Treat them as immutable all the same.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bourse.domain.enums import (
 from bourse.domain.symbols import SymbolSpec
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class OrderInfo:
     """What an order is, fixed when it is accepted (and shared by all its events).
 
@@ -164,7 +165,7 @@ class AccountFeesUpdated:
     taker_rate: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Fill:
     price: int
     qty: int
@@ -173,7 +174,7 @@ class Fill:
     trade_id: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class OrderResult:
     """An order as the command left it: what Binance's RESULT and FULL responses show."""
 
@@ -186,7 +187,7 @@ class OrderResult:
     cancel_client_order_id: str = ""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ReplyPart:
     outcome: Outcome
     code: int  # 0 for success

@@ -48,6 +48,7 @@ from bourse.domain.events import (
     Event,
     ExecutionReport,
     Fill,
+    OrderInfo,
     OrderResult,
     PreventedMatch,
     Reply,
@@ -64,12 +65,6 @@ from bourse.engine.acceptance import (
     shape_is_plainly_valid,
 )
 from bourse.engine.balances import DEFAULT_RATES, Balances
-from bourse.engine.builders import (
-    build_fill,
-    build_order_info,
-    build_order_result,
-    build_reply_part,
-)
 from bourse.engine.orders import Order
 from bourse.engine.symbol_state import SymbolState
 
@@ -120,11 +115,17 @@ class Engine:
 
     # ------------------------------------------------------------------ interface
 
+    def _forget_command_symbol(self) -> None:
+        # A method, not an inline assignment: after ``self._cmd_sym = None`` in process() the
+        # type checker (and mypyc, which enforces it at run time) would take the attribute
+        # to be None for the rest of the function, though the handler sets it.
+        self._cmd_sym = None
+
     def process(self, cmd: Command) -> list[Event]:
         self._ts = cmd.ts
         events: list[Any] = []
         self._events = events
-        self._cmd_sym = None
+        self._forget_command_symbol()
         try:
             code, msg, parts = self._handlers[type(cmd)](cmd)
         except BinanceError as exc:
@@ -292,7 +293,7 @@ class Engine:
             raise errors.mandatory("orderId")
         order = self._find_open(sym, cmd)
         result = self._cancel(sym, order, cmd.cancel_client_order_id)
-        return 0, "", (build_reply_part(_SUCCESS, 0, "", result),)
+        return 0, "", (ReplyPart(_SUCCESS, 0, "", result),)
 
     def _on_cancel_all(self, cmd: CancelAll) -> tuple[int, str, tuple[ReplyPart, ...]]:
         sym = self._symbol(cmd.symbol)
@@ -302,7 +303,7 @@ class Engine:
         parts = []
         for order in sorted(open_orders.values(), key=_order_id):
             result = self._cancel(sym, order, "")
-            parts.append(build_reply_part(_SUCCESS, 0, "", result))
+            parts.append(ReplyPart(_SUCCESS, 0, "", result))
         return 0, "", tuple(parts)
 
     def _on_cancel_replace(self, cmd: CancelReplace) -> tuple[int, str, tuple[ReplyPart, ...]]:
@@ -346,7 +347,7 @@ class Engine:
         if not shape_is_plainly_valid(cmd):
             validate_new_order_shape(cmd)
         result = self._place(cmd)
-        return 0, "", (build_reply_part(_SUCCESS, 0, "", result),)
+        return 0, "", (ReplyPart(_SUCCESS, 0, "", result),)
 
     def _place(self, cmd: NewOrder) -> OrderResult:
         """Check, accept and run a (shape-valid) new order; raise before any change."""
@@ -393,7 +394,7 @@ class Engine:
         ts = self._ts
         order_id = sym.next_order_id
         sym.next_order_id = order_id + 1
-        info = build_order_info(
+        info = OrderInfo(
             order_id, acct, spec.symbol, cmd.client_order_id, cmd.side, order_type,
             cmd.time_in_force, quantity, cmd.price or 0, cmd.stop_price or 0,
             cmd.iceberg_qty or 0, qoq, stp_mode, ts,
@@ -682,10 +683,10 @@ class Engine:
                 )
             )  # fmt: skip
             if fills is not None:
-                fills.append(build_fill(price, qty, taker_fee, taker_fee_asset, trade_id))
+                fills.append(Fill(price, qty, taker_fee, taker_fee_asset, trade_id))
             elif maker is self._reply_order:
                 # The command's new order, rested, then hit by a stop it triggered.
-                fill = build_fill(price, qty, maker_fee, maker_fee_asset, trade_id)
+                fill = Fill(price, qty, maker_fee, maker_fee_asset, trade_id)
                 self._reply_fills.append(fill)
 
         return ended
@@ -884,7 +885,7 @@ def _order_id(order: Order) -> int:
 
 
 def _result(order: Order, fills: tuple[Fill, ...], cancel_client_id: str = "") -> OrderResult:
-    return build_order_result(
+    return OrderResult(
         order.info,
         order.status,
         order.executed,
