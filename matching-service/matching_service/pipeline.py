@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 
 from bourse.domain.codec import CommandDecodeError, decode_command
 from bourse.domain.event_codec import encode_event, encode_events
-from bourse.domain.events import DepthUpdate, Event, Reply, Trade
+from bourse.domain.events import (
+    AccountBalances,
+    AccountFeesUpdated,
+    DepthUpdate,
+    Event,
+    ExecutionReport,
+    Reply,
+    SymbolUpdated,
+    Trade,
+)
+from bourse.domain.symbols import SymbolSpec
 from bourse.engine import Engine
 
 log = logging.getLogger("matching_service.pipeline")
@@ -36,6 +46,12 @@ class BatchOutput:
     replies: list[tuple[str, bytes]] = field(default_factory=list)  # (request id, reply)
     depth_symbols: list[str] = field(default_factory=list)  # symbols whose book changed
     last_trades: dict[str, Trade] = field(default_factory=dict)
+    # The account and symbol view (bourse.adapters.redis_book), folded over the batch: only
+    # the last state of each order / balance / symbol matters, so each is written once.
+    orders: dict[tuple[int, str, int], ExecutionReport] = field(default_factory=dict)
+    balances: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
+    symbols: dict[str, SymbolSpec] = field(default_factory=dict)
+    fees: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def _encode_bounded(events: list[Event], limit: int, out: list[bytes]) -> None:
@@ -87,6 +103,10 @@ def run_batch(
     replies: list[tuple[str, bytes]] = []
     depth: dict[str, None] = {}  # insertion-ordered set
     trades: dict[str, Trade] = {}
+    orders: dict[tuple[int, str, int], ExecutionReport] = {}
+    balances: dict[tuple[int, str], tuple[int, int]] = {}
+    symbols: dict[str, SymbolSpec] = {}
+    fees: dict[int, tuple[int, int]] = {}
     n = 0
     bad = 0
     process = engine.process
@@ -125,6 +145,16 @@ def run_batch(
             depth[event.symbol] = None
         elif kind is Trade:
             trades[event.symbol] = event
+        elif kind is ExecutionReport:
+            info = event.order
+            orders[(info.account_id, info.symbol, info.order_id)] = event
+        elif kind is AccountBalances:
+            for asset, free, locked in event.balances:
+                balances[(event.account_id, asset)] = (free, locked)
+        elif kind is SymbolUpdated:
+            symbols[event.spec.symbol] = event.spec
+        elif kind is AccountFeesUpdated:
+            fees[event.account_id] = (event.maker_rate, event.taker_rate)
     return BatchOutput(
         first_offset=first,
         next_offset=last + 1,
@@ -136,4 +166,8 @@ def run_batch(
         replies=replies,
         depth_symbols=list(depth),
         last_trades=trades,
+        orders=orders,
+        balances=balances,
+        symbols=symbols,
+        fees=fees,
     )

@@ -1,4 +1,5 @@
-"""Writes the live view (books, best bid/ask, last trades, replies) after each committed batch.
+"""Writes the live view (books, best bid/ask, last trades, replies, symbols, balances, open
+orders) after each committed batch.
 
 One Lua script per batch makes the write atomic (readers see a batch whole or not at all) and
 conditional on the view's offset: a fenced instance that committed a batch just before it was
@@ -9,7 +10,8 @@ a cluster the same payload would be split per slot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -17,28 +19,109 @@ import redis
 
 from bourse.adapters.redis_book import (
     BOOK_LEVELS,
+    FINAL_STATUSES,
+    SYMBOLS_KEY,
+    balances_key,
     bbo_key,
     book_key,
+    encode_order,
+    encode_pair,
+    encode_spec,
+    fees_key,
     offset_key,
+    order_field,
+    order_from_report,
+    orders_key,
     reply_key,
     trade_key,
 )
 from bourse.domain.event_codec import encode_event
-from bourse.domain.events import Trade
+from bourse.domain.events import ExecutionReport, OrderResult, Trade
+from bourse.domain.symbols import SymbolSpec
 from bourse.engine import Engine
 
-# KEYS[1] = offset key; KEYS[2 .. n+1] = string keys, set to ARGV[4 .. n+3];
-# KEYS[n+2 ..] = reply lists, pushed ARGV[n+4 ..] and given the TTL ARGV[2].
-# ARGV[1] = the commands offset this write reflects; ARGV[3] = n.
+
+@dataclass
+class HashOps:
+    """The account and symbol part of a write: whole keys to delete, hash fields to set and
+    to delete (bourse.adapters.redis_book names them)."""
+
+    deletes: list[str] = field(default_factory=list)
+    hset: list[tuple[str, str, bytes]] = field(default_factory=list)
+    hdel: list[tuple[str, str]] = field(default_factory=list)
+    strings: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @classmethod
+    def from_events(
+        cls,
+        orders: Mapping[tuple[int, str, int], ExecutionReport],
+        balances: Mapping[tuple[int, str], tuple[int, int]],
+        symbols: Mapping[str, SymbolSpec],
+        fees: Mapping[int, tuple[int, int]],
+    ) -> HashOps:
+        """A batch's changes, folded by the pipeline to one state per order/balance/symbol."""
+        ops = cls()
+        for (account, symbol, order_id), report in orders.items():
+            key, name = orders_key(account), order_field(symbol, order_id)
+            if report.status in FINAL_STATUSES:
+                ops.hdel.append((key, name))
+            else:
+                ops.hset.append((key, name, encode_order(order_from_report(report))))
+        for (account, asset), (free, locked) in balances.items():
+            if free == 0 and locked == 0:
+                ops.hdel.append((balances_key(account), asset))
+            else:
+                ops.hset.append((balances_key(account), asset, encode_pair(free, locked)))
+        for name, spec in symbols.items():
+            ops.hset.append((SYMBOLS_KEY, name, encode_spec(spec)))
+        for account, (maker, taker) in fees.items():
+            ops.strings.append((fees_key(account), encode_pair(maker, taker)))
+        return ops
+
+    @classmethod
+    def from_engine(cls, engine: Engine) -> HashOps:
+        """The whole account and symbol view (start-up), replacing what Redis holds for every
+        account and symbol the engine knows."""
+        ops = cls(deletes=[SYMBOLS_KEY])
+        for name, spec in engine.symbols().items():
+            ops.hset.append((SYMBOLS_KEY, name, encode_spec(spec)))
+        for account, assets in engine.balances().items():
+            ops.deletes += [balances_key(account), orders_key(account)]
+            for asset, (free, locked) in assets.items():
+                ops.hset.append((balances_key(account), asset, encode_pair(free, locked)))
+            for result in engine.open_orders(account):
+                order = result.order
+                ops.hset.append(
+                    (
+                        orders_key(account),
+                        order_field(order.symbol, order.order_id),
+                        encode_order(OrderResult(result.order, result.status,
+                                                 result.executed_qty, result.cum_quote,
+                                                 result.working_ts, ())),
+                    )
+                )  # fmt: skip
+        return ops
+
+
+# KEYS[1] = the offset key, then four runs of keys: g keys to delete (a rebuild replaces whole
+# hashes), n string keys to set, h hash keys to HSET and d hash keys to HDEL; the rest are reply
+# lists. ARGV[1] = the commands offset this write reflects, ARGV[2] = the reply TTL,
+# ARGV[3..6] = g, n, h, d; then n string values, h (field, value) pairs, d fields, and the
+# reply values.
 _APPLY = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if current > tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
-local n = tonumber(ARGV[3])
-for i = 1, n do redis.call('SET', KEYS[i + 1], ARGV[i + 3]) end
-for i = n + 2, #KEYS do
-  redis.call('RPUSH', KEYS[i], ARGV[i + 2])
-  redis.call('EXPIRE', KEYS[i], ARGV[2])
+local g, n, h, d = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local k, a = 2, 7
+for i = 1, g do redis.call('DEL', KEYS[k]); k = k + 1 end
+for i = 1, n do redis.call('SET', KEYS[k], ARGV[a]); k = k + 1; a = a + 1 end
+for i = 1, h do redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); k = k + 1; a = a + 2 end
+for i = 1, d do redis.call('HDEL', KEYS[k], ARGV[a]); k = k + 1; a = a + 1 end
+while k <= #KEYS do
+  redis.call('RPUSH', KEYS[k], ARGV[a])
+  redis.call('EXPIRE', KEYS[k], ARGV[2])
+  k = k + 1; a = a + 1
 end
 return 1
 """
@@ -112,15 +195,26 @@ class RedisView:
         values: list[tuple[str, bytes]],
         trades: Iterable[Trade] = (),
         replies: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
+        ops: HashOps | None = None,
     ) -> bool:
         """Write one batch's view; False if the stored view is already newer (we are stale)."""
+        ops = ops or HashOps()
         strings = list(values)
         strings.extend((trade_key(t.symbol), encode_event(t)) for t in trades)
+        strings.extend(ops.strings)
         keys: list[Any] = [self.offset_key]
+        keys.extend(ops.deletes)
         keys.extend(k for k, _ in strings)
+        keys.extend(k for k, _, _ in ops.hset)
+        keys.extend(k for k, _ in ops.hdel)
         keys.extend(reply_key(rid) for rid, _ in replies)
-        args: list[Any] = [offset, self.reply_ttl_s, len(strings)]
+        args: list[Any] = [
+            offset, self.reply_ttl_s, len(ops.deletes), len(strings), len(ops.hset), len(ops.hdel)
+        ]  # fmt: skip
         args.extend(v for _, v in strings)
+        for _, name, value in ops.hset:
+            args += [name, value]
+        args.extend(name for _, name in ops.hdel)
         args.extend(v for _, v in replies)
         return bool(self._script(keys=keys, args=args))
 
@@ -133,4 +227,4 @@ class RedisView:
         """After start-up: every symbol's book from the engine, plus replies that were
         committed to Kafka but never reached Redis."""
         values = self.book_values(engine, list(engine.symbols()), offset)
-        return self.apply(offset, values=values, replies=replies)
+        return self.apply(offset, values=values, replies=replies, ops=HashOps.from_engine(engine))

@@ -53,7 +53,7 @@ from bourse.engine import Engine
 from bourse.settings import Settings
 from matching_service.metrics import Metrics
 from matching_service.pipeline import BatchOutput, run_batch
-from matching_service.redis_view import RedisView
+from matching_service.redis_view import HashOps, RedisView
 from matching_service.snapshots import SnapshotStore
 
 log = logging.getLogger("matching_service")
@@ -296,8 +296,13 @@ class MatchingService:
     def _finish(self, out: BatchOutput, values: list[tuple[str, bytes]], started: float) -> None:
         self.publish(out)
         self.committed = out.next_offset
+        ops = HashOps.from_events(out.orders, out.balances, out.symbols, out.fees)
         self.view.apply(
-            out.next_offset, values=values, trades=out.last_trades.values(), replies=out.replies
+            out.next_offset,
+            values=values,
+            trades=out.last_trades.values(),
+            replies=out.replies,
+            ops=ops,
         )
         m = self.metrics
         m.batch_seconds.observe(time.perf_counter() - started)
