@@ -69,6 +69,10 @@ class Settings:
     snapshot_every_seconds: int
     snapshot_prefix: str  # S3 key prefix in snapshots_bucket
     reply_ttl_seconds: int
+    # REST API (functions/*): how long an order waits for the engine's reply before -1007,
+    # and how long a function keeps a decrypted API key (KMS is a network call per key)
+    api_reply_timeout_ms: int
+    api_key_cache_seconds: int
 
     @property
     def kafka_port(self) -> int:
@@ -137,4 +141,6 @@ def get_settings() -> Settings:
         snapshot_every_seconds=_env_int("BOURSE_SNAPSHOT_EVERY_SECONDS", 300),
         snapshot_prefix=_env("BOURSE_SNAPSHOT_PREFIX", f"engine/{commands}/"),
         reply_ttl_seconds=_env_int("BOURSE_REPLY_TTL_SECONDS", 60),
+        api_reply_timeout_ms=_env_int("BOURSE_API_REPLY_TIMEOUT_MS", 5000),
+        api_key_cache_seconds=_env_int("BOURSE_API_KEY_CACHE_SECONDS", 60),
     )
