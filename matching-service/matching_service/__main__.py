@@ -6,18 +6,36 @@ Exit codes: 0 stopped cleanly, 1 error (the supervisor restarts it: recovery is 
 
 from __future__ import annotations
 
-import logging
+import signal
 import sys
+from types import FrameType
 
-from bourse.settings import get_settings
-from matching_service import logs
-from matching_service.service import EXIT_ERROR, MatchingService
+# Imports and connecting take seconds; a SIGTERM in that window (a deploy, `docker stop`) must
+# still mean "stop cleanly", not death by the default handler. Record it until the service
+# installs its own handlers, and hand it over then.
+_early_stop = False
+
+
+def _record_stop(signum: int, frame: FrameType | None) -> None:
+    global _early_stop
+    _early_stop = True
+
+
+signal.signal(signal.SIGTERM, _record_stop)
+signal.signal(signal.SIGINT, _record_stop)
+
+import logging  # noqa: E402
+
+from bourse.settings import get_settings  # noqa: E402
+from matching_service import logs  # noqa: E402
+from matching_service.service import EXIT_ERROR, MatchingService  # noqa: E402
 
 
 def main() -> int:
     logs.configure()
     try:
-        return MatchingService(get_settings()).run()
+        service = MatchingService(get_settings())
+        return service.run(stop_requested=lambda: _early_stop)
     except Exception:
         logging.getLogger("matching_service").exception("crashed")
         return EXIT_ERROR

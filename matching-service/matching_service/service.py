@@ -32,6 +32,7 @@ import gc
 import logging
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -336,8 +337,12 @@ class MatchingService:
         if self.snapshots.save(self.engine, self.position, self.last_seq, wait=force):
             self.commands_since_snapshot = 0
 
-    def run(self) -> int:
+    def run(self, stop_requested: Callable[[], bool] = lambda: False) -> int:
+        """Serve until SIGTERM/SIGINT; ``stop_requested`` reports a signal that arrived before
+        this method installed its handlers."""
         self._install_signals()
+        if stop_requested():
+            self.stopping = True
         self._connect()
         self.metrics.track_snapshot_age(lambda: self.snapshots.last_saved_monotonic)
         try:

@@ -15,6 +15,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -291,26 +292,36 @@ def test_crash_recovery_exactly_once(stack: Stack) -> None:
     cmds = list(workload(20_000, seed=7))
     ref = reference(cmds)
     rng = random.Random(2024)
+
+    def feed() -> None:  # commands keep arriving while the service crashes and restarts
+        for start in range(0, len(cmds), 2_000):
+            stack.produce(cmds[start : start + 2_000])
+            time.sleep(0.3)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    # Kill points spread over the whole stream: each incarnation serves, commits up to a random
+    # offset of its own, and dies at a random moment after it (mid-batch, mid-commit, or
+    # between the Kafka commit and the Redis write).
+    targets = sorted(rng.sample(range(500, len(cmds) - 500), 6))
     kills_serving = 0
-    produced = 0
-    chunk = 4_000
     proc = stack.start()
-    for round_ in range(6):
-        if produced < len(cmds):
-            stack.produce(cmds[produced : produced + chunk])
-            produced += chunk
-        if round_ % 4 != 3:
-            # Kill while it works: wait for this process to serve, then a random moment.
-            stack.wait_log(stack.starts, '"msg": "serving"')
-            kills_serving += 1
-            time.sleep(rng.uniform(0.0, 1.2))
-        else:
-            time.sleep(rng.uniform(0.0, 3.0))  # anywhere, recovery included
+    for i, target in enumerate(targets):
+        stack.wait_log(stack.starts, '"msg": "serving"')
+        stack.wait_committed(target)
+        time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        kills_serving += 1
         proc = stack.start()
-    assert produced == len(cmds)
+        if i == 2:  # and once anywhere, start-up and recovery included
+            time.sleep(rng.uniform(0.5, 3.0))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            proc = stack.start()
+    feeder.join()
     stack.wait_committed(len(cmds), timeout=150)
+    stack.wait_log(stack.starts, '"msg": "serving"')
     assert terminate(proc) == 0
 
     log = stack.log_text()
@@ -381,6 +392,14 @@ def test_corrupt_newest_snapshot_falls_back(stack: Stack) -> None:
         reference(cmds).engine.state_hash(),
     )
     assert_same_stream(stack.events(), ref.events)
+
+
+def test_sigterm_during_start_up_still_stops_cleanly(stack: Stack) -> None:
+    stack.produce(list(workload(500, seed=1)))
+    proc = stack.start()
+    time.sleep(0.3)  # inside the interpreter's start-up: imports, not yet connected
+    assert terminate(proc) == 0
+    assert '"msg": "stopped"' in stack.log_text()
 
 
 def test_second_instance_is_fenced(stack: Stack) -> None:
