@@ -32,9 +32,10 @@ from matching_service.service import EXIT_ERROR, MatchingService  # noqa: E402
 
 
 def main() -> int:
-    logs.configure()
+    settings = get_settings()
+    logs.configure(settings.matching_log_level)
     try:
-        service = MatchingService(get_settings())
+        service = MatchingService(settings)
         return service.run(stop_requested=lambda: _early_stop)
     except Exception:
         logging.getLogger("matching_service").exception("crashed")

@@ -110,6 +110,9 @@ def run_batch(
     n = 0
     bad = 0
     process = engine.process
+    # One line per command only when asked for (DEBUG): at thousands of commands per second
+    # the log would otherwise cost more than matching.
+    trace = log.isEnabledFor(logging.DEBUG)
     # Each command's events are encoded once, as one JSON array; records are joins of those
     # arrays (so a record never splits a command) and the reply for Redis is the tail of the
     # same bytes (the Reply envelope is always last), not a second encoding.
@@ -128,6 +131,12 @@ def run_batch(
         n += 1
         events.extend(out)
         reply = out[-1]
+        if trace and isinstance(reply, Reply):
+            log.debug(
+                "command applied",
+                extra={"offset": offset, "requestId": reply.request_id, "seq": reply.seq,
+                       "command": reply.command, "code": reply.code, "published": publish},
+            )  # fmt: skip
         if publish:
             data = encode_events(out)
             if len(data) <= max_record_bytes:

@@ -103,3 +103,17 @@ def test_a_command_larger_than_a_record_is_split_in_order() -> None:
         e for r in want.records for e in decode_events(r)
     ]
     assert got.replies == want.replies
+
+
+def test_json_log_lines_carry_correlation_fields() -> None:
+    import json
+    import logging
+
+    from matching_service.logs import JsonFormatter
+
+    record = logging.makeLogRecord(
+        {"name": "matching_service", "levelname": "INFO", "msg": "x %s", "args": ("y",),
+         "requestId": "r-1", "seq": 7}
+    )  # fmt: skip
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["msg"], line["requestId"], line["seq"], line["level"]) == ("x y", "r-1", 7, "INFO")

@@ -69,6 +69,7 @@ class Settings:
     snapshot_every_seconds: int
     snapshot_prefix: str  # S3 key prefix in snapshots_bucket
     reply_ttl_seconds: int
+    matching_log_level: str  # DEBUG adds one line per command (requestId, seq, code)
     # REST API (functions/*): how long an order waits for the engine's reply before -1007,
     # and how long a function keeps a decrypted API key (KMS is a network call per key)
     api_reply_timeout_ms: int
@@ -141,6 +142,7 @@ def get_settings() -> Settings:
         snapshot_every_seconds=_env_int("BOURSE_SNAPSHOT_EVERY_SECONDS", 300),
         snapshot_prefix=_env("BOURSE_SNAPSHOT_PREFIX", f"engine/{commands}/"),
         reply_ttl_seconds=_env_int("BOURSE_REPLY_TTL_SECONDS", 60),
+        matching_log_level=_env("BOURSE_MATCHING_LOG_LEVEL", "INFO"),
         api_reply_timeout_ms=_env_int("BOURSE_API_REPLY_TIMEOUT_MS", 5000),
         api_key_cache_seconds=_env_int("BOURSE_API_KEY_CACHE_SECONDS", 60),
     )
