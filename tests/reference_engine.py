@@ -481,6 +481,8 @@ class ReferenceEngine:
             if c.order_id is None and c.orig_client_order_id is None:
                 raise errors.mandatory("orderId")
             validate_new_order_shape(n)
+            if (c.account_id, c.symbol) != (n.account_id, n.symbol):
+                raise errors.invalid_parameter()
         except BinanceError as e:
             return e.code, e.msg, ()
         cancel_error = self._cancel_error(c)

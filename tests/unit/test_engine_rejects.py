@@ -275,3 +275,17 @@ def test_cancel_replace_shape_error_rejects_everything() -> None:
     )  # fmt: skip
     assert rejected_without_change(b, events)[0] == -1102
     assert b.locked(1, "USDT") == 10 * E8
+
+
+@pytest.mark.parametrize(("account", "symbol"), [(2, SYMBOL), (1, "ETHUSDT")])
+def test_cancel_replace_parts_must_name_one_account_and_symbol(account: int, symbol: str) -> None:
+    b = Bench()
+    b.order(1, "BUY", 10, 100)
+    new = NewOrder("n", 5, account, symbol, Side.BUY, LIMIT, "n", 10 * LOT, None, 90 * E8,
+                   None, TimeInForce.GTC)  # fmt: skip
+    events = b.run(
+        CancelReplace("cr", 5, CancelReplaceMode.ALLOW_FAILURE,
+                      CancelOrder("cr", 5, 1, SYMBOL, 1), new)
+    )  # fmt: skip
+    assert rejected_without_change(b, events) == (-1130, "Invalid data sent for a parameter.")
+    assert b.locked(1, "USDT") == 10 * E8

@@ -311,6 +311,10 @@ class Engine:
         if cancel.order_id is None and cancel.orig_client_order_id is None:
             raise errors.mandatory("orderId")
         validate_new_order_shape(new)
+        if (cancel.account_id, cancel.symbol) != (new.account_id, new.symbol):
+            # Binance's cancelReplace names one symbol for both; one account and one symbol
+            # per command also keeps a single depth diff per command.
+            raise errors.invalid_parameter()
         cancel_part: ReplyPart
         try:
             sym = self._symbol(cancel.symbol)
