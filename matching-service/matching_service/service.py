@@ -208,7 +208,16 @@ class MatchingService:
         self.consumer.seek(self.tp, committed)
         self.position = self.committed = committed
         self._check_continuity()
-        self.view.rebuild(self.engine, committed, replies)
+        if not self.view.rebuild(self.engine, committed, replies):
+            # The stored view claims a newer offset than the log's committed one: it was written
+            # for another history (topics recreated, a Redis restored from elsewhere). We have
+            # just fenced every other writer, so the engine's view replaces it.
+            log.error(
+                "redis view is ahead of the committed offset; replacing it",
+                extra={"redis_offset": redis_offset, "committed": committed},
+            )
+            self.view.client.delete(self.view.offset_key)
+            self.view.rebuild(self.engine, committed, replies)
         self.metrics.offset.set(committed)
         self.metrics.last_seq.set(self.last_seq)
         seconds = time.monotonic() - started
