@@ -1,4 +1,4 @@
-"""python -m devstack up | down | status | run | logs | seed"""
+"""python -m devstack up | down | status | run | logs | seed | invoke"""
 
 from __future__ import annotations
 
@@ -143,6 +143,19 @@ def cmd_logs(settings: Settings, names: Sequence[str], lines: int, follow: bool)
     return 0
 
 
+def cmd_invoke(settings: Settings, function: str, event: str | None) -> int:
+    import json
+
+    from devstack.gateway.invoke import invoke
+
+    try:
+        result = invoke(settings, function, Path(event) if event else None)
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        return _error(f"invoke: {exc}")
+    _say(json.dumps(result, indent=2, default=str))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("status", help="each service: up/down, port, pid, log")
     sub.add_parser("run", help="up, seed, run the exchange in the foreground until Ctrl-C")
     sub.add_parser("seed", help="seed markets and the demo account (devstack.seed)")
+    inv = sub.add_parser("invoke", help="run one function of template.yaml on an event")
+    inv.add_argument("function", help="the function's logical id, e.g. MarketDataFunction")
+    inv.add_argument("-e", "--event", help="the event JSON file, e.g. events/ping.json")
     logs = sub.add_parser("logs", help="show (and follow) the logs")
     logs.add_argument("names", nargs="*", help="kafka, postgres, redis, moto, maven, ...")
     logs.add_argument("-n", "--lines", type=int, default=20)
@@ -168,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(settings)
         if args.command == "seed":
             return cmd_seed(settings)
+        if args.command == "invoke":
+            return cmd_invoke(settings, args.function, args.event)
         return cmd_logs(settings, args.names, args.lines, args.follow)
     except StackError as exc:
         return _error(str(exc))

@@ -32,7 +32,7 @@ class ProcessSpec:
     ready_port: Callable[[Settings], int | None] = field(default=lambda s: None)
 
 
-# Later issues add the local gateway and the event consumers here.
+# Later issues add the event consumers here.
 PROCESSES: tuple[ProcessSpec, ...] = (
     # The sequencer: commands in, events out (matching-service/). Its Prometheus endpoint
     # answers only once recovery is done, so it doubles as the ready signal.
@@ -40,5 +40,11 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         name="matching",
         argv=lambda s: [sys.executable, "-m", "matching_service"],
         ready_port=lambda s: s.matching_metrics_port or None,
+    ),
+    # template.yaml's REST API on 127.0.0.1:gateway_port (devstack/gateway, docs/api.md).
+    ProcessSpec(
+        name="gateway",
+        argv=lambda s: [sys.executable, "-m", "devstack.gateway"],
+        ready_port=lambda s: s.gateway_port,
     ),
 )

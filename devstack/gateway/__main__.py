@@ -1,0 +1,50 @@
+"""python -m devstack.gateway: serve template.yaml's REST API on 127.0.0.1:$BOURSE_GATEWAY_PORT."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+
+from bourse.settings import get_settings
+from devstack.gateway.runtime import apply_environment
+from devstack.gateway.server import Gateway, make_server
+from devstack.gateway.template_api import load_rest_api
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    settings = get_settings()
+    api = load_rest_api(settings.stage, settings.region, settings.moto_port)
+    # One process serves every function: their template environments are applied together
+    # (they share the template's Globals); variables set for the gateway itself win.
+    overrides = dict(os.environ)
+    for spec in api.functions.values():
+        apply_environment(spec.environment, overrides)
+    server = make_server(Gateway(api), "127.0.0.1", settings.gateway_port)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    routes = ", ".join(f"{r.method} {r.path}" for r in api.routes)
+    logging.getLogger("devstack.gateway").info(
+        "gateway listening on %s (%d routes: %s)", settings.gateway_url, len(api.routes), routes
+    )
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

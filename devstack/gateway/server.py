@@ -1,0 +1,317 @@
+"""The HTTP side: API Gateway REST semantics over ``http.server``.
+
+Why the standard library's ThreadingHTTPServer: the gateway runs each request's Lambda code
+synchronously in-process (as Lambda does, one invocation per container), so an async server
+would gain nothing; it speaks HTTP/1.1 with keep-alive, binds 127.0.0.1 only, and needs no
+dependency. One thread per connection is what a local tool needs.
+
+Faithful to API Gateway (REST, Lambda proxy integration, payload v1.0):
+* only the routes template.yaml declares exist; any other path or method gets the
+  MISSING_AUTHENTICATION_TOKEN gateway response (403 "Missing Authentication Token" by
+  default; template.yaml customises it to Binance's shape, 404);
+* the REQUEST authorizer runs first: a missing identity source is UNAUTHORIZED without calling
+  it; "Unauthorized" raised is UNAUTHORIZED; a Deny (or no matching Allow) is ACCESS_DENIED; a
+  crash or malformed answer is AUTHORIZER_FAILURE; answers are cached per identity-source
+  values for ReauthorizeEvery seconds; its context reaches the function as
+  ``requestContext.authorizer`` (values as strings, plus principalId);
+* a function that raises is DEFAULT_5XX (502 "Internal server error").
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+import logging
+import threading
+import time
+import uuid
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from devstack.cfn import LOCAL_ACCOUNT_ID
+from devstack.gateway.runtime import FunctionPool
+from devstack.gateway.template_api import Authorizer, RestApi, Route
+
+log = logging.getLogger("devstack.gateway")
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+class GatewayResponse(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class Gateway:
+    """Routing, authorization (with its cache) and invocation, independent of the socket."""
+
+    def __init__(self, api: RestApi, max_containers: int = 8) -> None:
+        self.api = api
+        self.pools = {
+            name: FunctionPool(spec, api.region, max_containers)
+            for name, spec in api.functions.items()
+        }
+        self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- events
+
+    def _request_context(
+        self, route: Route | None, method: str, path: str, source_ip: str, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "resourceId": "local",
+            "resourcePath": route.path if route else path,
+            "httpMethod": method,
+            "extendedRequestId": uuid.uuid4().hex[:16],
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "path": f"/{self.api.stage}{path}",
+            "accountId": LOCAL_ACCOUNT_ID,
+            "protocol": "HTTP/1.1",
+            "stage": self.api.stage,
+            "domainPrefix": "127",
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": str(uuid.uuid4()),
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": source_ip,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": headers.get("User-Agent"),
+                "user": None,
+            },
+            "domainName": "127.0.0.1",
+            "apiId": self.api.api_id,
+        }
+
+    def build_event(
+        self,
+        route: Route,
+        method: str,
+        raw_path: str,
+        header_pairs: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+    ) -> dict[str, Any]:
+        url = urlsplit(raw_path)
+        path = url.path
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in header_pairs:
+            multi_headers.setdefault(name, []).append(value)
+        headers = {name: values[-1] for name, values in multi_headers.items()}
+        multi_query: dict[str, list[str]] = {}
+        for name, value in parse_qsl(url.query, keep_blank_values=True):
+            multi_query.setdefault(name, []).append(value)
+        query = {name: values[-1] for name, values in multi_query.items()}
+        try:
+            text: str | None = body.decode() if body else None
+            encoded = False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+        return {
+            "resource": route.path,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers or None,
+            "multiValueHeaders": multi_headers or None,
+            "queryStringParameters": query or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": None,
+            "stageVariables": None,
+            "requestContext": self._request_context(route, method, path, source_ip, headers),
+            "body": text,
+            "isBase64Encoded": encoded,
+        }
+
+    # -- authorizer
+
+    def _identity(self, authorizer: Authorizer, event: dict[str, Any]) -> tuple[str, ...] | None:
+        values: list[str] = []
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+        for name in authorizer.headers:
+            value = headers.get(name.lower())
+            if not value:
+                return None
+            values.append(value)
+        for dotted in authorizer.context:
+            node: Any = event["requestContext"]
+            for part in dotted.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if not node:
+                return None
+            values.append(str(node))
+        return tuple(values)
+
+    def _method_arn(self, event: dict[str, Any]) -> str:
+        return (
+            f"arn:aws:execute-api:{self.api.region}:{LOCAL_ACCOUNT_ID}:{self.api.api_id}/"
+            f"{self.api.stage}/{event['httpMethod']}{event['resource']}"
+        )
+
+    def authorize(self, route: Route, event: dict[str, Any]) -> dict[str, Any]:
+        """The authorizer's answer for this request (cached), or a GatewayResponse."""
+        authorizer = self.api.authorizers[route.authorizer or ""]
+        identity = self._identity(authorizer, event)
+        if identity is None:
+            raise GatewayResponse("UNAUTHORIZED")
+        key = (authorizer.name, identity)
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < authorizer.ttl_s:
+            answer = hit[1]
+        else:
+            auth_event = {
+                "type": "REQUEST",
+                "methodArn": self._method_arn(event),
+                **{k: event[k] for k in ("resource", "path", "httpMethod", "headers",
+                                         "multiValueHeaders", "queryStringParameters",
+                                         "multiValueQueryStringParameters")},
+                "pathParameters": {},
+                "stageVariables": {},
+                "requestContext": event["requestContext"],
+            }  # fmt: skip
+            try:
+                answer = self.pools[authorizer.function].invoke(auth_event)
+            except Exception as exc:
+                if str(exc) == "Unauthorized":
+                    raise GatewayResponse("UNAUTHORIZED") from None
+                log.exception("authorizer failed")
+                raise GatewayResponse("AUTHORIZER_FAILURE") from None
+            if not isinstance(answer, dict) or "policyDocument" not in answer:
+                raise GatewayResponse("AUTHORIZER_FAILURE")
+            if authorizer.ttl_s > 0:
+                with self._cache_lock:
+                    self._cache[key] = (now, answer)
+        if not _allows(answer["policyDocument"], self._method_arn(event)):
+            raise GatewayResponse("ACCESS_DENIED")
+        context = {k: _context_value(v) for k, v in (answer.get("context") or {}).items()}
+        context["principalId"] = str(answer.get("principalId", ""))
+        context["integrationLatency"] = 0
+        return context
+
+    # -- one request
+
+    def handle(
+        self,
+        method: str,
+        raw_path: str,
+        header_pairs: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        path = urlsplit(raw_path).path
+        route = self.api.find(method, path)
+        try:
+            if route is None:
+                raise GatewayResponse("MISSING_AUTHENTICATION_TOKEN")
+            event = self.build_event(route, method, raw_path, header_pairs, body, source_ip)
+            if route.authorizer:
+                event["requestContext"]["authorizer"] = self.authorize(route, event)
+            try:
+                result = self.pools[route.function].invoke(event)
+            except Exception:
+                log.exception("%s raised", route.function)
+                raise GatewayResponse("DEFAULT_5XX") from None
+            return _proxy_response(result)
+        except GatewayResponse as exc:
+            status, text = self.api.response(exc.kind)
+            return status, [("Content-Type", "application/json")], text.encode()
+
+
+def _context_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _allows(policy: dict[str, Any], method_arn: str) -> bool:
+    """IAM evaluation, enough for authorizer policies: an explicit Deny wins, else an Allow
+    whose Resource matches (``*`` and ``?`` wildcards) is needed."""
+    allowed = False
+    statements = policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(fnmatch.fnmatchcase("execute-api:Invoke", a) for a in actions):
+            continue
+        resources = statement.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else resources
+        if not any(fnmatch.fnmatchcase(method_arn, r) for r in resources):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        if statement.get("Effect") == "Allow":
+            allowed = True
+    return allowed
+
+
+def _proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A Lambda proxy integration result -> HTTP; a malformed one is a 502 as on AWS."""
+    if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
+        log.error("malformed Lambda proxy response: %r", result)
+        raise GatewayResponse("DEFAULT_5XX")
+    headers: list[tuple[str, str]] = []
+    for name, value in (result.get("headers") or {}).items():
+        headers.append((name, str(value)))
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((name, str(v)) for v in values if (name, str(v)) not in headers)
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    return result["statusCode"], headers, data
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections, as with AWS
+    server_version = "bourse-gateway"
+    gateway: Gateway
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.send_error(413)
+            return
+        body = self.rfile.read(length) if length else b""
+        status, headers, data = self.gateway.handle(
+            self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+        )
+        self.send_response(status)
+        names = {name.lower() for name, _ in headers}
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        if "content-type" not in names:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return formatdate(timestamp, usegmt=True)
+
+
+def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
+    handler = type("Handler", (_Handler,), {"gateway": gateway})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

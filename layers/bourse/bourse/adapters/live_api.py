@@ -1,0 +1,155 @@
+"""The live implementations of the API's ports (``bourse.api.ports``): Redis for the view and
+the replies, Kafka for commands, DynamoDB + KMS for keys. One set per Lambda container, made on
+its first request and reused by every later one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import cache
+from typing import Any
+
+import redis
+
+from bourse.adapters import api_keys, kafka
+from bourse.adapters import redis_book as rb
+from bourse.adapters.api_keys import ApiKey
+from bourse.api.handlers import Deps
+from bourse.domain.codec import encode_command
+from bourse.domain.commands import Command
+from bourse.domain.events import OrderResult, Reply
+from bourse.domain.symbols import SymbolSpec
+from bourse.settings import Settings, get_settings
+
+
+class RedisMarketView:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def symbols(self) -> dict[str, SymbolSpec]:
+        return rb.read_symbols(self.client)
+
+    def symbol(self, name: str) -> SymbolSpec | None:
+        return rb.read_symbol(self.client, name)
+
+    def book(self, symbol: str, limit: int) -> rb.Book | None:
+        return rb.read_book(self.client, symbol, limit)
+
+    def balances(self, account_id: int) -> dict[str, tuple[int, int]]:
+        return rb.read_balances(self.client, account_id)
+
+    def fees(self, account_id: int) -> tuple[int, int] | None:
+        return rb.read_fees(self.client, account_id)
+
+    def open_orders(self, account_id: int, symbol: str | None) -> list[OrderResult]:
+        return rb.read_open_orders(self.client, account_id, symbol)
+
+
+class KafkaCommandBus:
+    """Produces to ``bourse.commands`` and waits on ``reply:{requestId}``.
+
+    The produce is acknowledged by every in-sync replica (acks=all, idempotent producer)
+    before the wait starts: a command whose send failed is an error, not "status unknown".
+    """
+
+    def __init__(self, producer: Any, client: Any, topic: str, timeout_ms: int) -> None:
+        self.producer = producer
+        self.client = client
+        self.topic = topic
+        self.timeout_s = timeout_ms / 1000
+
+    def execute(self, command: Command) -> Reply | None:
+        started = time.monotonic()
+        self.producer.send(self.topic, encode_command(command), partition=0).get(
+            timeout=self.timeout_s
+        )
+        left = max(0.01, self.timeout_s - (time.monotonic() - started))
+        event = rb.read_reply(self.client, command.request_id, left)
+        return event if isinstance(event, Reply) else None
+
+
+class CachedKeyStore:
+    """API keys with their decrypted secrets, kept ``ttl_s`` seconds (KMS is a network call);
+    an unknown key is cached too, so a flood of bad keys does not reach DynamoDB each time."""
+
+    def __init__(self, ttl_s: int) -> None:
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    def get(self, api_key: str) -> ApiKey | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(api_key)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        key = api_keys.get_api_key(api_key)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[api_key] = (now, key)
+        return key
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@cache
+def redis_client(url: str) -> Any:
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=2)
+
+
+@cache
+def key_store(ttl_s: int) -> CachedKeyStore:
+    return CachedKeyStore(ttl_s)
+
+
+@cache
+def _producer(bootstrap: str) -> Any:
+    return kafka.producer(client_id="api", linger_ms=0)
+
+
+def deps(settings: Settings | None = None) -> Deps:
+    """The live dependencies (cached: one Kafka producer and Redis pool per container)."""
+    s = settings or get_settings()
+    client = redis_client(s.redis_url)
+    return _deps(s, client)
+
+
+@cache
+def _deps(s: Settings, client: Any) -> Deps:
+    return Deps(
+        view=RedisMarketView(client),
+        bus=KafkaCommandBus(
+            _producer(s.kafka_bootstrap), client, s.commands_topic, s.api_reply_timeout_ms
+        ),
+        keys=key_store(s.api_key_cache_seconds),
+        clock=_now_ms,
+    )
+
+
+def market_deps(settings: Settings | None = None) -> Deps:
+    """Market data needs no Kafka producer: a bus that is never used."""
+    s = settings or get_settings()
+    return _market_deps(s, redis_client(s.redis_url))
+
+
+class _NoBus:
+    def execute(self, command: Command) -> Reply | None:
+        raise RuntimeError("market data sends no commands")
+
+
+@cache
+def _market_deps(s: Settings, client: Any) -> Deps:
+    return Deps(
+        view=RedisMarketView(client),
+        bus=_NoBus(),
+        keys=key_store(s.api_key_cache_seconds),
+        clock=_now_ms,
+    )
+
+
+def authorizer_keys(settings: Settings | None = None) -> CachedKeyStore:
+    return key_store((settings or get_settings()).api_key_cache_seconds)

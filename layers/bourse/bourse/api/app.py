@@ -1,0 +1,105 @@
+"""The Powertools REST resolver for a group of routes: API Gateway proxy event (v1.0) in,
+Binance JSON out, every error in Binance's ``{"code", "msg"}`` shape with its HTTP status.
+
+The entrypoints in ``functions/*/app.py`` only add Logger, Metrics and Tracer around it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from bourse.api.auth import caller_from_event
+from bourse.api.handlers import CancelReplaceFailed, Deps, Request
+from bourse.api.routes import Route
+from bourse.domain import errors
+from bourse.domain.errors import BinanceError
+
+log = logging.getLogger("bourse.api")
+JSON = "application/json;charset=UTF-8"
+INTERNAL_ERROR = BinanceError(
+    errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 500
+)
+NOT_FOUND = BinanceError(errors.UNKNOWN, "Unknown path or method.", 404)
+
+
+def json_response(status: int, body: Any) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=JSON,
+        body=json.dumps(body, separators=(",", ":")),
+    )
+
+
+def error_response(error: BinanceError) -> Response[str]:
+    return json_response(error.http_status, error.as_dict())
+
+
+def query_string(event: dict[str, Any]) -> str:
+    """The query string as the client signed it, rebuilt from the proxy event.
+
+    API Gateway REST (v1.0) passes decoded parameters only, in the order it met them; they
+    are re-encoded the way ``urllib.parse.urlencode`` (and so python-binance and most
+    clients) encodes them, which reproduces the signed bytes for every value Binance's
+    parameters can take (letters, digits and ``.-_``, where all encodings agree).
+    """
+    multi = event.get("multiValueQueryStringParameters") or {}
+    pairs = [(name, value) for name, values in multi.items() for value in values or ()]
+    if not pairs:
+        single = event.get("queryStringParameters") or {}
+        pairs = list(single.items())
+    return urlencode(pairs)
+
+
+def body_text(resolver: APIGatewayRestResolver) -> str:
+    event = resolver.current_event
+    if event.body is None:
+        return ""
+    return event.decoded_body if event.is_base64_encoded else event.body
+
+
+def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRestResolver:
+    """A resolver serving ``routes``; ``deps`` is called on the first request (connections are
+    made then, once per container, not at import)."""
+    app = APIGatewayRestResolver()
+
+    def bind(route: Route) -> Callable[[], Response[str]]:
+        def endpoint() -> Response[str]:
+            event = app.current_event.raw_event
+            request = Request(
+                query_string=query_string(event),
+                body=body_text(app),
+                caller=caller_from_event(event) if route.signed else None,
+            )
+            return json_response(200, route.handler(request, deps()))
+
+        endpoint.__name__ = f"{route.method.lower()}_{route.path.strip('/').replace('/', '_')}"
+        return endpoint
+
+    for route in routes:
+        app.route(route.path, method=route.method)(bind(route))
+
+    @app.exception_handler(BinanceError)
+    def binance_error(exc: BinanceError) -> Response[str]:
+        return error_response(exc)
+
+    @app.exception_handler(CancelReplaceFailed)
+    def cancel_replace_failed(exc: CancelReplaceFailed) -> Response[str]:
+        return json_response(exc.error.http_status, exc.body())
+
+    @app.not_found
+    def not_found(exc: NotFoundError) -> Response[str]:
+        return error_response(NOT_FOUND)
+
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response[str]:
+        log.exception("unexpected error")
+        return error_response(INTERNAL_ERROR)
+
+    return app

@@ -1,0 +1,143 @@
+"""Who is calling: the API Gateway REQUEST authorizer, and the checks a SIGNED endpoint runs.
+
+The authorizer runs before the function and sees headers and the source address, never the
+body; it maps ``X-MBX-APIKEY`` to the account (principal) and its permissions (context), and
+enforces the key's IP allow-list. API Gateway caches its answer per identity source (the key
+and the source IP, so an allow-list decision is never reused for another address).
+
+The function then verifies the HMAC signature over query + body and the timestamp window
+(``bourse.api.signing``) with the key's secret, and the permission the endpoint needs.
+
+Failures use Binance's codes: a missing or malformed key is -2014 (API Gateway's UNAUTHORIZED
+response, customised in template.yaml), an unknown key, a refused IP or a missing permission
+-2015 (ACCESS_DENIED, likewise); both with HTTP 401 as Binance answers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bourse.api.params import Params, parse_params
+from bourse.api.ports import KeyStore
+from bourse.api.signing import check_timestamp, split_signature, verify_signature
+from bourse.domain import errors
+from bourse.domain.errors import BinanceError
+
+API_KEY_HEADER = "x-mbx-apikey"
+API_KEY_RE = re.compile(r"\A[A-Za-z0-9]{1,128}\Z")
+
+BAD_API_KEY_FORMAT = BinanceError(errors.BAD_API_KEY_FMT, "API-key format invalid.", 401)
+REJECTED_API_KEY = BinanceError(
+    errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401
+)
+
+
+class Unauthorized(Exception):
+    """Raised by the authorizer with the exact message API Gateway expects for a 401."""
+
+    def __init__(self) -> None:
+        super().__init__("Unauthorized")
+
+
+@dataclass(frozen=True)
+class Caller:
+    account_id: int
+    permissions: frozenset[str]
+    api_key: str
+
+
+def header(headers: dict[str, Any] | None, name: str) -> str | None:
+    """A header by case-insensitive name (API Gateway keeps the client's spelling)."""
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _ip_allowed(source_ip: str, allow_list: tuple[str, ...]) -> bool:
+    if not allow_list:
+        return True
+    try:
+        address = ipaddress.ip_address(source_ip)
+    except ValueError:
+        return False
+    for entry in allow_list:
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _policy(principal: str, effect: str, method_arn: str) -> dict[str, Any]:
+    # The policy covers every method of the stage: the answer is cached per key and IP and
+    # must hold for the next endpoint the same key calls (the function checks permissions).
+    parts = method_arn.split("/")
+    resource = "/".join(parts[:2]) + "/*" if len(parts) >= 2 else method_arn
+    return {
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
+        },
+    }
+
+
+def authorize(event: dict[str, Any], keys: KeyStore) -> dict[str, Any]:
+    """The REQUEST authorizer: Allow with the account as principal, Deny for an unknown key
+    or a refused address; ``Unauthorized`` (401) for a missing or malformed key."""
+    api_key = header(event.get("headers"), API_KEY_HEADER)
+    if not api_key or not API_KEY_RE.match(api_key):
+        raise Unauthorized
+    method_arn = str(event.get("methodArn", ""))
+    source_ip = str(event.get("requestContext", {}).get("identity", {}).get("sourceIp", ""))
+    key = keys.get(api_key)
+    if key is None or not _ip_allowed(source_ip, key.ip_allow_list):
+        return _policy("anonymous", "Deny", method_arn)
+    answer = _policy(str(key.account_id), "Allow", method_arn)
+    answer["context"] = {
+        "accountId": key.account_id,
+        "permissions": ",".join(key.permissions),
+    }
+    return answer
+
+
+def caller_from_event(event: dict[str, Any]) -> Caller:
+    """The caller API Gateway's authorizer established (requestContext.authorizer)."""
+    context = (event.get("requestContext") or {}).get("authorizer") or {}
+    api_key = header(event.get("headers"), API_KEY_HEADER)
+    try:
+        account_id = int(context["accountId"])
+    except (KeyError, TypeError, ValueError):
+        raise REJECTED_API_KEY from None
+    if not api_key:
+        raise BAD_API_KEY_FORMAT
+    permissions = frozenset(p for p in str(context.get("permissions", "")).split(",") if p)
+    return Caller(account_id, permissions, api_key)
+
+
+def signed_params(
+    caller: Caller,
+    permission: str,
+    query_string: str,
+    body: str,
+    keys: KeyStore,
+    now_ms: int,
+) -> Params:
+    """A SIGNED request's parameters, after the permission, signature and timing checks."""
+    if permission not in caller.permissions:
+        raise REJECTED_API_KEY
+    params = Params(parse_params(query_string, body))
+    split_signature(query_string, body)  # -1102 for a missing signature before anything else
+    timestamp = params.required_int("timestamp")
+    recv_window = params.optional_int("recvWindow")
+    key = keys.get(caller.api_key)
+    if key is None:  # deleted since the authorizer's answer was cached
+        raise REJECTED_API_KEY
+    verify_signature(key.secret, query_string, body)
+    check_timestamp(timestamp, recv_window, now_ms)
+    return params

@@ -1,0 +1,361 @@
+"""The REST endpoints, one function each: a request in, a Binance body out (or a
+``BinanceError``). No I/O of their own: the live view, the command bus, the key store and the
+clock come in ``Deps``, so unit tests run them with fakes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bourse.api import account as account_shapes
+from bourse.api import market
+from bourse.api.auth import BAD_API_KEY_FORMAT, Caller, signed_params
+from bourse.api.orders import (
+    ORDER_PARAMS,
+    RespType,
+    check_known,
+    generate_client_order_id,
+    parse_new_order,
+)
+from bourse.api.params import Params, parse_params
+from bourse.api.ports import CommandBus, KeyStore, MarketView
+from bourse.api.responses import cancel_response, new_order_response
+from bourse.domain import errors
+from bourse.domain.amounts import notional
+from bourse.domain.commands import (
+    CLIENT_ORDER_ID_RE,
+    CancelAll,
+    CancelOrder,
+    CancelReplace,
+    Command,
+    NewOrder,
+)
+from bourse.domain.enums import CancelReplaceMode, Outcome
+from bourse.domain.errors import BinanceError
+from bourse.domain.events import Reply
+from bourse.domain.symbols import SymbolSpec, check_lot, check_notional, check_price
+
+TRADE = "TRADE"
+USER_DATA = "USER_DATA"
+SIGNED_COMMON = frozenset({"recvWindow", "timestamp", "signature"})
+CANCEL_PARAMS = SIGNED_COMMON | {
+    "symbol",
+    "orderId",
+    "origClientOrderId",
+    "newClientOrderId",
+}
+CANCEL_ALL_PARAMS = SIGNED_COMMON | {"symbol"}
+QUERY_ORDER_PARAMS = SIGNED_COMMON | {"symbol", "orderId", "origClientOrderId"}
+OPEN_ORDERS_PARAMS = SIGNED_COMMON | {"symbol"}
+ACCOUNT_PARAMS = SIGNED_COMMON | {"omitZeroBalances"}
+COMMISSION_PARAMS = SIGNED_COMMON | {"symbol"}
+TEST_ORDER_PARAMS = ORDER_PARAMS | {"computeCommissionRates"}
+CANCEL_REPLACE_PARAMS = ORDER_PARAMS | {
+    "cancelReplaceMode",
+    "cancelOrderId",
+    "cancelOrigClientOrderId",
+    "cancelNewClientOrderId",
+}
+ORDER_DOES_NOT_EXIST = BinanceError(errors.NO_SUCH_ORDER, errors.MSG_ORDER_NOT_EXIST)
+
+
+@dataclass(frozen=True)
+class Deps:
+    view: MarketView
+    bus: CommandBus
+    keys: KeyStore
+    clock: Callable[[], int]
+    new_request_id: Callable[[], str] = lambda: uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a handler reads of an HTTP request: the query string as signed, the raw body and,
+    for SIGNED endpoints, the caller the authorizer established."""
+
+    query_string: str
+    body: str
+    caller: Caller | None = None
+
+    def public_params(self) -> Params:
+        return Params(parse_params(self.query_string, self.body))
+
+    def signed(self, deps: Deps, permission: str) -> tuple[Caller, Params]:
+        if self.caller is None:
+            raise BAD_API_KEY_FORMAT
+        params = signed_params(
+            self.caller, permission, self.query_string, self.body, deps.keys, deps.clock()
+        )
+        return self.caller, params
+
+
+# ---------------------------------------------------------------------------- market data
+
+
+def ping(req: Request, deps: Deps) -> dict[str, Any]:
+    check_known(req.public_params(), frozenset())
+    return {}
+
+
+def server_time(req: Request, deps: Deps) -> dict[str, Any]:
+    check_known(req.public_params(), frozenset())
+    return {"serverTime": deps.clock()}
+
+
+def exchange_info(req: Request, deps: Deps) -> dict[str, Any]:
+    return market.exchange_info(req.public_params(), deps.view.symbols(), deps.clock())
+
+
+def _known_symbol(deps: Deps, params: Params) -> SymbolSpec:
+    name = params.required_str("symbol").upper()
+    spec = deps.view.symbol(name)
+    if spec is None:
+        raise errors.INVALID_SYMBOL_ERROR
+    return spec
+
+
+def depth(req: Request, deps: Deps) -> dict[str, Any]:
+    params = req.public_params()
+    check_known(params, market.DEPTH_PARAMS)
+    spec = _known_symbol(deps, params)
+    limit = market.depth_limit(params)
+    return market.depth(deps.view.book(spec.symbol, limit), limit)
+
+
+# ---------------------------------------------------------------------------- trading
+
+
+def _execute(deps: Deps, command: Command) -> Reply:
+    reply = deps.bus.execute(command)
+    if reply is None:
+        raise errors.EXECUTION_UNKNOWN_ERROR
+    return reply
+
+
+def _failed(reply: Reply) -> BinanceError:
+    return BinanceError(reply.code, reply.msg)
+
+
+def _new_order(deps: Deps, caller: Caller, params: Params) -> tuple[NewOrder, RespType]:
+    return parse_new_order(
+        params, account_id=caller.account_id, request_id=deps.new_request_id(), ts=deps.clock()
+    )
+
+
+def new_order(req: Request, deps: Deps) -> dict[str, Any]:
+    caller, params = req.signed(deps, TRADE)
+    order, resp_type = _new_order(deps, caller, params)
+    reply = _execute(deps, order)
+    if reply.code != 0 or not reply.parts or reply.parts[0].result is None:
+        raise _failed(reply)
+    return new_order_response(reply.parts[0].result, resp_type, reply.ts)
+
+
+def check_static_filters(spec: SymbolSpec, order: NewOrder) -> None:
+    """What order/test can check without the book and balances (the engine's first checks)."""
+    if order.price is not None:
+        check_price(spec, order.price)
+    if order.stop_price is not None:
+        check_price(spec, order.stop_price)
+    market_like = order.price is None
+    if order.quantity is not None:
+        check_lot(spec, order.quantity, market=market_like)
+    if order.iceberg_qty is not None:
+        check_lot(spec, order.iceberg_qty, market=False)
+    if order.price is not None and order.quantity is not None:
+        check_notional(spec, notional(order.price, order.quantity), market=False)
+    if order.quote_order_qty is not None:
+        if not spec.quote_order_qty_market_allowed:
+            raise errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
+        check_notional(spec, order.quote_order_qty, market=True)
+    if order.type not in spec.order_types:
+        raise errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
+
+
+def test_order(req: Request, deps: Deps) -> dict[str, Any]:
+    caller, params = req.signed(deps, TRADE)
+    compute = params.optional_str("computeCommissionRates")
+    if compute not in (None, "true", "false"):
+        raise errors.invalid_parameter("computeCommissionRates")
+    values = {n: params.raw(n) or "" for n in params.names() - {"computeCommissionRates"}}
+    order_params = Params(values)
+    check_known(params, TEST_ORDER_PARAMS)
+    order, _ = _new_order(deps, caller, order_params)
+    spec = deps.view.symbol(order.symbol)
+    if spec is None:
+        raise errors.INVALID_SYMBOL_ERROR
+    check_static_filters(spec, order)
+    if compute != "true":
+        return {}
+    rates = account_shapes.commission(spec.symbol, deps.view.fees(caller.account_id))
+    return {
+        "standardCommissionForOrder": {
+            "maker": rates["standardCommission"]["maker"],
+            "taker": rates["standardCommission"]["taker"],
+        },
+        "taxCommissionForOrder": {"maker": "0.00000000", "taker": "0.00000000"},
+        "discount": rates["discount"],
+    }
+
+
+def _either_id(id_name: str, client_id_name: str) -> BinanceError:
+    return BinanceError(
+        errors.MANDATORY_PARAM_EMPTY_OR_MALFORMED,
+        f"Param '{client_id_name}' or '{id_name}' must be sent, but both were empty/null!",
+    )
+
+
+def _cancel_command(
+    deps: Deps, caller: Caller, params: Params, *, prefix: str = "", request_id: str
+) -> CancelOrder:
+    order_id = params.optional_int(f"{prefix}orderId" if prefix else "orderId")
+    orig_name = f"{prefix}OrigClientOrderId" if prefix else "origClientOrderId"
+    orig = params.optional_str(orig_name)
+    if order_id is None and orig is None:
+        raise _either_id(f"{prefix}OrderId" if prefix else "orderId", orig_name)
+    new_id_name = f"{prefix}NewClientOrderId" if prefix else "newClientOrderId"
+    cancel_id = params.optional_str(new_id_name) or generate_client_order_id()
+    if not CLIENT_ORDER_ID_RE.match(cancel_id):
+        raise errors.illegal_chars(new_id_name, "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
+    return CancelOrder(
+        request_id=request_id,
+        ts=deps.clock(),
+        account_id=caller.account_id,
+        symbol=params.required_str("symbol").upper(),
+        order_id=order_id,
+        orig_client_order_id=orig,
+        cancel_client_order_id=cancel_id,
+    )
+
+
+def cancel_order(req: Request, deps: Deps) -> dict[str, Any]:
+    caller, params = req.signed(deps, TRADE)
+    check_known(params, CANCEL_PARAMS)
+    command = _cancel_command(deps, caller, params, request_id=deps.new_request_id())
+    reply = _execute(deps, command)
+    if reply.code != 0 or not reply.parts or reply.parts[0].result is None:
+        raise _failed(reply)
+    return cancel_response(reply.parts[0].result, reply.ts)
+
+
+def cancel_open_orders(req: Request, deps: Deps) -> list[dict[str, Any]]:
+    caller, params = req.signed(deps, TRADE)
+    check_known(params, CANCEL_ALL_PARAMS)
+    command = CancelAll(
+        request_id=deps.new_request_id(),
+        ts=deps.clock(),
+        account_id=caller.account_id,
+        symbol=params.required_str("symbol").upper(),
+    )
+    reply = _execute(deps, command)
+    if reply.code != 0:
+        raise _failed(reply)
+    return [cancel_response(p.result, reply.ts) for p in reply.parts if p.result is not None]
+
+
+def cancel_replace(req: Request, deps: Deps) -> dict[str, Any]:
+    """POST /api/v3/order/cancelReplace: success is 200 with both results; a failure is 400
+    with Binance's ``{"code", "msg", "data": {...both results...}}``."""
+    caller, params = req.signed(deps, TRADE)
+    check_known(params, CANCEL_REPLACE_PARAMS)
+    mode = params.required_enum("cancelReplaceMode", CancelReplaceMode)
+    request_id = deps.new_request_id()
+    cancel = _cancel_command(deps, caller, params, prefix="cancel", request_id=request_id)
+    new_values = {n: params.raw(n) or "" for n in params.names() & ORDER_PARAMS}
+    new, resp_type = parse_new_order(
+        Params(new_values), account_id=caller.account_id, request_id=request_id, ts=cancel.ts
+    )
+    reply = _execute(deps, CancelReplace(request_id, cancel.ts, mode, cancel, new))
+    if not reply.parts:
+        raise _failed(reply)
+    cancel_part, new_part = reply.parts
+    cancel_body: dict[str, Any] | None = (
+        cancel_response(cancel_part.result, reply.ts)
+        if cancel_part.result is not None
+        else {"code": cancel_part.code, "msg": cancel_part.msg}
+    )
+    new_body: dict[str, Any] | None
+    if new_part.outcome is Outcome.NOT_ATTEMPTED:
+        new_body = None
+    elif new_part.result is not None:
+        new_body = new_order_response(new_part.result, resp_type, reply.ts)
+    else:
+        new_body = {"code": new_part.code, "msg": new_part.msg}
+    data = {
+        "cancelResult": str(cancel_part.outcome),
+        "newOrderResult": str(new_part.outcome),
+        "cancelResponse": cancel_body,
+        "newOrderResponse": new_body,
+    }
+    if reply.code != 0:
+        raise CancelReplaceFailed(BinanceError(reply.code, reply.msg), data)
+    return data
+
+
+class CancelReplaceFailed(Exception):
+    """A cancel-replace that failed in part or whole: the error plus both results."""
+
+    def __init__(self, error: BinanceError, data: dict[str, Any]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.data = data
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.error.code, "msg": self.error.msg, "data": self.data}
+
+
+# ---------------------------------------------------------------------------- account
+
+
+def query_order(req: Request, deps: Deps) -> dict[str, Any]:
+    caller, params = req.signed(deps, USER_DATA)
+    check_known(params, QUERY_ORDER_PARAMS)
+    spec = _known_symbol(deps, params)
+    order_id = params.optional_int("orderId")
+    orig = params.optional_str("origClientOrderId")
+    if order_id is None and orig is None:
+        raise _either_id("orderId", "origClientOrderId")
+    for result in deps.view.open_orders(caller.account_id, spec.symbol):
+        info = result.order
+        if (order_id is not None and info.order_id == order_id) or (
+            order_id is None and info.client_order_id == orig
+        ):
+            return account_shapes.order_query(result)
+    # Closed orders live in the history tables (PostgreSQL), which this endpoint does not
+    # read yet: an order that is no longer open is reported as Binance reports an unknown one.
+    raise ORDER_DOES_NOT_EXIST
+
+
+def open_orders(req: Request, deps: Deps) -> list[dict[str, Any]]:
+    caller, params = req.signed(deps, USER_DATA)
+    check_known(params, OPEN_ORDERS_PARAMS)
+    symbol = _known_symbol(deps, params).symbol if "symbol" in params else None
+    return [account_shapes.order_query(r) for r in deps.view.open_orders(caller.account_id,
+                                                                          symbol)]  # fmt: skip
+
+
+def account_info(req: Request, deps: Deps) -> dict[str, Any]:
+    caller, params = req.signed(deps, USER_DATA)
+    check_known(params, ACCOUNT_PARAMS)
+    omit = params.optional_str("omitZeroBalances")
+    if omit not in (None, "true", "false"):
+        raise errors.invalid_parameter("omitZeroBalances")
+    now = deps.clock()
+    return account_shapes.account(
+        caller.account_id,
+        deps.view.balances(caller.account_id),
+        deps.view.fees(caller.account_id),
+        caller.permissions,
+        omit_zero=omit == "true",
+        update_time=now,
+    )
+
+
+def account_commission(req: Request, deps: Deps) -> dict[str, Any]:
+    caller, params = req.signed(deps, USER_DATA)
+    check_known(params, COMMISSION_PARAMS)
+    spec = _known_symbol(deps, params)
+    return account_shapes.commission(spec.symbol, deps.view.fees(caller.account_id))

@@ -1,0 +1,170 @@
+"""Market data responses: exchangeInfo (symbols as Binance describes them, with their
+filters and the published rate limits) and depth. Pure: the handlers pass in what the live
+view holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bourse.adapters.redis_book import BOOK_LEVELS, Book
+from bourse.api.orders import check_known
+from bourse.api.params import Params
+from bourse.domain import errors
+from bourse.domain.amounts import SCALE, format_units
+from bourse.domain.symbols import SymbolSpec
+
+DEFAULT_DEPTH_LIMIT = 100
+# Published in exchangeInfo as Binance publishes its own (same shapes; the numbers are ours).
+RATE_LIMITS: tuple[dict[str, Any], ...] = (
+    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+)
+EXCHANGE_INFO_PARAMS = frozenset({"symbol", "symbols", "permissions", "showPermissionSets"})
+SYMBOLS_RANGE = '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$'
+DEPTH_PARAMS = frozenset({"symbol", "limit"})
+
+
+def _multiplier(units: int) -> str:
+    """PERCENT_PRICE multipliers as Binance prints them: "5", "0.2" (no trailing zeros)."""
+    text = format_units(units).rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def symbol_filters(spec: SymbolSpec) -> list[dict[str, Any]]:
+    return [
+        {
+            "filterType": "PRICE_FILTER",
+            "minPrice": format_units(spec.min_price),
+            "maxPrice": format_units(spec.max_price),
+            "tickSize": format_units(spec.tick_size),
+        },
+        {
+            "filterType": "LOT_SIZE",
+            "minQty": format_units(spec.min_qty),
+            "maxQty": format_units(spec.max_qty),
+            "stepSize": format_units(spec.step_size),
+        },
+        {"filterType": "ICEBERG_PARTS", "limit": spec.iceberg_parts},
+        {
+            "filterType": "MARKET_LOT_SIZE",
+            "minQty": format_units(spec.market_min_qty),
+            "maxQty": format_units(spec.market_max_qty),
+            "stepSize": format_units(spec.step_size),
+        },
+        {
+            # Bourse's reference price is the last trade, not a 5-minute average: avgPriceMins 0.
+            "filterType": "PERCENT_PRICE",
+            "multiplierUp": _multiplier(spec.multiplier_up),
+            "multiplierDown": _multiplier(spec.multiplier_down),
+            "avgPriceMins": 0,
+        },
+        {
+            "filterType": "NOTIONAL",
+            "minNotional": format_units(spec.min_notional),
+            "applyMinToMarket": spec.apply_min_to_market,
+            "maxNotional": format_units(spec.max_notional),
+            "applyMaxToMarket": spec.apply_max_to_market,
+            "avgPriceMins": 0,
+        },
+        {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": spec.max_num_orders},
+        {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": spec.max_num_algo_orders},
+        {
+            "filterType": "MAX_NUM_ICEBERG_ORDERS",
+            "maxNumIcebergOrders": spec.max_num_iceberg_orders,
+        },
+    ]
+
+
+def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
+    return {
+        "symbol": spec.symbol,
+        "status": str(spec.status),
+        "baseAsset": spec.base_asset,
+        "baseAssetPrecision": spec.base_asset_precision,
+        "quoteAsset": spec.quote_asset,
+        "quotePrecision": spec.quote_precision,
+        "quoteAssetPrecision": spec.quote_precision,
+        "baseCommissionPrecision": spec.base_asset_precision,
+        "quoteCommissionPrecision": spec.quote_precision,
+        "orderTypes": [str(t) for t in spec.order_types],
+        "icebergAllowed": spec.iceberg_allowed,
+        "ocoAllowed": False,
+        "otoAllowed": False,
+        "quoteOrderQtyMarketAllowed": spec.quote_order_qty_market_allowed,
+        "allowTrailingStop": False,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": symbol_filters(spec),
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": str(spec.default_stp),
+        "allowedSelfTradePreventionModes": [str(m) for m in spec.allowed_stp_modes],
+    }
+
+
+def _symbol_list(raw: str) -> list[str]:
+    """``symbols=["BTCUSDT","ETHUSDT"]`` as Binance takes it (a JSON-ish list)."""
+    inner = raw.strip()
+    if not (inner.startswith("[") and inner.endswith("]")):
+        raise errors.illegal_chars("symbols", SYMBOLS_RANGE)
+    names = [part.strip().strip('"') for part in inner[1:-1].split(",") if part.strip()]
+    if not names:
+        raise errors.mandatory("symbols")
+    return names
+
+
+def exchange_info(params: Params, specs: dict[str, SymbolSpec], server_time: int) -> dict[str, Any]:
+    check_known(params, EXCHANGE_INFO_PARAMS)
+    wanted: list[str] | None = None
+    if "symbol" in params and "symbols" in params:
+        raise errors.BAD_COMBO_ERROR
+    if "symbol" in params:
+        wanted = [params.required_str("symbol").upper()]
+    elif "symbols" in params:
+        wanted = [s.upper() for s in _symbol_list(params.required_str("symbols"))]
+    if wanted is None:
+        chosen = list(specs.values())
+    else:
+        missing = [name for name in wanted if name not in specs]
+        if missing:
+            raise errors.INVALID_SYMBOL_ERROR
+        chosen = [specs[name] for name in wanted]
+    return {
+        "timezone": "UTC",
+        "serverTime": server_time,
+        "rateLimits": list(RATE_LIMITS),
+        "exchangeFilters": [],
+        "symbols": [symbol_info(spec) for spec in chosen],
+    }
+
+
+def depth_limit(params: Params) -> int:
+    """Binance's depth limit: default 100, at least 1; more than 5000 is served as 5000."""
+    limit = params.optional_int("limit", minimum=1)
+    if limit is None:
+        return DEFAULT_DEPTH_LIMIT
+    return min(limit, BOOK_LEVELS)
+
+
+def depth(book: Book | None, limit: int) -> dict[str, Any]:
+    if book is None:  # listed, but the matching service has not written its book yet
+        return {"lastUpdateId": 0, "bids": [], "asks": []}
+    return {
+        "lastUpdateId": book.lastUpdateId,
+        "bids": [[format_units(p), format_units(q)] for p, q in book.bids[:limit]],
+        "asks": [[format_units(p), format_units(q)] for p, q in book.asks[:limit]],
+    }
+
+
+def rate_to_decimal(rate: int) -> str:
+    """A fee rate in 1e-8 units (0.1% = 100_000) as Binance's decimal string "0.00100000"."""
+    return format_units(rate)
+
+
+def rate_to_bps(rate: int) -> int:
+    """Binance's legacy integer commission (basis points: 0.1% -> 10)."""
+    return rate * 10_000 // SCALE

@@ -1,0 +1,50 @@
+"""What the API handlers need from the outside world, as protocols.
+
+Handlers take these as arguments, so unit tests pass in-memory fakes and the Lambda
+entrypoints pass the live adapters (``bourse.adapters.live_api``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bourse.adapters.api_keys import ApiKey
+from bourse.adapters.redis_book import Book
+from bourse.domain.commands import Command
+from bourse.domain.events import OrderResult, Reply
+from bourse.domain.symbols import SymbolSpec
+
+
+class MarketView(Protocol):
+    """The matching service's live view (Redis)."""
+
+    def symbols(self) -> dict[str, SymbolSpec]: ...
+
+    def symbol(self, name: str) -> SymbolSpec | None: ...
+
+    def book(self, symbol: str, limit: int) -> Book | None: ...
+
+    def balances(self, account_id: int) -> dict[str, tuple[int, int]]: ...
+
+    def fees(self, account_id: int) -> tuple[int, int] | None: ...
+
+    def open_orders(self, account_id: int, symbol: str | None) -> list[OrderResult]: ...
+
+
+class CommandBus(Protocol):
+    """Sends a command to the sequencer and waits for its reply."""
+
+    def execute(self, command: Command) -> Reply | None:
+        """The command's ``Reply``, or None when it did not come within the timeout (the
+        command may still execute: Binance's "execution status unknown")."""
+        ...
+
+
+class KeyStore(Protocol):
+    def get(self, api_key: str) -> ApiKey | None: ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> int:
+        """Milliseconds since the epoch."""
+        ...
