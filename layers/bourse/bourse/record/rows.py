@@ -1,0 +1,395 @@
+"""Events -> rows of the record's tables (migrations/0002_record.sql), without I/O.
+
+``map_events`` takes events in seq order that the record does not hold yet (the writer drops
+those at or below its high-water mark first) and returns every row they add or change. Row
+tuples follow the ``*_COLUMNS`` orders below, which the writer uses verbatim for COPY and
+upserts, so the table shape is written down once.
+
+Current-state rows (orders, balances) keep only the newest state per key within the batch:
+the table needs the end state, and one row per key is what lets an upsert touch each row once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from bourse.domain.enums import ExecutionType, Side
+from bourse.domain.events import (
+    AccountBalances,
+    BalanceUpdate,
+    Event,
+    ExecutionReport,
+    SymbolUpdated,
+    Trade,
+)
+from bourse.record.intervals import FIXED_MS, INTERVALS, bucket
+
+FEE_ACCOUNT = 0
+EXTERNAL_ACCOUNT = -1  # the world outside the exchange: counterpart of deposits and withdrawals
+
+ORDER_COLUMNS = (
+    "symbol", "order_id", "account_id", "client_order_id", "side", "type", "time_in_force",
+    "quantity", "price", "stop_price", "iceberg_qty", "quote_order_qty", "stp_mode", "status",
+    "executed_qty", "cum_quote", "prevented_qty", "is_working", "working_ts", "created_ts",
+    "update_ts", "last_seq",
+)  # fmt: skip
+ORDER_EVENT_COLUMNS = (
+    "seq", "ts", "symbol", "order_id", "account_id", "exec_type", "status", "reject_reason",
+    "last_qty", "last_price", "last_quote", "cum_qty", "cum_quote", "commission",
+    "commission_asset", "trade_id", "is_maker", "is_working", "working_ts",
+    "cancel_client_order_id", "prevented_match_id", "prevented_qty", "last_prevented_qty",
+    "counter_order_id",
+)  # fmt: skip
+TRADE_COLUMNS = (
+    "symbol", "trade_id", "seq", "ts", "price", "qty", "quote_qty", "buyer_order_id",
+    "seller_order_id", "buyer_account_id", "seller_account_id", "is_buyer_maker",
+)  # fmt: skip
+ACCOUNT_TRADE_COLUMNS = (
+    "account_id", "symbol", "trade_id", "is_buyer", "order_id", "is_maker", "price", "qty",
+    "quote_qty", "commission", "commission_asset", "ts", "seq",
+)  # fmt: skip
+LEDGER_COLUMNS = (
+    "seq", "leg", "kind", "account_id", "asset", "amount", "symbol", "trade_id", "ts",
+)  # fmt: skip
+SYMBOL_COLUMNS = (
+    "symbol", "base_asset", "quote_asset", "status", "base_asset_precision",
+    "quote_asset_precision",
+)  # fmt: skip
+BALANCE_COLUMNS = ("account_id", "asset", "free", "locked", "last_seq", "update_ts")
+KLINE_COLUMNS = (
+    "symbol", "interval", "open_time", "close_time", "open", "high", "low", "close", "volume",
+    "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote", "first_trade_id",
+    "last_trade_id",
+)  # fmt: skip
+AGG_TRADE_COLUMNS = (
+    "symbol", "agg_id", "last_trade_id", "taker_order_id", "price", "qty", "ts",
+    "is_buyer_maker",
+)  # fmt: skip
+
+Row = tuple[object, ...]
+
+
+@dataclass(slots=True)
+class Kline:
+    """A kline's aggregate over some trades (a batch's part of one bucket)."""
+
+    symbol: str
+    interval: str
+    open_time: int
+    close_time: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    quote_volume: int
+    trades: int
+    taker_buy_volume: int
+    taker_buy_quote: int
+    first_trade_id: int
+    last_trade_id: int
+
+    def merge(self, later: Kline) -> None:
+        """Fold in ``later`` (trades after this kline's, same bucket)."""
+        self.high = max(self.high, later.high)
+        self.low = min(self.low, later.low)
+        self.close = later.close
+        self.volume += later.volume
+        self.quote_volume += later.quote_volume
+        self.trades += later.trades
+        self.taker_buy_volume += later.taker_buy_volume
+        self.taker_buy_quote += later.taker_buy_quote
+        self.last_trade_id = later.last_trade_id
+
+    def row(self) -> Row:
+        return (
+            self.symbol, self.interval, self.open_time, self.close_time, self.open, self.high,
+            self.low, self.close, self.volume, self.quote_volume, self.trades,
+            self.taker_buy_volume, self.taker_buy_quote, self.first_trade_id,
+            self.last_trade_id,
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class AggTrade:
+    symbol: str
+    agg_id: int  # first trade id of the run
+    last_trade_id: int
+    taker_order_id: int
+    price: int
+    qty: int
+    ts: int
+    is_buyer_maker: bool
+
+    def row(self) -> Row:
+        return (
+            self.symbol, self.agg_id, self.last_trade_id, self.taker_order_id, self.price,
+            self.qty, self.ts, self.is_buyer_maker,
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class Fill:
+    """One side of one trade, for the trade-fills notification and settlement."""
+
+    seq: int
+    ts: int
+    symbol: str
+    trade_id: int
+    order_id: int
+    account_id: int
+    side: str
+    is_maker: bool
+    price: int
+    qty: int
+    quote_qty: int
+    commission: int
+    commission_asset: str
+
+
+@dataclass(slots=True)
+class Rows:
+    first_seq: int = 0
+    last_seq: int = 0
+    events: int = 0
+    # seq ranges missing inside the mapped events (first, last), for record_gaps
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    orders: dict[tuple[str, int], Row] = field(default_factory=dict)
+    order_events: list[Row] = field(default_factory=list)
+    trades: list[Row] = field(default_factory=list)
+    account_trades: list[Row] = field(default_factory=list)
+    ledger: list[Row] = field(default_factory=list)
+    balances: dict[tuple[int, str], Row] = field(default_factory=dict)
+    # Commissions received by the fee account, per asset: its balance is their running sum
+    # (the engine sends no AccountBalances for it).
+    fee_income: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # amount, seq, ts
+    klines: dict[tuple[str, str, int], Kline] = field(default_factory=dict)
+    agg_trades: list[AggTrade] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    symbols: dict[str, Row] = field(default_factory=dict)
+
+
+def _order_rows(ev: ExecutionReport, rows: Rows) -> None:
+    o = ev.order
+    rows.orders[(o.symbol, o.order_id)] = (
+        o.symbol, o.order_id, o.account_id, o.client_order_id, o.side.value, o.type.value,
+        None if o.time_in_force is None else o.time_in_force.value, o.quantity, o.price,
+        o.stop_price, o.iceberg_qty, o.quote_order_qty, o.stp_mode.value, ev.status.value,
+        ev.cum_qty, ev.cum_quote, ev.prevented_qty, ev.is_working, ev.working_ts,
+        o.created_ts, ev.ts, ev.seq,
+    )  # fmt: skip
+    rows.order_events.append(
+        (
+            ev.seq,
+            ev.ts,
+            o.symbol,
+            o.order_id,
+            o.account_id,
+            ev.exec_type.value,
+            ev.status.value,
+            ev.reject_reason,
+            ev.last_qty,
+            ev.last_price,
+            ev.last_quote,
+            ev.cum_qty,
+            ev.cum_quote,
+            ev.commission,
+            ev.commission_asset,
+            ev.trade_id,
+            ev.is_maker,
+            ev.is_working,
+            ev.working_ts,
+            ev.cancel_client_order_id,
+            ev.prevented_match_id,
+            ev.prevented_qty,
+            ev.last_prevented_qty,
+            ev.counter_order_id,
+        )
+    )
+    if ev.exec_type is not ExecutionType.TRADE:
+        return
+    is_buyer = o.side is Side.BUY
+    rows.account_trades.append(
+        (
+            o.account_id,
+            o.symbol,
+            ev.trade_id,
+            is_buyer,
+            o.order_id,
+            ev.is_maker,
+            ev.last_price,
+            ev.last_qty,
+            ev.last_quote,
+            ev.commission,
+            ev.commission_asset,
+            ev.ts,
+            ev.seq,
+        )
+    )
+    rows.fills.append(
+        Fill(
+            ev.seq,
+            ev.ts,
+            o.symbol,
+            ev.trade_id,
+            o.order_id,
+            o.account_id,
+            o.side.value,
+            ev.is_maker,
+            ev.last_price,
+            ev.last_qty,
+            ev.last_quote,
+            ev.commission,
+            ev.commission_asset,
+        )
+    )
+    if ev.commission > 0:
+        asset = ev.commission_asset
+        rows.ledger.append(
+            (ev.seq, 0, "FEE", o.account_id, asset, -ev.commission, o.symbol, ev.trade_id, ev.ts)
+        )
+        rows.ledger.append(
+            (ev.seq, 1, "FEE", FEE_ACCOUNT, asset, ev.commission, o.symbol, ev.trade_id, ev.ts)
+        )
+        total, _, _ = rows.fee_income.get(asset, (0, 0, 0))
+        rows.fee_income[asset] = (total + ev.commission, ev.seq, ev.ts)
+
+
+def _trade_rows(ev: Trade, rows: Rows, base: str, quote: str) -> None:
+    rows.trades.append(
+        (
+            ev.symbol,
+            ev.trade_id,
+            ev.seq,
+            ev.ts,
+            ev.price,
+            ev.qty,
+            ev.quote_qty,
+            ev.buyer_order_id,
+            ev.seller_order_id,
+            ev.buyer_account_id,
+            ev.seller_account_id,
+            ev.is_buyer_maker,
+        )
+    )
+    s, t = ev.symbol, ev.trade_id
+    rows.ledger.append((ev.seq, 0, "TRADE", ev.seller_account_id, base, -ev.qty, s, t, ev.ts))
+    rows.ledger.append((ev.seq, 1, "TRADE", ev.buyer_account_id, base, ev.qty, s, t, ev.ts))
+    rows.ledger.append((ev.seq, 2, "TRADE", ev.buyer_account_id, quote, -ev.quote_qty, s, t, ev.ts))
+    rows.ledger.append((ev.seq, 3, "TRADE", ev.seller_account_id, quote, ev.quote_qty, s, t, ev.ts))
+    _kline_1s(ev, rows)
+    _agg_trade(ev, rows)
+
+
+def _kline_1s(ev: Trade, rows: Rows) -> None:
+    open_time = ev.ts - ev.ts % 1000
+    taker_buy = not ev.is_buyer_maker
+    k = Kline(
+        ev.symbol, "1s", open_time, open_time + 999, ev.price, ev.price, ev.price, ev.price,
+        ev.qty, ev.quote_qty, 1, ev.qty if taker_buy else 0, ev.quote_qty if taker_buy else 0,
+        ev.trade_id, ev.trade_id,
+    )  # fmt: skip
+    key = (ev.symbol, "1s", open_time)
+    current = rows.klines.get(key)
+    if current is None:
+        rows.klines[key] = k
+    else:
+        current.merge(k)
+
+
+def _agg_trade(ev: Trade, rows: Rows) -> None:
+    taker = ev.seller_order_id if ev.is_buyer_maker else ev.buyer_order_id
+    aggs = rows.agg_trades
+    last = aggs[-1] if aggs else None
+    if (
+        last is not None
+        and last.symbol == ev.symbol
+        and last.last_trade_id == ev.trade_id - 1
+        and last.taker_order_id == taker
+        and last.price == ev.price
+    ):
+        last.last_trade_id = ev.trade_id
+        last.qty += ev.qty
+        return
+    aggs.append(
+        AggTrade(ev.symbol, ev.trade_id, ev.trade_id, taker, ev.price, ev.qty, ev.ts,
+                 ev.is_buyer_maker)
+    )  # fmt: skip
+
+
+def _roll_up_klines(rows: Rows) -> None:
+    """Every other interval from the batch's 1s klines (trades within a second are already
+    folded, so this costs per second of trading, not per trade)."""
+    seconds = sorted(rows.klines.values(), key=lambda k: k.first_trade_id)
+    for k in seconds:
+        for interval in INTERVALS:
+            if interval == "1s":
+                continue
+            open_time, close_time = bucket(interval, k.open_time)
+            key = (k.symbol, interval, open_time)
+            current = rows.klines.get(key)
+            if current is None:
+                rows.klines[key] = Kline(
+                    k.symbol, interval, open_time, close_time, k.open, k.high, k.low, k.close,
+                    k.volume, k.quote_volume, k.trades, k.taker_buy_volume, k.taker_buy_quote,
+                    k.first_trade_id, k.last_trade_id,
+                )  # fmt: skip
+            else:
+                current.merge(k)
+
+
+def map_events(
+    events: Iterable[Event], assets: dict[str, tuple[str, str]], start_after: int = 0
+) -> Rows:
+    """The rows ``events`` (ascending seq, all above ``start_after``) add to the record.
+
+    ``assets`` maps each traded symbol to its (base, quote) assets: a Trade event names only
+    the symbol, and the ledger needs the assets. SymbolUpdated events add to it (in place).
+    A seq missing between ``start_after`` and the last event is reported in ``rows.gaps``.
+    """
+    rows = Rows()
+    expected = start_after + 1
+    for ev in events:
+        seq = ev.seq
+        if seq != expected:
+            if seq < expected:
+                raise ValueError(f"events out of order: seq {seq} after {expected - 1}")
+            rows.gaps.append((expected, seq - 1))
+        expected = seq + 1
+        rows.events += 1
+        if rows.first_seq == 0:
+            rows.first_seq = seq
+        if isinstance(ev, ExecutionReport):
+            _order_rows(ev, rows)
+        elif isinstance(ev, Trade):
+            base, quote = assets[ev.symbol]
+            _trade_rows(ev, rows, base, quote)
+        elif isinstance(ev, AccountBalances):
+            for asset, free, locked in ev.balances:
+                rows.balances[(ev.account_id, asset)] = (
+                    ev.account_id, asset, free, locked, seq, ev.ts,
+                )  # fmt: skip
+        elif isinstance(ev, BalanceUpdate):
+            kind = "DEPOSIT" if ev.delta > 0 else "WITHDRAWAL"
+            a, asset = ev.account_id, ev.asset
+            rows.ledger.append(
+                (seq, 0, kind, EXTERNAL_ACCOUNT, asset, -ev.delta, None, None, ev.ts)
+            )
+            rows.ledger.append((seq, 1, kind, a, asset, ev.delta, None, None, ev.ts))
+        elif isinstance(ev, SymbolUpdated):
+            spec = ev.spec
+            # Later trades of this batch need the assets before the caller's table has them.
+            assets[spec.symbol] = (spec.base_asset, spec.quote_asset)
+            rows.symbols[spec.symbol] = (
+                spec.symbol, spec.base_asset, spec.quote_asset, spec.status.value,
+                spec.base_asset_precision, spec.quote_precision,
+            )  # fmt: skip
+        # AccountFeesUpdated, DepthUpdate, PreventedMatch, Reply: nothing in the record (the
+        # live view and the replies are the matching service's business).
+    rows.last_seq = expected - 1
+    _roll_up_klines(rows)
+    return rows
+
+
+__all__ = ["FIXED_MS", "INTERVALS", "Rows", "map_events"]

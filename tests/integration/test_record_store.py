@@ -1,0 +1,181 @@
+"""The record's PostgreSQL writer on real PostgreSQL, fed the engine's own events.
+
+One database of this module's own (migrated from nothing); each test truncates the record.
+The events come from an in-process engine run of the matching service's workload, so every
+event type and order shape the engine emits is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from record_support import (
+    dump,
+    engine_run,
+    record_balances,
+    scratch_database,
+    truncate_record,
+    unbalanced_trades,
+)
+
+from bourse.adapters.record_store import RecordStore
+from bourse.domain.events import Event, ExecutionReport, Trade
+from bourse.engine import Engine
+from bourse.record.reconcile import differences
+from bourse.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+COMMANDS = 3000
+
+
+@pytest.fixture(scope="module")
+def dsn(local_stack: Settings) -> Iterator[str]:
+    with scratch_database(local_stack.pg_dsn, "test_record") as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def stream() -> tuple[list[Event], Engine]:
+    return engine_run(COMMANDS)
+
+
+@pytest.fixture()
+def store(dsn: str) -> Iterator[RecordStore]:
+    truncate_record(dsn)
+    s = RecordStore(dsn, "test")
+    yield s
+    s.close()
+
+
+def _batches(events: list[Event], size: int) -> list[list[Event]]:
+    return [events[i : i + size] for i in range(0, len(events), size)]
+
+
+@pytest.fixture(scope="module")
+def reference_dump(dsn: str, stream: tuple[list[Event], Engine]) -> dict[str, str]:
+    truncate_record(dsn)
+    s = RecordStore(dsn, "test")
+    for batch in _batches(stream[0], 500):
+        s.write(batch)
+    s.close()
+    return dump(dsn)
+
+
+def test_whole_stream_matches_the_engine(
+    store: RecordStore, dsn: str, stream: tuple[list[Event], Engine]
+) -> None:
+    events, engine = stream
+    for batch in _batches(events, 700):
+        store.write(batch)
+    assert store.high_water_mark() == events[-1].seq
+    assert differences(engine.balances(), record_balances(dsn)) == []
+    assert unbalanced_trades(dsn) == []
+    trades = [e for e in events if isinstance(e, Trade)]
+    reports = [e for e in events if isinstance(e, ExecutionReport)]
+    with psycopg.connect(dsn) as conn:
+
+        def one(query: str) -> object:
+            row = conn.execute(query.encode()).fetchone()
+            assert row is not None
+            return row[0]
+
+        assert one("SELECT count(*) FROM trades") == len(trades)
+        assert one("SELECT count(*) FROM order_events") == len(reports)
+        assert one("SELECT count(*) FROM account_trades") == 2 * len(trades)
+        assert one("SELECT count(*) FROM record_gaps") == 0
+        # Every transaction of the ledger nets to zero per asset, not just trades.
+        assert (
+            one(
+                "SELECT count(*) FROM (SELECT seq, asset FROM ledger_entries GROUP BY seq, asset"
+                " HAVING sum(amount) <> 0) t"
+            )
+            == 0
+        )
+        # The projection equals the ledger: each account's holding is its entries' sum.
+        assert (
+            conn.execute(
+                "SELECT l.account_id, l.asset FROM (SELECT account_id, asset, sum(amount) AS total"
+                " FROM ledger_entries WHERE account_id >= 0 GROUP BY 1, 2) l"
+                " LEFT JOIN balances b USING (account_id, asset)"
+                " WHERE l.total <> coalesce(b.free + b.locked, 0)"
+            ).fetchall()
+            == []
+        )
+        # Klines and aggregate trades hold exactly the trades' volume, for every interval.
+        volume = sum(t.qty for t in trades)
+        for interval in ("1s", "1m", "1h", "1d", "1w", "1M"):
+            row = conn.execute(
+                "SELECT sum(volume), sum(trades) FROM klines WHERE interval = %s", (interval,)
+            ).fetchone()
+            assert row == (volume, len(trades)), interval
+        assert one("SELECT sum(qty) FROM agg_trades") == volume
+        # orders hold each order's final state
+        last: dict[tuple[str, int], ExecutionReport] = {}
+        for r in reports:
+            last[(r.order.symbol, r.order.order_id)] = r
+        assert one("SELECT count(*) FROM orders") == len(last)
+        stored = {
+            (s, o): (st, q)
+            for s, o, st, q in conn.execute(
+                "SELECT symbol, order_id, status, executed_qty FROM orders"
+            ).fetchall()
+        }
+        assert stored == {k: (r.status.value, r.cum_qty) for k, r in last.items()}
+
+
+def test_the_same_batch_twice_changes_nothing(
+    store: RecordStore, dsn: str, stream: tuple[list[Event], Engine], reference_dump: dict[str, str]
+) -> None:
+    truncate_record(dsn)
+    for batch in _batches(stream[0], 500):
+        first = store.write(batch)
+        again = store.write(batch)
+        assert first.applied == len(batch)
+        assert again.applied == 0
+    assert dump(dsn) == reference_dump
+
+
+def test_redelivery_cut_differently_changes_nothing(
+    store: RecordStore, dsn: str, stream: tuple[list[Event], Engine], reference_dump: dict[str, str]
+) -> None:
+    events = stream[0]
+    truncate_record(dsn)
+    # Batches of 300 with every one re-sent overlapping the next, as a consumer that restarts
+    # from an older offset with a different batch size would.
+    for start in range(0, len(events), 300):
+        store.write(events[start : start + 450])
+        store.write(events[max(0, start - 100) : start + 200])
+    assert dump(dsn) == reference_dump
+
+
+def test_a_failed_batch_leaves_nothing(
+    store: RecordStore, dsn: str, stream: tuple[list[Event], Engine]
+) -> None:
+    events = stream[0]
+    store.write(events[:400])
+    before = dump(dsn)
+
+    def fail(_: list[Event]) -> None:
+        raise RuntimeError("archive unavailable")
+
+    with pytest.raises(RuntimeError):
+        store.write(events[400:900], before_commit=fail)
+    assert dump(dsn) == before
+    assert store.high_water_mark() == events[399].seq
+    assert store.write(events[400:900]).applied == 500
+
+
+def test_a_gap_is_recorded(
+    store: RecordStore, dsn: str, stream: tuple[list[Event], Engine]
+) -> None:
+    events = stream[0]
+    store.write(events[:100])
+    result = store.write(events[110:200])
+    assert result.gaps == [(events[100].seq, events[109].seq)]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT from_seq, to_seq FROM record_gaps").fetchall() == [
+            (events[100].seq, events[109].seq)
+        ]
