@@ -74,6 +74,13 @@ class Settings:
     # and how long a function keeps a decrypted API key (KMS is a network call per key)
     api_reply_timeout_ms: int
     api_key_cache_seconds: int
+    # Trade recorder and settlement (functions/recorder, functions/settlement): the name of the
+    # recorder's high-water mark in applied_events, the S3 archive's key prefix, and the
+    # topics they publish to (ARNs: SNS publishes by ARN; locally, moto's account's ARN)
+    recorder_consumer: str
+    archive_prefix: str
+    trade_fills_topic_arn: str
+    alerts_topic_arn: str
 
     @property
     def kafka_port(self) -> int:
@@ -98,9 +105,15 @@ def _local_aws_credentials(stage: str) -> tuple[str, str] | None:
     return (_env("AWS_ACCESS_KEY_ID", "testing"), _env("AWS_SECRET_ACCESS_KEY", "testing"))
 
 
+def _local_topic_arn(stage: str, region: str, name: str) -> str:
+    # moto's fixed account id; on AWS the template sets the ARN, so no default is guessed there.
+    return f"arn:aws:sns:{region}:123456789012:{name}" if stage == "local" else ""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     stage = _env("BOURSE_STAGE", "local")
+    region = _env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1"))
     moto_port = _env_int("BOURSE_MOTO_PORT", 4566)
     endpoint_default = f"http://127.0.0.1:{moto_port}" if stage == "local" else ""
     endpoint = _env("AWS_ENDPOINT_URL", endpoint_default)
@@ -108,7 +121,7 @@ def get_settings() -> Settings:
     commands = _env("BOURSE_COMMANDS_TOPIC", "bourse.commands")
     return Settings(
         stage=stage,
-        region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
+        region=region,
         kafka_bootstrap=_env("BOURSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
         commands_topic=commands,
         events_topic=_env("BOURSE_EVENTS_TOPIC", "bourse.events"),
@@ -145,4 +158,12 @@ def get_settings() -> Settings:
         matching_log_level=_env("BOURSE_MATCHING_LOG_LEVEL", "INFO"),
         api_reply_timeout_ms=_env_int("BOURSE_API_REPLY_TIMEOUT_MS", 5000),
         api_key_cache_seconds=_env_int("BOURSE_API_KEY_CACHE_SECONDS", 60),
+        recorder_consumer=_env("BOURSE_RECORDER_CONSUMER", "recorder"),
+        archive_prefix=_env("BOURSE_ARCHIVE_PREFIX", "events/"),
+        trade_fills_topic_arn=_env(
+            "TRADE_FILLS_TOPIC_ARN", _local_topic_arn(stage, region, f"{prefix}-trade-fills")
+        ),
+        alerts_topic_arn=_env(
+            "ALERTS_TOPIC_ARN", _local_topic_arn(stage, region, f"{prefix}-alerts")
+        ),
     )
