@@ -211,12 +211,18 @@ def _either_id(id_name: str, client_id_name: str) -> BinanceError:
 def _cancel_command(
     deps: Deps, caller: Caller, params: Params, *, prefix: str = "", request_id: str
 ) -> CancelOrder:
-    order_id = params.optional_int(f"{prefix}orderId" if prefix else "orderId")
-    orig_name = f"{prefix}OrigClientOrderId" if prefix else "origClientOrderId"
+    """DELETE order's parameters, or cancelReplace's (the same names with ``cancel``)."""
+
+    def name(base: str) -> str:
+        return prefix + base[0].upper() + base[1:] if prefix else base
+
+    id_name, orig_name, new_id_name = (
+        name("orderId"), name("origClientOrderId"), name("newClientOrderId")
+    )  # fmt: skip
+    order_id = params.optional_int(id_name)
     orig = params.optional_str(orig_name)
     if order_id is None and orig is None:
-        raise _either_id(f"{prefix}OrderId" if prefix else "orderId", orig_name)
-    new_id_name = f"{prefix}NewClientOrderId" if prefix else "newClientOrderId"
+        raise _either_id(id_name, orig_name)
     cancel_id = params.optional_str(new_id_name) or generate_client_order_id()
     if not CLIENT_ORDER_ID_RE.match(cancel_id):
         raise errors.illegal_chars(new_id_name, "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
