@@ -124,8 +124,9 @@ def test_limit_fill_cancel_and_balances(stack: ApiStack, alice: Trader, bob: Tra
     )  # fmt: skip
     assert set(ack) == {"symbol", "orderId", "orderListId", "clientOrderId", "transactTime"}
 
-    partially = _ok(a.signed("GET", "/api/v3/order", {"symbol": "BTCUSDT",
-                                                      "origClientOrderId": "alice-sell-1"}))
+    partially = _ok(
+        a.signed("GET", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "alice-sell-1"})
+    )
     assert partially["status"] == "PARTIALLY_FILLED" and partially["executedQty"] == "0.30000000"
     canceled = _ok(a.signed("DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": 1}))
     assert canceled["status"] == "CANCELED" and canceled["origClientOrderId"] == "alice-sell-1"
