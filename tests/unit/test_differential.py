@@ -475,7 +475,7 @@ class Checker:
                 lines.append(f"  reference: {r!r}")
                 lines.append(f"  fast     : {f!r}")
                 if r is not None and f is not None and type(r) is type(f):
-                    for name in r.__dataclass_fields__:
+                    for name in r.__struct_fields__:
                         if getattr(r, name) != getattr(f, name):
                             lines.append(
                                 f"  field {name}: reference={getattr(r, name)!r} "

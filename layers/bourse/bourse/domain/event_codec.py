@@ -3,14 +3,14 @@
 ``{"type": "Trade", "seq": 42, "body": {...the event's fields...}}``. ``type`` is the event's
 class name, ``seq`` repeats ``body.seq`` so a consumer can drop an event it has already
 applied without decoding the body. Enums are written as their values, amounts as integers in
-1e-8 units, exactly as the dataclasses hold them; decoding gives back equal dataclasses.
+1e-8 units, exactly as the event Structs hold them; decoding gives back equal events.
 
 A Kafka record of ``bourse.events`` holds a **list** of envelopes (a JSON array): the events
 of a run of consecutive commands, in ``seq`` order. kafka-python spends ~100 µs per record
 sent, so one record per event would cap the matching service far below the engine's speed;
 a few records per batch cost nothing. Consumers iterate ``decode_events(record.value)``.
 
-msgspec encodes the slotted dataclasses directly (no intermediate dicts) and decodes them with
+msgspec encodes the event Structs directly (no intermediate dicts) and decodes them with
 exact type checks, so a record that does not match the schema fails loudly.
 """
 

@@ -2,14 +2,17 @@
 which order; that order is part of the contract (two engines must produce the same stream).
 
 Every event carries ``seq`` (global, gap-free, starting at 1) and ``ts`` (the command's time).
-Events and the values inside them are plain slotted dataclasses, not frozen: the engine builds
-millions of them and a frozen dataclass's ``__init__`` costs several times more (and mypyc
-compiles plain ones into fast native classes). Treat them as immutable all the same.
+Events and the values inside them are ``msgspec.Struct`` classes: the engine builds millions
+of them, and a Struct is built in C about twice as fast as a slotted dataclass (measured:
+``make bench-engine`` went up by about a fifth), compares by value, and is what the event
+codec encodes without intermediate objects. ``gc=False`` because an event only refers to
+immutable values and other events' parts, never back to itself, so it cannot be in a cycle.
+They are mutable only so that the engine can stamp ``seq`` last; treat them as immutable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from bourse.domain.enums import (
     ExecutionType,
@@ -23,8 +26,7 @@ from bourse.domain.enums import (
 from bourse.domain.symbols import SymbolSpec
 
 
-@dataclass(slots=True)
-class OrderInfo:
+class OrderInfo(msgspec.Struct, gc=False):
     """What an order is, fixed when it is accepted (and shared by all its events).
 
     ``type`` is the order's type as placed (a triggered STOP_LOSS_LIMIT stays STOP_LOSS_LIMIT,
@@ -49,8 +51,7 @@ class OrderInfo:
     created_ts: int
 
 
-@dataclass(slots=True)
-class ExecutionReport:
+class ExecutionReport(msgspec.Struct, gc=False):
     """One change of one order: Binance's executionReport."""
 
     seq: int
@@ -77,8 +78,7 @@ class ExecutionReport:
     counter_order_id: int = -1
 
 
-@dataclass(slots=True)
-class Trade:
+class Trade(msgspec.Struct, gc=False):
     seq: int
     ts: int
     symbol: str
@@ -93,8 +93,7 @@ class Trade:
     is_buyer_maker: bool
 
 
-@dataclass(slots=True)
-class PreventedMatch:
+class PreventedMatch(msgspec.Struct, gc=False):
     """A self-trade the taker's STP mode prevented (Binance's preventedMatches record)."""
 
     seq: int
@@ -110,8 +109,7 @@ class PreventedMatch:
     taker_prevented_qty: int
 
 
-@dataclass(slots=True)
-class BalanceUpdate:
+class BalanceUpdate(msgspec.Struct, gc=False):
     """A deposit (+) or withdrawal (-): Binance's balanceUpdate."""
 
     seq: int
@@ -121,8 +119,7 @@ class BalanceUpdate:
     delta: int
 
 
-@dataclass(slots=True)
-class AccountBalances:
+class AccountBalances(msgspec.Struct, gc=False):
     """Balances after the command, for every asset of the account whose (free, locked) the
     command changed, assets in ascending order: Binance's outboundAccountPosition."""
 
@@ -132,8 +129,7 @@ class AccountBalances:
     balances: tuple[tuple[str, int, int], ...]  # (asset, free, locked)
 
 
-@dataclass(slots=True)
-class DepthUpdate:
+class DepthUpdate(msgspec.Struct, gc=False):
     """The levels of one symbol whose visible quantity the command changed.
 
     ``first_update_id``..``final_update_id`` advance the symbol's update id by one per level
@@ -149,15 +145,13 @@ class DepthUpdate:
     asks: tuple[tuple[int, int], ...]
 
 
-@dataclass(slots=True)
-class SymbolUpdated:
+class SymbolUpdated(msgspec.Struct, gc=False):
     seq: int
     ts: int
     spec: SymbolSpec
 
 
-@dataclass(slots=True)
-class AccountFeesUpdated:
+class AccountFeesUpdated(msgspec.Struct, gc=False):
     seq: int
     ts: int
     account_id: int
@@ -165,8 +159,7 @@ class AccountFeesUpdated:
     taker_rate: int
 
 
-@dataclass(slots=True)
-class Fill:
+class Fill(msgspec.Struct, gc=False):
     price: int
     qty: int
     commission: int
@@ -174,8 +167,7 @@ class Fill:
     trade_id: int
 
 
-@dataclass(slots=True)
-class OrderResult:
+class OrderResult(msgspec.Struct, gc=False):
     """An order as the command left it: what Binance's RESULT and FULL responses show."""
 
     order: OrderInfo
@@ -187,16 +179,14 @@ class OrderResult:
     cancel_client_order_id: str = ""
 
 
-@dataclass(slots=True)
-class ReplyPart:
+class ReplyPart(msgspec.Struct, gc=False):
     outcome: Outcome
     code: int  # 0 for success
     msg: str
     result: OrderResult | None
 
 
-@dataclass(slots=True)
-class Reply:
+class Reply(msgspec.Struct, gc=False):
     """Last event of every command: success (code 0) or the Binance error, plus the parts a
     REST response needs (one for NEW_ORDER / CANCEL_ORDER, cancel then new for
     CANCEL_REPLACE, one per canceled order for CANCEL_ALL, none otherwise)."""
