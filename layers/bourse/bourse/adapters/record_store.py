@@ -33,7 +33,6 @@ from bourse.record.rows import (
     ORDER_COLUMNS,
     ORDER_EVENT_COLUMNS,
     TRADE_COLUMNS,
-    Fill,
     Row,
     Rows,
     map_events,
@@ -47,7 +46,6 @@ class WriteResult:
     first_seq: int  # of the applied ones (0 when none)
     last_seq: int  # the high-water mark after the batch
     gaps: list[tuple[int, int]] = field(default_factory=list)
-    fills: list[Fill] = field(default_factory=list)
 
 
 # Called inside the transaction after the rows are written and before the commit, with the
@@ -207,9 +205,7 @@ class RecordStore:
             )
             if before_commit is not None:
                 before_commit(new)
-        return WriteResult(
-            len(events), rows.events, rows.first_seq, rows.last_seq, rows.gaps, rows.fills
-        )
+        return WriteResult(len(events), rows.events, rows.first_seq, rows.last_seq, rows.gaps)
 
     def _load_assets(self, cur: psycopg.Cursor[tuple[object, ...]], events: list[Event]) -> None:
         defined = {ev.spec.symbol for ev in events if isinstance(ev, SymbolUpdated)}

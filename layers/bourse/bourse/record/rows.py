@@ -166,7 +166,6 @@ class Rows:
     fee_income: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # amount, seq, ts
     klines: dict[tuple[str, str, int], Kline] = field(default_factory=dict)
     agg_trades: list[AggTrade] = field(default_factory=list)
-    fills: list[Fill] = field(default_factory=list)
     symbols: dict[str, Row] = field(default_factory=dict)
 
 
@@ -225,23 +224,6 @@ def _order_rows(ev: ExecutionReport, rows: Rows) -> None:
             ev.commission_asset,
             ev.ts,
             ev.seq,
-        )
-    )
-    rows.fills.append(
-        Fill(
-            ev.seq,
-            ev.ts,
-            o.symbol,
-            ev.trade_id,
-            o.order_id,
-            o.account_id,
-            o.side.value,
-            ev.is_maker,
-            ev.last_price,
-            ev.last_qty,
-            ev.last_quote,
-            ev.commission,
-            ev.commission_asset,
         )
     )
     if ev.commission > 0:
@@ -392,4 +374,30 @@ def map_events(
     return rows
 
 
-__all__ = ["FIXED_MS", "INTERVALS", "Rows", "map_events"]
+def fills_of(events: Iterable[Event]) -> list[Fill]:
+    """Every fill (one side of one trade) among ``events``, in seq order."""
+    out: list[Fill] = []
+    for ev in events:
+        if isinstance(ev, ExecutionReport) and ev.exec_type is ExecutionType.TRADE:
+            o = ev.order
+            out.append(
+                Fill(
+                    ev.seq,
+                    ev.ts,
+                    o.symbol,
+                    ev.trade_id,
+                    o.order_id,
+                    o.account_id,
+                    o.side.value,
+                    ev.is_maker,
+                    ev.last_price,
+                    ev.last_qty,
+                    ev.last_quote,
+                    ev.commission,
+                    ev.commission_asset,
+                )
+            )
+    return out
+
+
+__all__ = ["FIXED_MS", "INTERVALS", "Rows", "fills_of", "map_events"]

@@ -1,0 +1,25 @@
+"""Trade recorder (MSK trigger on bourse.events): the record, the archive, trade fills.
+Logic in bourse.consumers.recorder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bourse.consumers.recorder import Recorder
+from bourse.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+# Built once per container: the PostgreSQL connection and boto3 clients outlive invocations.
+recorder = Recorder.from_settings(get_settings(), logger, metrics)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(recorder.handle(event))

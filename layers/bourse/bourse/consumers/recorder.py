@@ -1,0 +1,118 @@
+"""The trade recorder: one MSK batch of bourse.events -> the record, the archive, trade fills.
+
+Per invocation:
+1. Decode every record (Powertools batch processing, records grouped by "topic-partition",
+   base64 values). A record that does not decode is reported failed on its own
+   (``batchItemFailures`` with its partition and offset); the others go on.
+2. Write all decoded events in ONE PostgreSQL transaction (``RecordStore``), idempotent by seq;
+   inside it, before the commit, archive the newly applied events to S3. Any failure here
+   fails the whole invocation, so the event source delivers the batch again: nothing was
+   committed, and what was is skipped by seq.
+3. Only after the commit, publish the batch's fills to SNS trade-fills. Fills of events that
+   were already recorded (a re-delivery) are published again: the message goes out at least
+   once even if the previous attempt died between commit and publish, and settlement is
+   idempotent per fill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
+
+from bourse.adapters.archive import EventArchive
+from bourse.adapters.notify import SnsPublisher
+from bourse.adapters.record_store import RecordStore
+from bourse.domain.event_codec import decode_events
+from bourse.domain.events import Event
+from bourse.record.rows import fills_of
+from bourse.settings import Settings
+
+
+@dataclass
+class Recorder:
+    store: RecordStore
+    archive: EventArchive | None
+    fills: SnsPublisher | None
+    logger: Logger
+    metrics: Metrics
+
+    @classmethod
+    def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> Recorder:
+        from bourse.adapters import aws
+
+        return cls(
+            store=RecordStore(settings.pg_dsn, settings.recorder_consumer),
+            archive=EventArchive(
+                aws.client("s3"), settings.archive_bucket, settings.archive_prefix
+            ),
+            fills=SnsPublisher(aws.client("sns"), settings.trade_fills_topic_arn),
+            logger=logger,
+            metrics=metrics,
+        )
+
+    def handle(self, event: dict[str, Any]) -> PartialItemFailureResponse:
+        decoded: list[Event] = []
+
+        def on_record(record: KafkaEventRecord) -> None:
+            decoded.extend(decode_events(record.decoded_value))
+
+        # An all-poison batch is still a partial failure (each record reported), not an
+        # exception that would make the event source retry the good ones forever with them.
+        processor = BatchProcessor(EventType.Kafka, raise_on_entire_batch_failure=False)
+        with processor(records=_records(event), handler=on_record):
+            processor.process()
+        response = processor.response()
+        failures = response["batchItemFailures"]
+        for failure in failures:
+            self.logger.error(
+                "undecodable record skipped", extra={"record": failure["itemIdentifier"]}
+            )
+        self.metrics.add_metric("PoisonRecords", MetricUnit.Count, len(failures))
+        if decoded:
+            self._record(decoded)
+        return response
+
+    def _record(self, events: list[Event]) -> None:
+        archive: Callable[[list[Event]], None] | None = None
+        if self.archive is not None:
+            put = self.archive.put
+
+            def archive(new: list[Event]) -> None:
+                put(new)
+
+        result = self.store.write(events, before_commit=archive)
+        self.logger.info(
+            "batch recorded",
+            extra={
+                "events": result.received,
+                "applied": result.applied,
+                "firstSeq": result.first_seq,
+                "seq": result.last_seq,
+                "gaps": result.gaps,
+            },
+        )
+        if result.gaps:
+            self.logger.error(
+                "seq gap: events missing from the record", extra={"gaps": result.gaps}
+            )
+        self.metrics.add_metric("EventsRecorded", MetricUnit.Count, result.applied)
+        self.metrics.add_metric("EventsSkipped", MetricUnit.Count, result.received - result.applied)
+        self.metrics.add_metric("SeqGaps", MetricUnit.Count, len(result.gaps))
+        if self.fills is not None:
+            published = self.fills.publish_fills(fills_of(events))
+            self.metrics.add_metric("FillsPublished", MetricUnit.Count, published)
+
+
+def _records(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The MSK event's records, flattened from {"topic-partition": [records]} in order."""
+    out: list[dict[str, Any]] = []
+    for records in (event.get("records") or {}).values():
+        out.extend(records)
+    return out
