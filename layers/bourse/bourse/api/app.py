@@ -61,7 +61,7 @@ def body_text(resolver: APIGatewayRestResolver) -> str:
     event = resolver.current_event
     if event.body is None:
         return ""
-    return event.decoded_body if event.is_base64_encoded else event.body
+    return (event.decoded_body or "") if event.is_base64_encoded else event.body
 
 
 def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRestResolver:
@@ -85,11 +85,9 @@ def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRest
     for route in routes:
         app.route(route.path, method=route.method)(bind(route))
 
-    @app.exception_handler(BinanceError)
     def binance_error(exc: BinanceError) -> Response[str]:
         return error_response(exc)
 
-    @app.exception_handler(CancelReplaceFailed)
     def cancel_replace_failed(exc: CancelReplaceFailed) -> Response[str]:
         return json_response(exc.error.http_status, exc.body())
 
@@ -97,9 +95,12 @@ def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRest
     def not_found(exc: NotFoundError) -> Response[str]:
         return error_response(NOT_FOUND)
 
-    @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response[str]:
         log.exception("unexpected error")
         return error_response(INTERNAL_ERROR)
 
+    # Registered by call rather than as decorators: Powertools' decorator is untyped.
+    app.exception_handler(BinanceError)(binance_error)
+    app.exception_handler(CancelReplaceFailed)(cancel_replace_failed)
+    app.exception_handler(Exception)(unexpected)
     return app

@@ -167,4 +167,4 @@ def rate_to_decimal(rate: int) -> str:
 
 def rate_to_bps(rate: int) -> int:
     """Binance's legacy integer commission (basis points: 0.1% -> 10)."""
-    return rate * 10_000 // SCALE
+    return int(rate * 10_000 // SCALE)
