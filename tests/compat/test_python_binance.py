@@ -1,0 +1,89 @@
+"""python-binance (PyPI, unmodified) against the local gateway: only its base URL changes.
+
+Two funded accounts on a private exchange (tests/integration/api_support.py): exchange info,
+depth, a resting LIMIT order from one account filled by a MARKET order from the other,
+cancel, open orders, account balances, and Binance's exceptions for rejected requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from binance.client import Client
+from binance.exceptions import BinanceAPIException
+
+from bourse.settings import Settings
+from tests.integration.api_support import ApiStack, Trader
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REDIS_DB = 10
+
+
+@pytest.fixture(scope="module")
+def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
+    s = ApiStack(local_stack, tmp_path_factory.mktemp("compat"), REDIS_DB)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def binance(stack: ApiStack, trader: Trader) -> Client:
+    # ping=False: the constructor would otherwise reach api.binance.com before we can point it
+    # at the gateway.
+    client = Client(trader.api_key, trader.secret, ping=False)
+    client.API_URL = stack.base_url + "/api"
+    return client
+
+
+def _balance(client: Client, asset: str) -> tuple[str, str]:
+    row = client.get_asset_balance(asset=asset)
+    return row["free"], row["locked"]
+
+
+def test_python_binance_round_trip(stack: ApiStack) -> None:
+    maker = binance(stack, stack.trader(1, {"BTC": "1"}))
+    taker = binance(stack, stack.trader(2, {"USDT": "10000"}))
+
+    maker.ping()
+    assert abs(maker.get_server_time()["serverTime"] - taker.get_server_time()["serverTime"]) < 5000
+    info = maker.get_symbol_info("BTCUSDT")
+    assert info is not None and info["baseAsset"] == "BTC"
+    tick = next(f for f in info["filters"] if f["filterType"] == "PRICE_FILTER")["tickSize"]
+    assert tick == "0.01000000"
+
+    resting = maker.order_limit_sell(symbol="BTCUSDT", quantity="0.1", price="30000")
+    assert resting["status"] == "NEW"
+    book = taker.get_order_book(symbol="BTCUSDT", limit=5)
+    assert book["asks"] == [["30000.00000000", "0.10000000"]]
+    assert [o["orderId"] for o in maker.get_open_orders(symbol="BTCUSDT")] == [resting["orderId"]]
+    assert _balance(maker, "BTC") == ("0.90000000", "0.10000000")
+
+    filled = taker.order_market_buy(symbol="BTCUSDT", quantity="0.04")
+    assert filled["status"] == "FILLED" and filled["fills"][0]["price"] == "30000.00000000"
+    order = maker.get_order(symbol="BTCUSDT", orderId=resting["orderId"])
+    assert order["status"] == "PARTIALLY_FILLED" and order["executedQty"] == "0.04000000"
+
+    canceled = maker.cancel_order(symbol="BTCUSDT", orderId=resting["orderId"])
+    assert canceled["status"] == "CANCELED"
+    assert maker.get_open_orders() == []
+    # 0.04 BTC at 30000 = 1200 USDT; commissions 0.1% in the asset received.
+    assert _balance(maker, "BTC") == ("0.96000000", "0.00000000")
+    assert _balance(maker, "USDT") == ("1198.80000000", "0.00000000")
+    assert _balance(taker, "BTC") == ("0.03996000", "0.00000000")
+    assert _balance(taker, "USDT") == ("8800.00000000", "0.00000000")
+    account = taker.get_account()
+    assert account["canTrade"] is True and account["accountType"] == "SPOT"
+
+    with pytest.raises(BinanceAPIException) as exc:
+        taker.order_limit_buy(symbol="BTCUSDT", quantity="1", price="30000")
+    assert (exc.value.status_code, exc.value.code) == (400, -2010)
+    with pytest.raises(BinanceAPIException) as exc:
+        taker.cancel_order(symbol="BTCUSDT", orderId=12345)
+    assert exc.value.code == -2011
+    with pytest.raises(BinanceAPIException) as exc:
+        binance(stack, Trader(2, taker.API_KEY, "wrong" * 12)).get_account()
+    assert exc.value.code == -1022
