@@ -27,7 +27,12 @@ def main() -> int:
     overrides = dict(os.environ)
     for spec in api.functions.values():
         apply_environment(spec.environment, overrides)
-    server = make_server(Gateway(api), "127.0.0.1", settings.gateway_port)
+    gateway = Gateway(api)
+    # Every function's first container starts before the port opens: `run` and the tests take
+    # the open port as "ready", and an import error shows here, not on a trader's request.
+    for pool in gateway.pools.values():
+        pool.warm()
+    server = make_server(gateway, "127.0.0.1", settings.gateway_port)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -104,6 +104,13 @@ class FunctionPool:
                     return container
                 self._available.wait(timeout=0.05)
 
+    def warm(self) -> None:
+        """Start one container now (its cold start: imports, module-level set-up), so the
+        first request does not pay seconds of imports and a broken function fails at start."""
+        with self._available:
+            if not self._containers:
+                self._containers.append(_Container(load_handler(self.spec)))
+
     def invoke(self, event: dict[str, Any]) -> Any:
         container = self._acquire()
         try:

@@ -157,8 +157,8 @@ class ApiStack:
             assert time.monotonic() < deadline, "the matching service did not list the markets"
             time.sleep(0.1)
         while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(self.base_url + "/api/v3/ping", timeout=5).status_code == 200:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.base_url + "/api/v3/ping", timeout=30).status_code == 200:
                     break
             self._check_alive()
             assert time.monotonic() < deadline, "the gateway did not answer"
