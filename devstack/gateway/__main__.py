@@ -22,12 +22,12 @@ def main() -> int:
     )
     settings = get_settings()
     api = load_rest_api(settings.stage, settings.region, settings.moto_port)
-    # One process serves every function: their template environments are applied together
-    # (they share the template's Globals); variables set for the gateway itself win.
-    overrides = dict(os.environ)
-    for spec in api.functions.values():
-        apply_environment(spec.environment, overrides)
     gateway = Gateway(api)
+    # One process serves every API function: their template environments are applied
+    # together (they share the template's Globals); variables set for the gateway win.
+    overrides = dict(os.environ)
+    for name in gateway.pools:
+        apply_environment(api.functions[name].environment, overrides)
     # Every function's first container starts before the port opens: `run` and the tests take
     # the open port as "ready", and an import error shows here, not on a trader's request.
     for pool in gateway.pools.values():

@@ -50,9 +50,13 @@ class Gateway:
 
     def __init__(self, api: RestApi, max_containers: int = 8) -> None:
         self.api = api
+        # Only the functions this API invokes: routes' targets and authorizers (others, e.g.
+        # event consumers, are not the gateway's to load).
+        used = {r.function for r in api.routes} | {a.function for a in api.authorizers.values()}
         self.pools = {
             name: FunctionPool(spec, api.region, max_containers)
             for name, spec in api.functions.items()
+            if name in used
         }
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
