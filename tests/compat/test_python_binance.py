@@ -64,6 +64,11 @@ def test_python_binance_round_trip(stack: ApiStack) -> None:
 
     filled = taker.order_market_buy(symbol="BTCUSDT", quantity="0.04")
     assert filled["status"] == "FILLED" and filled["fills"][0]["price"] == "30000.00000000"
+    assert taker.get_symbol_ticker(symbol="BTCUSDT") == {
+        "symbol": "BTCUSDT",
+        "price": "30000.00000000",
+    }
+    assert taker.get_orderbook_ticker(symbol="BTCUSDT")["askQty"] == "0.06000000"
     order = maker.get_order(symbol="BTCUSDT", orderId=resting["orderId"])
     assert order["status"] == "PARTIALLY_FILLED" and order["executedQty"] == "0.04000000"
 

@@ -124,6 +124,17 @@ def test_limit_fill_cancel_and_balances(stack: ApiStack, alice: Trader, bob: Tra
     )  # fmt: skip
     assert set(ack) == {"symbol", "orderId", "orderListId", "clientOrderId", "transactTime"}
 
+    assert _ok(b.public("GET", "/api/v3/ticker/price", symbol="BTCUSDT")) == {
+        "symbol": "BTCUSDT",
+        "price": "30000.00000000",
+    }
+    assert _ok(b.public("GET", "/api/v3/ticker/bookTicker", symbol="BTCUSDT")) == {
+        "symbol": "BTCUSDT",
+        "bidPrice": "25000.00000000",
+        "bidQty": "0.01000000",
+        "askPrice": "30000.00000000",
+        "askQty": "0.20000000",
+    }
     partially = _ok(
         a.signed("GET", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "alice-sell-1"})
     )

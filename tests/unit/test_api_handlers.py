@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 
 from bourse.adapters.api_keys import ApiKey
-from bourse.adapters.redis_book import Book
+from bourse.adapters.redis_book import Bbo, Book
 from bourse.api import handlers as h
 from bourse.api.app import build, query_string
 from bourse.api.auth import Caller, Unauthorized, authorize
@@ -34,6 +34,8 @@ class FakeView:
     def __init__(self) -> None:
         self.specs = {s.symbol: s for s in DEFAULT_MARKETS}
         self.books: dict[str, Book] = {}
+        self.bbos: dict[str, Bbo] = {}
+        self.prices: dict[str, int] = {}
         self.bal: dict[int, dict[str, tuple[int, int]]] = {7: {"BTC": (150_000_000, 50_000_000)}}
         self.fee: dict[int, tuple[int, int]] = {}
         self.orders: dict[int, list[OrderResult]] = {}
@@ -46,6 +48,12 @@ class FakeView:
 
     def book(self, symbol: str, limit: int) -> Book | None:
         return self.books.get(symbol)
+
+    def bbo(self, symbol: str) -> Bbo | None:
+        return self.bbos.get(symbol)
+
+    def last_price(self, symbol: str) -> int | None:
+        return self.prices.get(symbol)
 
     def balances(self, account_id: int) -> dict[str, tuple[int, int]]:
         return self.bal.get(account_id, {})
@@ -266,3 +274,29 @@ def test_query_string_is_rebuilt_in_order() -> None:
 def test_route_tables_do_not_overlap() -> None:
     seen = [(r.method, r.path) for r in MARKET_DATA + ORDERS + ACCOUNT]
     assert len(seen) == len(set(seen))
+
+
+def test_tickers() -> None:
+    view = FakeView()
+    view.prices["BTCUSDT"] = 3_000_012_000_000
+    view.bbos["BTCUSDT"] = Bbo(5, 2_999_900_000_000, 10_000_000, 3_000_100_000_000, 20_000_000)
+    d = deps(view=view)
+    assert h.ticker_price(h.Request("symbol=BTCUSDT", ""), d) == {
+        "symbol": "BTCUSDT",
+        "price": "30000.12000000",
+    }
+    rows = h.ticker_price(h.Request("", ""), d)
+    assert rows == [
+        {"symbol": "BTCUSDT", "price": "30000.12000000"},
+        {"symbol": "ETHBTC", "price": "0.00000000"},
+        {"symbol": "ETHUSDT", "price": "0.00000000"},
+    ]
+    assert h.book_ticker(h.Request('symbols=["BTCUSDT"]', ""), d) == [
+        {"symbol": "BTCUSDT", "bidPrice": "29999.00000000", "bidQty": "0.10000000",
+         "askPrice": "30001.00000000", "askQty": "0.20000000"}
+    ]  # fmt: skip
+    for query, code in (("symbol=NOPE", -1121), ("symbol=BTCUSDT&symbols=[]", -1128),
+                        ("symbols=BTCUSDT", -1100), ("symbolStatus=OPEN", -1130)):  # fmt: skip
+        with pytest.raises(BinanceError) as exc:
+            h.book_ticker(h.Request(query, ""), d)
+        assert exc.value.code == code, query

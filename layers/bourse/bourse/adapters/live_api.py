@@ -36,6 +36,12 @@ class RedisMarketView:
     def book(self, symbol: str, limit: int) -> rb.Book | None:
         return rb.read_book(self.client, symbol, limit)
 
+    def bbo(self, symbol: str) -> rb.Bbo | None:
+        return rb.read_bbo(self.client, symbol)
+
+    def last_price(self, symbol: str) -> int | None:
+        return rb.read_last_price(self.client, symbol)
+
     def balances(self, account_id: int) -> dict[str, tuple[int, int]]:
         return rb.read_balances(self.client, account_id)
 

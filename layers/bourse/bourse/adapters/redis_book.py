@@ -33,7 +33,7 @@ import msgspec
 
 from bourse.domain.enums import OrderStatus
 from bourse.domain.event_codec import decode_event
-from bourse.domain.events import Event, ExecutionReport, OrderResult
+from bourse.domain.events import Event, ExecutionReport, OrderResult, Trade
 from bourse.domain.symbols import SymbolSpec
 
 BOOK_LEVELS = 5_000  # GET /api/v3/depth?limit=5000, Binance's largest
@@ -136,6 +136,31 @@ def read_book(client: Any, symbol: str, limit: int = 100) -> Book | None:
     if limit >= len(book.bids) and limit >= len(book.asks):
         return book
     return Book(book.lastUpdateId, book.offset, book.bids[:limit], book.asks[:limit])
+
+
+class Bbo(msgspec.Struct, frozen=True):
+    lastUpdateId: int
+    bidPrice: int
+    bidQty: int
+    askPrice: int
+    askQty: int
+
+
+_bbo_decoder = msgspec.json.Decoder(Bbo)
+
+
+def read_bbo(client: Any, symbol: str) -> Bbo | None:
+    raw = client.get(bbo_key(symbol))
+    return None if raw is None else _bbo_decoder.decode(raw)
+
+
+def read_last_price(client: Any, symbol: str) -> int | None:
+    """The price of the symbol's last trade (None before its first trade)."""
+    raw = client.get(trade_key(symbol))
+    if raw is None:
+        return None
+    trade = decode_event(raw)
+    return trade.price if isinstance(trade, Trade) else None
 
 
 def read_reply(client: Any, request_id: str, timeout_s: float) -> Event | None:

@@ -125,6 +125,20 @@ def depth(req: Request, deps: Deps) -> dict[str, Any]:
     return market.depth(deps.view.book(spec.symbol, limit), limit)
 
 
+def ticker_price(req: Request, deps: Deps) -> dict[str, Any] | list[dict[str, Any]]:
+    """GET /api/v3/ticker/price: the last trade price ("0.00000000" before the first)."""
+    names, single = market.chosen_symbols(req.public_params(), deps.view.symbols())
+    rows = [market.price_ticker(n, deps.view.last_price(n)) for n in names]
+    return rows[0] if single else rows
+
+
+def book_ticker(req: Request, deps: Deps) -> dict[str, Any] | list[dict[str, Any]]:
+    """GET /api/v3/ticker/bookTicker: best bid and ask (zeros for an empty side)."""
+    names, single = market.chosen_symbols(req.public_params(), deps.view.symbols())
+    rows = [market.book_ticker(n, deps.view.bbo(n)) for n in names]
+    return rows[0] if single else rows
+
+
 # ---------------------------------------------------------------------------- trading
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bourse.adapters.redis_book import BOOK_LEVELS, Book
+from bourse.adapters.redis_book import BOOK_LEVELS, Bbo, Book
 from bourse.api.orders import check_known
 from bourse.api.params import Params
 from bourse.domain import errors
@@ -139,6 +139,46 @@ def exchange_info(params: Params, specs: dict[str, SymbolSpec], server_time: int
         "rateLimits": list(RATE_LIMITS),
         "exchangeFilters": [],
         "symbols": [symbol_info(spec) for spec in chosen],
+    }
+
+
+TICKER_PARAMS = frozenset({"symbol", "symbols", "symbolStatus"})
+
+
+def chosen_symbols(params: Params, specs: dict[str, SymbolSpec]) -> tuple[list[str], bool]:
+    """The symbols a ticker request names (``symbol``, ``symbols`` or all), and whether the
+    answer is one object (``symbol``) rather than a list."""
+    check_known(params, TICKER_PARAMS)
+    if "symbol" in params and "symbols" in params:
+        raise errors.BAD_COMBO_ERROR
+    status = params.optional_str("symbolStatus")
+    if "symbol" in params:
+        names, single = [params.required_str("symbol").upper()], True
+    elif "symbols" in params:
+        names, single = [s.upper() for s in _symbol_list(params.required_str("symbols"))], False
+    else:
+        names, single = list(specs), False
+    if any(name not in specs for name in names):
+        raise errors.INVALID_SYMBOL_ERROR
+    if status is not None:
+        if status not in ("TRADING", "HALT", "BREAK"):
+            raise errors.invalid_parameter("symbolStatus")
+        names = [n for n in names if str(specs[n].status) == status]
+    return names, single
+
+
+def price_ticker(symbol: str, last_price: int | None) -> dict[str, Any]:
+    return {"symbol": symbol, "price": format_units(last_price or 0)}
+
+
+def book_ticker(symbol: str, bbo: Bbo | None) -> dict[str, Any]:
+    best = bbo or Bbo(0, 0, 0, 0, 0)
+    return {
+        "symbol": symbol,
+        "bidPrice": format_units(best.bidPrice),
+        "bidQty": format_units(best.bidQty),
+        "askPrice": format_units(best.askPrice),
+        "askQty": format_units(best.askQty),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bourse.adapters.api_keys import ApiKey
-from bourse.adapters.redis_book import Book
+from bourse.adapters.redis_book import Bbo, Book
 from bourse.domain.commands import Command
 from bourse.domain.events import OrderResult, Reply
 from bourse.domain.symbols import SymbolSpec
@@ -23,6 +23,10 @@ class MarketView(Protocol):
     def symbol(self, name: str) -> SymbolSpec | None: ...
 
     def book(self, symbol: str, limit: int) -> Book | None: ...
+
+    def bbo(self, symbol: str) -> Bbo | None: ...
+
+    def last_price(self, symbol: str) -> int | None: ...
 
     def balances(self, account_id: int) -> dict[str, tuple[int, int]]: ...
 

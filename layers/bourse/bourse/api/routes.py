@@ -23,6 +23,8 @@ MARKET_DATA: tuple[Route, ...] = (
     Route("GET", "/api/v3/time", h.server_time, False),
     Route("GET", "/api/v3/exchangeInfo", h.exchange_info, False),
     Route("GET", "/api/v3/depth", h.depth, False),
+    Route("GET", "/api/v3/ticker/price", h.ticker_price, False),
+    Route("GET", "/api/v3/ticker/bookTicker", h.book_ticker, False),
 )
 ORDERS: tuple[Route, ...] = (
     Route("POST", "/api/v3/order", h.new_order, True),
