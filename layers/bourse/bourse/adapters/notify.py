@@ -52,13 +52,14 @@ class PublishError(RuntimeError):
 
 
 class SnsPublisher:
-    def __init__(self, sns: Any, topic_arn: str, threads: int = 8) -> None:
+    def __init__(self, sns: Any, topic_arn: str, threads: int = 1) -> None:
         if not topic_arn:
             raise ValueError("no topic ARN configured")
         self._sns = sns
         self._topic_arn = topic_arn
         # PublishBatch takes 10 messages; a batch of thousands of fills is hundreds of calls,
-        # which run side by side (boto3 clients are thread-safe).
+        # which on AWS run side by side (boto3 clients are thread-safe). moto server handles
+        # one request at a time and slows down under concurrency, so locally threads=1.
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sns")
 
     def _publish(self, entries: list[dict[str, Any]]) -> None:

@@ -52,7 +52,11 @@ class Recorder:
             archive=EventArchive(
                 aws.client("s3"), settings.archive_bucket, settings.archive_prefix
             ),
-            fills=SnsPublisher(aws.client("sns"), settings.trade_fills_topic_arn),
+            fills=SnsPublisher(
+                aws.client("sns"),
+                settings.trade_fills_topic_arn,
+                threads=1 if settings.aws_endpoint_url else 8,
+            ),
             logger=logger,
             metrics=metrics,
         )
