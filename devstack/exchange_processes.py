@@ -47,4 +47,15 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         argv=lambda s: [sys.executable, "-m", "devstack.gateway"],
         ready_port=lambda s: s.gateway_port,
     ),
+    # The trade recorder Lambda behind its local MSK event source (devstack/event_sources.py):
+    # bourse.events -> the record in PostgreSQL, the S3 archive, SNS trade fills.
+    ProcessSpec(
+        name="recorder",
+        argv=lambda s: [sys.executable, "-m", "devstack.event_sources", "RecorderFunction"],
+        env=lambda s: {
+            "POWERTOOLS_SERVICE_NAME": "recorder",
+            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        },
+    ),
 )
