@@ -58,4 +58,14 @@ PROCESSES: tuple[ProcessSpec, ...] = (
             "POWERTOOLS_TRACE_DISABLED": "true",
         },
     ),
+    # Settlement behind its local SQS event source: trade fills from the settlement queue.
+    ProcessSpec(
+        name="settlement",
+        argv=lambda s: [sys.executable, "-m", "devstack.event_sources", "SettlementFunction"],
+        env=lambda s: {
+            "POWERTOOLS_SERVICE_NAME": "settlement",
+            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        },
+    ),
 )

@@ -1,0 +1,126 @@
+"""The whole pipeline, then `reconcile`: commands -> matching service (subprocess) ->
+bourse.events -> recorder behind the local MSK event source (subprocess) -> PostgreSQL; then
+``python -m matching_service.reconcile`` rebuilds the engine from snapshot + replay and compares
+its balances with the record's projection.
+
+Own topics (so own transactional id, group and snapshot prefix), Redis database, PostgreSQL
+database and trade-fills topic.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from kafka.admin import KafkaAdminClient, NewTopic
+from record_support import scratch_database
+
+from bourse.adapters import aws
+from bourse.adapters.kafka import producer
+from bourse.domain.codec import encode_command
+from bourse.settings import Settings
+from matching_service.workload import commands as workload
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+REDIS_DB = int(os.environ.get("BOURSE_TEST_RECONCILE_REDIS_DB", "12"))
+COMMANDS = 2000
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    local_stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    suffix = uuid.uuid4().hex[:8]
+    commands_topic, events_topic = f"test.pr.{suffix}.commands", f"test.pr.{suffix}.events"
+    admin = KafkaAdminClient(bootstrap_servers=local_stack.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(commands_topic, 1, 1), NewTopic(events_topic, 1, 1)])
+    finally:
+        admin.close()
+    redis_url = local_stack.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    redis.Redis.from_url(redis_url).flushdb()
+    sns = aws.client("sns")
+    quiet = sns.create_topic(Name=f"test-pr-fills-{suffix}")["TopicArn"]
+    logs = tmp_path_factory.mktemp("pipeline")
+    with scratch_database(local_stack.pg_dsn, "test_pipeline") as dsn:
+        env = {
+            **os.environ,
+            "BOURSE_COMMANDS_TOPIC": commands_topic,
+            "BOURSE_EVENTS_TOPIC": events_topic,
+            "BOURSE_REDIS_URL": redis_url,
+            "BOURSE_PG_DSN": dsn,
+            "BOURSE_MATCHING_METRICS_PORT": "0",
+            "BOURSE_SNAPSHOT_EVERY_COMMANDS": "700",
+            "TRADE_FILLS_TOPIC_ARN": quiet,
+            "BOURSE_ARCHIVE_PREFIX": f"test/pipeline-{suffix}/",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
+            "POWERTOOLS_SERVICE_NAME": "recorder",
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        }
+        procs = [
+            subprocess.Popen(argv, env=env, cwd=REPO, stdout=(logs / f"{name}.log").open("wb"),
+                             stderr=subprocess.STDOUT, start_new_session=True)
+            for name, argv in (
+                ("matching", [sys.executable, "-m", "matching_service"]),
+                ("recorder", [sys.executable, "-m", "devstack.event_sources", "RecorderFunction",
+                              "--group", f"recorder-{events_topic}"]),
+            )
+        ]  # fmt: skip
+        try:
+            p = producer(linger_ms=5)
+            for cmd in workload(COMMANDS, seed=4):
+                p.send(commands_topic, encode_command(cmd))
+            p.flush()
+            p.close()
+            env["TEST_LOGS"] = str(logs)
+            yield env
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    sns.delete_topic(TopicArn=quiet)
+
+
+def _reconcile(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "matching_service.reconcile", "--wait", "90"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_reconcile_after_a_random_run_finds_no_difference(pipeline: dict[str, str]) -> None:
+    started = time.monotonic()
+    done = _reconcile(pipeline)
+    assert done.returncode == 0, (done.stdout, done.stderr[-2000:], pipeline["TEST_LOGS"])
+    assert done.stdout.splitlines()[-1] == "reconcile: 0 differences"
+    assert time.monotonic() - started < 150
+    # A projection that disagrees with the engine is reported, one line per difference.
+    with psycopg.connect(pipeline["BOURSE_PG_DSN"]) as conn:
+        conn.execute(
+            "UPDATE balances SET free = free + 1 WHERE (account_id, asset) ="
+            " (SELECT account_id, asset FROM balances WHERE account_id > 0"
+            " ORDER BY account_id, asset LIMIT 1)"
+        )
+    done = _reconcile(pipeline)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1
+    assert lines[-1] == "reconcile: 1 differences"
+    assert lines[0].startswith("account ")
