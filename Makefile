@@ -78,5 +78,16 @@ bench-service: $(STAMP) system-packages
 	$(PY) -m devstack up
 	$(PY) bench/service_bench.py
 
+## The engine's balances (newest snapshot + replay) against the record's projection in
+## PostgreSQL; ends with one line `reconcile: N differences`.
+.PHONY: reconcile bench-recorder
+reconcile: $(STAMP)
+	$(PY) -m matching_service.reconcile
+
+## Events/s the trade recorder writes into PostgreSQL (one transaction per batch).
+bench-recorder: $(STAMP) system-packages
+	$(PY) -m devstack up
+	$(PY) bench/recorder_bench.py
+
 clean: down
 	rm -rf $(VENV) .tools .devstack .pytest_cache .hypothesis .mypy_cache .ruff_cache

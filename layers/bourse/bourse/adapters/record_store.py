@@ -117,13 +117,25 @@ ON CONFLICT (symbol) DO UPDATE SET status = EXCLUDED.status
 """
 
 
-def _copy(cur: psycopg.Cursor[tuple[object, ...]], table: str, columns: Sequence[str],
-          rows: Sequence[Row]) -> None:  # fmt: skip
-    if not rows:
-        return
-    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+_COPIED: dict[str, Sequence[str]] = {
+    "order_events": ORDER_EVENT_COLUMNS,
+    "trades": TRADE_COLUMNS,
+    "account_trades": ACCOUNT_TRADE_COLUMNS,
+    "ledger_entries": LEDGER_COLUMNS,
+    "agg_trades": AGG_TRADE_COLUMNS,
+    "orders_in": ORDER_COLUMNS,
+    "balances_in": BALANCE_COLUMNS,
+    "klines_in": KLINE_COLUMNS,
+}
+
+
+def _column_types(
+    conn: psycopg.Connection[tuple[object, ...]], table: str, columns: Sequence[str]
+) -> list[int]:
+    """The type OIDs of ``columns``, as binary COPY needs them (read from the table itself)."""
+    cur = conn.execute(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0".encode())
+    assert cur.description is not None
+    return [col.type_code for col in cur.description]
 
 
 class RecordStore:
@@ -134,6 +146,7 @@ class RecordStore:
         self._consumer = consumer
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._assets: dict[str, tuple[str, str]] = {}
+        self._types: dict[str, list[int]] = {}
 
     def connection(self) -> psycopg.Connection[tuple[object, ...]]:
         conn = self._conn
@@ -142,6 +155,9 @@ class RecordStore:
                 conn.close()
             conn = psycopg.connect(self._dsn, autocommit=True, prepare_threshold=None)
             conn.execute(_TEMP_TABLES)
+            self._types = {
+                table: _column_types(conn, table, columns) for table, columns in _COPIED.items()
+            }
             self._conn = conn
         return conn
 
@@ -207,6 +223,21 @@ class RecordStore:
                 before_commit(new)
         return WriteResult(len(events), rows.events, rows.first_seq, rows.last_seq, rows.gaps)
 
+    def _copy(
+        self,
+        cur: psycopg.Cursor[tuple[object, ...]],
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Row],
+    ) -> None:
+        """COPY in binary: the server skips parsing text into bigints (most columns here)."""
+        if not rows:
+            return
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(self._types[table])
+            for row in rows:
+                copy.write_row(row)
+
     def _load_assets(self, cur: psycopg.Cursor[tuple[object, ...]], events: list[Event]) -> None:
         defined = {ev.spec.symbol for ev in events if isinstance(ev, SymbolUpdated)}
         wanted = {
@@ -224,20 +255,20 @@ class RecordStore:
     def _write_rows(self, cur: psycopg.Cursor[tuple[object, ...]], rows: Rows) -> None:
         if rows.symbols:
             cur.executemany(_UPSERT_SYMBOL, list(rows.symbols.values()))
-        _copy(cur, "order_events", ORDER_EVENT_COLUMNS, rows.order_events)
-        _copy(cur, "trades", TRADE_COLUMNS, rows.trades)
-        _copy(cur, "account_trades", ACCOUNT_TRADE_COLUMNS, rows.account_trades)
-        _copy(cur, "ledger_entries", LEDGER_COLUMNS, rows.ledger)
+        self._copy(cur, "order_events", ORDER_EVENT_COLUMNS, rows.order_events)
+        self._copy(cur, "trades", TRADE_COLUMNS, rows.trades)
+        self._copy(cur, "account_trades", ACCOUNT_TRADE_COLUMNS, rows.account_trades)
+        self._copy(cur, "ledger_entries", LEDGER_COLUMNS, rows.ledger)
         if rows.orders:
-            _copy(cur, "orders_in", ORDER_COLUMNS, list(rows.orders.values()))
+            self._copy(cur, "orders_in", ORDER_COLUMNS, list(rows.orders.values()))
             cur.execute(_MERGE_ORDERS)
         if rows.balances:
-            _copy(cur, "balances_in", BALANCE_COLUMNS, list(rows.balances.values()))
+            self._copy(cur, "balances_in", BALANCE_COLUMNS, list(rows.balances.values()))
             cur.execute(_MERGE_BALANCES)
         for asset, (amount, seq, ts) in sorted(rows.fee_income.items()):
             cur.execute(_ADD_FEE_INCOME, (asset, amount, seq, ts))
         if rows.klines:
-            _copy(cur, "klines_in", KLINE_COLUMNS, [k.row() for k in rows.klines.values()])
+            self._copy(cur, "klines_in", KLINE_COLUMNS, [k.row() for k in rows.klines.values()])
             cur.execute(_MERGE_KLINES)
         self._write_agg_trades(cur, rows)
 
@@ -257,4 +288,4 @@ class RecordStore:
                 if cur.rowcount == 1:
                     continue
             inserts.append(agg.row())
-        _copy(cur, "agg_trades", AGG_TRADE_COLUMNS, inserts)
+        self._copy(cur, "agg_trades", AGG_TRADE_COLUMNS, inserts)
