@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_DB = int(os.environ.get("BOURSE_TEST_RECONCILE_REDIS_DB", "12"))
-COMMANDS = 2000
+COMMANDS = int(os.environ.get("BOURSE_TEST_PIPELINE_COMMANDS", "2000"))
 
 
 @pytest.fixture(scope="module")

@@ -179,3 +179,39 @@ def test_a_gap_is_recorded(
         assert conn.execute("SELECT from_seq, to_seq FROM record_gaps").fetchall() == [
             (events[100].seq, events[109].seq)
         ]
+
+
+def test_rolling_ticker_equals_a_scan_of_the_trades(store: RecordStore, dsn: str) -> None:
+    import dataclasses
+
+    from bourse.adapters.record_reads import rolling_ticker
+    from matching_service.workload import commands
+
+    # The workload's commands are 1 ms apart; stretched to ~1 s apart, trades span the minutes
+    # and ragged edges a rolling window has to stitch together.
+    engine = Engine()
+    events: list[Event] = []
+    for i, cmd in enumerate(commands(2000, seed=9)):
+        events.extend(engine.process(dataclasses.replace(cmd, ts=1_700_000_000_000 + i * 997)))
+    store.write(events)
+    trades = [e for e in events if isinstance(e, Trade)]
+    symbol = trades[0].symbol
+    mine = [t for t in trades if t.symbol == symbol]
+    span = mine[-1].ts - mine[0].ts
+    assert span > 120_000, "the workload must span minutes for this test to mean anything"
+    with psycopg.connect(dsn) as conn:
+        for now in (mine[len(mine) // 2].ts + 123, mine[-1].ts, mine[-1].ts + 5):
+            for window in (61_000, 10 * 60_000, 86_400_000):
+                got = rolling_ticker(conn, symbol, now, window)
+                inside = [t for t in mine if now - window < t.ts <= now]
+                assert got.count == len(inside), (now, window)
+                assert got.volume == sum(t.qty for t in inside)
+                assert got.quote_volume == sum(t.quote_qty for t in inside)
+                assert got.open_price == inside[0].price
+                assert got.last_price == inside[-1].price
+                assert got.last_qty == inside[-1].qty
+                assert got.high_price == max(t.price for t in inside)
+                assert got.low_price == min(t.price for t in inside)
+                assert (got.first_id, got.last_id) == (inside[0].trade_id, inside[-1].trade_id)
+        empty = rolling_ticker(conn, symbol, mine[0].ts - 1, 1000)
+        assert empty.count == 0 and empty.first_id == -1

@@ -105,3 +105,12 @@ def test_differences() -> None:
     diffs = differences(engine, record)
     assert [(d.account_id, d.asset) for d in diffs] == [(2, "USDT"), (3, "ETH")]
     assert "engine free=7" in str(diffs[0])
+
+
+def test_minute_span() -> None:
+    from bourse.record.tickers import minute_span
+
+    assert minute_span(60_000, 179_999) == (60_000, 180_000)
+    assert minute_span(60_001, 180_005) == (120_000, 180_000)
+    assert minute_span(60_001, 61_000) == (61_001, 61_001)  # no whole minute inside
+    assert minute_span(59_000, 119_998) == (119_999, 119_999)  # 60_000.. is not whole inside
