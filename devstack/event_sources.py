@@ -263,7 +263,6 @@ def run_sqs(spec: FunctionSpec, handler: Handler, settings: Settings, args: Any)
     from bourse.adapters import aws
 
     sqs = aws.client("sqs")
-    queue = spec.event["Queue"]
     # The template names the queue by GetAtt Arn of a resource whose QueueName settings know.
     name = args.queue or settings.settlement_queue_name
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
@@ -271,7 +270,7 @@ def run_sqs(spec: FunctionSpec, handler: Handler, settings: Settings, args: Any)
         "QueueArn"
     ]
     batch_size = args.batch_size or int(spec.event.get("BatchSize", 10))
-    log.info("polling %s (%s) for %s (batch %d)", name, queue, spec.name, batch_size)
+    log.info("polling %s for %s (batch %d)", name, spec.name, batch_size)
     while not _stop:
         messages: list[dict[str, Any]] = []
         while len(messages) < batch_size:

@@ -158,7 +158,7 @@ def get_settings() -> Settings:
         matching_log_level=_env("BOURSE_MATCHING_LOG_LEVEL", "INFO"),
         api_reply_timeout_ms=_env_int("BOURSE_API_REPLY_TIMEOUT_MS", 5000),
         api_key_cache_seconds=_env_int("BOURSE_API_KEY_CACHE_SECONDS", 60),
-        recorder_consumer=_env("BOURSE_RECORDER_CONSUMER", "recorder"),
+        recorder_consumer=_env("BOURSE_RECORDER_CONSUMER", f"{prefix}-recorder"),
         archive_prefix=_env("BOURSE_ARCHIVE_PREFIX", "events/"),
         trade_fills_topic_arn=_env(
             "TRADE_FILLS_TOPIC_ARN", _local_topic_arn(stage, region, f"{prefix}-trade-fills")
