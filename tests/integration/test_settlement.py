@@ -223,3 +223,37 @@ def test_a_ledger_break_is_alerted_and_a_bad_message_fails_alone(
     assert handle(_sqs_event([bodies[0], bodies[2]])) == {"batchItemFailures": []}
     assert _count(env.dsn, "SELECT sum(fills) FROM daily_statements") == before
     assert _alerts(env.alerts_queue_url) == []
+
+
+def test_the_sample_events_run_through_both_functions(
+    local_stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """events/recorder.json and events/settlement.json (for `sam local invoke -e`) are real:
+    the recorder records the sample batch, settlement settles the sample fill against it."""
+    from devstack.event_sources import Context, function_spec, load_handler
+
+    sample_recorder = json.loads((REPO / "events" / "recorder.json").read_text())
+    sample_settlement = json.loads((REPO / "events" / "settlement.json").read_text())
+    sns = aws.client("sns")
+    quiet = sns.create_topic(Name=f"test-st-sample-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    with scratch_database(local_stack.pg_dsn, "test_samples") as dsn:
+        for name, value in (
+            ("BOURSE_PG_DSN", dsn), ("TRADE_FILLS_TOPIC_ARN", quiet), ("ALERTS_TOPIC_ARN", quiet),
+            ("BOURSE_ARCHIVE_PREFIX", "test/samples/"), ("POWERTOOLS_TRACE_DISABLED", "true"),
+            ("POWERTOOLS_METRICS_NAMESPACE", "Bourse"),
+        ):  # fmt: skip
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        try:
+            for logical_id, event in (
+                ("RecorderFunction", sample_recorder),
+                ("SettlementFunction", sample_settlement),
+            ):
+                spec = function_spec(logical_id, get_settings())
+                answer = load_handler(spec)(event, Context(spec, "us-east-1"))
+                assert answer == {"batchItemFailures": []}, logical_id
+            assert _count(dsn, "SELECT count(*) FROM settled_fills WHERE ok") == 1
+        finally:
+            monkeypatch.undo()
+            get_settings.cache_clear()
+    sns.delete_topic(TopicArn=quiet)
