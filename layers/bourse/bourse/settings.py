@@ -38,6 +38,8 @@ class Settings:
     marketdata_topic: str
     # PostgreSQL (Aurora on AWS) and Redis (ElastiCache on AWS)
     pg_dsn: str
+    # On AWS the record is reached through RDS Proxy with an IAM token as the password
+    pg_iam_auth: bool
     redis_url: str
     # AWS APIs; empty endpoint means the real AWS endpoints
     aws_endpoint_url: str | None
@@ -127,6 +129,7 @@ def get_settings() -> Settings:
         events_topic=_env("BOURSE_EVENTS_TOPIC", "bourse.events"),
         marketdata_topic=_env("BOURSE_MARKETDATA_TOPIC", "bourse.marketdata"),
         pg_dsn=_env("BOURSE_PG_DSN", "postgresql://bourse@127.0.0.1:5433/bourse"),
+        pg_iam_auth=_env("BOURSE_PG_IAM_AUTH", "false").lower() == "true",
         redis_url=_env("BOURSE_REDIS_URL", "redis://127.0.0.1:6380/0"),
         aws_endpoint_url=endpoint or None,
         aws_credentials=_local_aws_credentials(stage),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from bourse.adapters import postgres
 from bourse.domain.events import Event, SymbolUpdated, Trade
 from bourse.record.rows import (
     ACCOUNT_TRADE_COLUMNS,
@@ -153,7 +154,7 @@ class RecordStore:
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
                 conn.close()
-            conn = psycopg.connect(self._dsn, autocommit=True, prepare_threshold=None)
+            conn = postgres.connect(self._dsn, autocommit=True, prepare_threshold=None)
             conn.execute(_TEMP_TABLES)
             self._types = {
                 table: _column_types(conn, table, columns) for table, columns in _COPIED.items()

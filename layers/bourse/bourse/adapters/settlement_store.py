@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from bourse.adapters import postgres
 from bourse.record.settlement import FillMessage, Leg, RecordedFill, check_fill, statement_lines
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -32,7 +33,7 @@ class SettlementStore:
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
                 conn.close()
-            conn = psycopg.connect(self._dsn, autocommit=True, prepare_threshold=None)
+            conn = postgres.connect(self._dsn, autocommit=True, prepare_threshold=None)
             self._conn = conn
         return conn
 
