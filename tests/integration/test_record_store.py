@@ -215,3 +215,47 @@ def test_rolling_ticker_equals_a_scan_of_the_trades(store: RecordStore, dsn: str
                 assert (got.first_id, got.last_id) == (inside[0].trade_id, inside[-1].trade_id)
         empty = rolling_ticker(conn, symbol, mine[0].ts - 1, 1000)
         assert empty.count == 0 and empty.first_id == -1
+
+
+def test_the_hot_cache_holds_the_newest_klines_and_tickers(
+    dsn: str, store: RecordStore, local_stack: Settings, stream: tuple[list[Event], Engine]
+) -> None:
+    import os
+
+    import redis
+    from aws_lambda_powertools import Logger, Metrics
+
+    from bourse.adapters.hot_cache import HotCache
+    from bourse.adapters.record_reads import rolling_ticker
+    from bourse.consumers.recorder import Recorder
+
+    db = int(os.environ.get("BOURSE_TEST_RECORD_REDIS_DB", "11"))
+    client = redis.Redis.from_url(local_stack.redis_url.rsplit("/", 1)[0] + f"/{db}")
+    client.flushdb()
+    hot = HotCache(client)
+    recorder = Recorder(store, None, None, Logger(), Metrics(namespace="Test"), hot)
+    events = stream[0]
+    for i in range(0, len(events), 900):
+        recorder._record(events[i : i + 900])
+    trades = [e for e in events if isinstance(e, Trade)]
+    with psycopg.connect(dsn) as conn:
+        for symbol in sorted({t.symbol for t in trades}):
+            last = max((t for t in trades if t.symbol == symbol), key=lambda t: t.trade_id)
+            for interval in ("1s", "1m", "1h", "1M"):
+                row = conn.execute(
+                    "SELECT open_time, close, volume, trades, last_trade_id FROM klines"
+                    " WHERE symbol = %s AND interval = %s ORDER BY open_time DESC LIMIT 1",
+                    (symbol, interval),
+                ).fetchone()
+                cached = hot.kline(symbol, interval)
+                assert cached is not None
+                assert row == (
+                    cached["open_time"], cached["close"], cached["volume"], cached["trades"],
+                    cached["last_trade_id"],
+                )  # fmt: skip
+                assert cached["last_trade_id"] == last.trade_id
+            ticker = hot.ticker(symbol)
+            assert ticker is not None
+            expected = rolling_ticker(conn, symbol, last.ts)
+            assert ticker["count"] == expected.count and ticker["last_id"] == last.trade_id
+    client.flushdb()

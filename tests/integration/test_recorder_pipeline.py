@@ -155,6 +155,8 @@ def env(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
             **os.environ,
             "BOURSE_PG_DSN": dsn,
             "BOURSE_ARCHIVE_PREFIX": prefix,
+            # The recorder's hot cache goes to a Redis database of the tests' own.
+            "BOURSE_REDIS_URL": local_stack.redis_url.rsplit("/", 1)[0] + "/11",
             "TRADE_FILLS_TOPIC_ARN": topic_arn,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
@@ -287,7 +289,7 @@ def test_a_poison_record_fails_alone_and_the_rest_lands(
     event = msk_event(batch, settings, "arn:aws:kafka:us-east-1:123456789012:cluster/local/0")
     assert set(event["records"]) == {f"{env.topic}-0"}
     for name in (
-        "BOURSE_PG_DSN", "BOURSE_ARCHIVE_PREFIX", "TRADE_FILLS_TOPIC_ARN",
+        "BOURSE_PG_DSN", "BOURSE_ARCHIVE_PREFIX", "TRADE_FILLS_TOPIC_ARN", "BOURSE_REDIS_URL",
         "POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME",
     ):  # fmt: skip
         monkeypatch.setenv(name, env.env[name])

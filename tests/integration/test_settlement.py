@@ -241,6 +241,7 @@ def test_the_sample_events_run_through_both_functions(
             ("BOURSE_PG_DSN", dsn), ("TRADE_FILLS_TOPIC_ARN", quiet), ("ALERTS_TOPIC_ARN", quiet),
             ("BOURSE_ARCHIVE_PREFIX", "test/samples/"), ("POWERTOOLS_TRACE_DISABLED", "true"),
             ("POWERTOOLS_METRICS_NAMESPACE", "Bourse"),
+            ("BOURSE_REDIS_URL", local_stack.redis_url.rsplit("/", 1)[0] + "/11"),
         ):  # fmt: skip
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()

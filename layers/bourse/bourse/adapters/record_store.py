@@ -47,6 +47,8 @@ class WriteResult:
     first_seq: int  # of the applied ones (0 when none)
     last_seq: int  # the high-water mark after the batch
     gaps: list[tuple[int, int]] = field(default_factory=list)
+    klines: list[Row] = field(default_factory=list)  # stored state of the klines touched
+    traded: dict[str, int] = field(default_factory=dict)  # symbol -> its last trade time
 
 
 # Called inside the transaction after the rows are written and before the commit, with the
@@ -86,7 +88,7 @@ ON CONFLICT (account_id, asset) DO UPDATE SET
 
 # A kline part covers trades first_trade_id..last_trade_id; the guard refuses a part whose
 # trades the stored kline already holds.
-_MERGE_KLINES = """
+_MERGE_KLINES = f"""
 INSERT INTO klines SELECT * FROM klines_in
 ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     high = GREATEST(klines.high, EXCLUDED.high),
@@ -99,6 +101,7 @@ ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     taker_buy_quote = klines.taker_buy_quote + EXCLUDED.taker_buy_quote,
     last_trade_id = EXCLUDED.last_trade_id
 WHERE klines.last_trade_id < EXCLUDED.first_trade_id
+RETURNING {", ".join(f"klines.{c}" for c in KLINE_COLUMNS)}
 """
 
 # An aggregate trade whose run of trades began in an earlier batch (a command whose events
@@ -209,7 +212,7 @@ class RecordStore:
                 return WriteResult(len(events), 0, 0, hwm)
             self._load_assets(cur, new)
             rows = map_events(new, self._assets, start_after=hwm)
-            self._write_rows(cur, rows)
+            klines = self._write_rows(cur, rows)
             if rows.gaps:
                 cur.executemany(
                     "INSERT INTO record_gaps (consumer, from_seq, to_seq) VALUES (%s, %s, %s)"
@@ -222,7 +225,12 @@ class RecordStore:
             )
             if before_commit is not None:
                 before_commit(new)
-        return WriteResult(len(events), rows.events, rows.first_seq, rows.last_seq, rows.gaps)
+        traded: dict[str, int] = {}
+        for trade in rows.trades:
+            traded[str(trade[0])] = int(str(trade[3]))
+        return WriteResult(
+            len(events), rows.events, rows.first_seq, rows.last_seq, rows.gaps, klines, traded
+        )
 
     def _copy(
         self,
@@ -253,7 +261,8 @@ class RecordStore:
             ).fetchall():
                 self._assets[str(symbol)] = (str(base), str(quote))
 
-    def _write_rows(self, cur: psycopg.Cursor[tuple[object, ...]], rows: Rows) -> None:
+    def _write_rows(self, cur: psycopg.Cursor[tuple[object, ...]], rows: Rows) -> list[Row]:
+        """Write ``rows``; returns the stored state of the klines they touched."""
         if rows.symbols:
             cur.executemany(_UPSERT_SYMBOL, list(rows.symbols.values()))
         self._copy(cur, "order_events", ORDER_EVENT_COLUMNS, rows.order_events)
@@ -268,10 +277,12 @@ class RecordStore:
             cur.execute(_MERGE_BALANCES)
         for asset, (amount, seq, ts) in sorted(rows.fee_income.items()):
             cur.execute(_ADD_FEE_INCOME, (asset, amount, seq, ts))
+        klines: list[Row] = []
         if rows.klines:
             self._copy(cur, "klines_in", KLINE_COLUMNS, [k.row() for k in rows.klines.values()])
-            cur.execute(_MERGE_KLINES)
+            klines = list(cur.execute(_MERGE_KLINES).fetchall())
         self._write_agg_trades(cur, rows)
+        return klines
 
     def _write_agg_trades(self, cur: psycopg.Cursor[tuple[object, ...]], rows: Rows) -> None:
         inserts: list[Row] = []

@@ -27,8 +27,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
 
 from bourse.adapters.archive import EventArchive
+from bourse.adapters.hot_cache import HotCache
 from bourse.adapters.notify import SnsPublisher
-from bourse.adapters.record_store import RecordStore
+from bourse.adapters.record_reads import rolling_ticker
+from bourse.adapters.record_store import RecordStore, WriteResult
 from bourse.domain.event_codec import decode_events
 from bourse.domain.events import Event
 from bourse.record.rows import fills_of
@@ -42,9 +44,12 @@ class Recorder:
     fills: SnsPublisher | None
     logger: Logger
     metrics: Metrics
+    hot: HotCache | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> Recorder:
+        import redis
+
         from bourse.adapters import aws
 
         return cls(
@@ -59,6 +64,7 @@ class Recorder:
             ),
             logger=logger,
             metrics=metrics,
+            hot=HotCache(redis.Redis.from_url(settings.redis_url, socket_timeout=2)),
         )
 
     def handle(self, event: dict[str, Any]) -> PartialItemFailureResponse:
@@ -109,9 +115,23 @@ class Recorder:
         self.metrics.add_metric("EventsRecorded", MetricUnit.Count, result.applied)
         self.metrics.add_metric("EventsSkipped", MetricUnit.Count, result.received - result.applied)
         self.metrics.add_metric("SeqGaps", MetricUnit.Count, len(result.gaps))
+        if self.hot is not None:
+            self._refresh_hot(result)
         if self.fills is not None:
             published = self.fills.publish_fills(fills_of(events))
             self.metrics.add_metric("FillsPublished", MetricUnit.Count, published)
+
+    def _refresh_hot(self, result: WriteResult) -> None:
+        """Newest klines and 24 h tickers of the symbols just traded, into Redis. A cache:
+        a failure is logged and counted, never fails the batch (the record is committed)."""
+        assert self.hot is not None
+        try:
+            conn = self.store.connection()
+            tickers = [rolling_ticker(conn, s, ts) for s, ts in sorted(result.traded.items())]
+            self.hot.write(result.klines, tickers)
+        except Exception:
+            self.logger.exception("hot cache not refreshed")
+            self.metrics.add_metric("HotCacheFailures", MetricUnit.Count, 1)
 
 
 def _records(event: dict[str, Any]) -> list[dict[str, Any]]:
