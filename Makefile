@@ -78,6 +78,12 @@ bench-service: $(STAMP) system-packages
 	$(PY) -m devstack up
 	$(PY) bench/service_bench.py
 
+## POST /api/v3/order (RESULT) through the local gateway with the whole pipeline live.
+.PHONY: bench-api
+bench-api: $(STAMP) system-packages
+	$(PY) -m devstack up
+	$(PY) bench/api_bench.py
+
 ## The engine's balances (newest snapshot + replay) against the record's projection in
 ## PostgreSQL; ends with one line `reconcile: N differences`.
 .PHONY: reconcile bench-recorder

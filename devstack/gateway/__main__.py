@@ -9,7 +9,6 @@ import sys
 from types import FrameType
 
 from bourse.settings import get_settings
-from devstack.gateway.runtime import apply_environment
 from devstack.gateway.server import Gateway, make_server
 from devstack.gateway.template_api import load_rest_api
 
@@ -22,16 +21,12 @@ def main() -> int:
     )
     settings = get_settings()
     api = load_rest_api(settings.stage, settings.region, settings.moto_port)
-    gateway = Gateway(api)
-    # One process serves every API function: their template environments are applied
-    # together (they share the template's Globals); variables set for the gateway win.
-    overrides = dict(os.environ)
-    for name in gateway.pools:
-        apply_environment(api.functions[name].environment, overrides)
+    # Variables set for the gateway itself win over the template's (tests move topics, Redis
+    # and ports that way).
+    gateway = Gateway(api, overrides=dict(os.environ))
     # Every function's first container starts before the port opens: `run` and the tests take
-    # the open port as "ready", and an import error shows here, not on a trader's request.
-    for pool in gateway.pools.values():
-        pool.warm()
+    # the open port as "ready", and a function that cannot import fails here, not on a request.
+    gateway.warm()
     server = make_server(gateway, "127.0.0.1", settings.gateway_port)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -48,6 +43,7 @@ def main() -> int:
         pass
     finally:
         server.server_close()
+        gateway.close()
     return 0
 
 

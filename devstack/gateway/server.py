@@ -1,9 +1,9 @@
 """The HTTP side: API Gateway REST semantics over ``http.server``.
 
-Why the standard library's ThreadingHTTPServer: the gateway runs each request's Lambda code
-synchronously in-process (as Lambda does, one invocation per container), so an async server
-would gain nothing; it speaks HTTP/1.1 with keep-alive, binds 127.0.0.1 only, and needs no
-dependency. One thread per connection is what a local tool needs.
+Why the standard library's ThreadingHTTPServer: each request's thread only hands the event to
+a function container (a process, ``runtime.FunctionPool``) and waits for its answer, so an
+async server would gain nothing; it speaks HTTP/1.1 with keep-alive, binds 127.0.0.1 only, and
+needs no dependency. One thread per connection is what a local tool needs.
 
 Faithful to API Gateway (REST, Lambda proxy integration, payload v1.0):
 * only the routes template.yaml declares exist; any other path or method gets the
@@ -26,13 +26,14 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from devstack.cfn import LOCAL_ACCOUNT_ID
-from devstack.gateway.runtime import FunctionPool
+from devstack.gateway.runtime import FunctionError, FunctionPool, function_environment
 from devstack.gateway.template_api import Authorizer, RestApi, Route
 
 log = logging.getLogger("devstack.gateway")
@@ -48,16 +49,27 @@ class GatewayResponse(Exception):
 class Gateway:
     """Routing, authorization (with its cache) and invocation, independent of the socket."""
 
-    def __init__(self, api: RestApi, max_containers: int = 8) -> None:
+    def __init__(
+        self,
+        api: RestApi,
+        overrides: Mapping[str, str] | None = None,
+        max_containers: int = 4,
+    ) -> None:
+        """``overrides``: the gateway's own environment, whose variables win over the
+        template's (``sam local --env-vars``)."""
         self.api = api
+        overrides = {} if overrides is None else overrides
         # Only the functions this API invokes: routes' targets and authorizers (others, e.g.
         # event consumers, are not the gateway's to load).
         used = {r.function for r in api.routes} | {a.function for a in api.authorizers.values()}
         self.pools = {
-            name: FunctionPool(spec, api.region, max_containers)
+            name: FunctionPool(
+                spec, api.region, function_environment(spec.environment, overrides),
+                max_containers,
+            )
             for name, spec in api.functions.items()
             if name in used
-        }
+        }  # fmt: skip
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
 
@@ -187,10 +199,10 @@ class Gateway:
             }  # fmt: skip
             try:
                 answer = self.pools[authorizer.function].invoke(auth_event)
-            except Exception as exc:
+            except FunctionError as exc:
                 if str(exc) == "Unauthorized":
                     raise GatewayResponse("UNAUTHORIZED") from None
-                log.exception("authorizer failed")
+                log.error("authorizer failed: %s: %s", exc.kind, exc)
                 raise GatewayResponse("AUTHORIZER_FAILURE") from None
             if not isinstance(answer, dict) or "policyDocument" not in answer:
                 raise GatewayResponse("AUTHORIZER_FAILURE")
@@ -205,6 +217,21 @@ class Gateway:
         return context
 
     # -- one request
+
+    def warm(self) -> None:
+        """One container per function, started in parallel (each is seconds of imports)."""
+        threads = [threading.Thread(target=pool.warm) for pool in self.pools.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for name, pool in self.pools.items():
+            if not pool._containers:
+                raise RuntimeError(f"{name}: its container did not start; see the log above")
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
 
     def handle(
         self,
@@ -224,8 +251,8 @@ class Gateway:
                 event["requestContext"]["authorizer"] = self.authorize(route, event)
             try:
                 result = self.pools[route.function].invoke(event)
-            except Exception:
-                log.exception("%s raised", route.function)
+            except FunctionError as exc:
+                log.error("%s failed: %s: %s", route.function, exc.kind, exc)
                 raise GatewayResponse("DEFAULT_5XX") from None
             return _proxy_response(result)
         except GatewayResponse as exc:
@@ -277,6 +304,9 @@ def _proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections, as with AWS
+    # Headers and body go out in two writes; with Nagle on, the second waits for the client's
+    # delayed ACK (~40 ms on Linux) on every keep-alive request.
+    disable_nagle_algorithm = True
     server_version = "bourse-gateway"
     gateway: Gateway
 

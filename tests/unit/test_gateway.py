@@ -5,6 +5,7 @@ gateway responses, proxy events v1.0. Functions are small modules written to tmp
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from devstack.gateway.template_api import (
 pytestmark = pytest.mark.unit
 
 AUTHORIZER = """
-CALLS = []
+import os
+CALLS = os.path.join(os.path.dirname(__file__), "calls.txt")
 def handler(event, context):
-    CALLS.append(event)
+    with open(CALLS, "a") as handle:  # containers are processes: count through a file
+        handle.write("call\\n")
     key = event["headers"].get("X-Key")
     if key == "boom":
         raise RuntimeError("bug")
@@ -39,9 +42,12 @@ def handler(event, context):
 """
 ECHO = """
 import json
+import os
 def handler(event, context):
     if event["queryStringParameters"] and "raise" in event["queryStringParameters"]:
         raise ValueError("function bug")
+    if event["queryStringParameters"] and "exit" in event["queryStringParameters"]:
+        os._exit(3)
     return {"statusCode": 200, "headers": {"X-Fn": context.function_name},
             "body": json.dumps(event)}
 """
@@ -55,7 +61,7 @@ def _spec(tmp: Path, name: str, source: str) -> FunctionSpec:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Gateway:
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
     api = RestApi(
         routes=[Route("GET", "/open", "Echo", None), Route("POST", "/closed", "Echo", "Auth")],
         authorizers={"Auth": Authorizer("Auth", "AuthFn", ("X-Key",), ("identity.sourceIp",), 60)},
@@ -65,7 +71,9 @@ def gateway(tmp_path: Path) -> Gateway:
         stage="local",
         region="us-east-1",
     )  # fmt: skip
-    return Gateway(api)
+    gw = Gateway(api)
+    yield gw
+    gw.close()
 
 
 def _call(gw: Gateway, method: str, path: str, headers: dict[str, str] | None = None,
@@ -75,8 +83,8 @@ def _call(gw: Gateway, method: str, path: str, headers: dict[str, str] | None = 
 
 
 def _authorizer_calls(gw: Gateway) -> int:
-    pool = gw.pools["AuthFn"]
-    return sum(len(c.handler.__globals__["CALLS"]) for c in pool._containers)
+    calls = gw.pools["AuthFn"].spec.code_dir / "calls.txt"
+    return len(calls.read_text().splitlines()) if calls.exists() else 0
 
 
 def test_proxy_event_v1(gateway: Gateway) -> None:
@@ -94,6 +102,9 @@ def test_unknown_routes_and_function_errors(gateway: Gateway) -> None:
     assert _call(gateway, "GET", "/nope") == (403, {"message": "Missing Authentication Token"})
     assert _call(gateway, "DELETE", "/open")[0] == 403  # a known path, another method
     assert _call(gateway, "GET", "/open?raise=1") == (502, {"message": "Internal server error"})
+    # A container that dies is a 502 too, and the next request gets a new container.
+    assert _call(gateway, "GET", "/open?exit=1")[0] == 502
+    assert _call(gateway, "GET", "/open")[0] == 200
 
 
 def test_authorizer_semantics(gateway: Gateway) -> None:
