@@ -16,7 +16,6 @@ import argparse
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -30,8 +29,6 @@ from bourse.engine import Engine
 from bourse.settings import get_settings
 from matching_service.pipeline import join_records
 from matching_service.workload import commands
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def records_for(count: int, seed: int) -> tuple[list[bytes], int]:
@@ -81,8 +78,19 @@ def main() -> int:
             file=sys.stderr,
         )
     finally:
-        with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        # FORCE cannot terminate an autovacuum worker busy with the fresh tables (the app's
+        # role may not signal it): wait it out.
+        for attempt in range(60):
+            try:
+                with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+                    conn.execute(
+                        sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
+                    )
+                break
+            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+                if attempt == 59:
+                    raise
+                time.sleep(0.5)
     print(f"recorder: {total / seconds:.0f} events/s")
     return 0
 

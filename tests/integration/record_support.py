@@ -4,6 +4,7 @@ reference event stream from the engine, and a canonical dump of the record's tab
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,8 +43,21 @@ def scratch_database(base_dsn: str, prefix: str) -> Iterator[str]:
         apply_migrations(dsn)
         yield dsn
     finally:
-        with psycopg.connect(base_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(base_dsn, name)
+
+
+def drop_database(base_dsn: str, name: str) -> None:
+    """DROP .. WITH (FORCE), retried: FORCE may not terminate an autovacuum worker that is
+    busy with the freshly written tables (the app's role may not signal it), so wait it out."""
+    for attempt in range(40):
+        try:
+            with psycopg.connect(base_dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            return
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+            if attempt == 39:
+                raise
+            time.sleep(0.5)
 
 
 def engine_run(count: int, seed: int = 7) -> tuple[list[Event], Engine]:
