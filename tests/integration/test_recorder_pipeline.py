@@ -316,6 +316,29 @@ def test_a_poison_record_fails_alone_and_the_rest_lands(
     with psycopg.connect(env.dsn) as conn:
         assert conn.execute("SELECT count(*) FROM record_gaps").fetchone() == (0,)
     assert unbalanced_trades(env.dsn) == []
+    # The local event source retries the poison record as the template says (3 times), then
+    # drops it and commits past the end of the topic: the stream does not stall on it.
+    group = f"g-{env.topic}"
+    proc = env.poller("poison", "--group", group, "--batch-size", "50")
+    try:
+        deadline = time.monotonic() + 60
+        while _committed(group, env.topic) < len(values):
+            assert proc.poll() is None, f"poller exited; see {env.logs}"
+            assert time.monotonic() < deadline, "the poller stalled on the poison record"
+            time.sleep(0.2)
+    finally:
+        _stop(proc)
+    log = (env.logs / "poison.log").read_text()
+    assert log.count("undecodable record skipped") == 4  # first delivery + 3 retries
+    assert f"offset {poison_index}: retries exhausted, record dropped" in log
+
+
+def _committed(group: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=get_settings().kafka_bootstrap, group_id=group)
+    try:
+        return consumer.committed(TopicPartition(topic, 0)) or 0
+    finally:
+        consumer.close(autocommit=False)
 
 
 def test_fills_reach_the_settlement_subscription_after_they_are_recorded(env: Env) -> None:
