@@ -43,7 +43,8 @@ class EventArchive:
             Bucket=self._bucket,
             Key=key,
             Body=archive_body(events),
-            ContentType="application/x-ndjson",
-            ContentEncoding="gzip",
+            # The object IS the gzip file (no Content-Encoding: clients must not unzip it on
+            # the fly, or a downloaded .jsonl.gz would not be gzip).
+            ContentType="application/gzip",
         )
         return key
