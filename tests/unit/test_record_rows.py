@@ -114,3 +114,47 @@ def test_minute_span() -> None:
     assert minute_span(60_001, 180_005) == (120_000, 180_000)
     assert minute_span(60_001, 61_000) == (61_001, 61_001)  # no whole minute inside
     assert minute_span(59_000, 119_998) == (119_999, 119_999)  # 60_000.. is not whole inside
+
+
+def test_archive_key_and_body() -> None:
+    import gzip
+
+    from bourse.adapters.archive import archive_body, archive_key
+    from bourse.domain.event_codec import decode_event
+
+    events = _events(50)[3:40]
+    key = archive_key("events/", events)
+    hour = dt.datetime.fromtimestamp(events[0].ts // 1000, tz=dt.UTC)
+    assert key == (f"events/{hour:%Y/%m/%d/%H}/{events[0].seq:020d}-{events[-1].seq:020d}.jsonl.gz")
+    lines = gzip.decompress(archive_body(events)).splitlines()
+    assert [decode_event(line) for line in lines] == events
+
+
+def test_settlement_checks() -> None:
+    from bourse.record.settlement import FillMessage, check_fill, statement_lines
+
+    fill = FillMessage(9, 1, "BTCUSDT", 4, 7, 2, "BUY", False, 30, 100, 3000, 1, "BTC")
+    legs = [
+        ("TRADE", 5, "BTC", -100), ("TRADE", 2, "BTC", 100), ("TRADE", 2, "USDT", -3000),
+        ("TRADE", 5, "USDT", 3000), ("FEE", 2, "BTC", -1), ("FEE", 0, "BTC", 1),
+    ]  # fmt: skip
+    recorded = (30, 100, 3000, 1, "BTC")
+    assert check_fill(fill, "BTC", "USDT", legs, recorded) == []
+    broken = [*legs[:-1], ("FEE", 0, "BTC", 2)]
+    problems = check_fill(fill, "BTC", "USDT", broken, recorded)
+    assert "ledger does not balance in BTC: +1" in problems
+    assert any(p.startswith("missing ledger leg FEE account 0") for p in problems)
+    assert check_fill(fill, "BTC", "USDT", [], recorded) == ["no ledger entries for the trade"]
+    assert check_fill(fill, "BTC", "USDT", legs, None) == ["fill not in account_trades"]
+    assert sorted(statement_lines(fill, "BTC", "USDT")) == [
+        ("BTC", 100, 0, 1), ("USDT", 0, 3000, 0),
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="misses ts, symbol"):
+        FillMessage.from_json({"seq": 1})
+    from bourse.adapters.notify import fill_message
+    from bourse.record.rows import Fill
+
+    body = fill_message(Fill(9, 1, "BTCUSDT", 4, 7, 2, "BUY", False, 30, 100, 3000, 1, "BTC"))
+    assert FillMessage.from_json(body) == fill
+    with pytest.raises(ValueError, match="qty must be an integer"):
+        FillMessage.from_json({**body, "qty": "100"})

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 
 from bourse.record.rows import FEE_ACCOUNT
 
+_FIELDS = (
+    "seq", "ts", "symbol", "tradeId", "orderId", "accountId", "side", "isMaker", "price", "qty",
+    "quoteQty", "commission", "commissionAsset",
+)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class FillMessage:
@@ -44,6 +49,9 @@ class FillMessage:
                 raise ValueError(f"{key} must be an integer")
             return value
 
+        missing = [k for k in _FIELDS if k not in body]
+        if missing:
+            raise ValueError(f"fill message misses {', '.join(missing)}")
         side = body["side"]
         if side not in ("BUY", "SELL"):
             raise ValueError("side must be BUY or SELL")
