@@ -7,6 +7,7 @@ cancel, open orders, account balances, and Binance's exceptions for rejected req
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +19,7 @@ from tests.integration.api_support import ApiStack, Trader
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REDIS_DB = 10
+REDIS_DB = int(os.environ.get("BOURSE_TEST_COMPAT_REDIS_DB", "10"))
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ accounts exactly as they were.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,9 @@ from tests.integration.api_support import ApiStack, Client, Trader, now_ms
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REDIS_DB = 11
+# Redis databases of their own (the tests flush them): 13 matching, 12 reconcile, 11 record.
+REDIS_DB = int(os.environ.get("BOURSE_TEST_API_REDIS_DB", "8"))
+TIMEOUT_REDIS_DB = int(os.environ.get("BOURSE_TEST_API_TIMEOUT_REDIS_DB", "7"))
 
 
 @pytest.fixture(scope="module")
@@ -326,3 +329,23 @@ def test_hostile_requests(
     assert not failures, "\n".join(failures)
     assert len(CASES) >= 40
     assert (_state(a), _state(b)) == before
+
+
+def test_no_reply_is_execution_status_unknown(
+    local_stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Nobody consumes the commands: the order waits its reply timeout, then -1007 / 503."""
+    s = ApiStack(local_stack, tmp_path_factory.mktemp("api-timeout"), TIMEOUT_REDIS_DB)
+    s.env["BOURSE_API_REPLY_TIMEOUT_MS"] = "500"
+    try:
+        s.start(matching=False)
+        client = s.client(s.trader(1, {}))
+        response = client.signed("POST", "/api/v3/order", LIMIT)
+        assert response.status_code == 503
+        assert response.json() == {
+            "code": -1007,
+            "msg": "Timeout waiting for response from backend server. "
+            "Send status unknown; execution status unknown.",
+        }
+    finally:
+        s.stop()

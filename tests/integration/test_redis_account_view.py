@@ -32,7 +32,7 @@ from matching_service.workload import commands as workload
 
 pytestmark = pytest.mark.integration
 
-REDIS_DB = int(os.environ.get("BOURSE_TEST_VIEW_REDIS_DB", "12"))
+REDIS_DB = int(os.environ.get("BOURSE_TEST_VIEW_REDIS_DB", "14"))
 
 
 @pytest.fixture
