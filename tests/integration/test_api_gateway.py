@@ -163,6 +163,13 @@ def test_limit_fill_cancel_and_balances(stack: ApiStack, alice: Trader, bob: Tra
     canceled_all = _ok(b.signed("DELETE", "/api/v3/openOrders", {"symbol": "BTCUSDT"}))
     assert [o["status"] for o in canceled_all] == ["CANCELED"]
     assert _ok(b.signed("GET", "/api/v3/openOrders")) == []
+    # The same request retried (new timestamp and signature): the first answer, no new order.
+    idem = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+            "quantity": "0.01", "price": "20000", "newClientOrderId": "bob-idem-1"}  # fmt: skip
+    first = _ok(b.signed("POST", "/api/v3/order", idem))
+    assert _ok(b.signed("POST", "/api/v3/order", idem)) == first
+    assert [o["orderId"] for o in _ok(b.signed("GET", "/api/v3/openOrders"))] == [first["orderId"]]
+    _ok(b.signed("DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": first["orderId"]}))
     test = _ok(
         b.signed("POST", "/api/v3/order/test", {"symbol": "BTCUSDT", "side": "BUY",
                  "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01", "price": "20000",
@@ -249,8 +256,11 @@ CASES: list[tuple[str, str, str, dict[str, Any], dict[str, Any], int, int, str |
      None),
     ("illegal client id", "POST", "/api/v3/order", _limit(newClientOrderId="bad id!"), {}, 400,
      -1100, None),
-    ("duplicate client id", "POST", "/api/v3/order", _limit(newClientOrderId="resting-1"), {},
-     400, -2010, "Duplicate order sent."),
+    # Same client id, other parameters (the same request again is a retry: answered as the
+    # first, see test_limit_fill_cancel_and_balances).
+    ("duplicate client id", "POST", "/api/v3/order",
+     _limit(newClientOrderId="resting-1", price="20001"), {}, 400, -2010,
+     "Duplicate order sent."),
     ("insufficient balance", "POST", "/api/v3/order", _limit(quantity="100"), {}, 400, -2010,
      "Account has insufficient balance for requested action."),
     ("LIMIT_MAKER would take", "POST", "/api/v3/order",

@@ -75,6 +75,21 @@ class FakeBus:
         return self.answer(command) if callable(self.answer) else self.answer
 
 
+class FakeIdempotency:
+    def __init__(self) -> None:
+        self.items: dict[str, list[Any]] = {}
+
+    def claim(self, key: str, request_id: str) -> Any:
+        if key not in self.items:
+            self.items[key] = [request_id, None, None]
+            return None
+        rid, status, body = self.items[key]
+        return type("Claim", (), {"request_id": rid, "status": status, "body": body})()
+
+    def complete(self, key: str, status: int, body: str) -> None:
+        self.items[key][1:] = [status, body]
+
+
 class FakeKeys:
     def __init__(self) -> None:
         self.keys = {KEY: ApiKey(KEY, SECRET, 7)}
@@ -300,3 +315,33 @@ def test_tickers() -> None:
         with pytest.raises(BinanceError) as exc:
             h.book_ticker(h.Request(query, ""), d)
         assert exc.value.code == code, query
+
+
+def test_client_order_id_retries_are_idempotent() -> None:
+    store = FakeIdempotency()
+    replies: dict[str, Reply] = {}
+
+    def answer(c: Command) -> Reply | None:
+        reply = ok_reply(c, ReplyPart(Outcome.SUCCESS, 0, "", result()))
+        replies[c.request_id] = reply
+        return None if len(replies) == 1 else reply  # the first attempt times out
+
+    bus = FakeBus(answer)
+    bus.wait = lambda request_id: replies.get(request_id)  # type: ignore[method-assign]
+    ids = iter(f"r{i}" for i in range(100))
+    d = h.Deps(FakeView(), bus, FakeKeys(), lambda: NOW, lambda: next(ids), store)
+    params = {**LIMIT, "newClientOrderId": "mine-1"}
+    with pytest.raises(BinanceError) as exc:
+        h.new_order(signed_request(params, body=True), d)
+    assert exc.value.code == -1007
+    # The retry sends nothing: it waits for the first command's reply, then stores it.
+    first = h.new_order(signed_request(params, body=True), d)
+    assert len(bus.sent) == 1 and first["orderId"] == 3
+    assert h.new_order(signed_request(params, body=True), d) == first
+    assert len(bus.sent) == 1
+    # Another order with the same client id (different parameters) is a new order.
+    h.new_order(signed_request({**params, "price": "30001"}, body=True), d)
+    assert len(bus.sent) == 2
+    # Without a client id there is nothing to key on.
+    h.new_order(signed_request(LIMIT, body=True), d)
+    assert len(bus.sent) == 3

@@ -76,6 +76,7 @@ class Settings:
     # and how long a function keeps a decrypted API key (KMS is a network call per key)
     api_reply_timeout_ms: int
     api_key_cache_seconds: int
+    api_idempotency_seconds: int  # how long a newClientOrderId retry replays the first answer
     # Trade recorder and settlement (functions/recorder, functions/settlement): the name of the
     # recorder's high-water mark in applied_events, the S3 archive's key prefix, and the
     # topics they publish to (ARNs: SNS publishes by ARN; locally, moto's account's ARN)
@@ -161,6 +162,7 @@ def get_settings() -> Settings:
         matching_log_level=_env("BOURSE_MATCHING_LOG_LEVEL", "INFO"),
         api_reply_timeout_ms=_env_int("BOURSE_API_REPLY_TIMEOUT_MS", 5000),
         api_key_cache_seconds=_env_int("BOURSE_API_KEY_CACHE_SECONDS", 60),
+        api_idempotency_seconds=_env_int("BOURSE_API_IDEMPOTENCY_SECONDS", 600),
         recorder_consumer=_env("BOURSE_RECORDER_CONSUMER", f"{prefix}-recorder"),
         archive_prefix=_env("BOURSE_ARCHIVE_PREFIX", "events/"),
         trade_fills_topic_arn=_env(

@@ -15,6 +15,7 @@ import redis
 from bourse.adapters import api_keys, kafka
 from bourse.adapters import redis_book as rb
 from bourse.adapters.api_keys import ApiKey
+from bourse.adapters.idempotency import DynamoIdempotency
 from bourse.api.handlers import Deps
 from bourse.domain.codec import encode_command
 from bourse.domain.commands import Command
@@ -72,6 +73,10 @@ class KafkaCommandBus:
         )
         left = max(0.01, self.timeout_s - (time.monotonic() - started))
         event = rb.read_reply(self.client, command.request_id, left)
+        return event if isinstance(event, Reply) else None
+
+    def wait(self, request_id: str) -> Reply | None:
+        event = rb.read_reply(self.client, request_id, self.timeout_s)
         return event if isinstance(event, Reply) else None
 
 
@@ -133,6 +138,9 @@ def _deps(s: Settings, client: Any) -> Deps:
         ),
         keys=key_store(s.api_key_cache_seconds),
         clock=_now_ms,
+        idempotency=DynamoIdempotency(
+            s.idempotency_table, s.api_idempotency_seconds, s.commands_topic
+        ),
     )
 
 
@@ -144,6 +152,9 @@ def market_deps(settings: Settings | None = None) -> Deps:
 
 class _NoBus:
     def execute(self, command: Command) -> Reply | None:
+        raise RuntimeError("market data sends no commands")
+
+    def wait(self, request_id: str) -> Reply | None:
         raise RuntimeError("market data sends no commands")
 
 

@@ -5,6 +5,8 @@ clock come in ``Deps``, so unit tests run them with fakes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from bourse.api.orders import (
     parse_new_order,
 )
 from bourse.api.params import Params, parse_params
-from bourse.api.ports import CommandBus, KeyStore, MarketView
+from bourse.api.ports import CommandBus, Idempotency, KeyStore, MarketView
 from bourse.api.responses import cancel_response, new_order_response
 from bourse.domain import errors
 from bourse.domain.amounts import notional
@@ -69,6 +71,7 @@ class Deps:
     keys: KeyStore
     clock: Callable[[], int]
     new_request_id: Callable[[], str] = lambda: uuid.uuid4().hex
+    idempotency: Idempotency | None = None
 
 
 @dataclass(frozen=True)
@@ -159,13 +162,59 @@ def _new_order(deps: Deps, caller: Caller, params: Params) -> tuple[NewOrder, Re
     )
 
 
-def new_order(req: Request, deps: Deps) -> dict[str, Any]:
-    caller, params = req.signed(deps, TRADE)
-    order, resp_type = _new_order(deps, caller, params)
-    reply = _execute(deps, order)
+def _order_answer(reply: Reply, resp_type: RespType) -> dict[str, Any]:
     if reply.code != 0 or not reply.parts or reply.parts[0].result is None:
         raise _failed(reply)
     return new_order_response(reply.parts[0].result, resp_type, reply.ts)
+
+
+# Left out of the idempotency key: they change between a request and its retry.
+_RETRY_VARIANT = frozenset({"timestamp", "recvWindow", "signature"})
+
+
+def idempotency_key(caller: Caller, params: Params) -> str:
+    """Account, symbol and newClientOrderId, plus a digest of the other parameters: a retry
+    repeats all of them, while a client that reuses a client id for a different order (Binance
+    allows it once the first order is closed) gets a new order."""
+    names = sorted(params.names() - _RETRY_VARIANT)
+    digest = hashlib.sha256("&".join(f"{n}={params.raw(n)}" for n in names).encode()).hexdigest()[
+        :32
+    ]
+    symbol = (params.raw("symbol") or "").upper()
+    return f"order:{caller.account_id}:{symbol}:{params.raw('newClientOrderId')}:{digest}"
+
+
+def new_order(req: Request, deps: Deps) -> dict[str, Any]:
+    """POST /api/v3/order. With a newClientOrderId, a retry of the same request (after a
+    -1007, a lost connection) gets the first attempt's answer and never a second order."""
+    caller, params = req.signed(deps, TRADE)
+    order, resp_type = _new_order(deps, caller, params)
+    store = deps.idempotency
+    if store is None or "newClientOrderId" not in params:
+        return _order_answer(_execute(deps, order), resp_type)
+    key = idempotency_key(caller, params)
+    earlier = store.claim(key, order.request_id)
+    if earlier is not None and earlier.body is not None:
+        stored = json.loads(earlier.body)
+        if earlier.status != 200:
+            raise BinanceError(stored["code"], stored["msg"], earlier.status)
+        return dict(stored)
+    try:
+        if earlier is None:
+            reply = _execute(deps, order)
+        else:  # the first attempt's command is in the log: wait for its reply, send nothing
+            reply = deps.bus.wait(earlier.request_id) or _raise(errors.EXECUTION_UNKNOWN_ERROR)
+        body = _order_answer(reply, resp_type)
+    except BinanceError as exc:
+        if exc.code != errors.TIMEOUT:
+            store.complete(key, exc.http_status, json.dumps(exc.as_dict()))
+        raise
+    store.complete(key, 200, json.dumps(body))
+    return body
+
+
+def _raise(error: BinanceError) -> Reply:
+    raise error
 
 
 def check_static_filters(spec: SymbolSpec, order: NewOrder) -> None:

@@ -6,7 +6,7 @@ entrypoints pass the live adapters (``bourse.adapters.live_api``).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.redis_book import Bbo, Book
@@ -42,6 +42,21 @@ class CommandBus(Protocol):
         """The command's ``Reply``, or None when it did not come within the timeout (the
         command may still execute: Binance's "execution status unknown")."""
         ...
+
+    def wait(self, request_id: str) -> Reply | None:
+        """The reply of a command sent earlier (by a request that timed out)."""
+        ...
+
+
+class Idempotency(Protocol):
+    """newClientOrderId idempotency (``bourse.adapters.idempotency``)."""
+
+    def claim(self, key: str, request_id: str) -> Any:
+        """None when this request now owns ``key``; else the earlier claim, with
+        ``request_id``, ``status`` and ``body`` (the latter two None until answered)."""
+        ...
+
+    def complete(self, key: str, status: int, body: str) -> None: ...
 
 
 class KeyStore(Protocol):

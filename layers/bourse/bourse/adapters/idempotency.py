@@ -1,0 +1,78 @@
+"""newClientOrderId idempotency in DynamoDB (the IdempotencyTable: key ``id``, TTL attribute
+``expiration``, Powertools' names).
+
+The first request with a key claims it with a conditional put (``attribute_not_exists``) and
+its command's request id; when the engine answers, the HTTP status and body are stored with
+the key. A retry finds the claim: it replays the stored answer, or, when the first attempt
+timed out (-1007), waits on the first command's reply list, which the matching service still
+fills. So a retry never produces a second command.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bourse.adapters import aws
+
+
+class Claim:
+    """What a retry finds: the first attempt's request id and, once answered, its response."""
+
+    def __init__(self, request_id: str, status: int | None, body: str | None) -> None:
+        self.request_id = request_id
+        self.status = status
+        self.body = body
+
+
+class DynamoIdempotency:
+    """``scope`` prefixes every key: the commands topic, so that exchanges sharing a table (test
+    exchanges on their own topics, locally) never answer each other's retries."""
+
+    def __init__(self, table: str, ttl_s: int, scope: str) -> None:
+        self.table = table
+        self.ttl_s = ttl_s
+        self.scope = scope
+
+    def claim(self, key: str, request_id: str) -> Claim | None:
+        """None when this request now owns ``key``; else the existing claim."""
+        key = f"{self.scope}|{key}"
+        client: Any = aws.client("dynamodb")
+        expires = int(time.time()) + self.ttl_s
+        try:
+            client.put_item(
+                TableName=self.table,
+                Item={
+                    "id": {"S": key},
+                    "requestId": {"S": request_id},
+                    "expiration": {"N": str(expires)},
+                },
+                # An expired item may linger until DynamoDB's TTL sweep removes it.
+                ConditionExpression="attribute_not_exists(id) OR expiration < :now",
+                ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            item: dict[str, Any] = exc.response.get("Item") or client.get_item(  # type: ignore[assignment]
+                TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True
+            ).get("Item", {})
+            status = item.get("status", {}).get("N")
+            return Claim(
+                item.get("requestId", {}).get("S", ""),
+                int(status) if status is not None else None,
+                item.get("body", {}).get("S"),
+            )
+        return None
+
+    def complete(self, key: str, status: int, body: str) -> None:
+        aws.client("dynamodb").update_item(
+            TableName=self.table,
+            Key={"id": {"S": f"{self.scope}|{key}"}},
+            UpdateExpression="SET #s = :s, body = :b",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"N": str(status)}, ":b": {"S": body}},
+        )
