@@ -260,6 +260,8 @@ def sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]
 
 
 def run_sqs(spec: FunctionSpec, handler: Handler, settings: Settings, args: Any) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from bourse.adapters import aws
 
     sqs = aws.client("sqs")
@@ -274,13 +276,19 @@ def run_sqs(spec: FunctionSpec, handler: Handler, settings: Settings, args: Any)
     while not _stop:
         messages: list[dict[str, Any]] = []
         while len(messages) < batch_size:
-            got = sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=min(10, batch_size - len(messages)),
-                WaitTimeSeconds=0 if messages else 1,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            try:
+                got = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=min(10, batch_size - len(messages)),
+                    WaitTimeSeconds=0 if messages else 1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+            except (BotoCoreError, ClientError):
+                # A busy moto server times out now and then; Lambda's poller just polls again.
+                log.warning("receive from %s failed; polling again", name, exc_info=True)
+                time.sleep(1)
+                break
             if not got:
                 break
             messages.extend(got)

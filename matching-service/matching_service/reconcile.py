@@ -34,6 +34,11 @@ class NotComparable(Exception):
     """The engine and the record are not at the same seq (yet)."""
 
 
+class RecordBehind(NotComparable):
+    """The recorder did not reach the end of bourse.events within the wait: retrying the
+    same wait would not help."""
+
+
 def record_state(dsn: str, consumer: str) -> tuple[int, Balances]:
     """(high-water mark, balances) from one consistent snapshot of the record."""
     with psycopg.connect(dsn) as conn:
@@ -82,7 +87,7 @@ def reconcile_once(settings: Settings, wait_s: float) -> list[str]:
     hwm, _ = record_state(settings.pg_dsn, settings.recorder_consumer)
     while hwm < published:
         if time.monotonic() > deadline:
-            raise NotComparable(f"the record is at seq {hwm}, bourse.events at {published}")
+            raise RecordBehind(f"the record is at seq {hwm}, bourse.events at {published}")
         time.sleep(0.5)
         hwm, _ = record_state(settings.pg_dsn, settings.recorder_consumer)
     engine, _, seq = engine_at_committed(settings)
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             lines = reconcile_once(settings, args.wait)
             break
         except NotComparable as exc:
-            if attempt == 2:
+            if attempt == 2 or isinstance(exc, RecordBehind):
                 print(f"reconcile: not comparable: {exc}", file=sys.stderr)
                 return 2
     for line in lines:
