@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from record_support import scratch_database
 
@@ -34,7 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_DB = int(os.environ.get("BOURSE_TEST_RECONCILE_REDIS_DB", "12"))
-COMMANDS = int(os.environ.get("BOURSE_TEST_PIPELINE_COMMANDS", "2000"))
+COMMANDS = int(os.environ.get("BOURSE_TEST_PIPELINE_COMMANDS", "10000"))  # the figure
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +82,16 @@ def pipeline(
         ]  # fmt: skip
         try:
             p = producer(linger_ms=5)
+            sent = 0
             for cmd in workload(COMMANDS, seed=4):
                 p.send(commands_topic, encode_command(cmd))
+                sent += 1
             p.flush()
             p.close()
+            # Reconcile compares at whatever seq the exchange has reached; the tamper check
+            # below needs the exchange to have stopped moving, or the recorder's next balance
+            # event would overwrite the tampered row before the second reconcile reads it.
+            _wait_until_matched(local_stack, commands_topic, sent, logs)
             env["TEST_LOGS"] = str(logs)
             yield env
         finally:
@@ -97,6 +104,22 @@ def pipeline(
                     proc.kill()
                     proc.wait()
     sns.delete_topic(TopicArn=quiet)
+
+
+def _wait_until_matched(settings: Settings, topic: str, count: int, logs: Path) -> None:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"matching-{topic}",
+        enable_auto_commit=False,
+    )
+    partition = TopicPartition(topic, 0)
+    deadline = time.monotonic() + 150
+    try:
+        while (consumer.committed(partition) or 0) < count:
+            assert time.monotonic() < deadline, f"matching service behind; logs in {logs}"
+            time.sleep(0.5)
+    finally:
+        consumer.close(autocommit=False)
 
 
 def _reconcile(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
