@@ -33,9 +33,9 @@ def _options() -> dict[str, Any]:
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, **_options())
+    return boto3.client(service, **_options())  # type: ignore[call-overload]
 
 
 @cache
 def resource(service: str) -> Any:
-    return boto3.resource(service, **_options())
+    return boto3.resource(service, **_options())  # type: ignore[call-overload]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 DECIMALS = 8
-SCALE = 10**DECIMALS
+SCALE: int = 10**DECIMALS
 MAX_UNITS = 2**63 - 1  # fits bigint in PostgreSQL and int64 in every client
 
 _DECIMAL_RE = re.compile(r"\A([0-9]{1,30})(?:\.([0-9]{1,40}))?\Z")
@@ -43,7 +43,8 @@ def parse_units(text: str, decimals: int = DECIMALS) -> int:
         if frac[decimals:].strip("0"):
             raise AmountError(text, f"more than {decimals} decimals")
         frac = frac[:decimals]
-    units = int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if decimals else 0)
+    scale: int = 10**decimals
+    units = int(whole) * scale + (int(frac.ljust(decimals, "0")) if decimals else 0)
     if units > MAX_UNITS:
         raise AmountError(text, "too large")
     return units
