@@ -9,7 +9,8 @@ from collections.abc import Callable
 import psycopg
 
 from bourse.adapters import postgres
-from bourse.record.settlement import FillMessage, Leg, RecordedFill, check_fill, statement_lines
+from bourse.record.rows import Fill
+from bourse.record.settlement import Leg, RecordedFill, check_fill, statement_lines
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -20,7 +21,7 @@ class NotRecorded(RuntimeError):
 
 # Called inside the transaction with the problems of a fill that did not reconcile, before
 # the commit: an alert that fails to go out rolls the verdict back, so it is retried.
-OnBreak = Callable[[FillMessage, list[str]], None]
+OnBreak = Callable[[Fill, list[str]], None]
 
 
 class SettlementStore:
@@ -42,7 +43,7 @@ class SettlementStore:
             self._conn.close()
             self._conn = None
 
-    def settle(self, fill: FillMessage, on_break: OnBreak | None = None) -> list[str] | None:
+    def settle(self, fill: Fill, on_break: OnBreak | None = None) -> list[str] | None:
         """The fill's problems (empty: it reconciles), or None if it was settled before."""
         try:
             return self._settle(fill, on_break)
@@ -50,7 +51,7 @@ class SettlementStore:
             self.close()
             raise
 
-    def _settle(self, fill: FillMessage, on_break: OnBreak | None) -> list[str] | None:
+    def _settle(self, fill: Fill, on_break: OnBreak | None) -> list[str] | None:
         conn = self.connection()
         with conn.transaction(), conn.cursor() as cur:
             row = cur.execute(

@@ -21,7 +21,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from bourse.adapters.notify import SnsPublisher
 from bourse.adapters.settlement_store import SettlementStore
-from bourse.record.settlement import FillMessage
+from bourse.record.rows import Fill
+from bourse.record.settlement import fill_from_message
 from bourse.settings import Settings
 
 
@@ -43,7 +44,7 @@ class Settlement:
             metrics,
         )
 
-    def _alert(self, fill: FillMessage, problems: list[str]) -> None:
+    def _alert(self, fill: Fill, problems: list[str]) -> None:
         self.logger.error(
             "settlement break",
             extra={"seq": fill.seq, "symbol": fill.symbol, "tradeId": fill.trade_id,
@@ -67,7 +68,7 @@ class Settlement:
         counts = {"settled": 0, "breaks": 0, "duplicates": 0}
 
         def on_record(record: SQSRecord) -> None:
-            fill = FillMessage.from_json(json.loads(record.body))
+            fill = fill_from_message(json.loads(record.body))
             problems = self.store.settle(fill, on_break=self._alert)
             if problems is None:
                 counts["duplicates"] += 1

@@ -163,6 +163,10 @@ class Fill:
     commission: int
     commission_asset: str
 
+    @property
+    def is_buyer(self) -> bool:
+        return self.side == "BUY"
+
 
 @dataclass(slots=True)
 class Rows:

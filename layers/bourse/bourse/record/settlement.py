@@ -11,9 +11,8 @@ A fill (one side of one trade, as the trade-fills message carries it) settles wh
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 
-from bourse.record.rows import FEE_ACCOUNT
+from bourse.record.rows import FEE_ACCOUNT, Fill
 
 _FIELDS = (
     "seq", "ts", "symbol", "tradeId", "orderId", "accountId", "side", "isMaker", "price", "qty",
@@ -21,45 +20,26 @@ _FIELDS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class FillMessage:
-    seq: int
-    ts: int
-    symbol: str
-    trade_id: int
-    order_id: int
-    account_id: int
-    side: str
-    is_maker: bool
-    price: int
-    qty: int
-    quote_qty: int
-    commission: int
-    commission_asset: str
+def fill_from_message(body: dict[str, object]) -> Fill:
+    """The fill a trade-fills message carries (``adapters.notify.fill_message`` wrote it)."""
 
-    @property
-    def is_buyer(self) -> bool:
-        return self.side == "BUY"
+    def num(key: str) -> int:
+        value = body[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{key} must be an integer")
+        return value
 
-    @classmethod
-    def from_json(cls, body: dict[str, object]) -> FillMessage:
-        def num(key: str) -> int:
-            value = body[key]
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"{key} must be an integer")
-            return value
-
-        missing = [k for k in _FIELDS if k not in body]
-        if missing:
-            raise ValueError(f"fill message misses {', '.join(missing)}")
-        side = body["side"]
-        if side not in ("BUY", "SELL"):
-            raise ValueError("side must be BUY or SELL")
-        return cls(
-            num("seq"), num("ts"), str(body["symbol"]), num("tradeId"), num("orderId"),
-            num("accountId"), str(side), bool(body["isMaker"]), num("price"), num("qty"),
-            num("quoteQty"), num("commission"), str(body["commissionAsset"]),
-        )  # fmt: skip
+    missing = [k for k in _FIELDS if k not in body]
+    if missing:
+        raise ValueError(f"fill message misses {', '.join(missing)}")
+    side = body["side"]
+    if side not in ("BUY", "SELL"):
+        raise ValueError("side must be BUY or SELL")
+    return Fill(
+        num("seq"), num("ts"), str(body["symbol"]), num("tradeId"), num("orderId"),
+        num("accountId"), str(side), bool(body["isMaker"]), num("price"), num("qty"),
+        num("quoteQty"), num("commission"), str(body["commissionAsset"]),
+    )  # fmt: skip
 
 
 # (kind, account_id, asset, amount) of one ledger leg
@@ -69,7 +49,7 @@ RecordedFill = tuple[int, int, int, int, str]
 
 
 def check_fill(
-    fill: FillMessage, base: str, quote: str, legs: list[Leg], recorded: RecordedFill | None
+    fill: Fill, base: str, quote: str, legs: list[Leg], recorded: RecordedFill | None
 ) -> list[str]:
     """The problems with ``fill`` (empty when it settles)."""
     problems: list[str] = []
@@ -104,7 +84,7 @@ def check_fill(
     return problems
 
 
-def statement_lines(fill: FillMessage, base: str, quote: str) -> list[tuple[str, int, int, int]]:
+def statement_lines(fill: Fill, base: str, quote: str) -> list[tuple[str, int, int, int]]:
     """(asset, received, paid, fees) the fill adds to its account's daily statement."""
     got, gave = (base, quote) if fill.is_buyer else (quote, base)
     got_amount = fill.qty if fill.is_buyer else fill.quote_qty
