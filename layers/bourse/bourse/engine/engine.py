@@ -615,6 +615,8 @@ class Engine:
                     queue.append(maker)
 
             # Balances: buyer receives base, seller receives quote, fees to the fee account.
+            # Fees are amounts.fee_for written out inline (ceil via negated floor division):
+            # this loop runs once per fill and a call costs as much as the arithmetic.
             maker_rate = fees.get(maker.account_id, DEFAULT_RATES)[0]
             maker_lock = maker.lock_bal
             maker_recv = maker.recv_bal
