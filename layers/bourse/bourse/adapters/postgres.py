@@ -8,6 +8,7 @@ to be valid when the connection opens, so a connection kept across invocations o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -30,3 +31,33 @@ def connect(dsn: str, **kwargs: Any) -> psycopg.Connection[tuple[object, ...]]:
         )
     conn: psycopg.Connection[tuple[object, ...]] = psycopg.connect(dsn, **kwargs)
     return conn
+
+
+Connection = psycopg.Connection[tuple[object, ...]]
+
+
+class ReusedConnection:
+    """One autocommit connection kept across invocations of a function (a Lambda container
+    keeps its module state), reopened when it was closed or broke; ``on_open`` prepares each
+    new connection (session temp tables, type lookups)."""
+
+    def __init__(self, dsn: str, on_open: Callable[[Connection], None] | None = None) -> None:
+        self._dsn = dsn
+        self._on_open = on_open
+        self._conn: Connection | None = None
+
+    def get(self) -> Connection:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            if conn is not None:
+                conn.close()
+            conn = connect(self._dsn, autocommit=True, prepare_threshold=None)
+            if self._on_open is not None:
+                self._on_open(conn)
+            self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

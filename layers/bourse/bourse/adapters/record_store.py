@@ -146,29 +146,22 @@ class RecordStore:
     """Writes event batches into the record for one consumer (its high-water mark's name)."""
 
     def __init__(self, dsn: str, consumer: str) -> None:
-        self._dsn = dsn
         self._consumer = consumer
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._pg = postgres.ReusedConnection(dsn, on_open=self._prepare)
         self._assets: dict[str, tuple[str, str]] = {}
         self._types: dict[str, list[int]] = {}
 
+    def _prepare(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        conn.execute(_TEMP_TABLES)
+        self._types = {
+            table: _column_types(conn, table, columns) for table, columns in _COPIED.items()
+        }
+
     def connection(self) -> psycopg.Connection[tuple[object, ...]]:
-        conn = self._conn
-        if conn is None or conn.closed or conn.broken:
-            if conn is not None:
-                conn.close()
-            conn = postgres.connect(self._dsn, autocommit=True, prepare_threshold=None)
-            conn.execute(_TEMP_TABLES)
-            self._types = {
-                table: _column_types(conn, table, columns) for table, columns in _COPIED.items()
-            }
-            self._conn = conn
-        return conn
+        return self._pg.get()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._pg.close()
 
     def high_water_mark(self) -> int:
         row = (

@@ -26,22 +26,13 @@ OnBreak = Callable[[Fill, list[str]], None]
 
 class SettlementStore:
     def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._pg = postgres.ReusedConnection(dsn)
 
     def connection(self) -> psycopg.Connection[tuple[object, ...]]:
-        conn = self._conn
-        if conn is None or conn.closed or conn.broken:
-            if conn is not None:
-                conn.close()
-            conn = postgres.connect(self._dsn, autocommit=True, prepare_threshold=None)
-            self._conn = conn
-        return conn
+        return self._pg.get()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._pg.close()
 
     def settle(self, fill: Fill, on_break: OnBreak | None = None) -> list[str] | None:
         """The fill's problems (empty: it reconciles), or None if it was settled before."""
