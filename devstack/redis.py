@@ -38,6 +38,8 @@ class Redis(Service):
             # The engine can rebuild everything in Redis, so no append-only file; the default
             # RDB snapshot on shutdown keeps a warm restart warm.
             "--appendonly", "no",
+            # Each integration test module isolates itself in a database of its own.
+            "--databases", "64",
         ]  # fmt: skip
         return Launch(argv, cwd=self.home)
 
