@@ -1,8 +1,10 @@
 """python-binance (PyPI, unmodified) against the local gateway: only its base URL changes.
 
-Two funded accounts on a private exchange (tests/integration/api_support.py): exchange info,
-depth, a resting LIMIT order from one account filled by a MARKET order from the other,
-cancel, open orders, account balances, and Binance's exceptions for rejected requests.
+Two funded accounts on a private exchange (tests/integration/api_support.py) with its trade
+recorder writing a scratch record: exchange info, depth, a resting LIMIT order from one account
+filled by a MARKET order from the other, cancel, open orders, account balances, then the
+history the record keeps (klines, aggregate trades, the 24 h ticker, all orders, my trades, a
+closed order), and Binance's exceptions for rejected requests.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import pytest
 from binance.client import Client
 from binance.exceptions import BinanceAPIException
 
+from bourse.domain.amounts import parse_units
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Trader
+from tests.integration.record_support import scratch_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,12 +28,14 @@ REDIS_DB = int(os.environ.get("BOURSE_TEST_COMPAT_REDIS_DB", "10"))
 
 @pytest.fixture(scope="module")
 def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
-    s = ApiStack(local_stack, tmp_path_factory.mktemp("compat"), REDIS_DB)
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
+    with scratch_database(local_stack.pg_dsn, "test_compat") as dsn:
+        s = ApiStack(local_stack, tmp_path_factory.mktemp("compat"), REDIS_DB, dsn)
+        try:
+            s.start()
+            s.spawn_recorder()
+            yield s
+        finally:
+            s.stop()
 
 
 def binance(stack: ApiStack, trader: Trader) -> Client:
@@ -83,6 +89,29 @@ def test_python_binance_round_trip(stack: ApiStack) -> None:
     assert _balance(taker, "USDT") == ("8800.00000000", "0.00000000")
     account = taker.get_account()
     assert account["canTrade"] is True and account["accountType"] == "SPOT"
+
+    stack.wait_recorded()
+    klines = taker.get_klines(symbol="BTCUSDT", interval=Client.KLINE_INTERVAL_1MINUTE, limit=5)
+    assert sum(parse_units(k[5]) for k in klines) == parse_units("0.04")
+    assert klines[-1][4] == "30000.00000000" and sum(k[8] for k in klines) == 1
+    (agg,) = taker.get_aggregate_trades(symbol="BTCUSDT")
+    assert (agg["p"], agg["q"], agg["m"]) == ("30000.00000000", "0.04000000", False)
+    day = taker.get_ticker(symbol="BTCUSDT")
+    assert (day["lastPrice"], day["volume"], day["count"]) == ("30000.00000000", "0.04000000", 1)
+    (bought,) = taker.get_my_trades(symbol="BTCUSDT")
+    assert (bought["price"], bought["qty"], bought["isBuyer"], bought["isMaker"]) == (
+        "30000.00000000", "0.04000000", True, False
+    )  # fmt: skip
+    assert (bought["commission"], bought["commissionAsset"]) == ("0.00004000", "BTC")
+    (sold,) = maker.get_my_trades(symbol="BTCUSDT")
+    assert (sold["id"], sold["orderId"]) == (bought["id"], resting["orderId"])
+    assert (sold["commission"], sold["commissionAsset"]) == ("1.20000000", "USDT")
+    (placed,) = maker.get_all_orders(symbol="BTCUSDT")
+    assert (placed["orderId"], placed["status"], placed["executedQty"]) == (
+        resting["orderId"], "CANCELED", "0.04000000"
+    )  # fmt: skip
+    # No longer open: GET order answers from the record.
+    assert maker.get_order(symbol="BTCUSDT", orderId=resting["orderId"]) == placed
 
     with pytest.raises(BinanceAPIException) as exc:
         taker.order_limit_buy(symbol="BTCUSDT", quantity="1", price="30000")

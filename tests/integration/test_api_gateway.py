@@ -190,6 +190,8 @@ def _limit(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+# USER_STREAM requests: the API key alone, no timestamp or signature.
+UNSIGNED = {"sign": False, "with_timestamp": False}
 # (id, method, path, params, options, expected HTTP status, expected code, message or None)
 CASES: list[tuple[str, str, str, dict[str, Any], dict[str, Any], int, int, str | None]] = [
     ("missing signature", "POST", "/api/v3/order", LIMIT, {"sign": False}, 400, -1102,
@@ -285,6 +287,18 @@ CASES: list[tuple[str, str, str, dict[str, Any], dict[str, Any], int, int, str |
      -1101, None),
     ("wrong method", "PUT", "/api/v3/order", LIMIT, {}, 404, -1000, None),
     ("unknown path", "GET", "/api/v3/nothing", {}, {"public": True}, 404, -1000, None),
+    ("rateLimit/order unsigned", "GET", "/api/v3/rateLimit/order", {}, {"sign": False}, 400,
+     -1102, None),
+    ("rateLimit/order without USER_DATA", "GET", "/api/v3/rateLimit/order", {},
+     {"trader": "trader_only"}, 401, -2015, None),
+    ("listenKey without API key", "POST", "/api/v3/userDataStream", {},
+     {"api_key": "", **UNSIGNED}, 401, -2014, "API-key format invalid."),
+    ("keepalive of unknown listenKey", "PUT", "/api/v3/userDataStream", {"listenKey": "x" * 60},
+     UNSIGNED, 400, -1125, "This listenKey does not exist."),
+    ("close of unknown listenKey", "DELETE", "/api/v3/userDataStream", {"listenKey": "y" * 60},
+     UNSIGNED, 400, -1125, "This listenKey does not exist."),
+    ("keepalive without listenKey", "PUT", "/api/v3/userDataStream", {}, UNSIGNED, 400, -1102,
+     "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed."),
 ]  # fmt: skip
 
 

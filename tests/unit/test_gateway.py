@@ -145,7 +145,7 @@ def test_template_routes_are_the_api_route_tables() -> None:
     api = load_rest_api("local", "us-east-1", 4566)
     declared = {(r.function, r.method, r.path, r.authorizer is not None) for r in api.routes}
     expected = {
-        (function, r.method, r.path, r.signed)
+        (function, r.method, r.path, r.needs_api_key)
         for function, routes in BY_FUNCTION.items()
         for r in routes
     }

@@ -36,6 +36,17 @@ def client(service: str) -> Any:
     return boto3.client(service, **_options())  # type: ignore[call-overload]
 
 
+# For calls on every API request's path (the rate limiter): one attempt and short timeouts,
+# so that an unreachable service costs a request well under a second before it fails open.
+_FAST_CONFIG = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=0.5,
+                      read_timeout=1)  # fmt: skip
+
+
+@cache
+def fast_client(service: str) -> Any:
+    return boto3.client(service, **{**_options(), "config": _FAST_CONFIG})  # type: ignore[call-overload]
+
+
 @cache
 def resource(service: str) -> Any:
     return boto3.resource(service, **_options())  # type: ignore[call-overload]

@@ -10,12 +10,14 @@ import time
 from functools import cache
 from typing import Any
 
-import redis
-
-from bourse.adapters import api_keys, kafka
+from bourse.adapters import api_keys, kafka, redis_conn
 from bourse.adapters import redis_book as rb
 from bourse.adapters.api_keys import ApiKey
+from bourse.adapters.hot_cache import HotCache
 from bourse.adapters.idempotency import DynamoIdempotency
+from bourse.adapters.listen_keys import ListenKeys
+from bourse.adapters.rate_limit_store import rate_limit_store
+from bourse.adapters.record_reads import RecordHistory
 from bourse.api.handlers import Deps
 from bourse.domain.codec import encode_command
 from bourse.domain.commands import Command
@@ -109,7 +111,14 @@ def _now_ms() -> int:
 
 @cache
 def redis_client(url: str) -> Any:
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=2)
+    return redis_conn.connect(url, socket_timeout=10, socket_connect_timeout=2)
+
+
+@cache
+def record_history(dsn: str, client: Any) -> RecordHistory:
+    """The record for the history endpoints: one connection per container, opened by the
+    first history read (ping and the live reads never touch PostgreSQL)."""
+    return RecordHistory(dsn, HotCache(client))
 
 
 @cache
@@ -141,6 +150,9 @@ def _deps(s: Settings, client: Any) -> Deps:
         idempotency=DynamoIdempotency(
             s.idempotency_table, s.api_idempotency_seconds, s.commands_topic
         ),
+        history=record_history(s.pg_dsn, client),
+        rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
+        listen_keys=ListenKeys(s.listen_keys_table, s.commands_topic),
     )
 
 
@@ -165,6 +177,8 @@ def _market_deps(s: Settings, client: Any) -> Deps:
         bus=_NoBus(),
         keys=key_store(s.api_key_cache_seconds),
         clock=_now_ms,
+        history=record_history(s.pg_dsn, client),
+        rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
     )
 
 

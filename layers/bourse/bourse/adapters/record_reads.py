@@ -1,13 +1,20 @@
-"""Reads of the record that need more than one indexed range scan: the rolling ticker.
-
-The REST API's other history reads are single queries (docs/record.md lists them).
+"""Reads of the record: the rolling ticker (more than one indexed range scan) and
+``RecordHistory``, the REST API's history view (single indexed queries, docs/record.md).
 """
 
 from __future__ import annotations
 
-import psycopg
+import dataclasses
+from typing import TypeVar
 
+import psycopg
+import redis
+from psycopg.rows import class_row
+
+from bourse.adapters import postgres
+from bourse.adapters.hot_cache import HotCache
 from bourse.record.tickers import DAY_MS, Part, Ticker, combine, minute_span
+from bourse.record.views import AccountTradeRow, AggTradeRow, KlineRow, OrderRow, TradeRow
 
 _EDGE = """
 SELECT count(*), max(price), min(price), sum(qty), sum(quote_qty), min(trade_id), max(trade_id)
@@ -68,3 +75,247 @@ def rolling_ticker(
         parts[-1] = Part(p.open, p.high, p.low, p.close, int(str(last[0])) if last else 0,
                          p.volume, p.quote_volume, p.count, p.first_id, p.last_id)  # fmt: skip
     return combine(symbol, start, end, parts)
+
+
+# ---------------------------------------------------------------------------- REST history
+
+_T = TypeVar("_T")
+_TRADE = "trade_id, ts, price, qty, quote_qty, is_buyer_maker"
+_AGG = "agg_id, last_trade_id, price, qty, ts, is_buyer_maker"
+_KLINE = (
+    "open_time, close_time, open, high, low, close, volume, quote_volume, trades,"
+    " taker_buy_volume, taker_buy_quote"
+)
+_ORDER = ", ".join(f.name for f in dataclasses.fields(OrderRow))
+_ACCOUNT_TRADE = ", ".join(f.name for f in dataclasses.fields(AccountTradeRow))
+# The cached 24 h ticker (trades of [c0, c1] up to trade last_id) still holds exactly the
+# trades of a window [start, end] with c0 <= start <= c1 <= end when no trade of the record is
+# in [c0, start) and none came after last_id: two index probes instead of a day of klines.
+_CACHE_STALE = """
+SELECT EXISTS (SELECT 1 FROM trades WHERE symbol = %(symbol)s AND ts >= %(c0)s AND ts < %(start)s)
+    OR EXISTS (SELECT 1 FROM trades WHERE symbol = %(symbol)s AND trade_id > %(last_id)s)
+"""
+
+
+class RecordHistory:
+    """``bourse.api.ports.HistoryView`` over the record: every read one indexed range scan
+    (docs/record.md lists each query and its index), ``LIMIT`` bounding it. One autocommit
+    connection per container, opened on the first read and reopened after a failure; the
+    rolling tickers answer from the recorder's Redis copy when it is provably exact."""
+
+    def __init__(self, dsn: str, hot: HotCache | None = None) -> None:
+        self._pg = postgres.ReusedConnection(dsn)
+        self._hot = hot
+
+    def close(self) -> None:
+        self._pg.close()
+
+    def _conn(self) -> postgres.Connection:
+        return self._pg.get()
+
+    def _rows(self, cls: type[_T], query: str, args: dict[str, object]) -> list[_T]:
+        try:
+            with self._conn().cursor(row_factory=class_row(cls)) as cur:
+                # Composed from this module's constant fragments only (never from input).
+                return cur.execute(query.encode(), args).fetchall()
+        except psycopg.OperationalError:
+            self._pg.close()  # a dead connection (failover, idle timeout): reopen next time
+            raise
+
+    def _page(
+        self,
+        cls: type[_T],
+        columns: str,
+        table: str,
+        where: list[str],
+        key: tuple[str, ...],
+        args: dict[str, object],
+        limit: int,
+        newest: bool,
+    ) -> list[_T]:
+        order = ", ".join(f"{k} DESC" if newest else k for k in key)
+        query = (
+            f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)}"
+            f" ORDER BY {order} LIMIT %(limit)s"
+        )
+        rows = self._rows(cls, query, {**args, "limit": limit})
+        return rows[::-1] if newest else rows
+
+    def trades(self, symbol: str, *, from_id: int | None, limit: int) -> list[TradeRow]:
+        where = ["symbol = %(symbol)s"]
+        if from_id is not None:
+            where.append("trade_id >= %(from_id)s")
+        args: dict[str, object] = {"symbol": symbol, "from_id": from_id}
+        return self._page(
+            TradeRow, _TRADE, "trades", where, ("trade_id",), args, limit, from_id is None
+        )
+
+    def agg_trades(
+        self,
+        symbol: str,
+        *,
+        from_id: int | None,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        newest: bool,
+    ) -> list[AggTradeRow]:
+        where = ["symbol = %(symbol)s", *_bounds("agg_id", from_id, None, "ts", start, end)]
+        timed = from_id is None and (start is not None or end is not None)
+        key = ("ts", "agg_id") if timed else ("agg_id",)
+        args: dict[str, object] = {"symbol": symbol, "from_id": from_id, "start": start,
+                                   "end": end}  # fmt: skip
+        return self._page(AggTradeRow, _AGG, "agg_trades", where, key, args, limit, newest)
+
+    def klines(self, symbol: str, interval: str, lo: int, hi: int) -> list[KlineRow]:
+        return self._rows(
+            KlineRow,
+            f"SELECT {_KLINE} FROM klines WHERE symbol = %(symbol)s AND interval = %(interval)s"
+            " AND open_time BETWEEN %(lo)s AND %(hi)s ORDER BY open_time",
+            {"symbol": symbol, "interval": interval, "lo": lo, "hi": hi},
+        )
+
+    def kline_before(self, symbol: str, interval: str, before: int) -> KlineRow | None:
+        rows = self._rows(
+            KlineRow,
+            f"SELECT {_KLINE} FROM klines WHERE symbol = %(symbol)s AND interval = %(interval)s"
+            " AND open_time < %(before)s ORDER BY open_time DESC LIMIT 1",
+            {"symbol": symbol, "interval": interval, "before": before},
+        )
+        return rows[0] if rows else None
+
+    def first_kline_open(self, symbol: str, interval: str) -> int | None:
+        rows = self._rows(
+            KlineRow,
+            f"SELECT {_KLINE} FROM klines WHERE symbol = %(symbol)s AND interval = %(interval)s"
+            " ORDER BY open_time LIMIT 1",
+            {"symbol": symbol, "interval": interval},
+        )
+        return rows[0].open_time if rows else None
+
+    def ticker(self, symbol: str, start: int, end: int) -> Ticker:
+        cached = self._cached_ticker(symbol, start, end)
+        if cached is not None:
+            return cached
+        try:
+            return rolling_ticker(self._conn(), symbol, end, end - start + 1)
+        except psycopg.OperationalError:
+            self._pg.close()
+            raise
+
+    def _cached_ticker(self, symbol: str, start: int, end: int) -> Ticker | None:
+        # The copy covers 24 h: for a shorter window it is exact only when the whole day's
+        # trades fall inside it, rarely worth the probe (and the record's answer is cheap).
+        if self._hot is None or end - start + 1 < DAY_MS:
+            return None
+        try:
+            raw = self._hot.ticker(symbol)
+        except redis.RedisError:
+            return None  # a cache: the record answers
+        if raw is None:
+            return None
+        cached = Ticker(**raw)
+        if not cached.open_time <= start <= cached.close_time <= end:
+            return None
+        args = {"symbol": symbol, "c0": cached.open_time, "start": start,
+                "last_id": cached.last_id}  # fmt: skip
+        try:
+            stale = self._conn().execute(_CACHE_STALE, args).fetchone()
+        except psycopg.OperationalError:
+            self._pg.close()
+            raise
+        if stale is None or stale[0]:
+            return None
+        return dataclasses.replace(cached, open_time=start, close_time=end)
+
+    def last_trade_before(self, symbol: str, before: int) -> TradeRow | None:
+        rows = self._rows(
+            TradeRow,
+            f"SELECT {_TRADE} FROM trades WHERE symbol = %(symbol)s AND ts < %(before)s"
+            " ORDER BY ts DESC, trade_id DESC LIMIT 1",
+            {"symbol": symbol, "before": before},
+        )
+        return rows[0] if rows else None
+
+    def orders(
+        self,
+        account_id: int,
+        symbol: str,
+        *,
+        from_id: int | None,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        newest: bool,
+    ) -> list[OrderRow]:
+        where = [
+            "account_id = %(account)s",
+            "symbol = %(symbol)s",
+            *_bounds("order_id", from_id, None, "created_ts", start, end),
+        ]
+        timed = from_id is None and (start is not None or end is not None)
+        key = ("created_ts", "order_id") if timed else ("order_id",)
+        args: dict[str, object] = {"account": account_id, "symbol": symbol, "from_id": from_id,
+                                   "start": start, "end": end}  # fmt: skip
+        return self._page(OrderRow, _ORDER, "orders", where, key, args, limit, newest)
+
+    def order(
+        self, account_id: int, symbol: str, order_id: int | None, client_order_id: str | None
+    ) -> OrderRow | None:
+        if order_id is not None:
+            where = "symbol = %(symbol)s AND order_id = %(id)s AND account_id = %(account)s"
+        else:
+            where = "account_id = %(account)s AND symbol = %(symbol)s"
+            where += " AND client_order_id = %(cid)s"
+        rows = self._rows(
+            OrderRow,
+            f"SELECT {_ORDER} FROM orders WHERE {where} ORDER BY order_id DESC LIMIT 1",
+            {"account": account_id, "symbol": symbol, "id": order_id, "cid": client_order_id},
+        )
+        return rows[0] if rows else None
+
+    def account_trades(
+        self,
+        account_id: int,
+        symbol: str,
+        *,
+        order_id: int | None,
+        from_id: int | None,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        newest: bool,
+    ) -> list[AccountTradeRow]:
+        where = [
+            "account_id = %(account)s",
+            "symbol = %(symbol)s",
+            *_bounds("trade_id", from_id, order_id, "ts", start, end),
+        ]
+        timed = start is not None or end is not None
+        key = ("ts", "trade_id", "is_buyer") if timed else ("trade_id", "is_buyer")
+        args: dict[str, object] = {"account": account_id, "symbol": symbol, "from_id": from_id,
+                                   "order_id": order_id, "start": start, "end": end}  # fmt: skip
+        return self._page(
+            AccountTradeRow, _ACCOUNT_TRADE, "account_trades", where, key, args, limit, newest
+        )
+
+
+def _bounds(
+    id_column: str,
+    from_id: int | None,
+    order_id: int | None,
+    ts_column: str,
+    start: int | None,
+    end: int | None,
+) -> list[str]:
+    """The optional conditions of a history read, as SQL with named parameters."""
+    out = []
+    if order_id is not None:
+        out.append("order_id = %(order_id)s")
+    if from_id is not None:
+        out.append(f"{id_column} >= %(from_id)s")
+    if start is not None:
+        out.append(f"{ts_column} >= %(start)s")
+    if end is not None:
+        out.append(f"{ts_column} <= %(end)s")
+    return out

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from bourse.api import limiting
 from bourse.api.auth import caller_from_event
 from bourse.api.handlers import CancelReplaceFailed, Deps, Request
 from bourse.api.routes import Route
@@ -68,16 +69,27 @@ def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRest
     """A resolver serving ``routes``; ``deps`` is called on the first request (connections are
     made then, once per container, not at import)."""
     app = APIGatewayRestResolver()
+    # The rate-limit headers of the request being served, for its answer whatever it is (the
+    # error handlers below add them too). One per container is enough: a Lambda container
+    # serves one request at a time.
+    limit_headers: dict[str, str] = {}
+
+    def with_limit_headers(response: Response[str]) -> Response[str]:
+        response.headers.update(limit_headers)
+        return response
 
     def bind(route: Route) -> Callable[[], Response[str]]:
         def endpoint() -> Response[str]:
+            limit_headers.clear()
             event = app.current_event.raw_event
             request = Request(
                 query_string=query_string(event),
                 body=body_text(app),
-                caller=caller_from_event(event) if route.signed else None,
+                caller=caller_from_event(event) if route.needs_api_key else None,
             )
-            return json_response(200, route.handler(request, deps()))
+            live = deps()
+            limiting.admit(route, event, request, live, limit_headers)
+            return with_limit_headers(json_response(200, route.handler(request, live)))
 
         endpoint.__name__ = f"{route.method.lower()}_{route.path.strip('/').replace('/', '_')}"
         return endpoint
@@ -86,10 +98,10 @@ def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRest
         app.route(route.path, method=route.method)(bind(route))
 
     def binance_error(exc: BinanceError) -> Response[str]:
-        return error_response(exc)
+        return with_limit_headers(error_response(exc))
 
     def cancel_replace_failed(exc: CancelReplaceFailed) -> Response[str]:
-        return json_response(exc.error.http_status, exc.body())
+        return with_limit_headers(json_response(exc.error.http_status, exc.body()))
 
     @app.not_found
     def not_found(exc: NotFoundError) -> Response[str]:
@@ -97,7 +109,7 @@ def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRest
 
     def unexpected(exc: Exception) -> Response[str]:
         log.exception("unexpected error")
-        return error_response(INTERNAL_ERROR)
+        return with_limit_headers(error_response(INTERNAL_ERROR))
 
     # Registered by call rather than as decorators: Powertools' decorator is untyped.
     app.exception_handler(BinanceError)(binance_error)

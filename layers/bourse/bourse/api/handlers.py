@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bourse.api import account as account_shapes
-from bourse.api import market
+from bourse.api import market, record_shapes
 from bourse.api.auth import BAD_API_KEY_FORMAT, Caller, signed_params
 from bourse.api.orders import (
     ORDER_PARAMS,
@@ -23,7 +23,15 @@ from bourse.api.orders import (
     parse_new_order,
 )
 from bourse.api.params import Params, parse_params
-from bourse.api.ports import CommandBus, Idempotency, KeyStore, MarketView
+from bourse.api.ports import (
+    CommandBus,
+    HistoryView,
+    Idempotency,
+    KeyStore,
+    ListenKeyStore,
+    MarketView,
+    RateLimiter,
+)
 from bourse.api.responses import cancel_response, new_order_response
 from bourse.domain import errors
 from bourse.domain.amounts import notional
@@ -72,6 +80,11 @@ class Deps:
     clock: Callable[[], int]
     new_request_id: Callable[[], str] = lambda: uuid.uuid4().hex
     idempotency: Idempotency | None = None
+    # The record (PostgreSQL) for the history endpoints and closed orders; None: not wired.
+    history: HistoryView | None = None
+    # Rate-limit counters (bourse.api.limiting) and listenKeys; None: no limiting / no streams.
+    rate_limits: RateLimiter | None = None
+    listen_keys: ListenKeyStore | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +122,8 @@ def server_time(req: Request, deps: Deps) -> dict[str, Any]:
 
 
 def exchange_info(req: Request, deps: Deps) -> dict[str, Any]:
-    return market.exchange_info(req.public_params(), deps.view.symbols(), deps.clock())
+    limits = deps.rate_limits.limits if deps.rate_limits is not None else None
+    return market.exchange_info(req.public_params(), deps.view.symbols(), deps.clock(), limits)
 
 
 def _known_symbol(deps: Deps, params: Params) -> SymbolSpec:
@@ -322,7 +336,11 @@ def cancel_open_orders(req: Request, deps: Deps) -> list[dict[str, Any]]:
     reply = _execute(deps, command)
     if reply.code != 0:
         raise _failed(reply)
-    return [cancel_response(p.result, reply.ts) for p in reply.parts if p.result is not None]
+    bodies = [cancel_response(p.result, reply.ts) for p in reply.parts if p.result is not None]
+    # CancelAll carries no cancel ids; Binance gives each cancel a generated clientOrderId.
+    for body in bodies:
+        body["clientOrderId"] = body["clientOrderId"] or generate_client_order_id()
+    return bodies
 
 
 def cancel_replace(req: Request, deps: Deps) -> dict[str, Any]:
@@ -393,8 +411,11 @@ def query_order(req: Request, deps: Deps) -> dict[str, Any]:
             order_id is None and info.client_order_id == orig
         ):
             return account_shapes.order_query(result)
-    # Closed orders live in the history tables (PostgreSQL), which this endpoint does not
-    # read yet: an order that is no longer open is reported as Binance reports an unknown one.
+    # No longer open (or not yet in the live view's open orders): the record has it.
+    if deps.history is not None:
+        row = deps.history.order(caller.account_id, spec.symbol, order_id, orig)
+        if row is not None:
+            return record_shapes.order(row)
     raise ORDER_DOES_NOT_EXIST
 
 

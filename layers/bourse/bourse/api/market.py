@@ -10,18 +10,12 @@ from typing import Any
 from bourse.adapters.redis_book import BOOK_LEVELS, Bbo, Book
 from bourse.api.orders import check_known
 from bourse.api.params import Params
+from bourse.api.rate_limits import Limits
 from bourse.domain import errors
 from bourse.domain.amounts import SCALE, format_units
 from bourse.domain.symbols import SymbolSpec
 
 DEFAULT_DEPTH_LIMIT = 100
-# Published in exchangeInfo as Binance publishes its own (same shapes; the numbers are ours).
-RATE_LIMITS: tuple[dict[str, Any], ...] = (
-    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
-    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
-)
 EXCHANGE_INFO_PARAMS = frozenset({"symbol", "symbols", "permissions", "showPermissionSets"})
 SYMBOLS_RANGE = '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$'
 DEPTH_PARAMS = frozenset({"symbol", "limit"})
@@ -117,7 +111,13 @@ def _symbol_list(raw: str) -> list[str]:
     return names
 
 
-def exchange_info(params: Params, specs: dict[str, SymbolSpec], server_time: int) -> dict[str, Any]:
+def exchange_info(
+    params: Params,
+    specs: dict[str, SymbolSpec],
+    server_time: int,
+    rate_limits: Limits | None = None,
+) -> dict[str, Any]:
+    """``rate_limits``: the limits enforced (``bourse.api.rate_limits``), Binance's by default."""
     check_known(params, EXCHANGE_INFO_PARAMS)
     wanted: list[str] | None = None
     if "symbol" in params and "symbols" in params:
@@ -136,7 +136,7 @@ def exchange_info(params: Params, specs: dict[str, SymbolSpec], server_time: int
     return {
         "timezone": "UTC",
         "serverTime": server_time,
-        "rateLimits": list(RATE_LIMITS),
+        "rateLimits": (rate_limits or Limits()).published(),
         "exchangeFilters": [],
         "symbols": [symbol_info(spec) for spec in chosen],
     }

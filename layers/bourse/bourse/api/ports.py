@@ -10,9 +10,12 @@ from typing import Any, Protocol
 
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.redis_book import Bbo, Book
+from bourse.api.rate_limits import IpUsage, Limits, OrderCounts
 from bourse.domain.commands import Command
 from bourse.domain.events import OrderResult, Reply
 from bourse.domain.symbols import SymbolSpec
+from bourse.record.tickers import Ticker
+from bourse.record.views import AccountTradeRow, AggTradeRow, KlineRow, OrderRow, TradeRow
 
 
 class MarketView(Protocol):
@@ -67,3 +70,102 @@ class Clock(Protocol):
     def __call__(self) -> int:
         """Milliseconds since the epoch."""
         ...
+
+
+class HistoryView(Protocol):
+    """The durable record (PostgreSQL, docs/record.md), read for the history endpoints; the
+    implementation may answer from the record's hot copies in Redis where they are exact.
+
+    Lists come in ascending key order. ``newest``: the last ``limit`` rows that match rather
+    than the first. Times are inclusive bounds in ms; ``None`` leaves a bound open.
+    """
+
+    def trades(self, symbol: str, *, from_id: int | None, limit: int) -> list[TradeRow]:
+        """Trades with id >= ``from_id``, or the newest ``limit`` when it is None."""
+        ...
+
+    def agg_trades(
+        self,
+        symbol: str,
+        *,
+        from_id: int | None,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        newest: bool,
+    ) -> list[AggTradeRow]: ...
+
+    def klines(self, symbol: str, interval: str, lo: int, hi: int) -> list[KlineRow]:
+        """Stored klines of ``interval`` opening in [lo, hi] (only traded ones are stored)."""
+        ...
+
+    def kline_before(self, symbol: str, interval: str, before: int) -> KlineRow | None:
+        """The newest stored kline opening before ``before`` (for the close of empty ones)."""
+        ...
+
+    def first_kline_open(self, symbol: str, interval: str) -> int | None: ...
+
+    def ticker(self, symbol: str, start: int, end: int) -> Ticker:
+        """The trades of [start, end] folded into one ticker."""
+        ...
+
+    def last_trade_before(self, symbol: str, before: int) -> TradeRow | None: ...
+
+    def orders(
+        self,
+        account_id: int,
+        symbol: str,
+        *,
+        from_id: int | None,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        newest: bool,
+    ) -> list[OrderRow]: ...
+
+    def order(
+        self, account_id: int, symbol: str, order_id: int | None, client_order_id: str | None
+    ) -> OrderRow | None:
+        """By id, or else the newest order with that client id (ids repeat once closed)."""
+        ...
+
+    def account_trades(
+        self,
+        account_id: int,
+        symbol: str,
+        *,
+        order_id: int | None,
+        from_id: int | None,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        newest: bool,
+    ) -> list[AccountTradeRow]: ...
+
+
+class RateLimiter(Protocol):
+    """The rate-limit counters (``bourse.adapters.rate_limit_store``). The counting calls
+    answer None when the store is unreachable: the request then goes through (fails open)."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    def add_weight(self, ip: str, weight: int, now_ms: int) -> IpUsage | None: ...
+
+    def add_order(self, account_id: int, now_ms: int) -> OrderCounts | None: ...
+
+    def ban(self, ip: str, until_ms: int, bans: int, now_ms: int) -> int:
+        """Record a ban; when it ends (another container's, if it banned first)."""
+        ...
+
+    def order_counts(self, account_id: int, now_ms: int) -> OrderCounts: ...
+
+
+class ListenKeyStore(Protocol):
+    """userDataStream listenKeys (``bourse.adapters.listen_keys``)."""
+
+    def create(self, account_id: int) -> str: ...
+
+    def keepalive(self, listen_key: str, account_id: int) -> bool: ...
+
+    def close(self, listen_key: str, account_id: int) -> bool: ...

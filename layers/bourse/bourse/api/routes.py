@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bourse.api import handlers as h
+from bourse.api import history as hist
+from bourse.api import rate_limits as rl
+from bourse.api import user_data as ud
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,12 @@ class Route:
     path: str
     handler: Callable[[h.Request, h.Deps], Any]
     signed: bool  # needs X-MBX-APIKEY (the authorizer) and a signature
+    # Binance's USER_STREAM: X-MBX-APIKEY (the authorizer) without a signature
+    api_key_only: bool = False
+
+    @property
+    def needs_api_key(self) -> bool:
+        return self.signed or self.api_key_only
 
 
 MARKET_DATA: tuple[Route, ...] = (
@@ -25,6 +34,14 @@ MARKET_DATA: tuple[Route, ...] = (
     Route("GET", "/api/v3/depth", h.depth, False),
     Route("GET", "/api/v3/ticker/price", h.ticker_price, False),
     Route("GET", "/api/v3/ticker/bookTicker", h.book_ticker, False),
+    Route("GET", "/api/v3/trades", hist.trades, False),
+    Route("GET", "/api/v3/historicalTrades", hist.historical_trades, False),
+    Route("GET", "/api/v3/aggTrades", hist.agg_trades, False),
+    Route("GET", "/api/v3/klines", hist.klines, False),
+    Route("GET", "/api/v3/uiKlines", hist.klines, False),
+    Route("GET", "/api/v3/avgPrice", hist.avg_price, False),
+    Route("GET", "/api/v3/ticker/24hr", hist.ticker_24hr, False),
+    Route("GET", "/api/v3/ticker", hist.rolling_ticker, False),
 )
 ORDERS: tuple[Route, ...] = (
     Route("POST", "/api/v3/order", h.new_order, True),
@@ -38,6 +55,12 @@ ACCOUNT: tuple[Route, ...] = (
     Route("GET", "/api/v3/account/commission", h.account_commission, True),
     Route("GET", "/api/v3/order", h.query_order, True),
     Route("GET", "/api/v3/openOrders", h.open_orders, True),
+    Route("GET", "/api/v3/rateLimit/order", ud.order_rate_limit, True),
+    Route("POST", "/api/v3/userDataStream", ud.new_listen_key, False, api_key_only=True),
+    Route("PUT", "/api/v3/userDataStream", ud.keepalive_listen_key, False, api_key_only=True),
+    Route("DELETE", "/api/v3/userDataStream", ud.close_listen_key, False, api_key_only=True),
+    Route("GET", "/api/v3/allOrders", hist.all_orders, True),
+    Route("GET", "/api/v3/myTrades", hist.my_trades, True),
 )
 # The function (template.yaml logical id) that serves each group.
 BY_FUNCTION: dict[str, tuple[Route, ...]] = {
@@ -45,3 +68,42 @@ BY_FUNCTION: dict[str, tuple[Route, ...]] = {
     "OrdersFunction": ORDERS,
     "AccountFunction": ACCOUNT,
 }
+
+# REQUEST_WEIGHT of each endpoint, Binance's (bourse.api.rate_limits): a number, or a function
+# of the request's parameters. A unit test checks that every route above has its weight.
+WEIGHTS: dict[tuple[str, str], rl.Weight] = {
+    ("GET", "/api/v3/ping"): 1,
+    ("GET", "/api/v3/time"): 1,
+    ("GET", "/api/v3/exchangeInfo"): 20,
+    ("GET", "/api/v3/depth"): rl.depth_weight,
+    ("GET", "/api/v3/ticker/price"): rl.one_or_all(2, 4),
+    ("GET", "/api/v3/ticker/bookTicker"): rl.one_or_all(2, 4),
+    ("GET", "/api/v3/trades"): 25,
+    ("GET", "/api/v3/historicalTrades"): 25,
+    ("GET", "/api/v3/aggTrades"): 4,
+    ("GET", "/api/v3/klines"): 2,
+    ("GET", "/api/v3/uiKlines"): 2,
+    ("GET", "/api/v3/avgPrice"): 2,
+    ("GET", "/api/v3/ticker/24hr"): rl.ticker_24hr_weight,
+    ("GET", "/api/v3/ticker"): rl.per_symbol_weight(4, 200),
+    ("GET", "/api/v3/ticker/tradingDay"): rl.per_symbol_weight(4, 200),
+    ("POST", "/api/v3/order"): 1,
+    ("POST", "/api/v3/order/test"): rl.order_test_weight,
+    ("DELETE", "/api/v3/order"): 1,
+    ("DELETE", "/api/v3/openOrders"): 1,
+    ("POST", "/api/v3/order/cancelReplace"): 1,
+    ("GET", "/api/v3/account"): 20,
+    ("GET", "/api/v3/account/commission"): 20,
+    ("GET", "/api/v3/order"): 4,
+    ("GET", "/api/v3/openOrders"): rl.one_or_all(6, 80),
+    ("GET", "/api/v3/allOrders"): 20,
+    ("GET", "/api/v3/myTrades"): rl.my_trades_weight,
+    ("GET", "/api/v3/rateLimit/order"): 40,
+    ("POST", "/api/v3/userDataStream"): 2,
+    ("PUT", "/api/v3/userDataStream"): 2,
+    ("DELETE", "/api/v3/userDataStream"): 2,
+}
+# The endpoints that count against the account's ORDERS limits (order/test counts weight only).
+ORDER_PLACEMENT: frozenset[tuple[str, str]] = frozenset(
+    {("POST", "/api/v3/order"), ("POST", "/api/v3/order/cancelReplace")}
+)

@@ -1,0 +1,239 @@
+"""userDataStream listenKeys in DynamoDB (the ListenKeysTable: key ``pk``, TTL attribute
+``expiresAt``), as Binance keeps them: one live key per account, valid 60 minutes after its
+creation or last keepalive; POST on an account with a live key returns that key and extends it;
+DELETE ends it.
+
+Two items per key, written together in one transaction: ``key|<listenKey>`` (its account, for
+``lookup`` when a WebSocket connects to ``/ws/<listenKey>``) and ``<scope>|account|<id>`` (the
+account's live key, so that POST reuses it). Expiry is checked against ``validUntil`` (ms) on
+every read: DynamoDB's TTL sweep (``expiresAt``) only tidies up, and may run days late.
+
+``scope`` (the commands topic) keeps exchanges that share the table apart (test exchanges on
+their own topics, locally): a key answers only in the exchange that created it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from functools import cache
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bourse.adapters import aws
+from bourse.settings import get_settings
+
+VALIDITY_MS = 60 * 60 * 1000
+KEY_LENGTH = 60  # Binance's listenKeys are 60 letters and digits
+_ALPHABET = string.ascii_letters + string.digits
+_ATTEMPTS = 4
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _cancelled(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in (
+        "TransactionCanceledException",
+        "ConditionalCheckFailedException",
+    )
+
+
+class ListenKeys:
+    def __init__(self, table: str, scope: str, validity_ms: int = VALIDITY_MS) -> None:
+        self.table = table
+        self.scope = scope
+        self.validity_ms = validity_ms
+
+    def _key_pk(self, listen_key: str) -> dict[str, Any]:
+        return {"pk": {"S": f"key|{listen_key}"}}
+
+    def _account_pk(self, account_id: int) -> dict[str, Any]:
+        return {"pk": {"S": f"{self.scope}|account|{account_id}"}}
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = (
+            aws.client("dynamodb")
+            .get_item(TableName=self.table, Key=key, ConsistentRead=True)
+            .get("Item")
+        )
+        return item
+
+    def create(self, account_id: int, now_ms: int | None = None) -> str:
+        """The account's live key, extended; a new one when it has none."""
+        for _ in range(_ATTEMPTS):
+            now = _now_ms() if now_ms is None else now_ms
+            current = self._get(self._account_pk(account_id))
+            if current is not None and int(current["validUntil"]["N"]) > now:
+                listen_key = str(current["listenKey"]["S"])
+                if self.keepalive(listen_key, account_id, now):
+                    return listen_key
+                continue  # closed or expired in between: look again
+            listen_key = "".join(secrets.choice(_ALPHABET) for _ in range(KEY_LENGTH))
+            if self._put_new(listen_key, account_id, now):
+                return listen_key
+        raise RuntimeError(f"listenKey of account {account_id}: kept changing under us")
+
+    def _put_new(self, listen_key: str, account_id: int, now: int) -> bool:
+        until = now + self.validity_ms
+        common = {
+            "validUntil": {"N": str(until)},
+            "expiresAt": {"N": str(until // 1000 + 1)},
+        }
+        try:
+            aws.client("dynamodb").transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                **self._key_pk(listen_key),
+                                "accountId": {"N": str(account_id)},
+                                "scope": {"S": self.scope},
+                                **common,
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                **self._account_pk(account_id),
+                                "listenKey": {"S": listen_key},
+                                **common,
+                            },
+                            # Another request may have created the account's key meanwhile.
+                            "ConditionExpression": "attribute_not_exists(pk) OR validUntil <= :now",
+                            "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if not _cancelled(exc):
+                raise
+            return False
+        return True
+
+    def keepalive(self, listen_key: str, account_id: int, now_ms: int | None = None) -> bool:
+        """Extend the key by the validity; False when it is not this account's live key."""
+        now = _now_ms() if now_ms is None else now_ms
+        until = now + self.validity_ms
+        values = {
+            ":until": {"N": str(until)},
+            ":exp": {"N": str(until // 1000 + 1)},
+            ":now": {"N": str(now)},
+        }
+        try:
+            aws.client("dynamodb").transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": self._key_pk(listen_key),
+                            "UpdateExpression": "SET validUntil = :until, expiresAt = :exp",
+                            "ConditionExpression": (
+                                "accountId = :a AND #s = :s AND validUntil > :now"
+                            ),
+                            "ExpressionAttributeNames": {"#s": "scope"},
+                            "ExpressionAttributeValues": {
+                                **values,
+                                ":a": {"N": str(account_id)},
+                                ":s": {"S": self.scope},
+                            },
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": self._account_pk(account_id),
+                            "UpdateExpression": "SET validUntil = :until, expiresAt = :exp",
+                            "ConditionExpression": "listenKey = :k",
+                            "ExpressionAttributeValues": {**values, ":k": {"S": listen_key}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if not _cancelled(exc):
+                raise
+            return False
+        return True
+
+    def close(self, listen_key: str, account_id: int, now_ms: int | None = None) -> bool:
+        """End the key; False when it is not this account's live key."""
+        now = _now_ms() if now_ms is None else now_ms
+        try:
+            aws.client("dynamodb").transact_write_items(
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self.table,
+                            "Key": self._key_pk(listen_key),
+                            "ConditionExpression": (
+                                "accountId = :a AND #s = :s AND validUntil > :now"
+                            ),
+                            "ExpressionAttributeNames": {"#s": "scope"},
+                            "ExpressionAttributeValues": {
+                                ":a": {"N": str(account_id)},
+                                ":s": {"S": self.scope},
+                                ":now": {"N": str(now)},
+                            },
+                        }
+                    },
+                    {
+                        "Delete": {
+                            "TableName": self.table,
+                            "Key": self._account_pk(account_id),
+                            "ConditionExpression": "listenKey = :k",
+                            "ExpressionAttributeValues": {":k": {"S": listen_key}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if not _cancelled(exc):
+                raise
+            return False
+        return True
+
+    def lookup(self, listen_key: str, now_ms: int | None = None) -> int | None:
+        """The account of a live key of this exchange; None when unknown, closed or expired."""
+        now = _now_ms() if now_ms is None else now_ms
+        item = self._get(self._key_pk(listen_key))
+        if item is None or item.get("scope", {}).get("S") != self.scope:
+            return None
+        if int(item["validUntil"]["N"]) <= now:
+            return None
+        return int(item["accountId"]["N"])
+
+
+@cache
+def _default(table: str, scope: str) -> ListenKeys:
+    return ListenKeys(table, scope)
+
+
+def store() -> ListenKeys:
+    """The listen keys of this exchange (settings: table and commands topic)."""
+    s = get_settings()
+    return _default(s.listen_keys_table, s.commands_topic)
+
+
+def create(account_id: int) -> str:
+    return store().create(account_id)
+
+
+def keepalive(listen_key: str, account_id: int) -> bool:
+    return store().keepalive(listen_key, account_id)
+
+
+def close(listen_key: str, account_id: int) -> bool:
+    return store().close(listen_key, account_id)
+
+
+def lookup(listen_key: str) -> int | None:
+    return store().lookup(listen_key)

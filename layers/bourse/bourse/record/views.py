@@ -1,0 +1,80 @@
+"""What the REST API's history reads get from the record: one frozen row type per table read
+(field names are the table's columns, so ``psycopg.rows.class_row`` fills them), amounts in
+1e-8 units and times in ms, as the tables hold them. Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRow:
+    trade_id: int
+    ts: int
+    price: int
+    qty: int
+    quote_qty: int
+    is_buyer_maker: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AggTradeRow:
+    agg_id: int
+    last_trade_id: int
+    price: int
+    qty: int
+    ts: int
+    is_buyer_maker: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KlineRow:
+    open_time: int
+    close_time: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    quote_volume: int
+    trades: int
+    taker_buy_volume: int
+    taker_buy_quote: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    symbol: str
+    order_id: int
+    client_order_id: str
+    side: str
+    type: str
+    time_in_force: str | None
+    quantity: int
+    price: int
+    stop_price: int
+    iceberg_qty: int
+    quote_order_qty: int
+    stp_mode: str
+    status: str
+    executed_qty: int
+    cum_quote: int
+    is_working: bool
+    working_ts: int
+    created_ts: int
+    update_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTradeRow:
+    symbol: str
+    trade_id: int
+    order_id: int
+    is_buyer: bool
+    is_maker: bool
+    price: int
+    qty: int
+    quote_qty: int
+    commission: int
+    commission_asset: str
+    ts: int
