@@ -6,11 +6,13 @@ import logging
 import os
 import signal
 import sys
+import threading
 from types import FrameType
 
 from bourse.settings import get_settings
 from devstack.gateway.server import Gateway, make_server
 from devstack.gateway.template_api import load_rest_api
+from devstack.gateway.websocket import WebSocketGateway, load_websocket_api
 
 
 def main() -> int:
@@ -23,11 +25,27 @@ def main() -> int:
     api = load_rest_api(settings.stage, settings.region, settings.moto_port)
     # Variables set for the gateway itself win over the template's (tests move topics, Redis
     # and ports that way).
-    gateway = Gateway(api, overrides=dict(os.environ))
+    gateway = Gateway(
+        api, overrides=dict(os.environ), max_containers=settings.gateway_max_containers
+    )
     # Every function's first container starts before the port opens: `run` and the tests take
     # the open port as "ready", and a function that cannot import fails here, not on a request.
+    ws_api = load_websocket_api(settings.stage, settings.region)
+    websocket = None
+    if ws_api is not None:
+        websocket = WebSocketGateway(
+            api, ws_api, overrides=dict(os.environ),
+            idle_seconds=settings.gateway_ws_idle_seconds,
+            max_seconds=settings.gateway_ws_max_seconds,
+        )  # fmt: skip
+    # The WebSocket functions' cold starts run alongside the REST ones'.
+    warming = threading.Thread(target=websocket.warm) if websocket is not None else None
+    if warming is not None:
+        warming.start()
     gateway.warm()
-    server = make_server(gateway, "127.0.0.1", settings.gateway_port)
+    if warming is not None:
+        warming.join()
+    server = make_server(gateway, "127.0.0.1", settings.gateway_port, websocket)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -44,6 +62,8 @@ def main() -> int:
     finally:
         server.server_close()
         gateway.close()
+        if websocket is not None:
+            websocket.close()
     return 0
 
 

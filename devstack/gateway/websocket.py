@@ -1,0 +1,536 @@
+"""The WebSocket side of the local gateway: template.yaml's WebSocket API (API Gateway v2) on
+the REST port, and the ``@connections`` management API that boto3's
+``apigatewaymanagementapi`` client talks to unchanged.
+
+Why wsproto over the gateway's own ``http.server`` thread: the handshake arrives as an ordinary
+HTTP request on the same port as REST, and wsproto is a sans-I/O RFC 6455 state machine that
+can take over that socket (one thread per connection, as the HTTP side already runs).
+
+Faithful to API Gateway (WebSocket, Lambda proxy integrations):
+* routes are the template's ``AWS::ApiGatewayV2::Route``s; a message is routed by its
+  ``RouteSelectionExpression`` (``$request.body.method``), ``$default`` when the body is not
+  JSON or names no route; with no route at all the client gets ``{"message": "Forbidden"}``;
+* ``$connect`` runs before the handshake is answered: a non-2xx status refuses it with that
+  status; ``$disconnect`` runs once the socket is gone, whoever closed it;
+* a route with a route response (two-way) sends the function's ``body`` back as one frame; a
+  function that fails sends ``{"message": "Internal server error", ...}``;
+* limits: a client message over 128 KB closes the connection (1009); a PostToConnection over
+  128 KB is refused (413 PayloadTooLargeException); a connection idle for 10 minutes, or open
+  for 2 hours, is closed with 1001 "Going away" (both configurable for tests, see
+  ``bourse.settings``); an unknown connection id is 410 GoneException.
+
+Binance's stream paths are mapped onto ``$connect`` query parameters as template.yaml's
+CloudFront function maps them: ``/ws/<stream>`` (or ``/ws/<listenKey>``) is ``streams=<name>``,
+``/stream?streams=a/b`` adds ``combined=true``, ``/ws`` and ``/ws-api/v3`` pass the query on.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import re
+import secrets
+import select
+import socket
+import string
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import RemoteProtocolError
+
+from devstack.cfn import LOCAL_ACCOUNT_ID, load_template
+from devstack.gateway.runtime import FunctionError, FunctionPool, function_environment
+from devstack.gateway.template_api import RestApi
+
+log = logging.getLogger("devstack.gateway.websocket")
+
+MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway: client messages and PostToConnection data
+IDLE_SECONDS = 10 * 60
+MAX_SECONDS = 2 * 60 * 60
+GOING_AWAY = 1001
+MESSAGE_TOO_BIG = 1009
+_ID_ALPHABET = string.ascii_letters + string.digits
+_INTEGRATION_RE = re.compile(r"integrations/\$\{(\w+)\}")
+_FUNCTION_ARN_RE = re.compile(r"\$\{(\w+)\.Arn\}")
+
+
+# -- the template
+
+
+@dataclass(frozen=True)
+class WsRoute:
+    key: str
+    function: str  # logical id
+    two_way: bool  # has a route response: the function's body goes back to the client
+
+
+@dataclass
+class WebSocketApi:
+    selection_expression: str
+    routes: dict[str, WsRoute]
+    stage: str
+    region: str
+    api_id: str = "local"
+
+    def select(self, body: str) -> WsRoute | None:
+        """The route for a message, by the selection expression (``$request.body.a.b``)."""
+        path = self.selection_expression.removeprefix("$request.body.").split(".")
+        try:
+            node: Any = json.loads(body)
+        except ValueError:
+            node = None
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, (str, int, float)) and not isinstance(node, bool):
+            route = self.routes.get(str(node))
+            if route is not None and not route.key.startswith("$"):
+                return route
+        return self.routes.get("$default")
+
+
+def _sub_text(value: Any) -> str:
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return str(sub if isinstance(sub, str) else sub[0])
+    return str(value)
+
+
+def load_websocket_api(
+    stage: str, region: str, template: dict[str, Any] | None = None
+) -> WebSocketApi | None:
+    """The template's WebSocket API and its routes (None when it declares none)."""
+    template = template if template is not None else load_template()
+    resources: dict[str, Any] = template.get("Resources", {})
+    apis = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Api"
+            and r["Properties"].get("ProtocolType") == "WEBSOCKET"]  # fmt: skip
+    if not apis:
+        return None
+    functions: dict[str, str] = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::ApiGatewayV2::Integration":
+            uri = _sub_text(resource["Properties"].get("IntegrationUri", ""))
+            match = _FUNCTION_ARN_RE.search(uri)
+            if match:
+                functions[logical_id] = match.group(1)
+    two_way = {
+        resource["Properties"]["RouteId"]["Ref"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::ApiGatewayV2::RouteResponse"
+    }
+    routes: dict[str, WsRoute] = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::ApiGatewayV2::Route":
+            continue
+        props = resource["Properties"]
+        match = _INTEGRATION_RE.search(_sub_text(props.get("Target", "")))
+        if match is None or match.group(1) not in functions:
+            continue
+        key = str(props["RouteKey"])
+        routes[key] = WsRoute(key, functions[match.group(1)], logical_id in two_way)
+    expression = str(apis[0]["Properties"].get("RouteSelectionExpression", "$request.body.action"))
+    return WebSocketApi(expression, routes, stage, region)
+
+
+# -- Binance's paths
+
+
+def connect_query(raw_path: str) -> dict[str, str] | None:
+    """$connect's query parameters for a handshake path; None for a path that is no socket."""
+    url = urlsplit(raw_path)
+    query = dict(parse_qsl(url.query, keep_blank_values=True))
+    path = url.path
+    if path in ("/", "", "/ws", "/ws/", "/ws-api/v3"):
+        return query
+    if path.startswith("/ws/"):
+        return {"streams": unquote(path[len("/ws/") :])}
+    if path in ("/stream", "/stream/"):
+        return {**query, "combined": "true"}
+    return None
+
+
+# -- sockets
+
+
+def _new_connection_id() -> str:
+    # API Gateway's ids: 15 letters and digits and "=" (they go into URL paths unescaped).
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(15)) + "="
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _Socket:
+    connection_id: str
+    sock: socket.socket
+    ws: WSConnection
+    source_ip: str
+    user_agent: str
+    headers: dict[str, str]
+    connected_at_ms: int = field(default_factory=_now_ms)
+    last_active_ms: int = field(default_factory=_now_ms)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
+
+    def send(self, event: Any) -> None:
+        with self.lock:
+            if self.closed:
+                raise OSError("closed")
+            data = self.ws.send(event)
+            self.sock.sendall(data)
+
+    def send_frame(self, data: bytes) -> None:
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            self.send(BytesMessage(data=data))
+            return
+        self.send(TextMessage(data=text))
+
+    def close(self, code: int, reason: str) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                self.sock.sendall(self.ws.send(CloseConnection(code=code, reason=reason)))
+            except Exception:  # the peer may be gone already: closing is all that is left
+                log.debug("close frame to %s not sent", self.connection_id)
+            self.closed = True
+        with contextlib.suppress(OSError):  # the peer may have closed first
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class WebSocketGateway:
+    """The WebSocket API's routes, its open connections and the @connections endpoint."""
+
+    def __init__(
+        self,
+        rest: RestApi,
+        api: WebSocketApi,
+        overrides: Mapping[str, str] | None = None,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        max_seconds: float = MAX_SECONDS,
+        max_containers: int = 4,
+    ) -> None:
+        self.api = api
+        self.idle_seconds = idle_seconds
+        self.max_seconds = max_seconds
+        overrides = {} if overrides is None else overrides
+        used = {route.function for route in api.routes.values()}
+        self.pools = {
+            name: FunctionPool(spec, api.region,
+                               function_environment(spec.environment, overrides), max_containers)
+            for name, spec in rest.functions.items()
+            if name in used
+        }  # fmt: skip
+        self._sockets: dict[str, _Socket] = {}
+        self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        threads = [threading.Thread(target=pool.warm) for pool in self.pools.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for name, pool in self.pools.items():
+            if not pool._containers:
+                raise RuntimeError(f"{name}: its container did not start; see the log above")
+
+    def close(self) -> None:
+        with self._lock:
+            sockets = list(self._sockets.values())
+        for sock in sockets:
+            sock.close(GOING_AWAY, "Going away")
+        for pool in self.pools.values():
+            pool.close()
+
+    # -- the HTTP server's entry
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Serves the request when it is a WebSocket handshake or an @connections call;
+        False leaves it to the REST side."""
+        path = urlsplit(handler.path).path
+        if path.startswith("/@connections/"):
+            self._management(handler, unquote(path[len("/@connections/") :]))
+            return True
+        if handler.headers.get("Upgrade", "").lower() != "websocket":
+            return False
+        handler.close_connection = True
+        query = connect_query(handler.path)
+        if query is None:
+            self._plain(handler, 404, {"message": "Not Found"})
+            return True
+        self._serve_socket(handler, query)
+        return True
+
+    # -- events
+
+    def _context(self, route_key: str, event_type: str, sock: _Socket) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "extendedRequestId": uuid.uuid4().hex[:16],
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "messageDirection": "IN",
+            "stage": self.api.stage,
+            "connectedAt": sock.connected_at_ms,
+            "requestTimeEpoch": int(now * 1000),
+            "identity": {"sourceIp": sock.source_ip, "userAgent": sock.user_agent},
+            "requestId": str(uuid.uuid4()),
+            "domainName": "127.0.0.1",
+            "connectionId": sock.connection_id,
+            "apiId": self.api.api_id,
+            "accountId": LOCAL_ACCOUNT_ID,
+        }
+
+    def connect_event(self, sock: _Socket, query: dict[str, str]) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "headers": dict(sock.headers),
+            "multiValueHeaders": {k: [v] for k, v in sock.headers.items()},
+            "requestContext": self._context("$connect", "CONNECT", sock),
+            "isBase64Encoded": False,
+        }
+        if query:
+            event["queryStringParameters"] = dict(query)
+            event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+        return event
+
+    def message_event(self, sock: _Socket, route: str, body: str) -> dict[str, Any]:
+        context = self._context(route, "MESSAGE", sock)
+        context["messageId"] = uuid.uuid4().hex[:16]
+        return {"requestContext": context, "body": body, "isBase64Encoded": False}
+
+    def disconnect_event(self, sock: _Socket, code: int, reason: str) -> dict[str, Any]:
+        context = self._context("$disconnect", "DISCONNECT", sock)
+        context["disconnectStatusCode"] = code
+        context["disconnectReason"] = reason
+        return {
+            "headers": dict(sock.headers),
+            "multiValueHeaders": {k: [v] for k, v in sock.headers.items()},
+            "requestContext": context,
+            "isBase64Encoded": False,
+        }
+
+    def _invoke(self, route_key: str, event: dict[str, Any]) -> Any:
+        route = self.api.routes[route_key]
+        return self.pools[route.function].invoke(event)
+
+    # -- one connection
+
+    def _serve_socket(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+        ws = WSConnection(ConnectionType.SERVER)
+        request_line = f"{handler.command} {handler.path} HTTP/1.1\r\n"
+        head = request_line + "".join(f"{k}: {v}\r\n" for k, v in handler.headers.items())
+        try:
+            ws.receive_data((head + "\r\n").encode("latin-1"))
+            events = list(ws.events())
+        except RemoteProtocolError:
+            self._plain(handler, 400, {"message": "Bad Request"})
+            return
+        if not events or not isinstance(events[0], Request):
+            self._plain(handler, 400, {"message": "Bad Request"})
+            return
+        headers = {k: v for k, v in handler.headers.items()}
+        sock = _Socket(
+            connection_id=_new_connection_id(),
+            sock=handler.connection,
+            ws=ws,
+            source_ip=handler.client_address[0],
+            user_agent=handler.headers.get("User-Agent", ""),
+            headers=headers,
+        )
+        status, body = 200, b""
+        if "$connect" in self.api.routes:
+            try:
+                result = self._invoke("$connect", self.connect_event(sock, query))
+                status = int(result.get("statusCode", 200)) if isinstance(result, dict) else 200
+                body = str((result or {}).get("body") or "").encode()
+            except FunctionError as exc:
+                log.error("$connect failed: %s: %s", exc.kind, exc)
+                status, body = 500, b'{"message":"Internal server error"}'
+        if not 200 <= status < 300:
+            reject = RejectConnection(
+                status_code=status,
+                headers=[(b"content-type", b"application/json")],
+                has_body=bool(body),
+            )
+            data = ws.send(reject)
+            if body:
+                data += ws.send(RejectData(data=body))
+            handler.connection.sendall(data)
+            return
+        handler.connection.sendall(ws.send(AcceptConnection()))
+        with self._lock:
+            self._sockets[sock.connection_id] = sock
+        code, reason = self._read_loop(sock)
+        with self._lock:
+            self._sockets.pop(sock.connection_id, None)
+        sock.close(code, reason)
+        if "$disconnect" in self.api.routes:
+            try:
+                self._invoke("$disconnect", self.disconnect_event(sock, code, reason))
+            except FunctionError as exc:
+                log.error("$disconnect failed: %s: %s", exc.kind, exc)
+
+    def _read_loop(self, sock: _Socket) -> tuple[int, str]:
+        """Frames until the connection ends; the close code and reason."""
+        started = time.monotonic()
+        last_active = started
+        parts: list[str] = []
+        size = 0
+        while True:
+            now = time.monotonic()
+            left = min(last_active + self.idle_seconds, started + self.max_seconds) - now
+            if left <= 0:
+                return GOING_AWAY, "Going away"
+            readable, _, _ = select.select([sock.sock], [], [], left)
+            if not readable:
+                continue
+            try:
+                data = sock.sock.recv(65536)
+            except OSError:
+                return 1006, "Connection reset"
+            with sock.lock:
+                if sock.closed:
+                    return 1000, "Connection closed by the server"
+                sock.ws.receive_data(data or None)
+                try:
+                    events = list(sock.ws.events())
+                except RemoteProtocolError:
+                    return 1002, "Protocol error"
+            if not data and not events:
+                return 1006, "Connection lost"
+            last_active = time.monotonic()
+            sock.last_active_ms = _now_ms()
+            for event in events:
+                if isinstance(event, CloseConnection):
+                    sock.send(event.response())
+                    return event.code, f"Client-side close frame status code '{event.code}'"
+                if isinstance(event, Ping):
+                    sock.send(event.response())
+                elif isinstance(event, (TextMessage, BytesMessage)):
+                    chunk = (
+                        event.data
+                        if isinstance(event.data, str)
+                        else event.data.decode("utf-8", "replace")
+                    )
+                    size += len(chunk.encode())
+                    if size > MAX_MESSAGE_BYTES:
+                        return MESSAGE_TOO_BIG, "Message too big"
+                    parts.append(chunk)
+                    if event.message_finished:
+                        self._on_message(sock, "".join(parts))
+                        parts, size = [], 0
+            if not data:
+                return 1006, "Connection lost"
+
+    def _on_message(self, sock: _Socket, body: str) -> None:
+        route = self.api.select(body)
+        request_id = str(uuid.uuid4())
+        if route is None:
+            reply = {"message": "Forbidden", "connectionId": sock.connection_id,
+                     "requestId": request_id}  # fmt: skip
+            sock.send(TextMessage(data=json.dumps(reply)))
+            return
+        try:
+            result = self._invoke(route.key, self.message_event(sock, route.key, body))
+        except FunctionError as exc:
+            log.error("%s failed: %s: %s", route.key, exc.kind, exc)
+            reply = {"message": "Internal server error", "connectionId": sock.connection_id,
+                     "requestId": request_id}  # fmt: skip
+            sock.send(TextMessage(data=json.dumps(reply)))
+            return
+        if route.two_way and isinstance(result, dict) and result.get("body") is not None:
+            payload = result["body"]
+            if result.get("isBase64Encoded"):
+                sock.send_frame(base64.b64decode(payload))
+            else:
+                sock.send(TextMessage(data=str(payload)))
+
+    # -- @connections
+
+    def _management(self, handler: BaseHTTPRequestHandler, connection_id: str) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        data = handler.rfile.read(length) if length else b""
+        with self._lock:
+            sock = self._sockets.get(connection_id)
+        method = handler.command
+        if method not in ("POST", "GET", "DELETE"):
+            self._plain(handler, 404, {"message": "Not Found"})
+            return
+        if method == "POST" and len(data) > MAX_MESSAGE_BYTES:
+            self._error(handler, 413, "PayloadTooLargeException", "Message too long")
+            return
+        if sock is None or sock.closed:
+            self._error(handler, 410, "GoneException", None)
+            return
+        if method == "GET":
+            self._plain(
+                handler,
+                200,
+                # API Gateway's wire names (boto3 maps them to ConnectedAt, Identity, ...)
+                {
+                    "connectedAt": _iso(sock.connected_at_ms),
+                    "identity": {"sourceIp": sock.source_ip, "userAgent": sock.user_agent},
+                    "lastActiveAt": _iso(sock.last_active_ms),
+                },
+            )
+            return
+        try:
+            if method == "POST":
+                sock.send_frame(data)
+            else:
+                sock.close(1000, "Connection closed by the server")
+        except OSError:
+            self._error(handler, 410, "GoneException", None)
+            return
+        self._plain(handler, 200 if method == "POST" else 204, None)
+
+    def _error(
+        self, handler: BaseHTTPRequestHandler, status: int, kind: str, message: str | None
+    ) -> None:
+        self._plain(handler, status, {"message": message}, [("x-amzn-ErrorType", kind)])
+
+    def _plain(
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: Any,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        handler.send_response(status)
+        for name, value in headers or []:
+            handler.send_header(name, value)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        handler.end_headers()
+        handler.wfile.write(data)

@@ -1,0 +1,25 @@
+"""WebSocket connections: $connect, $disconnect, SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS and
+$default. Logic in bourse.ws.market_streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bourse.adapters import connections, listen_keys
+from bourse.ws.events import read_event
+from bourse.ws.market_streams import route
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return route(read_event(event), connections.store(), listen_keys.lookup)

@@ -1,0 +1,449 @@
+"""WebSocket connections and what each one receives, in DynamoDB.
+
+Contract (the fan-out reads it; the WebSocket handlers write it):
+
+* A connection is put on ``$connect`` and deleted on ``$disconnect`` with all its
+  subscriptions. Both tables carry ``expiresAt`` (epoch seconds, the DynamoDB TTL attribute):
+  API Gateway ends every connection after 2 h, so a connection whose ``$disconnect`` never
+  ran (a crash) disappears by itself. Reads skip expired items, since TTL deletion lags.
+* ``combined`` is fixed at connect: ``/stream?streams=`` connections (and clients that ask
+  ``combined=true``) get every market payload wrapped as ``{"stream": name, "data": payload}``,
+  ``/ws/`` ("raw") connections get the payload alone. ``Connection.frame`` does the wrapping.
+* Market subscriptions are keyed by Binance's stream name exactly as the client spelled it
+  (lower-case symbol: ``btcusdt@trade``, ``btcusdt@depth@100ms``, ``!miniTicker@arr``);
+  ``subscribe`` refuses a name that is not one (``InvalidStream``, ``bourse.ws.streams``).
+  ``connections_for_stream(name)`` is one query of the ``by-stream`` index.
+* User data is keyed by account: a connection receives an account's events once it connected
+  with that account's listen key (``/ws/<listenKey>``, ``/stream?streams=<listenKey>``) or
+  subscribed through the WebSocket API (``userDataStream.subscribe``). Such a subscription is
+  an item of the subscriptions table whose stream is ``account_stream(account_id)``;
+  ``connections_for_account(account_id)`` returns them, each knowing how its events are
+  wrapped (``Connection.user_frame``): ``{"subscriptionId": n, "event": e}`` for WebSocket API
+  subscriptions, ``{"stream": listenKey, "data": e}`` on combined connections, ``e`` alone on
+  raw ones.
+* ``session.logon`` binds an API key to a connection (``set_session``); the WebSocket API then
+  runs that key's requests without a signature.
+
+Tables (template.yaml): ConnectionsTable (key ``connectionId``) and SubscriptionsTable (key
+``connectionId`` + ``stream``, index ``by-stream`` on ``stream`` + ``connectionId``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bourse.adapters import aws
+from bourse.settings import get_settings
+from bourse.ws.streams import parse_stream
+
+# API Gateway's hard limit on a WebSocket connection's life.
+MAX_CONNECTION_SECONDS = 2 * 60 * 60
+ACCOUNT_STREAM_PREFIX = "@account:"
+BY_STREAM_INDEX = "by-stream"
+
+
+def account_stream(account_id: int) -> str:
+    """The subscriptions table's key for an account's user data (never a market name: those
+    cannot start with ``@``)."""
+    return f"{ACCOUNT_STREAM_PREFIX}{account_id}"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One connection that receives a stream (or an account's user data), and how."""
+
+    connection_id: str
+    combined: bool
+    listen_key: str | None = None  # user data through a listen key
+    subscription_id: int | None = None  # user data through the WebSocket API
+
+    def frame(self, stream: str, data: Any) -> Any:
+        """A market payload as this connection receives it."""
+        return {"stream": stream, "data": data} if self.combined else data
+
+    def user_frame(self, event: Any) -> Any:
+        """A user data event as this connection receives it."""
+        if self.subscription_id is not None:
+            return {"subscriptionId": self.subscription_id, "event": event}
+        if self.combined:
+            return {"stream": self.listen_key, "data": event}
+        return event
+
+
+@dataclass(frozen=True)
+class Session:
+    api_key: str
+    account_id: int
+    since_ms: int
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    connection_id: str
+    combined: bool
+    expires_at: int
+    connected_at_ms: int
+    session: Session | None
+
+
+@dataclass(frozen=True)
+class AccountSubscription:
+    account_id: int
+    listen_key: str | None
+    subscription_id: int | None
+
+
+class UnknownConnection(LookupError):
+    """The connection is gone (disconnected or expired)."""
+
+
+class ConnectionStore:
+    def __init__(self, connections_table: str, subscriptions_table: str) -> None:
+        self.connections_table = connections_table
+        self.subscriptions_table = subscriptions_table
+
+    @property
+    def _ddb(self) -> Any:
+        return aws.client("dynamodb")
+
+    # -- connections
+
+    def put_connection(
+        self,
+        connection_id: str,
+        *,
+        account_id: int | None,
+        combined: bool,
+        expires_at: int,
+        listen_key: str | None = None,
+    ) -> None:
+        """A new connection; with ``account_id`` it also receives that account's user data
+        (a listen key connection: ``listen_key`` names it on combined connections)."""
+        self._ddb.put_item(
+            TableName=self.connections_table,
+            Item={
+                "connectionId": {"S": connection_id},
+                "combined": {"BOOL": combined},
+                "expiresAt": {"N": str(expires_at)},
+                "connectedAt": {"N": str(time.time_ns() // 1_000_000)},
+            },
+        )
+        if account_id is not None:
+            self.subscribe_account(connection_id, account_id, listen_key=listen_key)
+
+    def get_connection(self, connection_id: str) -> ConnectionState | None:
+        item = self._ddb.get_item(
+            TableName=self.connections_table,
+            Key={"connectionId": {"S": connection_id}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None or int(item["expiresAt"]["N"]) <= int(time.time()):
+            return None
+        session = None
+        if "sessionApiKey" in item:
+            session = Session(
+                item["sessionApiKey"]["S"],
+                int(item["sessionAccountId"]["N"]),
+                int(item["sessionSince"]["N"]),
+            )
+        return ConnectionState(
+            connection_id=connection_id,
+            combined=item["combined"]["BOOL"],
+            expires_at=int(item["expiresAt"]["N"]),
+            connected_at_ms=int(item["connectedAt"]["N"]),
+            session=session,
+        )
+
+    def _require(self, connection_id: str) -> ConnectionState:
+        state = self.get_connection(connection_id)
+        if state is None:
+            raise UnknownConnection(connection_id)
+        return state
+
+    def delete_connection(self, connection_id: str) -> None:
+        """The connection and every subscription it had (market and user data)."""
+        keys = [
+            {"connectionId": {"S": connection_id}, "stream": item["stream"]}
+            for item in self._query_connection(connection_id, "stream")
+        ]
+        self._delete_subscriptions(keys)
+        self._ddb.delete_item(
+            TableName=self.connections_table, Key={"connectionId": {"S": connection_id}}
+        )
+
+    def set_session(self, connection_id: str, api_key: str, account_id: int) -> None:
+        """``session.logon``: later requests on the connection run as this key."""
+        try:
+            self._ddb.update_item(
+                TableName=self.connections_table,
+                Key={"connectionId": {"S": connection_id}},
+                UpdateExpression="SET sessionApiKey = :k, sessionAccountId = :a, sessionSince = :t",
+                ConditionExpression="attribute_exists(connectionId)",
+                ExpressionAttributeValues={
+                    ":k": {"S": api_key},
+                    ":a": {"N": str(account_id)},
+                    ":t": {"N": str(time.time_ns() // 1_000_000)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise UnknownConnection(connection_id) from None
+            raise
+
+    def clear_session(self, connection_id: str) -> None:
+        self._ddb.update_item(
+            TableName=self.connections_table,
+            Key={"connectionId": {"S": connection_id}},
+            UpdateExpression="REMOVE sessionApiKey, sessionAccountId, sessionSince",
+        )
+
+    # -- market streams
+
+    def subscribe(self, connection_id: str, streams: Iterable[str]) -> None:
+        """Adds market streams (already subscribed ones stay as they are). ``InvalidStream``
+        for a name that is not a market stream, before anything is written;
+        ``UnknownConnection`` when the connection is gone."""
+        names = list(dict.fromkeys(streams))
+        for name in names:
+            parse_stream(name)
+        state = self._require(connection_id)
+        now_ns = time.time_ns()
+        with self._writer() as batch:
+            for offset, name in enumerate(names):
+                batch.put_item(
+                    Item={
+                        "connectionId": connection_id,
+                        "stream": name,
+                        "combined": state.combined,
+                        "expiresAt": state.expires_at,
+                        # LIST_SUBSCRIPTIONS answers in subscription order, as Binance does.
+                        "subscribedAt": now_ns + offset,
+                    }
+                )
+
+    def unsubscribe(self, connection_id: str, streams: Iterable[str]) -> None:
+        """Removes market streams; names not subscribed are ignored, as Binance does."""
+        self._delete_subscriptions(
+            [
+                {"connectionId": {"S": connection_id}, "stream": {"S": name}}
+                for name in dict.fromkeys(streams)
+                if not name.startswith(ACCOUNT_STREAM_PREFIX)
+            ]
+        )
+
+    def list_subscriptions(self, connection_id: str) -> list[str]:
+        """The connection's market streams and listen keys, oldest first."""
+        rows: list[tuple[int, str]] = []
+        for item in self._query_connection(connection_id):
+            stream = item["stream"]["S"]
+            if stream.startswith(ACCOUNT_STREAM_PREFIX):
+                if "listenKey" not in item:
+                    continue
+                stream = item["listenKey"]["S"]
+            rows.append((int(item.get("subscribedAt", {"N": "0"})["N"]), stream))
+        return [stream for _, stream in sorted(rows)]
+
+    def connections_for_stream(self, stream: str) -> list[Connection]:
+        return [
+            Connection(item["connectionId"]["S"], item["combined"]["BOOL"])
+            for item in self._query_stream(stream)
+        ]
+
+    # -- user data
+
+    def subscribe_account(
+        self,
+        connection_id: str,
+        account_id: int,
+        *,
+        listen_key: str | None = None,
+        with_subscription_id: bool = False,
+    ) -> int | None:
+        """The connection receives the account's user data. ``with_subscription_id`` (the
+        WebSocket API): events are wrapped with a subscription id, new per connection from 0,
+        which is returned. Returns None without one; raises ``AlreadySubscribed`` when the
+        connection already receives this account's events."""
+        state = self._require(connection_id)
+        key = {"connectionId": {"S": connection_id}, "stream": {"S": account_stream(account_id)}}
+        # Checked before an id is taken, so a refused request leaves the numbering alone.
+        if "Item" in self._ddb.get_item(
+            TableName=self.subscriptions_table, Key=key, ConsistentRead=True
+        ):
+            raise AlreadySubscribed(account_id)
+        subscription_id = (
+            self._next_subscription_id(connection_id) if with_subscription_id else None
+        )
+        item: dict[str, Any] = {
+            **key,
+            "accountId": {"N": str(account_id)},
+            "combined": {"BOOL": state.combined},
+            "expiresAt": {"N": str(state.expires_at)},
+            "subscribedAt": {"N": str(time.time_ns())},
+        }
+        if listen_key is not None:
+            item["listenKey"] = {"S": listen_key}
+        if subscription_id is not None:
+            item["subscriptionId"] = {"N": str(subscription_id)}
+        try:
+            self._ddb.put_item(
+                TableName=self.subscriptions_table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(connectionId)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise AlreadySubscribed(account_id) from None
+            raise
+        return subscription_id
+
+    def account_subscriptions(self, connection_id: str) -> list[AccountSubscription]:
+        return [
+            AccountSubscription(
+                account_id=int(item["accountId"]["N"]),
+                listen_key=item["listenKey"]["S"] if "listenKey" in item else None,
+                subscription_id=(
+                    int(item["subscriptionId"]["N"]) if "subscriptionId" in item else None
+                ),
+            )
+            for item in self._query_connection(connection_id)
+            if item["stream"]["S"].startswith(ACCOUNT_STREAM_PREFIX)
+        ]
+
+    def unsubscribe_account(self, connection_id: str, account_id: int) -> None:
+        self._delete_subscriptions(
+            [{"connectionId": {"S": connection_id}, "stream": {"S": account_stream(account_id)}}]
+        )
+
+    def connections_for_account(self, account_id: int) -> list[Connection]:
+        return [
+            Connection(
+                connection_id=item["connectionId"]["S"],
+                combined=item["combined"]["BOOL"],
+                listen_key=item["listenKey"]["S"] if "listenKey" in item else None,
+                subscription_id=(
+                    int(item["subscriptionId"]["N"]) if "subscriptionId" in item else None
+                ),
+            )
+            for item in self._query_stream(account_stream(account_id))
+        ]
+
+    # -- DynamoDB
+
+    def _next_subscription_id(self, connection_id: str) -> int:
+        answer = self._ddb.update_item(
+            TableName=self.connections_table,
+            Key={"connectionId": {"S": connection_id}},
+            UpdateExpression="ADD nextSubscriptionId :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(answer["Attributes"]["nextSubscriptionId"]["N"]) - 1
+
+    def _pages(self, **query: Any) -> Iterator[dict[str, Any]]:
+        paginator = self._ddb.get_paginator("query")
+        for page in paginator.paginate(TableName=self.subscriptions_table, **query):
+            yield from page.get("Items", [])
+
+    def _query_connection(
+        self, connection_id: str, projection: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "connectionId = :c",
+            "ExpressionAttributeValues": {":c": {"S": connection_id}},
+            "ConsistentRead": True,
+        }
+        if projection is not None:
+            query["ProjectionExpression"] = "#p"
+            query["ExpressionAttributeNames"] = {"#p": projection}
+        return self._pages(**query)
+
+    def _query_stream(self, stream: str) -> Iterator[dict[str, Any]]:
+        return self._pages(
+            IndexName=BY_STREAM_INDEX,
+            KeyConditionExpression="stream = :s",
+            FilterExpression="expiresAt > :now",
+            ExpressionAttributeValues={
+                ":s": {"S": stream},
+                ":now": {"N": str(int(time.time()))},
+            },
+        )
+
+    def _writer(self) -> Any:
+        # The resource's batch writer: 25-item batches and retries of unprocessed items.
+        return aws.resource("dynamodb").Table(self.subscriptions_table).batch_writer()
+
+    def _delete_subscriptions(self, keys: list[dict[str, Any]]) -> None:
+        if not keys:
+            return
+        with self._writer() as batch:
+            for key in keys:
+                batch.delete_item(
+                    Key={"connectionId": key["connectionId"]["S"], "stream": key["stream"]["S"]}
+                )
+
+
+class AlreadySubscribed(Exception):
+    def __init__(self, account_id: int) -> None:
+        super().__init__(f"account {account_id} is already subscribed")
+        self.account_id = account_id
+
+
+@cache
+def _store(connections_table: str, subscriptions_table: str) -> ConnectionStore:
+    return ConnectionStore(connections_table, subscriptions_table)
+
+
+def store() -> ConnectionStore:
+    """The store of this deployment's tables (settings)."""
+    settings = get_settings()
+    return _store(settings.connections_table, settings.subscriptions_table)
+
+
+# Module-level shortcuts onto ``store()``, for callers that want no object.
+
+
+def put_connection(
+    connection_id: str,
+    *,
+    account_id: int | None,
+    combined: bool,
+    expires_at: int,
+    listen_key: str | None = None,
+) -> None:
+    store().put_connection(
+        connection_id,
+        account_id=account_id,
+        combined=combined,
+        expires_at=expires_at,
+        listen_key=listen_key,
+    )
+
+
+def delete_connection(connection_id: str) -> None:
+    store().delete_connection(connection_id)
+
+
+def subscribe(connection_id: str, streams: Iterable[str]) -> None:
+    store().subscribe(connection_id, streams)
+
+
+def unsubscribe(connection_id: str, streams: Iterable[str]) -> None:
+    store().unsubscribe(connection_id, streams)
+
+
+def list_subscriptions(connection_id: str) -> list[str]:
+    return store().list_subscriptions(connection_id)
+
+
+def connections_for_stream(stream: str) -> list[Connection]:
+    return store().connections_for_stream(stream)
+
+
+def connections_for_account(account_id: int) -> list[Connection]:
+    return store().connections_for_account(account_id)

@@ -1,0 +1,252 @@
+"""The broadcaster: one MSK batch of bourse.events -> Binance stream messages -> every
+WebSocket connection subscribed to them (docs/streams.md).
+
+Per invocation:
+1. Decode the records (a record that does not decode is logged and skipped: the stream is
+   best effort, and the record's gap is the recorder's to report).
+2. ``StreamState.apply`` turns the events into messages (skipping seqs already published, so
+   a batch delivered again publishes nothing twice).
+3. Look up the subscribers of every stream and account the batch touched (in parallel: one
+   DynamoDB query each), build each connection's frames in publishing order, wrapped as the
+   connection wants them (``Connection.frame`` / ``user_frame``).
+4. Post them in parallel (``Pusher``); connections that are gone are deleted.
+
+Nothing here fails the batch: a message that could not be delivered is not delivered again
+(WebSocket streams are live data, and a client resynchronises from REST, as Binance's
+procedure says), so the handler always reports success.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from bourse.adapters.ws_push import Pusher
+from bourse.domain.event_codec import EventDecodeError, decode_events
+from bourse.domain.events import Event
+from bourse.settings import Settings
+from bourse.streams.frames import MAX_MESSAGE_BYTES
+from bourse.streams.market import Batch, StreamState
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Subscribers(Protocol):
+    def connections_for_stream(self, stream: str) -> list[Any]: ...
+
+    def connections_for_account(self, account_id: int) -> list[Any]: ...
+
+    def delete_connection(self, connection_id: str) -> None: ...
+
+
+def records(event: dict[str, Any]) -> Iterator[tuple[str, int, bytes]]:
+    """(partition, offset, value) of an MSK event, partitions in order."""
+    for partition, items in sorted((event.get("records") or {}).items()):
+        for record in items:
+            yield partition, int(record["offset"]), base64.b64decode(record.get("value") or "")
+
+
+def frames_for(
+    batch: Batch,
+    by_stream: dict[str, list[Any]],
+    by_account: dict[int, list[Any]],
+) -> dict[str, list[bytes]]:
+    """Each connection's frames, in the batch's publishing order (market, then user data)."""
+    out: dict[str, list[bytes]] = {}
+    for message in batch.market:
+        raw = msgspec.Raw(message.data)
+        for conn in by_stream.get(message.stream, ()):
+            out.setdefault(conn.connection_id, []).append(_encode(conn.frame(message.stream, raw)))
+    for account_id, messages in batch.user.items():
+        for conn in by_account.get(account_id, ()):
+            frames = out.setdefault(conn.connection_id, [])
+            frames.extend(_encode(conn.user_frame(msgspec.Raw(data))) for data in messages)
+    return out
+
+
+Key = tuple[str, str | int]  # ("stream", name) or ("account", account_id)
+
+
+class SubscriberCache:
+    """The subscribers of streams and accounts, refreshed in the background.
+
+    A lookup is a DynamoDB query, and a batch touches some 30 streams per symbol: querying
+    them all on every batch put about a second (locally) on the latency path. A list up to
+    ``ttl_s`` old is used as it is; up to twice that, it is used for the batch in hand while a
+    refresh runs on the pool; older (a quiet stream), it is queried again first. So queries
+    stay off the latency path of busy streams, and a new subscription receives within two
+    TTLs; a connection found gone is dropped at once (``forget``).
+    """
+
+    def __init__(
+        self,
+        subscribers: Subscribers,
+        pool: ThreadPoolExecutor,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._subscribers = subscribers
+        self.pool = pool
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[Key, tuple[float, list[Any]]] = {}
+        self._refreshing: set[Key] = set()
+
+    def _query(self, key: Key) -> list[Any]:
+        kind, value = key
+        if kind == "stream":
+            return self._subscribers.connections_for_stream(str(value))
+        return self._subscribers.connections_for_account(int(value))
+
+    def _store(self, key: Key, fetched_at: float, conns: list[Any]) -> None:
+        with self._lock:
+            self._entries[key] = (fetched_at, conns)
+            self._refreshing.discard(key)
+
+    def _refresh(self, key: Key) -> None:
+        fetched_at = self._clock()
+        try:
+            conns = self._query(key)
+        except Exception:
+            with self._lock:
+                self._refreshing.discard(key)  # the next batch tries again
+            raise
+        self._store(key, fetched_at, conns)
+
+    def get(self, keys: list[Key]) -> dict[Key, list[Any]]:
+        now = self._clock()
+        out: dict[Key, list[Any]] = {}
+        missing: list[Key] = []
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is None:
+                    missing.append(key)
+                    continue
+                age = now - entry[0]
+                if age > 2 * self._ttl_s:
+                    missing.append(key)
+                    continue
+                out[key] = entry[1]
+                if age > self._ttl_s and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    self.pool.submit(self._refresh, key)
+        for key, conns in zip(missing, self.pool.map(self._query, missing), strict=True):
+            self._store(key, now, conns)
+            out[key] = conns
+        return out
+
+    def forget(self, connection_ids: set[str]) -> None:
+        with self._lock:
+            for key, (fetched_at, conns) in list(self._entries.items()):
+                kept = [c for c in conns if c.connection_id not in connection_ids]
+                if len(kept) != len(conns):
+                    self._entries[key] = (fetched_at, kept)
+
+
+@dataclass
+class Broadcaster:
+    state: StreamState
+    subscribers: Subscribers
+    cache: SubscriberCache
+    pusher: Pusher
+    logger: Logger
+    metrics: Metrics
+    _deleting: list[Future[None]] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> Broadcaster:
+        import redis
+
+        from bourse.adapters import connections
+        from bourse.adapters.stream_seed import RedisSeed
+        from bourse.adapters.ws_push import management_client
+
+        threads = settings.broadcaster_threads
+        store = connections.store()
+        # boto3's default HTTP pool (aws.client) holds 10 connections: as many lookups.
+        lookups = ThreadPoolExecutor(max_workers=10, thread_name_prefix="ws-lookup")
+        return cls(
+            state=StreamState(
+                RedisSeed(redis.Redis.from_url(settings.redis_url, socket_timeout=2))
+            ),
+            subscribers=store,
+            cache=SubscriberCache(store, lookups, settings.broadcaster_subscribers_ttl_ms / 1000),
+            pusher=Pusher(management_client(settings, threads), threads),
+            logger=logger,
+            metrics=metrics,
+        )
+
+    def decode(self, event: dict[str, Any]) -> list[Event]:
+        events: list[Event] = []
+        for partition, offset, value in records(event):
+            try:
+                events.extend(decode_events(value))
+            except EventDecodeError:
+                self.logger.exception(
+                    "undecodable record skipped", extra={"partition": partition, "offset": offset}
+                )
+        return events
+
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        events = self.decode(event)
+        if events:
+            # How late the batch arrives: the engine's command time to now (same clock on one
+            # host; on AWS the orders function's and this one's, both NTP-synced).
+            age = time.time() - events[-1].ts / 1000
+            self.metrics.add_metric("EventAgeSeconds", MetricUnit.Seconds, max(age, 0.0))
+        batch = self.state.apply(events)
+        frames = self.fan_out(batch)
+        self.metrics.add_metric("MessagesPosted", MetricUnit.Count, frames)
+        self.metrics.add_metric(
+            "BroadcastSeconds", MetricUnit.Seconds, time.perf_counter() - started
+        )
+        return {"batchItemFailures": []}
+
+    def subscribers_of(self, batch: Batch) -> tuple[dict[str, list[Any]], dict[int, list[Any]]]:
+        keys: list[Key] = [("stream", s) for s in dict.fromkeys(m.stream for m in batch.market)]
+        keys += [("account", a) for a in batch.user]
+        found = self.cache.get(keys)
+        by_stream = {str(k[1]): v for k, v in found.items() if k[0] == "stream"}
+        by_account = {int(k[1]): v for k, v in found.items() if k[0] == "account"}
+        return by_stream, by_account
+
+    def wait_for_deletes(self) -> None:
+        for future in self._deleting:
+            future.result()
+
+    def fan_out(self, batch: Batch) -> int:
+        if not batch.market and not batch.user:
+            return 0
+        started = time.perf_counter()
+        frames = frames_for(batch, *self.subscribers_of(batch))
+        self.metrics.add_metric("LookupSeconds", MetricUnit.Seconds, time.perf_counter() - started)
+        for cid, items in frames.items():
+            # Never hand API Gateway a frame over its limit (bourse.streams.frames keeps every
+            # message under it; this guards the envelope around it).
+            if any(len(f) > MAX_MESSAGE_BYTES for f in items):
+                self.logger.error("oversize frame dropped", extra={"connectionId": cid})
+                frames[cid] = [f for f in items if len(f) <= MAX_MESSAGE_BYTES]
+        result = self.pusher.post_all(frames)
+        self.cache.forget(set(result.gone))
+        # Deleting a connection is a query and a few deletes: off the latency path, on the
+        # lookup pool (the cache already stopped sending to it).
+        delete = self.subscribers.delete_connection
+        self._deleting = [f for f in self._deleting if not f.done()]
+        self._deleting += [self.cache.pool.submit(delete, cid) for cid in result.gone]
+        if result.gone:
+            self.metrics.add_metric("ConnectionsGone", MetricUnit.Count, len(result.gone))
+        if result.failed:
+            self.logger.warning("frames not delivered", extra={"failed": result.failed})
+        return result.sent

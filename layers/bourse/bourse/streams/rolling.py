@@ -1,0 +1,126 @@
+"""Klines and the 24 h rolling window, folded trade by trade.
+
+The rolling window keeps one 1-minute candle per minute that saw trades (at most 1,441 per
+symbol) instead of a day of trades: memory stays bounded whatever the trade rate. The price
+paid is the window's tail: a minute is dropped only once all of it is older than 24 h, so the
+statistics can include up to one minute more than Binance's exact window (docs/streams.md).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from bourse.domain.events import Trade
+from bourse.record.intervals import bucket
+
+DAY_MS = 86_400_000
+MINUTE_MS = 60_000
+
+
+@dataclass(slots=True)
+class Candle:
+    open_time: int
+    close_time: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    quote_volume: int
+    count: int
+    taker_buy_volume: int
+    taker_buy_quote: int
+    first_id: int
+    last_id: int
+
+    @classmethod
+    def first(cls, open_time: int, close_time: int, ev: Trade) -> Candle:
+        taker_buy = not ev.is_buyer_maker
+        return cls(
+            open_time, close_time, ev.price, ev.price, ev.price, ev.price, ev.qty, ev.quote_qty,
+            1, ev.qty if taker_buy else 0, ev.quote_qty if taker_buy else 0, ev.trade_id,
+            ev.trade_id,
+        )  # fmt: skip
+
+    def add(self, ev: Trade) -> None:
+        self.high = max(self.high, ev.price)
+        self.low = min(self.low, ev.price)
+        self.close = ev.price
+        self.volume += ev.qty
+        self.quote_volume += ev.quote_qty
+        self.count += 1
+        if not ev.is_buyer_maker:
+            self.taker_buy_volume += ev.qty
+            self.taker_buy_quote += ev.quote_qty
+        self.last_id = ev.trade_id
+
+
+def fold_kline(current: Candle | None, interval: str, ev: Trade) -> tuple[Candle, Candle | None]:
+    """(the kline holding ``ev`` after adding it, the kline it closed or None)."""
+    open_time, close_time = bucket(interval, ev.ts)
+    if current is not None and current.open_time == open_time:
+        current.add(ev)
+        return current, None
+    return Candle.first(open_time, close_time, ev), current
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    open_time: int
+    close_time: int
+    open_price: int
+    high: int
+    low: int
+    last_price: int
+    last_qty: int
+    volume: int
+    quote_volume: int
+    count: int
+    first_id: int
+    last_id: int
+    prev_close: int  # the price of the last trade before the window (0 when none)
+
+
+class Rolling:
+    """One symbol's 24 h statistics."""
+
+    __slots__ = ("last_qty", "minutes", "prev_close")
+
+    def __init__(self) -> None:
+        self.minutes: deque[Candle] = deque()
+        self.last_qty = 0
+        self.prev_close = 0
+
+    def add(self, ev: Trade) -> None:
+        open_time = ev.ts - ev.ts % MINUTE_MS
+        last = self.minutes[-1] if self.minutes else None
+        if last is not None and last.open_time == open_time:
+            last.add(ev)
+        else:
+            self.minutes.append(Candle.first(open_time, open_time + MINUTE_MS - 1, ev))
+        self.last_qty = ev.qty
+
+    def window(self, now: int) -> Window:
+        start = now - DAY_MS
+        minutes = self.minutes
+        while minutes and minutes[0].close_time <= start:
+            self.prev_close = minutes.popleft().close
+        if not minutes:
+            return Window(start, now, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, self.prev_close)
+        first, last = minutes[0], minutes[-1]
+        return Window(
+            open_time=start,
+            close_time=now,
+            open_price=first.open,
+            high=max(m.high for m in minutes),
+            low=min(m.low for m in minutes),
+            last_price=last.close,
+            last_qty=self.last_qty,
+            volume=sum(m.volume for m in minutes),
+            quote_volume=sum(m.quote_volume for m in minutes),
+            count=sum(m.count for m in minutes),
+            first_id=first.first_id,
+            last_id=last.last_id,
+            prev_close=self.prev_close,
+        )

@@ -1,0 +1,313 @@
+"""The WebSocket API (Binance's ``ws-api/v3``): the REST handlers over another transport.
+
+A request ``{"id": ..., "method": "order.place", "params": {...}}`` runs the same handler as
+``POST /api/v3/order`` (``bourse.api.handlers``): its params become the handler's parameters,
+its answer is ``{"id", "status": 200, "result": ...}``, a ``BinanceError`` is
+``{"id", "status": <HTTP status>, "error": {"code", "msg"}}``. Binance's ``rateLimits`` array is
+left out, as Binance does for ``returnRateLimits=false``.
+
+Security, as Binance's WebSocket API defines it:
+
+* a signed request carries ``apiKey``, ``timestamp`` and ``signature`` in ``params``; the
+  signature is HMAC-SHA256 over every other parameter, sorted by name, as ``name=value``
+  joined with ``&`` (values as sent, not percent-encoded);
+* after ``session.logon`` (itself signed that way) requests of the session omit ``apiKey`` and
+  ``signature``: they run as the logged-on key; ``timestamp`` is still required.
+
+The API key then goes through the authorizer's code (``bourse.api.auth.authorize``: known key,
+IP allow-list) and the handler's own checks (permission, timestamp window). Handlers verify a
+REST signature over the query string, so once the WebSocket rules are satisfied the request is
+given to the handler as the REST request it is equivalent to, signed with the key's secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from bourse.adapters.connections import AlreadySubscribed, ConnectionState, UnknownConnection
+from bourse.api import handlers as h
+from bourse.api.auth import (
+    API_KEY_HEADER,
+    BAD_API_KEY_FORMAT,
+    REJECTED_API_KEY,
+    Caller,
+    Unauthorized,
+    authorize,
+)
+from bourse.api.params import Params
+from bourse.api.signing import INVALID_SIGNATURE, check_timestamp, sign
+from bourse.domain import errors
+from bourse.domain.errors import BinanceError
+from bourse.ws.events import WsEvent, reply
+from bourse.ws.ports import Connections
+
+log = logging.getLogger("bourse.ws")
+
+
+@dataclass(frozen=True)
+class Method:
+    handler: Callable[[h.Request, h.Deps], Any]
+    permission: str | None  # None: public
+
+
+# The REST handler each WebSocket API method runs (and the REST endpoint it equals).
+METHODS: dict[str, Method] = {
+    "ping": Method(h.ping, None),  # GET /api/v3/ping
+    "time": Method(h.server_time, None),  # GET /api/v3/time
+    "exchangeInfo": Method(h.exchange_info, None),  # GET /api/v3/exchangeInfo
+    "depth": Method(h.depth, None),  # GET /api/v3/depth
+    "order.place": Method(h.new_order, h.TRADE),  # POST /api/v3/order
+    "order.cancel": Method(h.cancel_order, h.TRADE),  # DELETE /api/v3/order
+    "order.status": Method(h.query_order, h.USER_DATA),  # GET /api/v3/order
+    "openOrders.status": Method(h.open_orders, h.USER_DATA),  # GET /api/v3/openOrders
+    "account.status": Method(h.account_info, h.USER_DATA),  # GET /api/v3/account
+}
+SESSION_METHODS = (
+    "session.logon",
+    "session.status",
+    "session.logout",
+    "userDataStream.subscribe",
+    "userDataStream.subscribe.signature",
+    "userDataStream.unsubscribe",
+)
+ALL_METHODS = (*METHODS, *SESSION_METHODS)
+
+INTERNAL_ERROR = BinanceError(
+    errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 500
+)
+NOT_LOGGED_ON = BinanceError(
+    errors.UNAUTHORIZED, "You are not authorized to execute this request.", 401
+)
+ALREADY_SUBSCRIBED = BinanceError(-2035, "User Data Stream subscription already active.")
+NOT_SUBSCRIBED = BinanceError(-2036, "User Data Stream subscription not active.")
+PARAMS_NOT_OBJECT = BinanceError(-1135, "Invalid 'params' in JSON request; expected an object.")
+_SIGNATURE_PARAMS = frozenset({"apiKey", "signature"})
+
+
+@dataclass(frozen=True)
+class Context:
+    event: WsEvent
+    deps: h.Deps
+    store: Connections
+
+
+def answer(request_id: Any, result: Any) -> dict[str, Any]:
+    return reply({"id": request_id, "status": 200, "result": result})
+
+
+def error_answer(request_id: Any, error: BinanceError) -> dict[str, Any]:
+    return reply({"id": request_id, "status": error.http_status, "error": error.as_dict()})
+
+
+def param_text(name: str, value: Any) -> str:
+    """A JSON parameter as the text a REST client would send: strings as they are, booleans
+    as ``true``/``false``, lists (``exchangeInfo``'s ``symbols``) as compact JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list):
+        return json.dumps(value, separators=(",", ":"))
+    raise errors.invalid_parameter(name)
+
+
+def read_params(request: dict[str, Any]) -> dict[str, str]:
+    params = request.get("params", {})
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise PARAMS_NOT_OBJECT
+    return {str(k): param_text(str(k), v) for k, v in params.items() if v is not None}
+
+
+def signature_payload(params: dict[str, str]) -> str:
+    """Binance's WebSocket API signing payload: all but ``signature``, sorted by name."""
+    return "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "signature")
+
+
+def _caller(api_key: str, ctx: Context) -> Caller:
+    """The authorizer's verdict on a key from this address (``bourse.api.auth``)."""
+    probe = {
+        "headers": {API_KEY_HEADER: api_key},
+        "methodArn": "",
+        "requestContext": {"identity": {"sourceIp": ctx.event.source_ip}},
+    }
+    try:
+        policy = authorize(probe, ctx.deps.keys)
+    except Unauthorized:
+        raise BAD_API_KEY_FORMAT from None
+    statement = policy["policyDocument"]["Statement"][0]
+    if statement["Effect"] != "Allow":
+        raise REJECTED_API_KEY
+    context = policy["context"]
+    permissions = frozenset(p for p in str(context["permissions"]).split(",") if p)
+    return Caller(int(context["accountId"]), permissions, api_key)
+
+
+def verify_signed(params: dict[str, str], ctx: Context) -> Caller:
+    """A request signed by Binance's WebSocket rules: its caller."""
+    api_key = params.get("apiKey")
+    if not api_key:
+        raise errors.mandatory("apiKey")
+    caller = _caller(api_key, ctx)
+    key = ctx.deps.keys.get(api_key)
+    if key is None:
+        raise REJECTED_API_KEY
+    expected = sign(key.secret, signature_payload(params))
+    if not hmac.compare_digest(expected, params["signature"].lower()):
+        raise INVALID_SIGNATURE
+    return caller
+
+
+def _require_timestamp(params: dict[str, str], ctx: Context) -> None:
+    values = Params(params)
+    check_timestamp(
+        values.required_int("timestamp"), values.optional_int("recvWindow"), ctx.deps.clock()
+    )
+
+
+def _session_caller(state: ConnectionState, ctx: Context) -> Caller:
+    if state.session is None:
+        raise NOT_LOGGED_ON
+    return _caller(state.session.api_key, ctx)
+
+
+def _state(ctx: Context) -> ConnectionState:
+    state = ctx.store.get_connection(ctx.event.connection_id)
+    if state is None:
+        raise UnknownConnection(ctx.event.connection_id)
+    return state
+
+
+def run_method(method: Method, params: dict[str, str], ctx: Context) -> Any:
+    """One implementation, two transports: the REST handler on the equivalent request."""
+    if method.permission is None:
+        if _SIGNATURE_PARAMS & params.keys():
+            raise errors.not_required(sorted(_SIGNATURE_PARAMS & params.keys())[0])
+        return method.handler(h.Request(urlencode(sorted(params.items())), ""), ctx.deps)
+    if "signature" in params:
+        caller = verify_signed(params, ctx)
+    elif "apiKey" in params:
+        raise errors.mandatory("signature")
+    else:
+        caller = _session_caller(_state(ctx), ctx)
+    rest = {k: v for k, v in params.items() if k not in _SIGNATURE_PARAMS}
+    key = ctx.deps.keys.get(caller.api_key)
+    if key is None:
+        raise REJECTED_API_KEY
+    query = urlencode(sorted(rest.items()))
+    signature = f"signature={sign(key.secret, query)}"
+    query = f"{query}&{signature}" if query else signature
+    return method.handler(h.Request(query, "", caller), ctx.deps)
+
+
+# -- sessions and user data
+
+
+def _session_status(state: ConnectionState, ctx: Context) -> dict[str, Any]:
+    now = ctx.deps.clock()
+    user_data = bool(ctx.store.account_subscriptions(ctx.event.connection_id))
+    return {
+        "apiKey": state.session.api_key if state.session else None,
+        "authorizedSince": state.session.since_ms if state.session else None,
+        "connectedSince": state.connected_at_ms,
+        "returnRateLimits": False,
+        "serverTime": now,
+        "userDataStream": user_data,
+    }
+
+
+def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
+    cid = ctx.event.connection_id
+    if name == "session.logon":
+        caller = _signed_with_timestamp(params, ctx)
+        ctx.store.set_session(cid, caller.api_key, caller.account_id)
+        return _session_status(_state(ctx), ctx)
+    if name == "session.status":
+        _no_params(params)
+        return _session_status(_state(ctx), ctx)
+    if name == "session.logout":
+        _no_params(params)
+        ctx.store.clear_session(cid)
+        return _session_status(_state(ctx), ctx)
+    if name == "userDataStream.subscribe":
+        _no_params(params)
+        state = _state(ctx)
+        return _subscribe_user_data(_session_caller(state, ctx), ctx)
+    if name == "userDataStream.subscribe.signature":
+        return _subscribe_user_data(_signed_with_timestamp(params, ctx), ctx)
+    # userDataStream.unsubscribe: one subscription by id, or all of the connection's
+    wanted = params.pop("subscriptionId", None)
+    _no_params(params)
+    active = [s for s in ctx.store.account_subscriptions(cid) if s.subscription_id is not None]
+    if wanted is not None:
+        active = [s for s in active if str(s.subscription_id) == wanted]
+    if not active:
+        raise NOT_SUBSCRIBED
+    for subscription in active:
+        ctx.store.unsubscribe_account(cid, subscription.account_id)
+    return {}
+
+
+def _signed_with_timestamp(params: dict[str, str], ctx: Context) -> Caller:
+    if "signature" not in params:
+        raise errors.mandatory("signature")
+    caller = verify_signed(params, ctx)
+    _require_timestamp(params, ctx)
+    unknown = params.keys() - {"apiKey", "signature", "timestamp", "recvWindow"}
+    if unknown:
+        raise errors.not_required(sorted(unknown)[0])
+    return caller
+
+
+def _no_params(params: dict[str, str]) -> None:
+    if params:
+        raise errors.not_required(sorted(params)[0])
+
+
+def _subscribe_user_data(caller: Caller, ctx: Context) -> dict[str, Any]:
+    try:
+        subscription_id = ctx.store.subscribe_account(
+            ctx.event.connection_id, caller.account_id, with_subscription_id=True
+        )
+    except AlreadySubscribed:
+        raise ALREADY_SUBSCRIBED from None
+    return {"subscriptionId": subscription_id}
+
+
+# -- the route
+
+
+def handle(event: WsEvent, deps: h.Deps, store: Connections) -> dict[str, Any]:
+    """One WebSocket API request (its route key is its method)."""
+    request_id: Any = None
+    try:
+        request = json.loads(event.body or "")
+        if not isinstance(request, dict):
+            raise BinanceError(-1135, "Invalid JSON request.")
+        request_id = request.get("id")
+        name = str(request.get("method", event.route_key))
+        params = read_params(request)
+        ctx = Context(event, deps, store)
+        if name in METHODS:
+            return answer(request_id, run_method(METHODS[name], params, ctx))
+        if name in SESSION_METHODS:
+            return answer(request_id, run_session(name, params, ctx))
+        raise BinanceError(errors.UNKNOWN, f"Unknown method '{name}'.")
+    except json.JSONDecodeError:
+        return error_answer(None, BinanceError(-1135, "Invalid JSON request."))
+    except BinanceError as exc:
+        return error_answer(request_id, exc)
+    except UnknownConnection:
+        return error_answer(request_id, NOT_LOGGED_ON)
+    except Exception:
+        log.exception("WebSocket API request failed")
+        return error_answer(request_id, INTERNAL_ERROR)

@@ -1,0 +1,170 @@
+"""Connections and their market streams: ``$connect``, ``$disconnect``, Binance's SUBSCRIBE,
+UNSUBSCRIBE and LIST_SUBSCRIPTIONS, and the ``$default`` route's answer to anything else.
+
+Messages and errors are Binance's (market streams): ``{"result": null, "id": 1}``,
+``{"result": ["btcusdt@trade"], "id": 3}``, ``{"error": {"code": 2, "msg": "Invalid request:
+..."}, "id": 1}``; code 3 for a frame that is not JSON.
+
+``$connect`` takes the streams as query parameters (``streams=a/b``; ``combined=true`` wraps
+every payload as ``{"stream", "data"}``); Binance's paths (``/ws/<stream>``,
+``/stream?streams=``) are mapped onto them in front of API Gateway (template.yaml's
+CloudFront function; the local gateway does the same).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from bourse.adapters.connections import (
+    MAX_CONNECTION_SECONDS,
+    AlreadySubscribed,
+    UnknownConnection,
+)
+from bourse.ws.api import ALL_METHODS
+from bourse.ws.events import CONNECT, DISCONNECT, WsEvent, empty, reply
+from bourse.ws.ports import Connections, ListenKeyLookup
+from bourse.ws.streams import MAX_STREAMS_PER_CONNECTION, is_listen_key, is_stream
+
+STREAM_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS")
+# Binance accepts a 64-bit integer, an alphanumeric string of at most 36, or null.
+_ID_RE = re.compile(r"\A[A-Za-z0-9-]{1,36}\Z")
+_INT64 = 2**63
+
+
+class StreamRequestError(Exception):
+    def __init__(self, code: int, msg: str, request_id: Any = None) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.request_id = request_id
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "msg": self.msg}, "id": self.request_id}
+
+
+def invalid(msg: str, request_id: Any = None) -> StreamRequestError:
+    return StreamRequestError(2, f"Invalid request: {msg}", request_id)
+
+
+# -- $connect / $disconnect
+
+
+def connect(
+    event: WsEvent, store: Connections, lookup: ListenKeyLookup, now_s: float | None = None
+) -> dict[str, Any]:
+    """Registers the connection with the streams of its URL; a bad name or an unknown listen
+    key refuses the handshake (HTTP 400; the body, Binance's error, is only logged by API
+    Gateway)."""
+    combined = event.query.get("combined", "false").lower() == "true"
+    names = list(dict.fromkeys(n for n in event.query.get("streams", "").split("/") if n))
+    if len(names) > MAX_STREAMS_PER_CONNECTION:
+        return reply({"code": 4, "msg": "Too many subscriptions"}, 400)
+    market: list[str] = []
+    accounts: list[tuple[int, str]] = []
+    for name in names:
+        if is_stream(name):
+            market.append(name)
+        elif is_listen_key(name):
+            account_id = lookup(name)
+            if account_id is None:
+                return reply({"code": -1125, "msg": "This listenKey does not exist."}, 400)
+            accounts.append((account_id, name))
+        else:
+            return reply(invalid(f"invalid stream name `{name}`").body()["error"], 400)
+    # $connect runs as the connection opens: its 2 hours start now.
+    expires_at = int(time.time() if now_s is None else now_s) + MAX_CONNECTION_SECONDS
+    store.put_connection(
+        event.connection_id, account_id=None, combined=combined, expires_at=expires_at
+    )
+    if market:
+        store.subscribe(event.connection_id, market)
+    for account_id, listen_key in accounts:
+        try:
+            store.subscribe_account(event.connection_id, account_id, listen_key=listen_key)
+        except AlreadySubscribed:
+            continue  # the same account's key twice: its events once
+    return empty()
+
+
+def disconnect(event: WsEvent, store: Connections) -> dict[str, Any]:
+    store.delete_connection(event.connection_id)
+    return empty()
+
+
+# -- messages
+
+
+def parse_request(body: str | None) -> tuple[dict[str, Any], Any]:
+    """The request object and its id, or Binance's error for a malformed one."""
+    try:
+        request = json.loads(body or "")
+    except json.JSONDecodeError as exc:
+        raise StreamRequestError(
+            3, f"Invalid JSON: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(request, dict):
+        raise invalid("expected a JSON object")
+    request_id = request.get("id")
+    valid_id = (
+        request_id is None
+        or (isinstance(request_id, int) and not isinstance(request_id, bool)
+            and -_INT64 <= request_id < _INT64)
+        or (isinstance(request_id, str) and _ID_RE.match(request_id) is not None)
+    )  # fmt: skip
+    if not valid_id:
+        raise invalid("request ID must be an unsigned integer")
+    if "method" not in request:
+        raise invalid("missing field `method`", request_id)
+    return request, request_id
+
+
+def _stream_names(request: dict[str, Any], request_id: Any) -> list[str]:
+    params = request.get("params")
+    if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+        raise invalid("params must be a list of stream names", request_id)
+    for name in params:
+        if not is_stream(name):
+            raise invalid(f"invalid stream name `{name}`", request_id)
+    return list(params)
+
+
+def handle_message(event: WsEvent, store: Connections) -> dict[str, Any]:
+    """SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, and any other method ($default)."""
+    request_id: Any = None
+    try:
+        request, request_id = parse_request(event.body)
+        method = request["method"]
+        if method == "SUBSCRIBE":
+            names = _stream_names(request, request_id)
+            current = store.list_subscriptions(event.connection_id)
+            if len(set(current) | set(names)) > MAX_STREAMS_PER_CONNECTION:
+                raise StreamRequestError(4, "Too many subscriptions", request_id)
+            store.subscribe(event.connection_id, names)
+            return reply({"result": None, "id": request_id})
+        if method == "UNSUBSCRIBE":
+            store.unsubscribe(event.connection_id, _stream_names(request, request_id))
+            return reply({"result": None, "id": request_id})
+        if method == "LIST_SUBSCRIPTIONS":
+            if request.get("params"):
+                raise invalid("too many parameters", request_id)
+            return reply({"result": store.list_subscriptions(event.connection_id),
+                          "id": request_id})  # fmt: skip
+        expected = ", ".join(f"`{m}`" for m in (*STREAM_METHODS, *ALL_METHODS))
+        raise invalid(f"unknown variant `{method}`, expected one of {expected}", request_id)
+    except StreamRequestError as exc:
+        return reply(exc.body())
+    except UnknownConnection:
+        return reply(invalid("the connection is closed", request_id).body())
+
+
+def route(event: WsEvent, store: Connections, lookup: ListenKeyLookup) -> dict[str, Any]:
+    """The connection function's routes: $connect, $disconnect, and the stream methods
+    (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, $default)."""
+    if event.event_type == CONNECT:
+        return connect(event, store, lookup)
+    if event.event_type == DISCONNECT:
+        return disconnect(event, store)
+    return handle_message(event, store)
