@@ -48,13 +48,32 @@ seed: up
 	$(PY) -m devstack seed
 
 ## Brings the whole exchange up in the foreground; Ctrl-C stops all of it.
-run: $(STAMP) $(SAM_STAMP) system-packages
+run: $(STAMP) $(SAM_STAMP) system-packages frontend
 	$(PY) -m devstack run
 
 ## The whole suite against the real stack (started here if it is not up).
-test: $(STAMP) $(SAM_STAMP) system-packages
+test: $(STAMP) $(SAM_STAMP) system-packages frontend
 	$(PY) -m devstack up
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The trading page (frontend/public, docs/frontend.md) needs only its chart library from the
+## npm registry: `npm ci` from the lock file, then the built file into the served folder. npm
+## runs again only when the lock file changes (and prefers its cache: no network when warm).
+FRONTEND_VENDOR := frontend/public/vendor/lightweight-charts.mjs
+$(FRONTEND_VENDOR): frontend/package.json frontend/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found (make system-packages installs it)" >&2; exit 1; }
+	npm ci --prefix frontend --prefer-offline --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p $(@D)
+	cp frontend/node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.mjs $@
+
+.PHONY: frontend frontend-upload
+frontend: $(FRONTEND_VENDOR)
+
+## The page into the deployed stack's web bucket (`make deploy` runs it after `sam deploy`):
+## the bucket, API and stream URLs come from the stack's outputs (frontend/upload.py).
+STACK ?= bourse-dev
+frontend-upload: $(STAMP) frontend
+	$(PY) frontend/upload.py --stack $(STACK)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -67,7 +86,40 @@ typecheck: $(STAMP)
 validate: $(SAM_STAMP)
 	AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	  SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
-	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml infra/*.yaml
+
+## checkov has its own pins (and its own boto3), so its own environment too. Every check it
+## fails must be in infra/checkov/skips.yaml with the reason it does not apply.
+CHECKOV_VENV := .tools/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+$(CHECKOV_STAMP): requirements/checkov.txt | $(STAMP)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r requirements/checkov.txt
+	touch $@
+
+.PHONY: checkov deploy matching-image
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet --skip-download \
+	  -f template.yaml -d infra --skip-check "$$($(CHECKOV_VENV)/bin/python -c \
+	  'import yaml; print(",".join(yaml.safe_load(open("infra/checkov/skips.yaml"))))')"
+
+## `sam build` then `sam deploy` with samconfig.toml's STAGE profile (docs/operations.md), then
+## the web UI's files. MATCHING_IMAGE_TAG=<tag> (pushed by make matching-image) runs that image;
+## it is added to the profile's parameter overrides.
+STAGE ?= dev
+MATCHING_IMAGE_TAG ?=
+deploy: $(SAM_STAMP)
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml --config-env $(STAGE)
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --config-env $(STAGE) \
+	  $(if $(MATCHING_IMAGE_TAG),--parameter-overrides "$$($(PYTHON) -c 'import tomllib; \
+	  print(tomllib.load(open("samconfig.toml", "rb"))["$(STAGE)"]["deploy"]["parameters"]["parameter_overrides"])') MatchingImageTag=$(MATCHING_IMAGE_TAG)")
+	$(MAKE) frontend-upload STACK=bourse-$(STAGE)
+
+## Build the matching-service image and push it to the stage's ECR repository (needs Docker).
+matching-image: $(SAM_STAMP)
+	$(SAM_VENV)/bin/python infra/release.py matching-image --stage $(STAGE) \
+	  --tag $${MATCHING_IMAGE_TAG:-$$(git rev-parse --short=12 HEAD)}
 
 bench-engine: $(STAMP)
 	$(PY) bench/engine_bench.py
@@ -83,6 +135,12 @@ bench-service: $(STAMP) system-packages
 bench-api: $(STAMP) system-packages
 	$(PY) -m devstack up
 	$(PY) bench/api_bench.py
+
+## Fan-out latency of a market stream to 1,000 WebSocket connections, the pipeline live.
+.PHONY: bench-ws
+bench-ws: $(STAMP) system-packages
+	$(PY) -m devstack up
+	$(PY) bench/ws_bench.py
 
 ## The engine's balances (newest snapshot + replay) against the record's projection in
 ## PostgreSQL; ends with one line `reconcile: N differences`.

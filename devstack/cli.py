@@ -90,6 +90,7 @@ def cmd_run(settings: Settings) -> int:
         run_seed_hook(settings)
         supervisor.start_all()
         _say(ready_line(settings))
+        _say(f"trading page: {settings.gateway_url}/ (docs/frontend.md)")
         _say("Ctrl-C stops everything")
         while True:
             time.sleep(0.5)
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("seed", help="seed markets and the demo account (devstack.seed)")
     inv = sub.add_parser("invoke", help="run one function of template.yaml on an event")
     inv.add_argument("function", help="the function's logical id, e.g. MarketDataFunction")
-    inv.add_argument("-e", "--event", help="the event JSON file, e.g. events/ping.json")
+    inv.add_argument("-e", "--event", help="the event JSON file, e.g. events/market_data-ping.json")
     logs = sub.add_parser("logs", help="show (and follow) the logs")
     logs.add_argument("names", nargs="*", help="kafka, postgres, redis, moto, maven, ...")
     logs.add_argument("-n", "--lines", type=int, default=20)

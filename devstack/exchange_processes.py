@@ -30,6 +30,8 @@ class ProcessSpec:
     env: Callable[[Settings], dict[str, str]] = field(default=lambda s: {})
     # A port it listens on once ready (the gateway); `run` waits for it before "ready".
     ready_port: Callable[[Settings], int | None] = field(default=lambda s: None)
+    # Whether `run` starts it at all (a setting can switch a process off).
+    enabled: Callable[[Settings], bool] = field(default=lambda s: True)
 
 
 # Later issues add the event consumers here.
@@ -58,6 +60,17 @@ PROCESSES: tuple[ProcessSpec, ...] = (
             "POWERTOOLS_TRACE_DISABLED": "true",
         },
     ),
+    # The broadcaster behind its local MSK event source: bourse.events -> WebSocket streams,
+    # posted to the gateway's @connections endpoint (docs/streams.md).
+    ProcessSpec(
+        name="broadcaster",
+        argv=lambda s: [sys.executable, "-m", "devstack.event_sources", "BroadcasterFunction"],
+        env=lambda s: {
+            "POWERTOOLS_SERVICE_NAME": "broadcaster",
+            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        },
+    ),
     # Settlement behind its local SQS event source: trade fills from the settlement queue.
     ProcessSpec(
         name="settlement",
@@ -67,5 +80,13 @@ PROCESSES: tuple[ProcessSpec, ...] = (
             "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
             "POWERTOOLS_TRACE_DISABLED": "true",
         },
+    ),
+    # A seeded market maker and taker trading through the REST API, so the trading page has a
+    # living market (devstack/demo_market.py, docs/frontend.md). Last: stopped first, while
+    # the gateway still answers the cancels of its quotes. BOURSE_DEMO_MARKET=0 leaves it out.
+    ProcessSpec(
+        name="demo-market",
+        argv=lambda s: [sys.executable, "-m", "devstack.demo_market"],
+        enabled=lambda s: s.demo_market,
     ),
 )

@@ -48,7 +48,7 @@ class Supervisor:
         self.paths = paths
         self.out = out
         self._print_lock = threading.Lock()
-        self.running = [_Running(spec) for spec in specs]
+        self.running = [_Running(spec) for spec in specs if spec.enabled(settings)]
 
     def _emit(self, name: str, line: str) -> None:
         with self._print_lock:

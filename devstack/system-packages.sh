@@ -15,6 +15,10 @@ if ! command -v java >/dev/null 2>&1; then
   missing+=(openjdk-17-jre-headless)
 fi
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# The trading page: npm fetches its chart library; the browser test drives Debian's chromium
+# (Playwright never downloads a browser here).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

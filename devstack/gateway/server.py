@@ -33,8 +33,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from devstack.cfn import LOCAL_ACCOUNT_ID
+from devstack.gateway import static
 from devstack.gateway.runtime import FunctionError, FunctionPool, function_environment
 from devstack.gateway.template_api import Authorizer, RestApi, Route
+from devstack.gateway.websocket import WebSocketGateway
 
 log = logging.getLogger("devstack.gateway")
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -72,6 +74,10 @@ class Gateway:
         }  # fmt: skip
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
+        # One authorizer call per identity at a time: requests that miss the cache together
+        # (a client's first burst) wait for the first call's answer instead of each starting
+        # an authorizer container.
+        self._flights: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
 
     # -- events
 
@@ -184,37 +190,57 @@ class Gateway:
         now = time.monotonic()
         with self._cache_lock:
             hit = self._cache.get(key)
+            flight = self._flights.setdefault(key, threading.Lock())
         if hit is not None and now - hit[0] < authorizer.ttl_s:
             answer = hit[1]
+        elif authorizer.ttl_s <= 0:
+            answer = self._authorizer_answer(authorizer, key, event, None)
         else:
-            auth_event = {
-                "type": "REQUEST",
-                "methodArn": self._method_arn(event),
-                **{k: event[k] for k in ("resource", "path", "httpMethod", "headers",
-                                         "multiValueHeaders", "queryStringParameters",
-                                         "multiValueQueryStringParameters")},
-                "pathParameters": {},
-                "stageVariables": {},
-                "requestContext": event["requestContext"],
-            }  # fmt: skip
-            try:
-                answer = self.pools[authorizer.function].invoke(auth_event)
-            except FunctionError as exc:
-                if str(exc) == "Unauthorized":
-                    raise GatewayResponse("UNAUTHORIZED") from None
-                log.error("authorizer failed: %s: %s", exc.kind, exc)
-                raise GatewayResponse("AUTHORIZER_FAILURE") from None
-            if not isinstance(answer, dict) or "policyDocument" not in answer:
-                raise GatewayResponse("AUTHORIZER_FAILURE")
-            if authorizer.ttl_s > 0:
+            with flight:
                 with self._cache_lock:
-                    self._cache[key] = (now, answer)
+                    hit = self._cache.get(key)
+                answer = self._authorizer_answer(authorizer, key, event, hit)
         if not _allows(answer["policyDocument"], self._method_arn(event)):
             raise GatewayResponse("ACCESS_DENIED")
         context = {k: _context_value(v) for k, v in (answer.get("context") or {}).items()}
         context["principalId"] = str(answer.get("principalId", ""))
         context["integrationLatency"] = 0
         return context
+
+    def _authorizer_answer(
+        self,
+        authorizer: Authorizer,
+        key: tuple[str, tuple[str, ...]],
+        event: dict[str, Any],
+        hit: tuple[float, dict[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """The cached answer if another request has just fetched it, else the authorizer's."""
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < authorizer.ttl_s:
+            return hit[1]
+        auth_event = {
+            "type": "REQUEST",
+            "methodArn": self._method_arn(event),
+            **{k: event[k] for k in ("resource", "path", "httpMethod", "headers",
+                                     "multiValueHeaders", "queryStringParameters",
+                                     "multiValueQueryStringParameters")},
+            "pathParameters": {},
+            "stageVariables": {},
+            "requestContext": event["requestContext"],
+        }  # fmt: skip
+        try:
+            answer = self.pools[authorizer.function].invoke(auth_event)
+        except FunctionError as exc:
+            if str(exc) == "Unauthorized":
+                raise GatewayResponse("UNAUTHORIZED") from None
+            log.error("authorizer failed: %s: %s", exc.kind, exc)
+            raise GatewayResponse("AUTHORIZER_FAILURE") from None
+        if not isinstance(answer, dict) or "policyDocument" not in answer:
+            raise GatewayResponse("AUTHORIZER_FAILURE")
+        if authorizer.ttl_s > 0:
+            with self._cache_lock:
+                self._cache[key] = (now, answer)
+        return answer
 
     # -- one request
 
@@ -245,6 +271,10 @@ class Gateway:
         route = self.api.find(method, path)
         try:
             if route is None:
+                # Not an API route: the trading page's files (devstack/gateway/static.py).
+                page = static.response(method, raw_path)
+                if page is not None:
+                    return page
                 raise GatewayResponse("MISSING_AUTHENTICATION_TOKEN")
             event = self.build_event(route, method, raw_path, header_pairs, body, source_ip)
             if route.authorizer:
@@ -309,8 +339,12 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "bourse-gateway"
     gateway: Gateway
+    websocket: WebSocketGateway | None = None
 
     def _serve(self) -> None:
+        # WebSocket handshakes and @connections calls (devstack/gateway/websocket.py)
+        if self.websocket is not None and self.websocket.handle(self):
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             self.send_error(413)
@@ -340,8 +374,10 @@ class _Handler(BaseHTTPRequestHandler):
         return formatdate(timestamp, usegmt=True)
 
 
-def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
-    handler = type("Handler", (_Handler,), {"gateway": gateway})
+def make_server(
+    gateway: Gateway, host: str, port: int, websocket: WebSocketGateway | None = None
+) -> ThreadingHTTPServer:
+    handler = type("Handler", (_Handler,), {"gateway": gateway, "websocket": websocket})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

@@ -1,4 +1,5 @@
-"""Account reads (SIGNED, USER_DATA): account, commission, order, openOrders.
+"""Account reads (SIGNED, USER_DATA): account, commission, order, openOrders, and allOrders
+and myTrades from the record.
 
 Logic in bourse.api."""
 

@@ -1,4 +1,5 @@
-"""Market data (public): ping, time, exchangeInfo, depth. Logic in bourse.api."""
+"""Market data (public): ping, time, exchangeInfo, depth, tickers, and trades, klines and
+statistics from the record. Logic in bourse.api."""
 
 from __future__ import annotations
 

@@ -6,10 +6,21 @@ A private registry keeps tests that import the module twice from clashing.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    push_to_gateway,
+    start_http_server,
+)
+
+log = logging.getLogger(__name__)
 
 # Fine enough for histogram_quantile(0.99) to mean something (the bench reports it).
 BATCH_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4,
@@ -61,3 +72,19 @@ class Metrics:
     def serve(self, port: int) -> None:
         if port > 0:
             start_http_server(port, addr="0.0.0.0", registry=self.registry)
+
+    def push_every(self, url: str, job: str, seconds: float = 15.0) -> threading.Thread:
+        """On Fargate nothing scrapes the task's port, so the registry is also pushed to the
+        Pushgateway (infra/observability.yaml); a failed push is logged, never fatal."""
+
+        def loop() -> None:
+            while True:
+                try:
+                    push_to_gateway(url, job=job, registry=self.registry, timeout=5)
+                except OSError as exc:
+                    log.warning("metrics push to %s failed: %s", url, exc)
+                time.sleep(seconds)
+
+        thread = threading.Thread(target=loop, name="metrics-push", daemon=True)
+        thread.start()
+        return thread

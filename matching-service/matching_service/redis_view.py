@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import redis
 
+from bourse.adapters import redis_conn
 from bourse.adapters.redis_book import (
     BOOK_LEVELS,
     FINAL_STATUSES,
@@ -148,7 +149,7 @@ class RedisView:
     def from_url(
         cls, url: str, commands_topic: str, *, reply_ttl_s: int, levels: int = BOOK_LEVELS
     ) -> RedisView:
-        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        client = redis_conn.connect(url, socket_timeout=10, socket_connect_timeout=5)
         return cls(client, commands_topic, reply_ttl_s=reply_ttl_s, levels=levels)
 
     def offset(self) -> int | None:

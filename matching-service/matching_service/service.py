@@ -361,6 +361,8 @@ class MatchingService:
             return EXIT_DIVERGED
         # Listening only from here on makes the port a readiness signal (devstack, Docker).
         self.metrics.serve(self.settings.matching_metrics_port)
+        if self.settings.pushgateway_url:
+            self.metrics.push_every(self.settings.pushgateway_url, job="bourse-matching")
         # Everything allocated so far (the restored engine above all) lives for the process;
         # freezing it keeps the cyclic GC from rescanning it on every collection. A batch
         # allocates hundreds of thousands of short-lived objects (events, their encodings) that

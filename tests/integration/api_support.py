@@ -23,16 +23,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import psycopg
 import redis
 import requests
+from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bourse.adapters import kafka
+from bourse.adapters import aws, kafka
 from bourse.adapters.api_keys import ApiKey, new_credentials, put_api_key
 from bourse.adapters.redis_book import read_balances, read_symbols
 from bourse.domain.amounts import parse_units
 from bourse.domain.codec import encode_command
 from bourse.domain.commands import AddSymbol, Command, Deposit
+from bourse.domain.event_codec import decode_events
 from bourse.domain.markets import DEFAULT_MARKETS
 from bourse.settings import Settings
 
@@ -108,8 +111,15 @@ def now_ms() -> int:
 class ApiStack:
     """Start with ``start()``; ``stop()`` ends exactly the two processes it started."""
 
-    def __init__(self, settings: Settings, logs: Path, redis_db: int) -> None:
+    def __init__(
+        self, settings: Settings, logs: Path, redis_db: int, pg_dsn: str | None = None
+    ) -> None:
+        """``pg_dsn``: the record the functions read (and ``spawn_recorder`` writes), a
+        scratch database; without it they read the developer's."""
         suffix = uuid.uuid4().hex[:10]
+        self.suffix = suffix
+        self.pg_dsn = pg_dsn
+        self.fills_topic_arn: str | None = None
         self.settings = settings
         self.commands_topic = f"test.api.{suffix}.commands"
         self.events_topic = f"test.api.{suffix}.events"
@@ -129,6 +139,8 @@ class ApiStack:
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
         }
+        if pg_dsn is not None:
+            self.env["BOURSE_PG_DSN"] = pg_dsn
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def _spawn(self, name: str, argv: list[str]) -> None:
@@ -154,7 +166,9 @@ class ApiStack:
             self._spawn("matching", [sys.executable, "-m", "matching_service"])
         self._spawn("gateway", [sys.executable, "-m", "devstack.gateway"])
         self.send([AddSymbol(f"add-{s.symbol}", now_ms(), s) for s in DEFAULT_MARKETS])
-        deadline = time.monotonic() + 60
+        # The gateway starts every function's first container (REST and WebSocket) before it
+        # opens its port: seconds of imports each, minutes on a loaded machine.
+        deadline = time.monotonic() + 180
         while matching and len(read_symbols(self.redis)) < len(DEFAULT_MARKETS):
             self._check_alive()
             assert time.monotonic() < deadline, "the matching service did not list the markets"
@@ -208,6 +222,77 @@ class ApiStack:
                 time.sleep(0.05)
         return Trader(account_id, api_key, secret)
 
+    def spawn_broadcaster(self) -> None:
+        """The broadcaster Lambda behind its local MSK poller, on this stack's events topic,
+        posting to this stack's gateway (docs/streams.md)."""
+        log = (self.logs / "broadcaster.log").open("wb")
+        argv = [sys.executable, "-m", "devstack.event_sources", "BroadcasterFunction",
+                "--group", f"{self.events_topic}.broadcaster"]  # fmt: skip
+        env = {
+            **self.env,
+            "POWERTOOLS_SERVICE_NAME": "broadcaster",
+            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        self.procs.append(
+            subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        )
+
+    def spawn_recorder(self) -> None:
+        """The trade recorder Lambda behind its local MSK poller (as devstack runs it), on this
+        stack's events topic, into ``pg_dsn`` and this stack's Redis (hot cache). Its fills go
+        to an SNS topic of its own that nothing reads, so no shared queue sees them."""
+        assert self.pg_dsn is not None, "the recorder needs ApiStack(pg_dsn=...)"
+        sns = aws.client("sns")
+        self.fills_topic_arn = sns.create_topic(Name=f"test-api-fills-{self.suffix}")["TopicArn"]
+        log = (self.logs / "recorder.log").open("wb")
+        argv = [sys.executable, "-m", "devstack.event_sources", "RecorderFunction",
+                "--group", f"{self.events_topic}.recorder"]  # fmt: skip
+        env = {
+            **self.env,
+            "TRADE_FILLS_TOPIC_ARN": self.fills_topic_arn,
+            "BOURSE_ARCHIVE_PREFIX": f"test/api-{self.suffix}/",
+            "POWERTOOLS_SERVICE_NAME": "recorder",
+            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        self.procs.append(
+            subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        )
+
+    def last_event_seq(self) -> int:
+        """The seq of the newest event the matching service has committed to the topic."""
+        consumer = kafka.consumer(group_id=None)
+        partition = TopicPartition(self.events_topic, 0)
+        try:
+            consumer.assign([partition])
+            consumer.seek_to_beginning(partition)
+            end = consumer.end_offsets([partition])[partition]
+            last = 0
+            deadline = time.monotonic() + 30
+            while consumer.position(partition) < end:
+                assert time.monotonic() < deadline, "could not read the events topic"
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        last = max([last, *(e.seq for e in decode_events(record.value))])
+            return last
+        finally:
+            consumer.close(autocommit=False)
+
+    def wait_recorded(self, timeout: float = 60) -> int:
+        """Until the record has applied every event published so far; that last seq."""
+        assert self.pg_dsn is not None
+        last = self.last_event_seq()
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.pg_dsn, autocommit=True) as conn:
+            while True:
+                row = conn.execute("SELECT max(last_seq) FROM applied_events").fetchone()
+                if row is not None and row[0] is not None and int(str(row[0])) >= last:
+                    return last
+                self._check_alive()
+                assert time.monotonic() < deadline, f"record behind seq {last}; see {self.logs}"
+                time.sleep(0.1)
+
     def client(self, trader: Trader | None = None) -> Client:
         return Client(self.base_url, trader)
 
@@ -222,3 +307,5 @@ class ApiStack:
                 proc.kill()
                 proc.wait()
         self.redis.flushdb()
+        if self.fills_topic_arn is not None:
+            aws.client("sns").delete_topic(TopicArn=self.fills_topic_arn)

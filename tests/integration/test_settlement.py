@@ -228,12 +228,12 @@ def test_a_ledger_break_is_alerted_and_a_bad_message_fails_alone(
 def test_the_sample_events_run_through_both_functions(
     local_stack: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """events/recorder.json and events/settlement.json (for `sam local invoke -e`) are real:
-    the recorder records the sample batch, settlement settles the sample fill against it."""
+    """events/recorder-events.json and events/settlement-fills.json (`sam local invoke -e`) are
+    real: the recorder records the sample batch, settlement settles the sample fill against it."""
     from devstack.event_sources import Context, function_spec, load_handler
 
-    sample_recorder = json.loads((REPO / "events" / "recorder.json").read_text())
-    sample_settlement = json.loads((REPO / "events" / "settlement.json").read_text())
+    sample_recorder = json.loads((REPO / "events" / "recorder-events.json").read_text())
+    sample_settlement = json.loads((REPO / "events" / "settlement-fills.json").read_text())
     sns = aws.client("sns")
     quiet = sns.create_topic(Name=f"test-st-sample-{uuid.uuid4().hex[:8]}")["TopicArn"]
     with scratch_database(local_stack.pg_dsn, "test_samples") as dsn:

@@ -33,6 +33,8 @@ class Settings:
     region: str
     # Kafka (MSK on AWS)
     kafka_bootstrap: str
+    # MSK: SASL/OAUTHBEARER over TLS signed with the role's credentials; locally PLAINTEXT
+    kafka_iam_auth: bool
     commands_topic: str
     events_topic: str
     marketdata_topic: str
@@ -41,6 +43,8 @@ class Settings:
     # On AWS the record is reached through RDS Proxy with an IAM token as the password
     pg_iam_auth: bool
     redis_url: str
+    # ElastiCache: the Secrets Manager secret whose "token" is the AUTH token; empty locally
+    redis_auth_secret_arn: str
     # AWS APIs; empty endpoint means the real AWS endpoints
     aws_endpoint_url: str | None
     # Explicit credentials only for the local stack (moto accepts any); None on AWS, where
@@ -48,8 +52,10 @@ class Settings:
     aws_credentials: tuple[str, str] | None
     api_keys_table: str
     rate_limits_table: str
+    listen_keys_table: str  # userDataStream listenKeys (bourse.adapters.listen_keys)
     idempotency_table: str
     connections_table: str
+    subscriptions_table: str  # WebSocket stream subscriptions (bourse.adapters.connections)
     snapshots_bucket: str
     archive_bucket: str
     trade_fills_topic_name: str
@@ -61,12 +67,20 @@ class Settings:
     kafka_controller_port: int
     moto_port: int
     gateway_port: int
+    # Warm containers per function in the local gateway (Lambda's concurrency, scaled down)
+    gateway_max_containers: int
+    # The demo market (devstack/demo_market.py) that `make run` starts: on/off, its random
+    # walk's seed, and how often it quotes and trades
+    demo_market: bool
+    demo_market_seed: int
+    demo_market_interval_ms: int
     # Matching service (matching-service/): identity, batching, snapshots, replies, metrics
     matching_transactional_id: str  # one per deployment: a second instance fences the first
     matching_group_id: str  # the consumer group whose committed offset is the engine's input
     matching_batch_max: int  # commands per Kafka transaction, at most
     matching_poll_ms: int
     matching_metrics_port: int  # 0 disables the Prometheus endpoint
+    pushgateway_url: str  # where the service also pushes its metrics on AWS; empty: no push
     snapshot_every_commands: int
     snapshot_every_seconds: int
     snapshot_prefix: str  # S3 key prefix in snapshots_bucket
@@ -77,6 +91,12 @@ class Settings:
     api_reply_timeout_ms: int
     api_key_cache_seconds: int
     api_idempotency_seconds: int  # how long a newClientOrderId retry replays the first answer
+    # Rate limits (bourse.api.rate_limits), enforced and published in exchangeInfo: request
+    # weight per IP and minute, orders per account and 10 s / UTC day; off: no limiting at all
+    rate_limits_enabled: bool
+    rate_limit_weight_per_minute: int
+    rate_limit_orders_per_10s: int
+    rate_limit_orders_per_day: int
     # Trade recorder and settlement (functions/recorder, functions/settlement): the name of the
     # recorder's high-water mark in applied_events, the S3 archive's key prefix, and the
     # topics they publish to (ARNs: SNS publishes by ARN; locally, moto's account's ARN)
@@ -84,6 +104,17 @@ class Settings:
     archive_prefix: str
     trade_fills_topic_arn: str
     alerts_topic_arn: str
+    # WebSocket API: the @connections management endpoint (boto3 apigatewaymanagementapi's
+    # endpoint_url); locally the gateway serves it on its own port
+    websocket_management_url: str
+    # Local gateway only: API Gateway's WebSocket idle timeout and connection lifetime (10 min,
+    # 2 h), shorter in tests
+    gateway_ws_idle_seconds: int
+    gateway_ws_max_seconds: int
+    # Broadcaster (functions/broadcaster): parallel PostToConnection calls per invocation, and
+    # how old a stream's subscriber list may get before it is refreshed (in the background)
+    broadcaster_threads: int
+    broadcaster_subscribers_ttl_ms: int
 
     @property
     def kafka_port(self) -> int:
@@ -126,18 +157,22 @@ def get_settings() -> Settings:
         stage=stage,
         region=region,
         kafka_bootstrap=_env("BOURSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        kafka_iam_auth=_env("BOURSE_KAFKA_IAM_AUTH", "false").lower() == "true",
         commands_topic=commands,
         events_topic=_env("BOURSE_EVENTS_TOPIC", "bourse.events"),
         marketdata_topic=_env("BOURSE_MARKETDATA_TOPIC", "bourse.marketdata"),
         pg_dsn=_env("BOURSE_PG_DSN", "postgresql://bourse@127.0.0.1:5433/bourse"),
         pg_iam_auth=_env("BOURSE_PG_IAM_AUTH", "false").lower() == "true",
         redis_url=_env("BOURSE_REDIS_URL", "redis://127.0.0.1:6380/0"),
+        redis_auth_secret_arn=_env("BOURSE_REDIS_AUTH_SECRET_ARN", ""),
         aws_endpoint_url=endpoint or None,
         aws_credentials=_local_aws_credentials(stage),
         api_keys_table=_env("API_KEYS_TABLE", f"{prefix}-api-keys"),
         rate_limits_table=_env("RATE_LIMITS_TABLE", f"{prefix}-rate-limits"),
+        listen_keys_table=_env("LISTEN_KEYS_TABLE", f"{prefix}-listen-keys"),
         idempotency_table=_env("IDEMPOTENCY_TABLE", f"{prefix}-idempotency"),
         connections_table=_env("CONNECTIONS_TABLE", f"{prefix}-connections"),
+        subscriptions_table=_env("SUBSCRIPTIONS_TABLE", f"{prefix}-subscriptions"),
         snapshots_bucket=_env("SNAPSHOTS_BUCKET", f"{prefix}-snapshots"),
         archive_bucket=_env("ARCHIVE_BUCKET", f"{prefix}-archive"),
         trade_fills_topic_name=_env("TRADE_FILLS_TOPIC_NAME", f"{prefix}-trade-fills"),
@@ -148,6 +183,10 @@ def get_settings() -> Settings:
         kafka_controller_port=_env_int("BOURSE_KAFKA_CONTROLLER_PORT", 9093),
         moto_port=moto_port,
         gateway_port=_env_int("BOURSE_GATEWAY_PORT", 3000),
+        gateway_max_containers=_env_int("BOURSE_GATEWAY_MAX_CONTAINERS", 4),
+        demo_market=_env("BOURSE_DEMO_MARKET", "1").lower() not in ("0", "false", "off", "no"),
+        demo_market_seed=_env_int("BOURSE_DEMO_MARKET_SEED", 7),
+        demo_market_interval_ms=_env_int("BOURSE_DEMO_MARKET_INTERVAL_MS", 1000),
         # Defaults derive from the commands topic, so a test that renames the topics also gets
         # its own transactional id, group and snapshot prefix.
         matching_transactional_id=_env("BOURSE_MATCHING_TRANSACTIONAL_ID", f"matching-{commands}"),
@@ -155,6 +194,7 @@ def get_settings() -> Settings:
         matching_batch_max=_env_int("BOURSE_MATCHING_BATCH_MAX", 2000),
         matching_poll_ms=_env_int("BOURSE_MATCHING_POLL_MS", 20),
         matching_metrics_port=_env_int("BOURSE_MATCHING_METRICS_PORT", 9108),
+        pushgateway_url=_env("BOURSE_PUSHGATEWAY_URL", ""),
         snapshot_every_commands=_env_int("BOURSE_SNAPSHOT_EVERY_COMMANDS", 25_000),
         snapshot_every_seconds=_env_int("BOURSE_SNAPSHOT_EVERY_SECONDS", 300),
         snapshot_prefix=_env("BOURSE_SNAPSHOT_PREFIX", f"engine/{commands}/"),
@@ -163,6 +203,10 @@ def get_settings() -> Settings:
         api_reply_timeout_ms=_env_int("BOURSE_API_REPLY_TIMEOUT_MS", 5000),
         api_key_cache_seconds=_env_int("BOURSE_API_KEY_CACHE_SECONDS", 60),
         api_idempotency_seconds=_env_int("BOURSE_API_IDEMPOTENCY_SECONDS", 600),
+        rate_limits_enabled=_env("BOURSE_RATE_LIMITS_ENABLED", "true").lower() == "true",
+        rate_limit_weight_per_minute=_env_int("BOURSE_RATE_LIMIT_WEIGHT_PER_MINUTE", 6000),
+        rate_limit_orders_per_10s=_env_int("BOURSE_RATE_LIMIT_ORDERS_PER_10S", 100),
+        rate_limit_orders_per_day=_env_int("BOURSE_RATE_LIMIT_ORDERS_PER_DAY", 200_000),
         recorder_consumer=_env("BOURSE_RECORDER_CONSUMER", f"{prefix}-recorder"),
         archive_prefix=_env("BOURSE_ARCHIVE_PREFIX", "events/"),
         trade_fills_topic_arn=_env(
@@ -171,4 +215,12 @@ def get_settings() -> Settings:
         alerts_topic_arn=_env(
             "ALERTS_TOPIC_ARN", _local_topic_arn(stage, region, f"{prefix}-alerts")
         ),
+        websocket_management_url=_env(
+            "WEBSOCKET_MANAGEMENT_URL",
+            f"http://127.0.0.1:{_env_int('BOURSE_GATEWAY_PORT', 3000)}" if stage == "local" else "",
+        ),
+        gateway_ws_idle_seconds=_env_int("BOURSE_GATEWAY_WS_IDLE_SECONDS", 600),
+        gateway_ws_max_seconds=_env_int("BOURSE_GATEWAY_WS_MAX_SECONDS", 7200),
+        broadcaster_threads=_env_int("BOURSE_BROADCASTER_THREADS", 64),
+        broadcaster_subscribers_ttl_ms=_env_int("BOURSE_BROADCASTER_SUBSCRIBERS_TTL_MS", 1000),
     )

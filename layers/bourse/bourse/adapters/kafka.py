@@ -1,21 +1,56 @@
-"""kafka-python producers and consumers configured from settings.
+"""kafka-python producers, consumers and admin clients configured from settings.
 
-One place decides client settings (acks, idempotence, isolation) so every producer of
-commands and every consumer of events behaves the same; MSK IAM auth will be added here.
+One place decides client settings (acks, idempotence, isolation, security) so every producer
+of commands and every consumer of events behaves the same. Locally Kafka is PLAINTEXT; on MSK
+(``BOURSE_KAFKA_IAM_AUTH``) clients speak SASL/OAUTHBEARER over TLS on port 9098, with a token
+that aws-msk-iam-sasl-signer-python signs with the function's or task's role.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from bourse.settings import get_settings
+
+# Tokens live 15 minutes; one is reused until a minute before it expires, so reconnecting
+# brokers do not each sign a new one.
+_REFRESH_MARGIN_MS = 60_000
+
+
+class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+    def __init__(self, region: str) -> None:
+        super().__init__()
+        self._region = region
+        self._token = ""
+        self._expires_ms = 0
+
+    def token(self) -> str:
+        if time.time() * 1000 >= self._expires_ms - _REFRESH_MARGIN_MS:
+            self._token, self._expires_ms = MSKAuthTokenProvider.generate_auth_token(self._region)
+        return self._token
+
+
+def security_config() -> dict[str, Any]:
+    """The connection settings every client shares: bootstrap servers and, on MSK, IAM auth."""
+    settings = get_settings()
+    config: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap}
+    if settings.kafka_iam_auth:
+        config.update(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="OAUTHBEARER",
+            sasl_oauth_token_provider=MskIamTokenProvider(settings.region),
+        )
+    return config
 
 
 def producer(*, transactional_id: str | None = None, **overrides: Any) -> KafkaProducer:
     config: dict[str, Any] = {
-        "bootstrap_servers": get_settings().kafka_bootstrap,
+        **security_config(),
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 1,
@@ -29,10 +64,16 @@ def producer(*, transactional_id: str | None = None, **overrides: Any) -> KafkaP
 def consumer(**overrides: Any) -> KafkaConsumer:
     """A consumer that sees committed transactions only (the engine publishes in batches)."""
     config: dict[str, Any] = {
-        "bootstrap_servers": get_settings().kafka_bootstrap,
+        **security_config(),
         "isolation_level": "read_committed",
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
     }
     config.update(overrides)
     return KafkaConsumer(**config)
+
+
+def admin(**overrides: Any) -> KafkaAdminClient:
+    config: dict[str, Any] = {**security_config(), "client_id": "bourse-admin"}
+    config.update(overrides)
+    return KafkaAdminClient(**config)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psycopg
 
+from bourse.adapters import postgres
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Any constant works as long as every runner uses the same one; this is "bourse-mg" in ASCII.
@@ -95,7 +97,8 @@ def _check_history(migrations: list[Migration], applied: dict[int, tuple[str, st
 def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Apply every pending migration; return those applied (empty when up to date)."""
     migrations = discover(directory)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    # Through bourse.adapters.postgres: on AWS the password is an IAM token for RDS Proxy.
+    with postgres.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
         try:
             conn.execute(_CREATE_TABLE)

@@ -48,9 +48,7 @@ class Recorder:
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> Recorder:
-        import redis
-
-        from bourse.adapters import aws
+        from bourse.adapters import aws, redis_conn
 
         return cls(
             store=RecordStore(settings.pg_dsn, settings.recorder_consumer),
@@ -64,7 +62,7 @@ class Recorder:
             ),
             logger=logger,
             metrics=metrics,
-            hot=HotCache(redis.Redis.from_url(settings.redis_url, socket_timeout=2)),
+            hot=HotCache(redis_conn.connect(settings.redis_url, socket_timeout=2)),
         )
 
     def handle(self, event: dict[str, Any]) -> PartialItemFailureResponse:

@@ -1,0 +1,29 @@
+"""Custom resource (deploy time): the Kafka topics with the partition counts the design needs.
+Logic in bourse.deploy.kafka_topics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bourse.deploy import custom_resource
+from bourse.deploy.kafka_topics import ensure_topics
+from bourse.settings import get_settings
+
+logger = Logger()
+
+
+def _create(_properties: Mapping[str, Any]) -> dict[str, str]:
+    settings = get_settings()
+    created = ensure_topics(settings)
+    logger.info("topics ready", extra={"topics_created": [spec.name for spec in created]})
+    names = (settings.commands_topic, settings.events_topic, settings.marketdata_topic)
+    return {"Topics": ",".join(names), "Created": ",".join(spec.name for spec in created)}
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return custom_resource.run(event, context.log_stream_name, "bourse-kafka-topics", _create)

@@ -1,0 +1,31 @@
+"""Redis clients configured from settings.
+
+Locally Redis needs no password. On AWS the URL is ``rediss://`` (ElastiCache with TLS) and the
+AUTH token lives in Secrets Manager: it is read once per process, never put in an environment
+variable, so it shows up neither in the console nor in the template.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import redis
+
+from bourse.adapters import aws
+from bourse.settings import get_settings
+
+
+@cache
+def _auth_token(secret_arn: str) -> str:
+    secret = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+    return str(json.loads(secret["SecretString"])["token"])
+
+
+def connect(url: str, **kwargs: Any) -> redis.Redis:
+    secret_arn = get_settings().redis_auth_secret_arn
+    if secret_arn:
+        kwargs.setdefault("password", _auth_token(secret_arn))
+    client: redis.Redis = redis.Redis.from_url(url, **kwargs)
+    return client

@@ -1,0 +1,1 @@
+"""What runs at deploy time: CloudFormation custom resources (Kafka topics, migrations)."""
