@@ -269,6 +269,9 @@ class Gateway:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         path = urlsplit(raw_path).path
         route = self.api.find(method, path)
+        preflight = method == "OPTIONS" and route is None and self.api.cors_headers
+        if preflight and any(r.path == path for r in self.api.routes):
+            return 200, [("Content-Type", "application/json"), *self.api.cors_headers], b"{}"
         try:
             if route is None:
                 # Not an API route: the trading page's files (devstack/gateway/static.py).

@@ -63,6 +63,8 @@ class RestApi:
     region: str
     api_id: str = "local"
     extra: dict[str, Any] = field(default_factory=dict)
+    # The preflight answer API Gateway gives by itself when the API declares Cors.
+    cors_headers: list[tuple[str, str]] = field(default_factory=list)
 
     def find(self, method: str, path: str) -> Route | None:
         for route in self.routes:
@@ -147,6 +149,7 @@ def load_rest_api(stage: str, region: str, moto_port: int, path: Path | None = N
     authorizers: dict[str, Authorizer] = {}
     responses: dict[str, tuple[int, str]] = {}
     default_authorizer: dict[str, str | None] = {}
+    cors_headers: list[tuple[str, str]] = []
     for logical_id, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::Api":
             continue
@@ -170,6 +173,7 @@ def load_rest_api(stage: str, region: str, moto_port: int, path: Path | None = N
                 int(spec.get("StatusCode", default_status)),
                 templates.get("application/json", default_body),
             )
+        cors_headers = _cors_headers(props.get("Cors"))
     routes: list[Route] = []
     for logical_id, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::Function":
@@ -192,4 +196,21 @@ def load_rest_api(stage: str, region: str, moto_port: int, path: Path | None = N
                     authorizer=None if chosen in (None, "NONE") else chosen,
                 )
             )  # fmt: skip
-    return RestApi(routes, authorizers, responses, functions, stage, region)
+    return RestApi(
+        routes, authorizers, responses, functions, stage, region, cors_headers=cors_headers
+    )
+
+
+def _cors_headers(cors: Any) -> list[tuple[str, str]]:
+    """SAM's Cors property as the preflight's headers; its values are quoted literals."""
+    if not cors:
+        return []
+    if isinstance(cors, str):
+        cors = {"AllowOrigin": cors}
+    names = {
+        "AllowOrigin": "Access-Control-Allow-Origin",
+        "AllowHeaders": "Access-Control-Allow-Headers",
+        "AllowMethods": "Access-Control-Allow-Methods",
+        "MaxAge": "Access-Control-Max-Age",
+    }
+    return [(names[key], str(value).strip("'")) for key, value in cors.items() if key in names]

@@ -153,3 +153,37 @@ def test_template_routes_are_the_api_route_tables() -> None:
     assert api.response("MISSING_AUTHENTICATION_TOKEN")[0] == 404
     assert json.loads(api.response("ACCESS_DENIED")[1])["code"] == -2015
     assert api.functions["OrdersFunction"].environment["API_KEYS_TABLE"] == "bourse-local-api-keys"
+
+
+def test_cors_preflight_from_the_template_and_headers_from_the_functions() -> None:
+    """The deployed page (CloudFront) calls the API from another origin: API Gateway answers
+    the preflight from template.yaml's Cors without the authorizer, and the resolver adds the
+    origin header (and exposes the limit headers) on the function's own answers."""
+    from bourse.api.app import build
+
+    api = load_rest_api("local", "us-east-1", 4566)
+    gw = Gateway(api, max_containers=0)
+    origin = [("Origin", "https://x")]
+    status, headers, _ = gw.handle("OPTIONS", "/api/v3/order", origin, b"", "1.2.3.4")
+    allowed = dict(headers)
+    assert status == 200 and allowed["Access-Control-Allow-Origin"] == "*"
+    assert "X-MBX-APIKEY" in allowed["Access-Control-Allow-Headers"]
+    assert "DELETE" in allowed["Access-Control-Allow-Methods"]
+    assert gw.handle("OPTIONS", "/nowhere", [], b"", "1.2.3.4")[0] == 404
+
+    def ping(req: Any, deps: Any) -> dict[str, Any]:
+        return {}
+
+    from bourse.api.handlers import Deps
+    from bourse.api.routes import Route as ApiRoute
+
+    deps = Deps(view=None, bus=None, keys=None, clock=lambda: 0)  # type: ignore[arg-type]
+    resolver = build((ApiRoute("GET", "/api/v3/ping", ping, False),), lambda: deps)
+    event = {"httpMethod": "GET", "path": "/api/v3/ping", "resource": "/api/v3/ping",
+             "headers": {"Origin": "https://x"}, "multiValueHeaders": {"Origin": ["https://x"]},
+             "requestContext": {"identity": {"sourceIp": "1.2.3.4"}}}  # fmt: skip
+    answer = resolver.resolve(event, None)
+    assert answer["statusCode"] == 200, answer
+    cors = answer["multiValueHeaders"]
+    assert cors["Access-Control-Allow-Origin"] == ["*"]
+    assert "X-MBX-USED-WEIGHT-1M" in cors["Access-Control-Expose-Headers"][0]

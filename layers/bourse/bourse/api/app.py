@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from bourse.api import limiting
+from bourse.api import limiting, rate_limits
 from bourse.api.auth import caller_from_event
 from bourse.api.handlers import CancelReplaceFailed, Deps, Request
 from bourse.api.routes import Route
@@ -28,6 +28,19 @@ INTERNAL_ERROR = BinanceError(
     errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 500
 )
 NOT_FOUND = BinanceError(errors.UNKNOWN, "Unknown path or method.", 404)
+# The page on CloudFront calls from another origin (template.yaml's Cors says why any origin);
+# the limit headers are exposed so a browser client can pace itself as Binance's clients do.
+CORS = CORSConfig(
+    allow_origin="*",
+    allow_headers=["X-MBX-APIKEY"],
+    expose_headers=[
+        rate_limits.WEIGHT_HEADER,
+        rate_limits.LEGACY_WEIGHT_HEADER,
+        rate_limits.ORDER_10S_HEADER,
+        rate_limits.ORDER_1D_HEADER,
+    ],
+    max_age=600,
+)
 
 
 def json_response(status: int, body: Any) -> Response[str]:
@@ -68,7 +81,7 @@ def body_text(resolver: APIGatewayRestResolver) -> str:
 def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRestResolver:
     """A resolver serving ``routes``; ``deps`` is called on the first request (connections are
     made then, once per container, not at import)."""
-    app = APIGatewayRestResolver()
+    app = APIGatewayRestResolver(cors=CORS)
     # The rate-limit headers of the request being served, for its answer whatever it is (the
     # error handlers below add them too). One per container is enough: a Lambda container
     # serves one request at a time.
