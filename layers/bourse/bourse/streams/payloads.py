@@ -112,16 +112,17 @@ def kline(symbol: str, interval: str, candle: Candle, closed: bool, ts: int) -> 
 
 
 def mini_ticker(symbol: str, w: Window, ts: int) -> dict[str, Any]:
+    t = w.ticker
     return {
         "e": "24hrMiniTicker",
         "E": ts,
         "s": symbol,
-        "c": format_units(w.last_price),
-        "o": format_units(w.open_price),
-        "h": format_units(w.high),
-        "l": format_units(w.low),
-        "v": format_units(w.volume),
-        "q": format_units(w.quote_volume),
+        "c": format_units(t.last_price),
+        "o": format_units(t.open_price),
+        "h": format_units(t.high_price),
+        "l": format_units(t.low_price),
+        "v": format_units(t.volume),
+        "q": format_units(t.quote_volume),
     }
 
 
@@ -137,32 +138,33 @@ def percent(change: int, base: int) -> str:
 def ticker(
     symbol: str, w: Window, bid: tuple[int, int], ask: tuple[int, int], ts: int
 ) -> dict[str, Any]:
-    change = w.last_price - w.open_price
-    weighted = w.quote_volume * 10**8 // w.volume if w.volume else 0
+    t = w.ticker
+    change = t.last_price - t.open_price
+    weighted = t.quote_volume * 10**8 // t.volume if t.volume else 0
     return {
         "e": "24hrTicker",
         "E": ts,
         "s": symbol,
         "p": format_units(change),
-        "P": percent(change, w.open_price),
+        "P": percent(change, t.open_price),
         "w": format_units(weighted),
         "x": format_units(w.prev_close),
-        "c": format_units(w.last_price),
-        "Q": format_units(w.last_qty),
+        "c": format_units(t.last_price),
+        "Q": format_units(t.last_qty),
         "b": format_units(bid[0]),
         "B": format_units(bid[1]),
         "a": format_units(ask[0]),
         "A": format_units(ask[1]),
-        "o": format_units(w.open_price),
-        "h": format_units(w.high),
-        "l": format_units(w.low),
-        "v": format_units(w.volume),
-        "q": format_units(w.quote_volume),
-        "O": w.open_time,
-        "C": w.close_time,
-        "F": w.first_id,
-        "L": w.last_id,
-        "n": w.count,
+        "o": format_units(t.open_price),
+        "h": format_units(t.high_price),
+        "l": format_units(t.low_price),
+        "v": format_units(t.volume),
+        "q": format_units(t.quote_volume),
+        "O": t.open_time,
+        "C": t.close_time,
+        "F": t.first_id,
+        "L": t.last_id,
+        "n": t.count,
     }
 
 

@@ -9,10 +9,11 @@ statistics can include up to one minute more than Binance's exact window (docs/s
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bourse.domain.events import Trade
 from bourse.record.intervals import bucket
+from bourse.record.tickers import Part, Ticker, combine
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
@@ -67,18 +68,9 @@ def fold_kline(current: Candle | None, interval: str, ev: Trade) -> tuple[Candle
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    open_time: int
-    close_time: int
-    open_price: int
-    high: int
-    low: int
-    last_price: int
-    last_qty: int
-    volume: int
-    quote_volume: int
-    count: int
-    first_id: int
-    last_id: int
+    """The 24 h statistics, folded by the same ``combine`` as REST's rolling ticker."""
+
+    ticker: Ticker
     prev_close: int  # the price of the last trade before the window (0 when none)
 
 
@@ -106,21 +98,12 @@ class Rolling:
         minutes = self.minutes
         while minutes and minutes[0].close_time <= start:
             self.prev_close = minutes.popleft().close
-        if not minutes:
-            return Window(start, now, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, self.prev_close)
-        first, last = minutes[0], minutes[-1]
-        return Window(
-            open_time=start,
-            close_time=now,
-            open_price=first.open,
-            high=max(m.high for m in minutes),
-            low=min(m.low for m in minutes),
-            last_price=last.close,
-            last_qty=self.last_qty,
-            volume=sum(m.volume for m in minutes),
-            quote_volume=sum(m.quote_volume for m in minutes),
-            count=sum(m.count for m in minutes),
-            first_id=first.first_id,
-            last_id=last.last_id,
-            prev_close=self.prev_close,
-        )
+        parts = [
+            Part(m.open, m.high, m.low, m.close, 0, m.volume, m.quote_volume, m.count,
+                 m.first_id, m.last_id)
+            for m in minutes
+        ]  # fmt: skip
+        if parts:  # a candle does not keep its last trade's quantity; the window does
+            parts[-1] = replace(parts[-1], close_qty=self.last_qty)
+        # The payload names the symbol; the window itself does not need to.
+        return Window(combine("", start, now, parts), self.prev_close)
