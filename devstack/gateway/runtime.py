@@ -263,3 +263,16 @@ class FunctionPool:
             containers, self._containers = self._containers, []
         for container in containers:
             container.kill()
+
+
+def warm_pools(pools: Mapping[str, FunctionPool]) -> None:
+    """One container per function, started in parallel (each is seconds of imports); a
+    function whose container did not start is an error naming it."""
+    threads = [threading.Thread(target=pool.warm) for pool in pools.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, pool in pools.items():
+        if not pool._containers:
+            raise RuntimeError(f"{name}: its container did not start; see the log above")

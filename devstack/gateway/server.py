@@ -34,7 +34,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from devstack.cfn import LOCAL_ACCOUNT_ID
 from devstack.gateway import static
-from devstack.gateway.runtime import FunctionError, FunctionPool, function_environment
+from devstack.gateway.runtime import (
+    FunctionError,
+    FunctionPool,
+    function_environment,
+    warm_pools,
+)
 from devstack.gateway.template_api import Authorizer, RestApi, Route
 from devstack.gateway.websocket import WebSocketGateway
 
@@ -245,15 +250,7 @@ class Gateway:
     # -- one request
 
     def warm(self) -> None:
-        """One container per function, started in parallel (each is seconds of imports)."""
-        threads = [threading.Thread(target=pool.warm) for pool in self.pools.values()]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        for name, pool in self.pools.items():
-            if not pool._containers:
-                raise RuntimeError(f"{name}: its container did not start; see the log above")
+        warm_pools(self.pools)
 
     def close(self) -> None:
         for pool in self.pools.values():

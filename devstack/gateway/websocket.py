@@ -59,7 +59,12 @@ from wsproto.events import (
 from wsproto.utilities import RemoteProtocolError
 
 from devstack.cfn import LOCAL_ACCOUNT_ID, load_template
-from devstack.gateway.runtime import FunctionError, FunctionPool, function_environment
+from devstack.gateway.runtime import (
+    FunctionError,
+    FunctionPool,
+    function_environment,
+    warm_pools,
+)
 from devstack.gateway.template_api import RestApi
 
 log = logging.getLogger("devstack.gateway.websocket")
@@ -253,14 +258,7 @@ class WebSocketGateway:
         self._lock = threading.Lock()
 
     def warm(self) -> None:
-        threads = [threading.Thread(target=pool.warm) for pool in self.pools.values()]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        for name, pool in self.pools.items():
-            if not pool._containers:
-                raise RuntimeError(f"{name}: its container did not start; see the log above")
+        warm_pools(self.pools)
 
     def close(self) -> None:
         with self._lock:
