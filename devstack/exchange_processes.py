@@ -35,6 +35,20 @@ class ProcessSpec:
 
 
 # Later issues add the event consumers here.
+def _event_source(name: str, function: str) -> ProcessSpec:
+    """A consumer Lambda behind its local event source (devstack/event_sources.py), logging as
+    Powertools does on AWS, with no X-Ray daemon to trace to."""
+    return ProcessSpec(
+        name=name,
+        argv=lambda s: [sys.executable, "-m", "devstack.event_sources", function],
+        env=lambda s: {
+            "POWERTOOLS_SERVICE_NAME": name,
+            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        },
+    )
+
+
 PROCESSES: tuple[ProcessSpec, ...] = (
     # The sequencer: commands in, events out (matching-service/). Its Prometheus endpoint
     # answers only once recovery is done, so it doubles as the ready signal.
@@ -51,36 +65,12 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ),
     # The trade recorder Lambda behind its local MSK event source (devstack/event_sources.py):
     # bourse.events -> the record in PostgreSQL, the S3 archive, SNS trade fills.
-    ProcessSpec(
-        name="recorder",
-        argv=lambda s: [sys.executable, "-m", "devstack.event_sources", "RecorderFunction"],
-        env=lambda s: {
-            "POWERTOOLS_SERVICE_NAME": "recorder",
-            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        },
-    ),
+    _event_source("recorder", "RecorderFunction"),
     # The broadcaster behind its local MSK event source: bourse.events -> WebSocket streams,
     # posted to the gateway's @connections endpoint (docs/streams.md).
-    ProcessSpec(
-        name="broadcaster",
-        argv=lambda s: [sys.executable, "-m", "devstack.event_sources", "BroadcasterFunction"],
-        env=lambda s: {
-            "POWERTOOLS_SERVICE_NAME": "broadcaster",
-            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        },
-    ),
+    _event_source("broadcaster", "BroadcasterFunction"),
     # Settlement behind its local SQS event source: trade fills from the settlement queue.
-    ProcessSpec(
-        name="settlement",
-        argv=lambda s: [sys.executable, "-m", "devstack.event_sources", "SettlementFunction"],
-        env=lambda s: {
-            "POWERTOOLS_SERVICE_NAME": "settlement",
-            "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        },
-    ),
+    _event_source("settlement", "SettlementFunction"),
     # A seeded market maker and taker trading through the REST API, so the trading page has a
     # living market (devstack/demo_market.py, docs/frontend.md). Last: stopped first, while
     # the gateway still answers the cancels of its quotes. BOURSE_DEMO_MARKET=0 leaves it out.
