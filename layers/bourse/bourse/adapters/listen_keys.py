@@ -83,41 +83,35 @@ class ListenKeys:
             "validUntil": {"N": str(until)},
             "expiresAt": {"N": str(until // 1000 + 1)},
         }
-        try:
-            aws.client("dynamodb").transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": {
-                                **self._key_pk(listen_key),
-                                "accountId": {"N": str(account_id)},
-                                "scope": {"S": self.scope},
-                                **common,
-                            },
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": {
-                                **self._account_pk(account_id),
-                                "listenKey": {"S": listen_key},
-                                **common,
-                            },
-                            # Another request may have created the account's key meanwhile.
-                            "ConditionExpression": "attribute_not_exists(pk) OR validUntil <= :now",
-                            "ExpressionAttributeValues": {":now": {"N": str(now)}},
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if not _cancelled(exc):
-                raise
-            return False
-        return True
+        return _transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **self._key_pk(listen_key),
+                            "accountId": {"N": str(account_id)},
+                            "scope": {"S": self.scope},
+                            **common,
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **self._account_pk(account_id),
+                            "listenKey": {"S": listen_key},
+                            **common,
+                        },
+                        # Another request may have created the account's key meanwhile.
+                        "ConditionExpression": "attribute_not_exists(pk) OR validUntil <= :now",
+                        "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                    }
+                },
+            ]
+        )
 
     def keepalive(self, listen_key: str, account_id: int, now_ms: int | None = None) -> bool:
         """Extend the key by the validity; False when it is not this account's live key."""
@@ -128,78 +122,62 @@ class ListenKeys:
             ":exp": {"N": str(until // 1000 + 1)},
             ":now": {"N": str(now)},
         }
-        try:
-            aws.client("dynamodb").transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": self._key_pk(listen_key),
-                            "UpdateExpression": "SET validUntil = :until, expiresAt = :exp",
-                            "ConditionExpression": (
-                                "accountId = :a AND #s = :s AND validUntil > :now"
-                            ),
-                            "ExpressionAttributeNames": {"#s": "scope"},
-                            "ExpressionAttributeValues": {
-                                **values,
-                                ":a": {"N": str(account_id)},
-                                ":s": {"S": self.scope},
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": self._account_pk(account_id),
-                            "UpdateExpression": "SET validUntil = :until, expiresAt = :exp",
-                            "ConditionExpression": "listenKey = :k",
-                            "ExpressionAttributeValues": {**values, ":k": {"S": listen_key}},
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if not _cancelled(exc):
-                raise
-            return False
-        return True
+        return _transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._key_pk(listen_key),
+                        "UpdateExpression": "SET validUntil = :until, expiresAt = :exp",
+                        "ConditionExpression": "accountId = :a AND #s = :s AND validUntil > :now",
+                        "ExpressionAttributeNames": {"#s": "scope"},
+                        "ExpressionAttributeValues": {
+                            **values,
+                            ":a": {"N": str(account_id)},
+                            ":s": {"S": self.scope},
+                        },
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._account_pk(account_id),
+                        "UpdateExpression": "SET validUntil = :until, expiresAt = :exp",
+                        "ConditionExpression": "listenKey = :k",
+                        "ExpressionAttributeValues": {**values, ":k": {"S": listen_key}},
+                    }
+                },
+            ]
+        )
 
     def close(self, listen_key: str, account_id: int, now_ms: int | None = None) -> bool:
         """End the key; False when it is not this account's live key."""
         now = _now_ms() if now_ms is None else now_ms
-        try:
-            aws.client("dynamodb").transact_write_items(
-                TransactItems=[
-                    {
-                        "Delete": {
-                            "TableName": self.table,
-                            "Key": self._key_pk(listen_key),
-                            "ConditionExpression": (
-                                "accountId = :a AND #s = :s AND validUntil > :now"
-                            ),
-                            "ExpressionAttributeNames": {"#s": "scope"},
-                            "ExpressionAttributeValues": {
-                                ":a": {"N": str(account_id)},
-                                ":s": {"S": self.scope},
-                                ":now": {"N": str(now)},
-                            },
-                        }
-                    },
-                    {
-                        "Delete": {
-                            "TableName": self.table,
-                            "Key": self._account_pk(account_id),
-                            "ConditionExpression": "listenKey = :k",
-                            "ExpressionAttributeValues": {":k": {"S": listen_key}},
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if not _cancelled(exc):
-                raise
-            return False
-        return True
+        return _transact(
+            [
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": self._key_pk(listen_key),
+                        "ConditionExpression": "accountId = :a AND #s = :s AND validUntil > :now",
+                        "ExpressionAttributeNames": {"#s": "scope"},
+                        "ExpressionAttributeValues": {
+                            ":a": {"N": str(account_id)},
+                            ":s": {"S": self.scope},
+                            ":now": {"N": str(now)},
+                        },
+                    }
+                },
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": self._account_pk(account_id),
+                        "ConditionExpression": "listenKey = :k",
+                        "ExpressionAttributeValues": {":k": {"S": listen_key}},
+                    }
+                },
+            ]
+        )
 
     def lookup(self, listen_key: str, now_ms: int | None = None) -> int | None:
         """The account of a live key of this exchange; None when unknown, closed or expired."""
@@ -237,3 +215,14 @@ def close(listen_key: str, account_id: int) -> bool:
 
 def lookup(listen_key: str) -> int | None:
     return store().lookup(listen_key)
+
+
+def _transact(items: list[dict[str, Any]]) -> bool:
+    """Write ``items`` all or nothing; False when a condition refused them (not an error)."""
+    try:
+        aws.client("dynamodb").transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        if not _cancelled(exc):
+            raise
+        return False
+    return True
