@@ -30,8 +30,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from bourse.adapters import aws
+from bourse.adapters.admin_signer import KmsAdminSigner
 from bourse.adapters.kafka import producer
-from bourse.domain.codec import encode_command
+from bourse.domain.admin_auth import encode_record
 from bourse.engine import Engine
 from bourse.settings import get_settings
 from matching_service.workload import commands
@@ -96,9 +97,16 @@ def main() -> int:
     try:
         _log(f"generating {args.commands} commands into {commands_topic}")
         cmds = list(commands(args.commands, seed=args.seed))
+        # The set-up (markets, accounts, funds) is admin commands: signed with a bench key in
+        # the local KMS, which the service is told to trust.
+        kms = aws.client("kms")
+        key_arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
+            "Arn"
+        ]
+        signer = KmsAdminSigner(kms, key_arn)
         p = producer(linger_ms=20, batch_size=1 << 20)
         for cmd in cmds:
-            p.send(commands_topic, encode_command(cmd))
+            p.send(commands_topic, encode_record(cmd, signer))
         p.flush()
         p.close()
 
@@ -111,6 +119,7 @@ def main() -> int:
             "BOURSE_COMMANDS_TOPIC": commands_topic,
             "BOURSE_EVENTS_TOPIC": events_topic,
             "BOURSE_MATCHING_METRICS_PORT": str(METRICS_PORT),
+            "BOURSE_ADMIN_SIGNING_KEY_IDS": key_arn,
             # A short TTL: the bench leaves one reply list per command in Redis.
             "BOURSE_REPLY_TTL_SECONDS": "30",
         }

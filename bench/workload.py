@@ -12,7 +12,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from bourse.domain.commands import AddSymbol, CancelOrder, Command, Deposit, NewOrder
+from bourse.domain.commands import (
+    AddSymbol,
+    CancelOrder,
+    Command,
+    CreateAccount,
+    Deposit,
+    NewOrder,
+)
 from bourse.domain.enums import OrderType, Side, TimeInForce
 from bourse.domain.symbols import SymbolSpec
 
@@ -37,8 +44,11 @@ SPEC = SymbolSpec(
 
 
 def setup_commands(accounts: int) -> list[Command]:
+    """The market and funded accounts. Admin commands: a benchmark that goes through the
+    matching service signs them (``LocalAdminSigner`` / ``KmsAdminSigner``)."""
     out: list[Command] = [AddSymbol("setup-symbol", 0, SPEC)]
     for acct in range(1, accounts + 1):
+        out.append(CreateAccount(f"setup-account-{acct}", 0, acct))
         out.append(Deposit(f"setup-usdt-{acct}", 0, acct, "USDT", 1_000_000_000 * E8))
         out.append(Deposit(f"setup-btc-{acct}", 0, acct, "BTC", 100_000 * E8))
     return out

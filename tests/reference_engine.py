@@ -12,22 +12,34 @@ errors, filters, amounts).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import re
+from dataclasses import dataclass, field, replace
+
+import msgspec
 
 from bourse.domain import errors
 from bourse.domain.amounts import MAX_UNITS, SCALE, fee_for, notional
 from bourse.domain.commands import (
+    ADMIN_COMMANDS,
     COMMAND_NAMES,
     FEE_ACCOUNT,
     AddSymbol,
     CancelAll,
     CancelOrder,
     CancelReplace,
+    CreateAccount,
+    DelistSymbol,
     Deposit,
+    KeyChange,
     NewOrder,
+    RejectedAdmin,
     SetAccountFees,
+    SetAccountStatus,
     SetSymbolStatus,
-    Withdraw,
+    UpdateSymbol,
+    WithdrawRequest,
+    WithdrawSettle,
     validate_new_order_shape,
 )
 from bourse.domain.enums import (
@@ -46,10 +58,13 @@ from bourse.domain.errors import BinanceError
 from bourse.domain.events import (
     AccountBalances,
     AccountFeesUpdated,
+    AccountUpdated,
+    AdminAction,
     BalanceUpdate,
     DepthUpdate,
     ExecutionReport,
     Fill,
+    FundingUpdate,
     OrderInfo,
     OrderResult,
     PreventedMatch,
@@ -67,7 +82,9 @@ from bourse.domain.symbols import (
     check_price,
 )
 
-DEFAULT_RATE = 100_000
+TX_ID_RE = re.compile(r"\A[!-~]{1,128}\Z")
+WITHDRAWAL_ID_RE = re.compile(r"\A[A-Za-z0-9._:/-]{1,64}\Z")
+API_KEY_RE = re.compile(r"\A[!-~]{1,256}\Z")
 LIMIT_TYPES = (
     OrderType.LIMIT,
     OrderType.LIMIT_MAKER,
@@ -134,6 +151,13 @@ class ReferenceEngine:
         self.out: list = []
         self.ts = 0
         self.bal_before: dict[int, dict[str, tuple[int, int]]] = {}
+        # the admin plane's registry
+        self.accounts: dict[int, bool] = {}  # created account -> frozen
+        self.deposits: dict[str, tuple[int, str, int]] = {}  # tx id -> (account, asset, amount)
+        self.withdrawals: dict[str, list] = {}  # id -> [account, asset, amount, status]
+        self.applied: set[str] = set()  # admin request ids seen (replays are refused)
+        self.delisted: set[str] = set()
+        self.detail = ""
 
     # ------------------------------------------------------------------ public interface
     def balances(self) -> dict[int, dict[str, tuple[int, int]]]:
@@ -163,13 +187,30 @@ class ReferenceEngine:
             CancelOrder: self._cancel_cmd,
             CancelReplace: self._cancel_replace_cmd,
             CancelAll: self._cancel_all_cmd,
-            Deposit: self._deposit,
-            Withdraw: self._withdraw,
             AddSymbol: self._add_symbol,
+            UpdateSymbol: self._update_symbol,
             SetSymbolStatus: self._set_status,
+            DelistSymbol: self._delist,
             SetAccountFees: self._set_fees,
+            CreateAccount: self._create_account,
+            SetAccountStatus: self._set_account_status,
+            Deposit: self._deposit,
+            WithdrawRequest: self._withdraw_request,
+            WithdrawSettle: self._withdraw_settle,
+            KeyChange: self._key_change,
+            RejectedAdmin: self._rejected_admin,
         }[type(cmd)]
-        code, msg, parts = handler(cmd)
+        admin = type(cmd) in ADMIN_COMMANDS
+        self.detail = ""
+        if admin and type(cmd) is not RejectedAdmin and cmd.request_id in self.applied:
+            e = errors.UNAUTHORIZED_ERROR  # a replayed admin record
+            code, msg, parts = e.code, e.msg, ()
+        else:
+            if admin and type(cmd) is not RejectedAdmin:
+                self.applied.add(cmd.request_id)
+            code, msg, parts = handler(cmd)
+        if code != 0:
+            self.detail = ""
         # depth diffs, per symbol
         for name, sym in self.symbols.items():
             before = depth_before.get(name, ({}, {}))
@@ -209,6 +250,16 @@ class ReferenceEngine:
             )
             if changed:
                 self._emit(AccountBalances, account_id=acct, balances=changed)
+        if admin:
+            self._emit(
+                AdminAction,
+                request_id=cmd.request_id,
+                command=cmd.command if type(cmd) is RejectedAdmin else COMMAND_NAMES[type(cmd)],
+                principal=cmd.principal,
+                code=code,
+                msg=msg,
+                detail=msgspec.json.encode(cmd).decode(),
+            )
         self._emit(
             Reply,
             request_id=cmd.request_id,
@@ -216,6 +267,7 @@ class ReferenceEngine:
             code=code,
             msg=msg,
             parts=tuple(parts),
+            detail=self.detail,
         )
         return self.out
 
@@ -277,8 +329,9 @@ class ReferenceEngine:
             return
         self._entry(acct, asset)[0] += amount
 
-    def _rates(self, acct: int) -> tuple[int, int]:
-        return self.fees.get(acct, (DEFAULT_RATE, DEFAULT_RATE))
+    def _rates(self, acct: int, spec: SymbolSpec) -> tuple[int, int]:
+        """The account's own rates if it has any, else the market's commissions."""
+        return self.fees.get(acct, (spec.maker_commission, spec.taker_commission))
 
     def _best(self, sym: RefSymbol, side: Side) -> RefOrder | None:
         """The first order of ``side`` in price-time priority (a linear scan)."""
@@ -367,11 +420,42 @@ class ReferenceEngine:
         self._emit(SymbolUpdated, spec=cmd.spec)
         return 0, "", ()
 
-    def _set_status(self, cmd: SetSymbolStatus):
-        sym = self.symbols.get(cmd.symbol)
-        if sym is None:
-            e = errors.INVALID_SYMBOL_ERROR
+    def _not_listed(self, name: str) -> BinanceError | None:
+        if name not in self.symbols:
+            return errors.INVALID_SYMBOL_ERROR
+        if name in self.delisted:
+            return errors.SYMBOL_DELISTED_ERROR
+        return None
+
+    def _update_symbol(self, cmd: UpdateSymbol):
+        e = self._not_listed(cmd.spec.symbol)
+        if e is not None:
             return e.code, e.msg, ()
+        sym = self.symbols[cmd.spec.symbol]
+        old = sym.spec
+        new = replace(cmd.spec, status=old.status)
+        if (new.base_asset, new.quote_asset) != (old.base_asset, old.quote_asset):
+            e = errors.invalid_parameter("baseAsset and quoteAsset cannot change.")
+            return e.code, e.msg, ()
+        try:
+            new.validate()
+        except BinanceError as err:
+            return err.code, err.msg, ()
+        grid_changed = (new.tick_size, new.step_size) != (old.tick_size, old.step_size)
+        if grid_changed and (sym.resting or sym.stops):
+            e = errors.invalid_parameter(
+                "tickSize and stepSize cannot change while orders are open."
+            )
+            return e.code, e.msg, ()
+        sym.spec = new
+        self._emit(SymbolUpdated, spec=new)
+        return 0, "", ()
+
+    def _set_status(self, cmd: SetSymbolStatus):
+        e = self._not_listed(cmd.symbol)
+        if e is not None:
+            return e.code, e.msg, ()
+        sym = self.symbols[cmd.symbol]
         if cmd.status not in tuple(SymbolStatus):
             e = errors.invalid_parameter()
             return e.code, e.msg, ()
@@ -379,10 +463,25 @@ class ReferenceEngine:
         self._emit(SymbolUpdated, spec=sym.spec)
         return 0, "", ()
 
+    def _delist(self, cmd: DelistSymbol):
+        e = self._not_listed(cmd.symbol)
+        if e is not None:
+            return e.code, e.msg, ()
+        sym = self.symbols[cmd.symbol]
+        self.delisted.add(cmd.symbol)
+        sym.spec = sym.spec.with_status(SymbolStatus.BREAK)
+        self._emit(SymbolUpdated, spec=sym.spec)
+        for order in sorted(sym.resting + sym.stops, key=lambda o: o.info.order_id):
+            self._do_cancel(order, "")
+        return 0, "", ()
+
     def _set_fees(self, cmd: SetAccountFees):
         rates_ok = 0 <= cmd.maker_rate <= SCALE and 0 <= cmd.taker_rate <= SCALE
         if cmd.account_id < 1 or not rates_ok:
             e = errors.invalid_parameter()
+            return e.code, e.msg, ()
+        if cmd.account_id not in self.accounts:
+            e = errors.UNKNOWN_ACCOUNT_ERROR
             return e.code, e.msg, ()
         self.fees[cmd.account_id] = (cmd.maker_rate, cmd.taker_rate)
         self._emit(
@@ -392,6 +491,44 @@ class ReferenceEngine:
             taker_rate=cmd.taker_rate,
         )
         return 0, "", ()
+
+    def _create_account(self, cmd: CreateAccount):
+        acct = cmd.account_id or (max(self.accounts, default=0) + 1)
+        if not 1 <= acct <= 2**53 - 1:
+            e = errors.invalid_parameter()
+            return e.code, e.msg, ()
+        if acct in self.accounts:
+            e = errors.ACCOUNT_EXISTS_ERROR
+            return e.code, e.msg, ()
+        self.accounts[acct] = False
+        self._emit(AccountUpdated, account_id=acct, status="ACTIVE")
+        self.detail = json.dumps({"accountId": acct}, separators=(",", ":"))
+        return 0, "", ()
+
+    def _set_account_status(self, cmd: SetAccountStatus):
+        if cmd.account_id not in self.accounts:
+            e = errors.UNKNOWN_ACCOUNT_ERROR
+            return e.code, e.msg, ()
+        self.accounts[cmd.account_id] = cmd.frozen
+        status = "FROZEN" if cmd.frozen else "ACTIVE"
+        self._emit(AccountUpdated, account_id=cmd.account_id, status=status)
+        self.detail = json.dumps(
+            {"accountId": cmd.account_id, "status": status}, separators=(",", ":")
+        )
+        return 0, "", ()
+
+    def _key_change(self, cmd: KeyChange):
+        if cmd.action not in ("CREATED", "REVOKED", "ROTATED") or not API_KEY_RE.match(cmd.api_key):
+            e = errors.invalid_parameter()
+            return e.code, e.msg, ()
+        if cmd.account_id not in self.accounts:
+            e = errors.UNKNOWN_ACCOUNT_ERROR
+            return e.code, e.msg, ()
+        return 0, "", ()
+
+    def _rejected_admin(self, cmd: RejectedAdmin):
+        e = errors.UNAUTHORIZED_ERROR
+        return e.code, e.msg, ()
 
     def _funding_error(self, cmd) -> BinanceError | None:
         # one message for every -1130 of funding (the parameter is not named)
@@ -405,22 +542,85 @@ class ReferenceEngine:
 
     def _deposit(self, cmd: Deposit):
         e = self._funding_error(cmd)
+        if e is None and cmd.tx_id and not TX_ID_RE.match(cmd.tx_id):
+            e = errors.invalid_parameter()
+        if e is None and cmd.account_id not in self.accounts:
+            e = errors.UNKNOWN_ACCOUNT_ERROR
+        if e is None and cmd.tx_id in self.deposits:
+            if self.deposits[cmd.tx_id] == (cmd.account_id, cmd.asset, cmd.amount):
+                self.detail = '{"duplicate":true}'
+                return 0, "", ()
+            e = errors.invalid_parameter(
+                f"txId {cmd.tx_id} already used with a different account, asset or amount."
+            )
         if e is None and self._free(cmd.account_id, cmd.asset) + cmd.amount > MAX_UNITS:
             e = errors.invalid_parameter()
         if e is not None:
             return e.code, e.msg, ()
         self._entry(cmd.account_id, cmd.asset)[0] += cmd.amount
+        if cmd.tx_id:
+            self.deposits[cmd.tx_id] = (cmd.account_id, cmd.asset, cmd.amount)
+        self._emit(FundingUpdate, funding_id=cmd.tx_id or cmd.request_id, kind="DEPOSIT",
+                   status="CREDITED", account_id=cmd.account_id, asset=cmd.asset,
+                   amount=cmd.amount, tx_id=cmd.tx_id)  # fmt: skip
         self._emit(BalanceUpdate, account_id=cmd.account_id, asset=cmd.asset, delta=cmd.amount)
+        self.detail = '{"duplicate":false}'
         return 0, "", ()
 
-    def _withdraw(self, cmd: Withdraw):
+    def _withdraw_request(self, cmd: WithdrawRequest):
         e = self._funding_error(cmd)
+        wid = cmd.withdrawal_id
+        if e is None and not WITHDRAWAL_ID_RE.match(wid):
+            e = errors.invalid_parameter()
+        if e is None and cmd.account_id not in self.accounts:
+            e = errors.UNKNOWN_ACCOUNT_ERROR
+        if e is None and wid in self.withdrawals:
+            e = errors.WITHDRAWAL_EXISTS_ERROR
         if e is None and self._free(cmd.account_id, cmd.asset) < cmd.amount:
             e = errors.rejected(errors.MSG_INSUFFICIENT_BALANCE)
         if e is not None:
             return e.code, e.msg, ()
-        self._entry(cmd.account_id, cmd.asset)[0] -= cmd.amount
+        entry = self._entry(cmd.account_id, cmd.asset)
+        entry[0] -= cmd.amount
+        entry[1] += cmd.amount
+        self.withdrawals[wid] = [cmd.account_id, cmd.asset, cmd.amount, "REQUESTED"]
+        self._emit(FundingUpdate, funding_id=wid, kind="WITHDRAWAL", status="REQUESTED",
+                   account_id=cmd.account_id, asset=cmd.asset, amount=cmd.amount,
+                   tx_id="")  # fmt: skip
         self._emit(BalanceUpdate, account_id=cmd.account_id, asset=cmd.asset, delta=-cmd.amount)
+        self.detail = json.dumps(
+            {"withdrawalId": wid, "status": "REQUESTED"}, separators=(",", ":")
+        )
+        return 0, "", ()
+
+    def _withdraw_settle(self, cmd: WithdrawSettle):
+        if cmd.outcome not in ("COMPLETED", "FAILED", "CANCELED"):
+            e = errors.invalid_parameter()
+            return e.code, e.msg, ()
+        w = self.withdrawals.get(cmd.withdrawal_id)
+        if w is None:
+            e = errors.UNKNOWN_WITHDRAWAL_ERROR
+            return e.code, e.msg, ()
+        acct, asset, amount, status = w
+        if status != "REQUESTED":
+            e = errors.invalid_parameter(f"Withdrawal {cmd.withdrawal_id} is already {status}.")
+            return e.code, e.msg, ()
+        entry = self._entry(acct, asset)
+        entry[1] -= amount
+        delta = 0
+        if cmd.outcome != "COMPLETED":
+            entry[0] += amount
+            delta = amount
+        w[3] = cmd.outcome
+        self._emit(FundingUpdate, funding_id=cmd.withdrawal_id, kind="WITHDRAWAL",
+                   status=cmd.outcome, account_id=acct, asset=asset, amount=amount,
+                   tx_id="")  # fmt: skip
+        self._emit(BalanceUpdate, account_id=acct, asset=asset, delta=delta)
+        self.detail = json.dumps(
+            {"withdrawalId": cmd.withdrawal_id, "status": cmd.outcome, "accountId": acct,
+             "asset": asset, "amount": amount},
+            separators=(",", ":"),
+        )  # fmt: skip
         return 0, "", ()
 
     # ------------------------------------------------------------------ cancels
@@ -521,6 +721,8 @@ class ReferenceEngine:
             validate_new_order_shape(cmd)
         except BinanceError as e:
             return e, 0
+        if self.accounts.get(cmd.account_id):
+            return errors.rejected(errors.MSG_ACCOUNT_DISABLED), 0  # a frozen account
         sym = self.symbols.get(cmd.symbol)
         if sym is None:
             return errors.INVALID_SYMBOL_ERROR, 0
@@ -843,7 +1045,7 @@ class ReferenceEngine:
         commissions = {}
         for order in (maker, taker):
             is_maker = order is maker
-            maker_rate, taker_rate = self._rates(order.account)
+            maker_rate, taker_rate = self._rates(order.account, spec)
             rate = maker_rate if is_maker else taker_rate
             if order.side is Side.BUY:
                 # pays quote from its lock; a priced BUY releases the rest of notional(limit, qty)
@@ -904,7 +1106,7 @@ class ReferenceEngine:
     def check_invariants(self, totals: dict[str, int]) -> None:
         """Raise AssertionError if an invariant of docs/engine.md does not hold.
 
-        ``totals``: asset -> deposits minus withdrawals, kept by the caller.
+        ``totals``: asset -> deposits minus completed withdrawals, kept by the caller.
         """
         sums: dict[str, int] = {}
         for acct, assets in self.bal.items():
@@ -914,6 +1116,9 @@ class ReferenceEngine:
         for asset in set(sums) | set(totals):
             assert sums.get(asset, 0) == totals.get(asset, 0), f"{asset} total drifted"
         expected_locks: dict[tuple[int, str], int] = {}
+        for acct, asset, amount, status in self.withdrawals.values():
+            if status == "REQUESTED":  # a requested withdrawal holds its amount locked
+                expected_locks[(acct, asset)] = expected_locks.get((acct, asset), 0) + amount
         for sym in self.symbols.values():
             for o in sym.resting + sym.stops:
                 key = (o.account, o.lock_asset)

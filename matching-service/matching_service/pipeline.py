@@ -10,11 +10,14 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bourse.domain.codec import CommandDecodeError, decode_command
+from bourse.domain.admin_auth import AdminVerifier
+from bourse.domain.codec import CommandDecodeError, decode_record
+from bourse.domain.commands import RejectedAdmin
 from bourse.domain.event_codec import encode_event, encode_events
 from bourse.domain.events import (
     AccountBalances,
     AccountFeesUpdated,
+    AccountUpdated,
     DepthUpdate,
     Event,
     ExecutionReport,
@@ -52,6 +55,8 @@ class BatchOutput:
     balances: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     symbols: dict[str, SymbolSpec] = field(default_factory=dict)
     fees: dict[int, tuple[int, int]] = field(default_factory=dict)
+    accounts: dict[int, str] = field(default_factory=dict)  # account -> "ACTIVE" / "FROZEN"
+    refused_admin: int = 0  # admin records that were not validly signed (RejectedAdmin)
 
 
 def _encode_bounded(events: list[Event], limit: int, out: list[bytes]) -> None:
@@ -86,6 +91,7 @@ def run_batch(
     engine: Engine,
     records: Iterable[tuple[int, bytes]],
     *,
+    verifier: AdminVerifier,
     publish: bool = True,
     want_replies: bool = True,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
@@ -96,6 +102,11 @@ def run_batch(
     state advances exactly as before but nothing is encoded for Kafka. An undecodable record is
     skipped with an error log: it is skipped identically on every replay, so determinism holds,
     and the service does not crash-loop on one poison record.
+
+    ``verifier`` holds the trusted admin signing keys: an admin command that is not in a
+    SIGNED record verifying against one of them is decoded as a ``RejectedAdmin``, which the
+    engine refuses (-1002) and records (``codec.decode_record``). The same keys on every replay
+    give the same decisions, so determinism holds here too.
     """
     first = -1
     last = -1
@@ -107,8 +118,10 @@ def run_batch(
     balances: dict[tuple[int, str], tuple[int, int]] = {}
     symbols: dict[str, SymbolSpec] = {}
     fees: dict[int, tuple[int, int]] = {}
+    accounts: dict[int, str] = {}
     n = 0
     bad = 0
+    refused = 0
     process = engine.process
     # One line per command only when asked for (DEBUG): at thousands of commands per second
     # the log would otherwise cost more than matching.
@@ -122,11 +135,20 @@ def run_batch(
             first = offset
         last = offset
         try:
-            command = decode_command(value)
+            command = decode_record(value, verifier)
         except CommandDecodeError as exc:
             bad += 1
             log.error("undecodable command skipped", extra={"offset": offset, "error": str(exc)})
             continue
+        if type(command) is RejectedAdmin:
+            refused += 1
+            if publish:  # once, when it happens, not on every replay
+                log.warning(
+                    "admin command refused: not signed by the admin plane",
+                    extra={"offset": offset, "requestId": command.request_id,
+                           "command": command.command, "reason": command.reason,
+                           "principal": command.principal},
+                )  # fmt: skip
         out = process(command)
         n += 1
         events.extend(out)
@@ -149,21 +171,24 @@ def run_batch(
             replies.append((reply.request_id, encode_event(reply)))
     last_seq = events[-1].seq if events else 0
     for event in events:
-        kind = type(event)
-        if kind is DepthUpdate:
-            depth[event.symbol] = None
-        elif kind is Trade:
-            trades[event.symbol] = event
-        elif kind is ExecutionReport:
+        # isinstance narrows for the type checker; events are final classes, so it is the
+        # same test as ``type(event) is``. Commonest first.
+        if isinstance(event, ExecutionReport):
             info = event.order
             orders[(info.account_id, info.symbol, info.order_id)] = event
-        elif kind is AccountBalances:
+        elif isinstance(event, Trade):
+            trades[event.symbol] = event
+        elif isinstance(event, DepthUpdate):
+            depth[event.symbol] = None
+        elif isinstance(event, AccountBalances):
             for asset, free, locked in event.balances:
                 balances[(event.account_id, asset)] = (free, locked)
-        elif kind is SymbolUpdated:
+        elif isinstance(event, SymbolUpdated):
             symbols[event.spec.symbol] = event.spec
-        elif kind is AccountFeesUpdated:
+        elif isinstance(event, AccountFeesUpdated):
             fees[event.account_id] = (event.maker_rate, event.taker_rate)
+        elif isinstance(event, AccountUpdated):
+            accounts[event.account_id] = event.status
     return BatchOutput(
         first_offset=first,
         next_offset=last + 1,
@@ -179,4 +204,6 @@ def run_batch(
         balances=balances,
         symbols=symbols,
         fees=fees,
+        accounts=accounts,
+        refused_admin=refused,
     )

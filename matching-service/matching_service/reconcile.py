@@ -1,11 +1,18 @@
-"""`make reconcile`: the engine's balances against the record's balance projection.
+"""`make reconcile`: the engine's balances, funding and accounts against the record's.
 
 The engine side is rebuilt exactly as the matching service recovers: the newest valid snapshot
 at or below the committed commands offset, then the commands up to that offset replayed
-(nothing published). The record side is PostgreSQL's ``balances`` (fee account included), read
-in one snapshot together with the recorder's high-water mark. The two are compared only at the
-same seq: if the recorder has not caught up with bourse.events yet, this waits for it; if the
-exchange moved on while the engine was being rebuilt, it starts over.
+(nothing published; admin records verified with the same trusted keys as the service). The
+record side is PostgreSQL's ``balances`` (fee account included), ``funding`` and ``accounts``,
+read in one snapshot together with the recorder's high-water mark. The two are compared only at
+the same seq: if the recorder has not caught up with bourse.events yet, this waits for it; if
+the exchange moved on while the engine was being rebuilt, it starts over.
+
+Compared: every (account, asset) balance; every deposit (by tx id) and withdrawal (by id) with
+its account, asset, amount and status; per asset, the totals of deposits credited and of
+withdrawals by status; per account and asset, what pending withdrawals hold locked; per
+asset, the money on deposit (deposits credited - withdrawals completed, every deposit
+included) against the sum of the engine's balances; every account's status.
 
 Prints one line per difference, then exactly one summary line:
 ``reconcile: 0 differences`` (exit 0) or ``reconcile: N differences`` (exit 1).
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 
 import psycopg
 from kafka import TopicPartition
@@ -23,8 +31,16 @@ from kafka import TopicPartition
 from bourse.adapters import aws
 from bourse.adapters import kafka as kafka_adapter
 from bourse.engine import Engine
-from bourse.record.reconcile import Balances, differences
+from bourse.record.reconcile import (
+    Balances,
+    Funding,
+    FundingItem,
+    differences,
+    funding_differences,
+    net_differences,
+)
 from bourse.settings import Settings, get_settings
+from matching_service.admin_keys import load_verifier
 from matching_service.pipeline import run_batch
 from matching_service.service import last_published_seq
 from matching_service.snapshots import SnapshotStore
@@ -39,20 +55,82 @@ class RecordBehind(NotComparable):
     same wait would not help."""
 
 
-def record_state(dsn: str, consumer: str) -> tuple[int, Balances]:
-    """(high-water mark, balances) from one consistent snapshot of the record."""
+@dataclass
+class RecordState:
+    high_water_mark: int
+    balances: Balances = field(default_factory=dict)
+    # Deposits with a tx id and every withdrawal: what the engine keeps, by (id, kind). A
+    # deposit without tx id is keyed by its request id and the engine does not keep it.
+    funding: Funding = field(default_factory=dict)
+    # asset -> deposits credited - withdrawals completed, every deposit included
+    net: dict[str, int] = field(default_factory=dict)
+    accounts: dict[int, str] = field(default_factory=dict)
+
+
+_NET = """
+SELECT asset, sum(CASE WHEN kind = 'DEPOSIT' THEN amount ELSE -amount END)
+FROM funding WHERE status IN ('CREDITED', 'COMPLETED') GROUP BY asset
+"""
+
+
+def record_state(dsn: str, consumer: str) -> RecordState:
+    """The high-water mark and the state compared, from one consistent snapshot."""
     with psycopg.connect(dsn) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         row = conn.execute(
             "SELECT last_seq FROM applied_events WHERE consumer = %s", (consumer,)
         ).fetchone()
-        hwm = int(row[0]) if row else 0
-        out: Balances = {}
+        state = RecordState(int(row[0]) if row else 0)
         for account, asset, free, locked in conn.execute(
             "SELECT account_id, asset, free, locked FROM balances WHERE free <> 0 OR locked <> 0"
         ).fetchall():
-            out.setdefault(int(account), {})[str(asset)] = (int(free), int(locked))
-    return hwm, out
+            state.balances.setdefault(int(account), {})[str(asset)] = (int(free), int(locked))
+        for funding_id, kind, account, asset, amount, status in conn.execute(
+            "SELECT funding_id, kind, account_id, asset, amount, status FROM funding"
+            " WHERE kind = 'WITHDRAWAL' OR tx_id <> ''"
+        ).fetchall():
+            item = FundingItem(int(account), str(asset), int(amount), str(status))
+            state.funding[(str(funding_id), str(kind))] = item
+        for asset, total in conn.execute(_NET).fetchall():
+            state.net[str(asset)] = int(total)
+        for account, status in conn.execute("SELECT account_id, status FROM accounts").fetchall():
+            state.accounts[int(account)] = str(status)
+    return state
+
+
+def engine_funding(engine: Engine) -> Funding:
+    """The engine's deposits (by tx id) and withdrawals (by id), as the record keys them."""
+    out: Funding = {}
+    for tx_id, (account, asset, amount) in engine.deposits().items():
+        out[(tx_id, "DEPOSIT")] = FundingItem(account, asset, amount, "CREDITED")
+    for wid, (account, asset, amount, status) in engine.withdrawals().items():
+        out[(wid, "WITHDRAWAL")] = FundingItem(account, asset, amount, status)
+    return out
+
+
+def engine_net(engine: Engine) -> dict[str, int]:
+    """asset -> money on deposit: the sum of every account's free + locked (fee account
+    included), which the engine keeps equal to deposits - completed withdrawals."""
+    out: dict[str, int] = {}
+    for assets in engine.balances().values():
+        for asset, (free, locked) in assets.items():
+            out[asset] = out.get(asset, 0) + free + locked
+    return out
+
+
+def compare(engine: Engine, record: RecordState) -> list[str]:
+    """One line per difference, balances first."""
+    lines = [str(d) for d in differences(engine.balances(), record.balances)]
+    lines += [str(d) for d in funding_differences(engine_funding(engine), record.funding)]
+    lines += [str(d) for d in net_differences(engine_net(engine), record.net)]
+    mine, theirs = engine.accounts(), record.accounts
+    for account in sorted(mine.keys() | theirs.keys()):
+        if mine.get(account) != theirs.get(account):
+            lines.append(
+                f"account {account}: engine {mine.get(account) or 'none'},"
+                f" record {theirs.get(account) or 'none'}"
+            )
+    return lines
 
 
 def engine_at_committed(settings: Settings) -> tuple[Engine, int, int]:
@@ -64,6 +142,9 @@ def engine_at_committed(settings: Settings) -> tuple[Engine, int, int]:
     try:
         consumer.assign([tp])
         committed = consumer.committed(tp) or 0
+        # Admin records verify against the service's trusted keys, or the replay would refuse
+        # them and diverge from what the service did.
+        verifier = load_verifier(settings)
         store = SnapshotStore(aws.client("s3"), settings.snapshots_bucket, settings.snapshot_prefix)
         restored = store.load_newest(committed)
         engine = restored.engine
@@ -74,7 +155,9 @@ def engine_at_committed(settings: Settings) -> tuple[Engine, int, int]:
             polled = consumer.poll(timeout_ms=1000, max_records=5000).get(tp, [])
             records = [(r.offset, r.value) for r in polled if r.offset < committed]
             if records:
-                out = run_batch(engine, records, publish=False, want_replies=False)
+                out = run_batch(
+                    engine, records, publish=False, want_replies=False, verifier=verifier
+                )
                 last_seq = out.last_seq or last_seq
     finally:
         consumer.close(autocommit=False)
@@ -84,17 +167,19 @@ def engine_at_committed(settings: Settings) -> tuple[Engine, int, int]:
 def reconcile_once(settings: Settings, wait_s: float) -> list[str]:
     published = last_published_seq(settings) or 0
     deadline = time.monotonic() + wait_s
-    hwm, _ = record_state(settings.pg_dsn, settings.recorder_consumer)
+    hwm = record_state(settings.pg_dsn, settings.recorder_consumer).high_water_mark
     while hwm < published:
         if time.monotonic() > deadline:
             raise RecordBehind(f"the record is at seq {hwm}, bourse.events at {published}")
         time.sleep(0.5)
-        hwm, _ = record_state(settings.pg_dsn, settings.recorder_consumer)
+        hwm = record_state(settings.pg_dsn, settings.recorder_consumer).high_water_mark
     engine, _, seq = engine_at_committed(settings)
-    hwm, record = record_state(settings.pg_dsn, settings.recorder_consumer)
-    if hwm != seq:
-        raise NotComparable(f"engine rebuilt at seq {seq}, the record is at seq {hwm}")
-    return [str(d) for d in differences(engine.balances(), record)]
+    record = record_state(settings.pg_dsn, settings.recorder_consumer)
+    if record.high_water_mark != seq:
+        raise NotComparable(
+            f"engine rebuilt at seq {seq}, the record is at seq {record.high_water_mark}"
+        )
+    return compare(engine, record)
 
 
 def main(argv: list[str] | None = None) -> int:

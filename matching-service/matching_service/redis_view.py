@@ -19,6 +19,7 @@ import redis
 
 from bourse.adapters import redis_conn
 from bourse.adapters.redis_book import (
+    ACCOUNTS_KEY,
     BOOK_LEVELS,
     FINAL_STATUSES,
     SYMBOLS_KEY,
@@ -59,6 +60,7 @@ class HashOps:
         balances: Mapping[tuple[int, str], tuple[int, int]],
         symbols: Mapping[str, SymbolSpec],
         fees: Mapping[int, tuple[int, int]],
+        accounts: Mapping[int, str] | None = None,
     ) -> HashOps:
         """A batch's changes, folded by the pipeline to one state per order/balance/symbol."""
         ops = cls()
@@ -77,15 +79,21 @@ class HashOps:
             ops.hset.append((SYMBOLS_KEY, name, encode_spec(spec)))
         for account, (maker, taker) in fees.items():
             ops.strings.append((fees_key(account), encode_pair(maker, taker)))
+        for account, status in (accounts or {}).items():
+            ops.hset.append((ACCOUNTS_KEY, str(account), status.encode()))
         return ops
 
     @classmethod
     def from_engine(cls, engine: Engine) -> HashOps:
         """The whole account and symbol view (start-up), replacing what Redis holds for every
         account and symbol the engine knows."""
-        ops = cls(deletes=[SYMBOLS_KEY])
+        ops = cls(deletes=[SYMBOLS_KEY, ACCOUNTS_KEY])
         for name, spec in engine.symbols().items():
             ops.hset.append((SYMBOLS_KEY, name, encode_spec(spec)))
+        for account, status in engine.accounts().items():
+            ops.hset.append((ACCOUNTS_KEY, str(account), status.encode()))
+        for account, (maker, taker) in engine.account_fees().items():
+            ops.strings.append((fees_key(account), encode_pair(maker, taker)))
         for account, assets in engine.balances().items():
             ops.deletes += [balances_key(account), orders_key(account)]
             for asset, (free, locked) in assets.items():

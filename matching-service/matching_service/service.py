@@ -49,9 +49,11 @@ from kafka.structs import OffsetAndMetadata
 
 from bourse.adapters import aws
 from bourse.adapters import kafka as kafka_adapter
+from bourse.domain.admin_auth import AdminVerifier
 from bourse.domain.event_codec import EventDecodeError, decode_events
 from bourse.engine import Engine
 from bourse.settings import Settings
+from matching_service.admin_keys import AdminKeyError, load_verifier
 from matching_service.metrics import Metrics
 from matching_service.pipeline import BatchOutput, run_batch
 from matching_service.redis_view import HashOps, RedisView
@@ -106,8 +108,15 @@ class Recovery:
 
 
 class MatchingService:
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        verifier: AdminVerifier | None = None,
+    ) -> None:
         self.settings = settings
+        # The trusted admin signing keys; loaded from KMS in run() unless given (tests).
+        self.verifier = verifier
         self.metrics = metrics or Metrics()
         self.tp = TopicPartition(settings.commands_topic, 0)
         self.stopping = False
@@ -129,6 +138,11 @@ class MatchingService:
         )
 
     # ------------------------------------------------------------------ wiring
+
+    def _verifier(self) -> AdminVerifier:
+        if self.verifier is None:
+            raise RuntimeError("admin signing keys not loaded")
+        return self.verifier
 
     def _connect(self) -> None:
         s = self.settings
@@ -198,7 +212,10 @@ class MatchingService:
                 loud = [r for r in batch if r[0] >= reply_from]
                 for part, want in ((quiet, False), (loud, True)):
                     if part:
-                        out = run_batch(self.engine, part, publish=False, want_replies=want)
+                        out = run_batch(
+                            self.engine, part, verifier=self._verifier(), publish=False,
+                            want_replies=want,
+                        )  # fmt: skip
                         replayed += out.commands
                         if out.last_seq:
                             self.last_seq = out.last_seq
@@ -286,7 +303,7 @@ class MatchingService:
         the guarantees are those of a strictly sequential loop; a crash loses at most the
         uncommitted batch, which recovery replays."""
         started = time.perf_counter()
-        out = run_batch(self.engine, records)
+        out = run_batch(self.engine, records, verifier=self._verifier())
         self.position = out.next_offset
         if out.last_seq:
             self.last_seq = out.last_seq
@@ -306,7 +323,9 @@ class MatchingService:
     def _finish(self, out: BatchOutput, values: list[tuple[str, bytes]], started: float) -> None:
         self.publish(out)
         self.committed = out.next_offset
-        ops = HashOps.from_events(out.orders, out.balances, out.symbols, out.fees)
+        ops = HashOps.from_events(
+            out.orders, out.balances, out.symbols, out.fees, accounts=out.accounts
+        )
         self.view.apply(
             out.next_offset,
             values=values,
@@ -352,6 +371,15 @@ class MatchingService:
         self._install_signals()
         if stop_requested():
             self.stopping = True
+        if self.verifier is None:
+            try:
+                self.verifier = load_verifier(self.settings)
+            except AdminKeyError as exc:
+                # One clear line: without the keys no admin command can be judged, and
+                # replaying the log without them would fork the history.
+                log.critical("cannot start: %s", exc)
+                return EXIT_ERROR
+            log.info("admin signing keys loaded", extra={"kids": list(self.verifier.kids)})
         self._connect()
         self.metrics.track_snapshot_age(lambda: self.snapshots.last_saved_monotonic)
         try:

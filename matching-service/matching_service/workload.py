@@ -1,7 +1,9 @@
 """Deterministic random command streams: the load for `make bench-service` and the crash tests.
 
 The same seed always gives the same commands, so a run through Kafka can be compared with an
-uninterrupted in-process run. The stream lists the default markets, funds a few accounts and
+uninterrupted in-process run. The stream lists the default markets, creates and funds a few
+accounts (admin commands: sign them with ``admin_auth.encode_record`` before they go through
+the real service) and
 then trades around a drifting mid price so that orders cross often: limit orders (GTC, IOC,
 FOK), market orders by quantity and by quote amount, cancels of recent orders (some of them
 already gone: rejects are part of the load), cancel-replace, cancel-all and stops.
@@ -18,6 +20,7 @@ from bourse.domain.commands import (
     CancelOrder,
     CancelReplace,
     Command,
+    CreateAccount,
     Deposit,
     NewOrder,
 )
@@ -56,6 +59,10 @@ def commands(count: int, *, seed: int = 1, accounts: int = 20) -> Iterator[Comma
         yield AddSymbol(rid(), ts, spec)
         n += 1
     for account in range(1, accounts + 1):
+        if n >= count:
+            return
+        yield CreateAccount(rid(), ts, account)
+        n += 1
         for asset, amount in _FUNDS.items():
             if n >= count:
                 return

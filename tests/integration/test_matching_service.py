@@ -5,6 +5,10 @@ prefix, which settings derive from the commands topic) and its own Redis databas
 not see each other's data or anyone else's. Every run is compared with an uninterrupted
 in-process run of the same commands through the same engine: events (all of them, read
 ``read_committed``), replies, Redis books and the final state hash must be identical.
+
+Admin commands (markets, accounts, funding) go onto the log signed with a KMS key of the test's
+own (moto), which the service is told to trust (``BOURSE_ADMIN_SIGNING_KEY_IDS``); forged ones
+are refused by the running service.
 """
 
 from __future__ import annotations
@@ -28,11 +32,22 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bourse.adapters.redis_book import bbo_key, book_key, read_book, reply_key
+from bourse.adapters import aws
+from bourse.adapters.admin_signer import KmsAdminSigner
+from bourse.adapters.redis_book import (
+    bbo_key,
+    book_key,
+    read_account_status,
+    read_accounts,
+    read_balances,
+    read_book,
+    reply_key,
+)
+from bourse.domain.admin_auth import encode_record
 from bourse.domain.codec import encode_command
-from bourse.domain.commands import Command
+from bourse.domain.commands import Command, CreateAccount, Deposit
 from bourse.domain.event_codec import decode_event, decode_events
-from bourse.domain.events import DepthUpdate, Event, Reply
+from bourse.domain.events import AdminAction, BalanceUpdate, DepthUpdate, Event, Reply
 from bourse.engine import Engine
 from bourse.settings import get_settings
 from matching_service.snapshots import decode_snapshot
@@ -82,6 +97,10 @@ class Stack:
         self.events_topic = f"test.ms.{suffix}.events"
         redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
         self.bucket = base.snapshots_bucket
+        # The admin signing key this test's service trusts (the stack's own alias is left alone).
+        self.kms = aws.client("kms")
+        self.key_arn = new_signing_key(self.kms)
+        self.signer = KmsAdminSigner(self.kms, self.key_arn)
         self.env = {
             **os.environ,
             "BOURSE_COMMANDS_TOPIC": self.commands_topic,
@@ -91,6 +110,7 @@ class Stack:
             "BOURSE_MATCHING_BATCH_MAX": "500",
             "BOURSE_SNAPSHOT_EVERY_COMMANDS": "2000",
             "BOURSE_SNAPSHOT_EVERY_SECONDS": "3600",
+            "BOURSE_ADMIN_SIGNING_KEY_IDS": self.key_arn,
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
         }
@@ -146,11 +166,15 @@ class Stack:
     # -- Kafka
 
     def produce(self, cmds: list[Command]) -> None:
+        """Admin commands signed by the trusted key, as the admin plane would write them."""
+        self.produce_records([encode_record(cmd, self.signer) for cmd in cmds])
+
+    def produce_records(self, records: list[bytes]) -> None:
         from bourse.adapters.kafka import producer
 
         p = producer(linger_ms=5)
-        for cmd in cmds:
-            p.send(self.commands_topic, encode_command(cmd))
+        for record in records:
+            p.send(self.commands_topic, record)
         p.flush()
         p.close()
 
@@ -204,6 +228,11 @@ class Stack:
         data = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         engine, meta = decode_snapshot(key, data)
         return engine, meta.offset, meta.state_hash
+
+
+def new_signing_key(kms) -> str:  # type: ignore[no-untyped-def]
+    meta = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    return str(meta["Arn"])
 
 
 def _s3():  # type: ignore[no-untyped-def]
@@ -422,3 +451,57 @@ def test_second_instance_is_fenced(stack: Stack) -> None:
     assert "fenced by a newer instance" in stack.log_text()
     assert_same_stream(stack.events(), ref.events)
     assert_redis_matches(stack, ref)
+
+
+def test_forged_admin_commands_are_refused_by_the_running_service(stack: Stack) -> None:
+    """A DEPOSIT written straight to bourse.commands, plain or signed with a key the service
+    does not trust, changes no balance: the service answers -1002 and records an AdminAction."""
+    setup: list[Command] = [
+        CreateAccount("adm-create", 1, 41),
+        Deposit("adm-dep", 2, 41, "USDT", 100 * 10**8, "tx-real"),
+    ]
+    forged_plain = Deposit("forged-plain", 3, 41, "USDT", 10**6 * 10**8, "tx-forged-1")
+    untrusted = KmsAdminSigner(stack.kms, new_signing_key(stack.kms))
+    forged_signed = Deposit("forged-signed", 4, 41, "USDT", 10**6 * 10**8, "tx-forged-2")
+    replay = encode_record(setup[1], stack.signer)  # the genuine deposit, written again
+    proc = stack.start()
+    stack.produce(setup)
+    stack.produce_records(
+        [encode_command(forged_plain), untrusted.signed_record(forged_signed), replay]
+    )
+    stack.wait_committed(5)
+
+    events = stack.events()
+    replies = {e.request_id: e for e in events if isinstance(e, Reply)}
+    for rid in ("forged-plain", "forged-signed"):
+        assert (replies[rid].code, replies[rid].msg) == (
+            -1002, "You are not authorized to execute this request."
+        )  # fmt: skip
+    assert [(e.request_id, e.command, e.code) for e in events if isinstance(e, AdminAction)] == [
+        ("adm-create", "CREATE_ACCOUNT", 0),
+        ("adm-dep", "DEPOSIT", 0),
+        ("forged-plain", "DEPOSIT", -1002),
+        ("forged-signed", "DEPOSIT", -1002),
+        ("adm-dep", "DEPOSIT", -1002),  # the replay
+    ]
+    assert [e.delta for e in events if isinstance(e, BalanceUpdate)] == [100 * 10**8]
+    assert read_balances(stack.redis, 41) == {"USDT": (100 * 10**8, 0)}
+    assert read_accounts(stack.redis) == {41: "ACTIVE"}
+    assert read_account_status(stack.redis, 41) == "ACTIVE"
+    assert read_account_status(stack.redis, 42) is None
+    reply = decode_event(stack.redis.lrange(reply_key("forged-signed"), 0, -1)[0])
+    assert isinstance(reply, Reply) and reply.code == -1002
+    assert terminate(proc) == 0
+    log = stack.log_text()
+    assert log.count("admin command refused: not signed by the admin plane") == 2
+    assert '"reason": "unknown key"' in log and '"reason": "unsigned"' in log
+
+
+def test_a_missing_admin_signing_key_stops_start_up_with_one_clear_line(stack: Stack) -> None:
+    alias = f"alias/bourse-test-{uuid.uuid4().hex[:8]}-admin-signing"
+    proc = stack.start(BOURSE_ADMIN_SIGNING_KEY_IDS=alias)
+    assert proc.wait(60) == 1
+    lines = [line for line in stack.log_text().splitlines() if "cannot start" in line]
+    assert len(lines) == 1
+    assert alias in lines[0] and "NotFoundException" in lines[0]
+    assert "Traceback" not in stack.log_text()

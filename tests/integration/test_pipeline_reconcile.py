@@ -26,8 +26,9 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from record_support import scratch_database
 
 from bourse.adapters import aws
+from bourse.adapters.admin_signer import KmsAdminSigner
 from bourse.adapters.kafka import producer
-from bourse.domain.codec import encode_command
+from bourse.domain.admin_auth import encode_record
 from bourse.settings import Settings
 from matching_service.workload import commands as workload
 
@@ -54,6 +55,11 @@ def pipeline(
     sns = aws.client("sns")
     quiet = sns.create_topic(Name=f"test-pr-fills-{suffix}")["TopicArn"]
     logs = tmp_path_factory.mktemp("pipeline")
+    # Admin commands are signed with a key of this test's own, which the service (and
+    # reconcile, which replays the same log) is told to trust.
+    kms = aws.client("kms")
+    key_arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    signer = KmsAdminSigner(kms, key_arn)
     with scratch_database(local_stack.pg_dsn, "test_pipeline") as dsn:
         env = {
             **os.environ,
@@ -63,6 +69,7 @@ def pipeline(
             "BOURSE_PG_DSN": dsn,
             "BOURSE_MATCHING_METRICS_PORT": "0",
             "BOURSE_SNAPSHOT_EVERY_COMMANDS": "700",
+            "BOURSE_ADMIN_SIGNING_KEY_IDS": key_arn,
             "TRADE_FILLS_TOPIC_ARN": quiet,
             "BOURSE_ARCHIVE_PREFIX": f"test/pipeline-{suffix}/",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -84,7 +91,7 @@ def pipeline(
             p = producer(linger_ms=5)
             sent = 0
             for cmd in workload(COMMANDS, seed=4):
-                p.send(commands_topic, encode_command(cmd))
+                p.send(commands_topic, encode_record(cmd, signer))
                 sent += 1
             p.flush()
             p.close()

@@ -1,5 +1,6 @@
 """The matching service's account and symbol view in Redis (balances, open orders, fees,
-symbols), written batch by batch, equals the engine's own state; a rebuild writes the same.
+symbols, account statuses), written batch by batch, equals the engine's own state; a rebuild
+writes the same.
 
 Runs the pure pipeline and the real RedisView against the stack's Redis, in a database of its
 own (flushed here), without Kafka: the service's loop adds nothing to what is written.
@@ -10,20 +11,25 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import redis
 
 from bourse.adapters.redis_book import (
+    ACCOUNTS_KEY,
     SYMBOLS_KEY,
+    read_account_status,
+    read_accounts,
     read_balances,
     read_fees,
     read_open_orders,
     read_symbols,
 )
-from bourse.domain.codec import encode_command
-from bourse.domain.commands import SetAccountFees
+from bourse.domain.admin_auth import LocalAdminSigner, encode_record
+from bourse.domain.commands import SetAccountFees, SetAccountStatus, UpdateSymbol
+from bourse.domain.markets import DEFAULT_MARKETS
 from bourse.engine import Engine
 from bourse.settings import Settings
 from matching_service.pipeline import run_batch
@@ -33,6 +39,7 @@ from matching_service.workload import commands as workload
 pytestmark = pytest.mark.integration
 
 REDIS_DB = int(os.environ.get("BOURSE_TEST_VIEW_REDIS_DB", "14"))
+SIGNER = LocalAdminSigner()
 
 
 @pytest.fixture
@@ -50,6 +57,9 @@ def _open(results: list[Any]) -> list[Any]:
 
 def _assert_view_equals_engine(client: redis.Redis, engine: Engine) -> None:
     assert read_symbols(client) == dict(sorted(engine.symbols().items()))
+    assert read_accounts(client) == engine.accounts()
+    for account, (maker, taker) in engine.account_fees().items():
+        assert read_fees(client, account) == (maker, taker)
     balances = engine.balances()
     for account in range(1, 25):
         assert read_balances(client, account) == dict(sorted(balances.get(account, {}).items()))
@@ -63,12 +73,20 @@ def test_batches_then_rebuild(client: redis.Redis) -> None:
     engine = Engine()
     view = RedisView(client, "test.view.commands", reply_ttl_s=60)
     cmds = list(workload(3000, seed=7, accounts=20))
-    cmds.append(SetAccountFees("fees-1", cmds[-1].ts, 3, 50_000, 70_000))
-    records = [(i, encode_command(c)) for i, c in enumerate(cmds)]
+    ts = cmds[-1].ts
+    cheaper = replace(DEFAULT_MARKETS[0], maker_commission=0, taker_commission=20_000)
+    cmds += [
+        SetAccountFees("fees-1", ts, 3, 50_000, 70_000),
+        SetAccountStatus("freeze-5", ts, 5, True),
+        UpdateSymbol("commissions-1", ts, cheaper),
+    ]
+    records = [(i, encode_record(c, SIGNER)) for i, c in enumerate(cmds)]
     opened = 0
     for start in range(0, len(records), 250):
-        out = run_batch(engine, records[start : start + 250])
-        ops = HashOps.from_events(out.orders, out.balances, out.symbols, out.fees)
+        out = run_batch(engine, records[start : start + 250], verifier=SIGNER.verifier())
+        ops = HashOps.from_events(
+            out.orders, out.balances, out.symbols, out.fees, accounts=out.accounts
+        )
         opened += sum(1 for _, name, _ in ops.hset if ":" in name)
         values = view.book_values(engine, out.depth_symbols, out.next_offset)
         assert view.apply(out.next_offset, values=values, replies=out.replies, ops=ops)
@@ -77,10 +95,17 @@ def test_batches_then_rebuild(client: redis.Redis) -> None:
     _assert_view_equals_engine(client, engine)
     assert read_fees(client, 3) == (50_000, 70_000)
     assert read_fees(client, 4) is None
+    assert read_account_status(client, 5) == "FROZEN" and read_account_status(client, 4) == "ACTIVE"
+    assert read_account_status(client, 999) is None
+    assert len(read_accounts(client)) == 20
+    spec = read_symbols(client)[cheaper.symbol]
+    assert (spec.maker_commission, spec.taker_commission) == (0, 20_000)
 
     # A rebuild from the engine writes the same view over a polluted one.
     client.hset(SYMBOLS_KEY, "JUNK", b"{}")
     client.hset("account:{1}:orders", "BTCUSDT:999999", b"{}")
+    client.hset(ACCOUNTS_KEY, "777", b"FROZEN")
+    client.delete("account:{3}:fees")
     assert view.rebuild(engine, len(records) + 1)
     _assert_view_equals_engine(client, engine)
     # An older write is ignored (a fenced instance cannot roll the view back).

@@ -34,11 +34,18 @@ from bourse.domain.commands import (
     CancelAll,
     CancelOrder,
     CancelReplace,
+    CreateAccount,
+    DelistSymbol,
     Deposit,
+    KeyChange,
     NewOrder,
+    RejectedAdmin,
     SetAccountFees,
+    SetAccountStatus,
     SetSymbolStatus,
-    Withdraw,
+    UpdateSymbol,
+    WithdrawRequest,
+    WithdrawSettle,
 )
 from bourse.domain.enums import (
     CancelReplaceMode,
@@ -49,8 +56,9 @@ from bourse.domain.enums import (
     TimeInForce,
 )
 from bourse.domain.events import (
-    BalanceUpdate,
+    AdminAction,
     DepthUpdate,
+    FundingUpdate,
     Reply,
     Trade,
 )
@@ -113,6 +121,8 @@ ETHBTC = SymbolSpec(
     max_num_iceberg_orders=1,
     iceberg_parts=3,
     default_stp=StpMode.NONE,
+    maker_commission=50_000,  # the market's own commissions (accounts without rates pay them)
+    taker_commission=75_000,
     order_types=tuple(t for t in OrderType if t is not OrderType.TAKE_PROFIT),
     quote_order_qty_market_allowed=False,
     allowed_stp_modes=(StpMode.NONE, StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH),
@@ -134,11 +144,18 @@ DOGEUSDT = SymbolSpec(
     max_num_orders=9,
     iceberg_parts=4,
     default_stp=StpMode.EXPIRE_BOTH,
+    maker_commission=0,
+    taker_commission=333_333,
 )
 MIDS = {"BTCUSDT": 100 * E8, "ETHBTC": 5_000_000, "DOGEUSDT": 12_345}
 ASSETS = ("BTC", "USDT", "ETH", "DOGE")
 CLIENT_IDS = tuple("abcdefghijklmn")
 FEE_RATES = (0, 1, 100_000, 333_333, 250_000, 10**8)
+ADMIN_NAMES = {
+    "AddSymbol", "UpdateSymbol", "SetSymbolStatus", "DelistSymbol", "SetAccountFees",
+    "CreateAccount", "SetAccountStatus", "Deposit", "WithdrawRequest", "WithdrawSettle",
+    "KeyChange",
+}  # fmt: skip
 
 
 class Chooser:
@@ -173,9 +190,14 @@ class Generator:
         self.accounts = list(range(1, n_accounts + 1))
         self.symbols = symbols
         self.n = 0
+        self.tx_ids: list[tuple[str, int, str, int]] = []  # (tx id, account, asset, amount)
+        self.withdrawal_ids: list[str] = []
+        self.admin_sent: list = []  # admin commands sent, for replays
+        self.delisted = False
 
     def setup(self) -> list:
         cmds = [AddSymbol(self._rid(), self._ts(), spec) for spec in self.symbols]
+        cmds += [CreateAccount(self._rid(), self._ts(), acct) for acct in self.accounts]
         # the last account often starts with nothing at all
         funded = self.accounts[:-1] if self.ch.chance(50) else self.accounts
         for acct in funded:
@@ -187,7 +209,7 @@ class Generator:
             ):
                 # uneven funding, so that some orders fail for want of balance
                 amount = amount * self.ch.pick((1, 5, 20, 100)) // 100
-                cmds.append(Deposit(self._rid(), self._ts(), acct, asset, amount))
+                cmds.append(Deposit(self._rid(), self._ts(), acct, asset, amount, f"t{self.n}"))
         return cmds
 
     def _rid(self) -> str:
@@ -198,8 +220,21 @@ class Generator:
         return 1_700_000_000_000 + self.n
 
     def next(self, ref: ReferenceEngine):
+        cmd = self._next(ref)
+        if type(cmd).__name__ in ADMIN_NAMES:
+            self.admin_sent.append(cmd)
+        return cmd
+
+    def _next(self, ref: ReferenceEngine):
         ch = self.ch
-        halted = [s for s in ref.symbols.values() if s.spec.status is not SymbolStatus.TRADING]
+        frozen = [a for a, f in ref.accounts.items() if f]
+        if frozen and ch.chance(10):
+            return SetAccountStatus(self._rid(), self._ts(), frozen[0], False)
+        halted = [
+            s
+            for s in ref.symbols.values()
+            if s.spec.status is not SymbolStatus.TRADING and s.spec.symbol not in ref.delisted
+        ]
         if halted and ch.chance(15):
             name = halted[0].spec.symbol
             return SetSymbolStatus(self._rid(), self._ts(), name, SymbolStatus.TRADING)
@@ -213,29 +248,59 @@ class Generator:
         if roll < 870:
             name = "NOPE" if ch.chance(3) else self.symbol_name()
             return CancelAll(self._rid(), self._ts(), self.account(), name)
-        if roll < 920:
-            acct = ch.pick([*self.accounts, 0]) if ch.chance(5) else self.account()
-            asset = ch.pick([*ASSETS, "bad asset"]) if ch.chance(5) else ch.pick(ASSETS)
-            amount = ch.pick([0, -1, MAX_UNITS]) if ch.chance(4) else ch.int(1, 50) * E8 // 10
-            return Deposit(self._rid(), self._ts(), acct, asset, amount)
-        if roll < 960:
+        if roll < 905:
+            return self.deposit()
+        if roll < 930:
             asset = ch.pick(ASSETS)
             amount = ch.int(1, 40) * E8 // ch.pick((1, 10, 100))
             acct = self.account()
             if ch.chance(3):
-                acct, amount = ch.pick(((0, amount), (acct, 0), (acct, -5)))
-            return Withdraw(self._rid(), self._ts(), acct, asset, amount)
-        if roll < 975:
+                acct, amount = ch.pick(((0, amount), (acct, 0), (acct, -5), (99, amount)))
+            wid = f"w{self.n}"
+            if self.withdrawal_ids and ch.chance(5):
+                wid = ch.pick(self.withdrawal_ids)  # used already: rejected
+            elif ch.chance(2):
+                wid = "bad id!"
+            self.withdrawal_ids.append(wid)
+            return WithdrawRequest(self._rid(), self._ts(), acct, asset, amount, wid)
+        if roll < 945:
+            wid = ch.pick(self.withdrawal_ids) if self.withdrawal_ids else "w0"
+            outcome = ch.pick(
+                ("COMPLETED", "FAILED", "CANCELED", "LOST" if ch.chance(5) else "FAILED")
+            )
+            return WithdrawSettle(self._rid(), self._ts(), wid, outcome)
+        if roll < 955:
             acct = 0 if ch.chance(5) else self.account()
             maker = -1 if ch.chance(3) else ch.pick(FEE_RATES)
             taker = 10**8 + 1 if ch.chance(3) else ch.pick(FEE_RATES)
             return SetAccountFees(self._rid(), self._ts(), acct, maker, taker)
-        if roll < 990:
+        if roll < 960:
+            acct = ch.pick((0, 99)) if ch.chance(5) else self.account()
+            return SetAccountStatus(self._rid(), self._ts(), acct, ch.chance(60))
+        if roll < 967:
+            return self.update_symbol()
+        if roll < 975:
             status = SymbolStatus.TRADING if ch.chance(60) else ch.pick(list(SymbolStatus))
             if ch.chance(3):
                 status = "CLOSED"  # not a status: -1130
             name = "NOPE" if ch.chance(5) else self.symbol_name()
             return SetSymbolStatus(self._rid(), self._ts(), name, status)
+        if roll < 979:
+            given = ch.pick((0, 0, 0, self.account(), -3))
+            return CreateAccount(self._rid(), self._ts(), given)
+        if roll < 982:
+            action = ch.pick(
+                ("CREATED", "REVOKED", "ROTATED", "LOST" if ch.chance(10) else "CREATED")
+            )
+            acct = 99 if ch.chance(10) else self.account()
+            return KeyChange(self._rid(), self._ts(), acct, f"key{self.n}", action)
+        if roll < 985:
+            return RejectedAdmin(self._rid(), self._ts(), "DEPOSIT", "arn:x", "unsigned")
+        if roll < 988 and self.admin_sent:
+            return ch.pick(self.admin_sent)  # a replay: -1002
+        if roll < 990 and not self.delisted and len(self.symbols) > 1 and ch.chance(30):
+            self.delisted = True
+            return DelistSymbol(self._rid(), self._ts(), self.symbols[-1].symbol)
         if roll < 995 and ch.chance(50):
             spec = self.ch.pick(self.symbols)  # already exists: rejected
             if ch.chance(50):  # inconsistent: rejected by SymbolSpec.validate
@@ -244,11 +309,43 @@ class Generator:
         # a burst of halting is rare; mostly flip back to trading
         return SetSymbolStatus(self._rid(), self._ts(), self.symbol_name(), SymbolStatus.TRADING)
 
+    def deposit(self):
+        ch = self.ch
+        acct = ch.pick([*self.accounts, 0, 99]) if ch.chance(5) else self.account()
+        asset = ch.pick([*ASSETS, "bad asset"]) if ch.chance(5) else ch.pick(ASSETS)
+        amount = ch.pick([0, -1, MAX_UNITS]) if ch.chance(4) else ch.int(1, 50) * E8 // 10
+        tx_id = "" if ch.chance(20) else f"t{self.n}"
+        if self.tx_ids and ch.chance(8):  # the same deposit again, or a clash
+            tx_id, acct, asset, amount = ch.pick(self.tx_ids)
+            if ch.chance(30):
+                amount += 1
+        self.tx_ids.append((tx_id, acct, asset, amount))
+        return Deposit(self._rid(), self._ts(), acct, asset, amount, tx_id)
+
+    def update_symbol(self):
+        ch = self.ch
+        spec = ch.pick(self.symbols)
+        new = replace(
+            spec, maker_commission=ch.pick(FEE_RATES), taker_commission=ch.pick(FEE_RATES)
+        )
+        if ch.chance(15):  # a coarser grid: refused while orders are open
+            new = replace(new, tick_size=spec.tick_size * 2, min_price=spec.tick_size * 2)
+        if ch.chance(5):
+            new = replace(new, quote_asset="EUR")
+        if ch.chance(5):
+            new = replace(new, maker_commission=10**8 + 1)
+        if ch.chance(10):
+            new = replace(new, status=SymbolStatus.HALT)  # ignored: the status is kept
+        return UpdateSymbol(self._rid(), self._ts(), new)
+
     def account(self) -> int:
         return self.ch.pick(self.accounts)
 
     def symbol_name(self) -> str:
-        return self.ch.pick(self.symbols).symbol
+        live = self.symbols[:-1] if self.delisted else self.symbols
+        if self.delisted and self.ch.chance(2):
+            return self.symbols[-1].symbol  # the delisted one: closed for good
+        return self.ch.pick(live).symbol
 
     def spec(self, name: str) -> SymbolSpec:
         return next(s for s in self.symbols if s.symbol == name)
@@ -494,8 +591,12 @@ class Checker:
         for e in events:
             self.seq += 1
             assert e.seq == self.seq, f"seq gap: expected {self.seq}, got {e.seq}"
-            if isinstance(e, BalanceUpdate):
-                self.totals[e.asset] = self.totals.get(e.asset, 0) + e.delta
+            if isinstance(e, FundingUpdate) and e.status in ("CREDITED", "COMPLETED"):
+                sign = 1 if e.status == "CREDITED" else -1
+                self.totals[e.asset] = self.totals.get(e.asset, 0) + sign * e.amount
+            elif isinstance(e, AdminAction):
+                assert e is events[-2], "an AdminAction comes just before the Reply"
+                assert (e.code, e.msg) == (events[-1].code, events[-1].msg)
             elif isinstance(e, Trade):
                 expected = self.trade_ids.get(e.symbol, 0) + 1
                 assert e.trade_id == expected, f"trade id gap in {e.symbol}"
@@ -523,6 +624,16 @@ class Checker:
             found = fast_problems(fast)
             assert not found, f"fast engine invariants after #{len(self.commands)}: {found}"
         assert fast.symbols() == {name: sym.spec for name, sym in ref.symbols.items()}
+        if hasattr(fast, "accounts"):
+            want_accounts = {
+                a: "FROZEN" if f else "ACTIVE" for a, f in sorted(ref.accounts.items())
+            }
+            assert fast.accounts() == want_accounts
+            assert fast.withdrawals() == {
+                wid: tuple(w) for wid, w in sorted(ref.withdrawals.items())
+            }
+            assert fast.deposits() == dict(sorted(ref.deposits.items()))
+            assert fast.delisted() == tuple(sorted(ref.delisted))
         for name, sym in ref.symbols.items():
             bids, asks = ref._depth(sym)
             expected = (

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bourse.domain import errors
 from bourse.domain.commands import (
+    ADMIN_COMMAND_NAMES,
     CLIENT_ORDER_ID_RE,
     COMMAND_NAMES,
     NewOrder,
@@ -273,10 +274,19 @@ def test_command_names_cover_every_command():
             "CANCEL_ORDER",
             "CANCEL_REPLACE",
             "CANCEL_ALL",
-            "DEPOSIT",
-            "WITHDRAW",
             "ADD_SYMBOL",
+            "UPDATE_SYMBOL",
             "SET_SYMBOL_STATUS",
+            "DELIST_SYMBOL",
             "SET_ACCOUNT_FEES",
+            "CREATE_ACCOUNT",
+            "SET_ACCOUNT_STATUS",
+            "DEPOSIT",
+            "WITHDRAW_REQUEST",
+            "WITHDRAW_SETTLE",
+            "KEY_CHANGE",
+            "REJECTED_ADMIN",
         ]
     )
+    trader = {"NEW_ORDER", "CANCEL_ORDER", "CANCEL_REPLACE", "CANCEL_ALL"}
+    assert set(COMMAND_NAMES.values()) - trader == ADMIN_COMMAND_NAMES

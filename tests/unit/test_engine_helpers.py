@@ -14,6 +14,7 @@ from bourse.domain.commands import (
     AddSymbol,
     CancelAll,
     CancelOrder,
+    CreateAccount,
     Deposit,
     NewOrder,
 )
@@ -54,10 +55,18 @@ class Bench:
         self.ts = 0
         self.seq = 0
         self.oid = 0
+        self.admin_n = 0
         self.run(AddSymbol("add", 0, spec(**spec_kw)))
         for acct in range(1, accounts + 1):
-            self.run(Deposit("dep", 0, acct, "USDT", usdt * E8))
-            self.run(Deposit("dep", 0, acct, "BTC", btc * E8))
+            self.run(CreateAccount(f"acct-{acct}", 0, acct))
+            self.run(Deposit(f"dep-{acct}-usdt", 0, acct, "USDT", usdt * E8))
+            self.run(Deposit(f"dep-{acct}-btc", 0, acct, "BTC", btc * E8))
+
+    def admin(self, cmd_type: type, *args: Any, **kw: Any) -> list[Any]:
+        """Run an admin command with a fresh request id (admin request ids are single-use)."""
+        self.admin_n += 1
+        self.ts += 1
+        return self.run(cmd_type(f"adm{self.admin_n}", self.ts, *args, **kw))
 
     def run(self, cmd: Any) -> list[Any]:
         events = self.engine.process(cmd)

@@ -13,11 +13,14 @@ from bourse.domain.commands import (
     CancelAll,
     CancelOrder,
     CancelReplace,
+    CreateAccount,
     Deposit,
     NewOrder,
     SetAccountFees,
+    SetAccountStatus,
     SetSymbolStatus,
-    Withdraw,
+    WithdrawRequest,
+    WithdrawSettle,
 )
 from bourse.domain.enums import (
     CancelReplaceMode,
@@ -66,8 +69,10 @@ def stream(seed: int, n: int) -> list[Any]:
     rng = random.Random(seed)
     out: list[Any] = [AddSymbol("a", 0, spec(max_num_orders=8))]
     for acct in range(1, 5):
-        out.append(Deposit("d", 0, acct, "USDT", rng.randint(0, 3000) * E8))
-        out.append(Deposit("d", 0, acct, "BTC", rng.randint(0, 30) * E8))
+        out.append(CreateAccount(f"a{acct}", 0, acct))
+        out.append(Deposit(f"du{acct}", 0, acct, "USDT", rng.randint(0, 3000) * E8))
+        out.append(Deposit(f"db{acct}", 0, acct, "BTC", rng.randint(0, 30) * E8))
+    requested: list[str] = []
     for ts in range(1, n + 1):
         r, acct, cid = rng.random(), rng.randint(1, 4), f"c{rng.randint(0, 12)}"
         if r < 0.55:
@@ -86,9 +91,16 @@ def stream(seed: int, n: int) -> list[Any]:
         elif r < 0.92:
             out.append(Deposit(f"d{ts}", ts, acct, rng.choice(["BTC", "USDT"]),
                                rng.randint(1, 1000) * E8))  # fmt: skip
+        elif r < 0.94:
+            out.append(WithdrawRequest(f"w{ts}", ts, acct, rng.choice(["BTC", "USDT"]),
+                                       rng.randint(1, 100) * E8, f"w{ts}"))  # fmt: skip
+            requested.append(f"w{ts}")
+        elif r < 0.955 and requested:
+            wid = requested.pop(rng.randrange(len(requested)))
+            outcome = rng.choice(["COMPLETED", "FAILED", "CANCELED"])
+            out.append(WithdrawSettle(f"ws{ts}", ts, wid, outcome))
         elif r < 0.96:
-            out.append(Withdraw(f"w{ts}", ts, acct, rng.choice(["BTC", "USDT"]),
-                                rng.randint(1, 100) * E8))  # fmt: skip
+            out.append(SetAccountStatus(f"fz{ts}", ts, acct, rng.random() < 0.3))
         elif r < 0.98:
             out.append(SetAccountFees(f"f{ts}", ts, acct, rng.randint(0, 300_000),
                                       rng.randint(0, 300_000)))  # fmt: skip

@@ -8,7 +8,13 @@ import orjson
 import pytest
 
 from bench.workload import commands, setup_commands
-from bourse.domain.commands import Deposit, SetAccountFees, Withdraw
+from bourse.domain.commands import (
+    CreateAccount,
+    Deposit,
+    SetAccountFees,
+    WithdrawRequest,
+    WithdrawSettle,
+)
 from bourse.domain.enums import OrderType, StpMode
 from bourse.engine import Engine
 from bourse.engine.invariants import problems
@@ -61,7 +67,7 @@ def test_snapshot_restore_same_hash_and_same_following_events() -> None:
 
 def test_snapshot_with_stops_icebergs_fees_and_partial_fills_round_trips() -> None:
     b = Bench()
-    b.run(SetAccountFees("f", 0, 2, 50_000, 70_000))
+    b.admin(SetAccountFees, 2, 50_000, 70_000)
     b.order(1, "SELL", 30, 100, iceberg_qty=10 * LOT)
     b.order(2, "BUY", 15, 100)
     b.order(3, "SELL", 5, 90, type=OrderType.STOP_LOSS_LIMIT, stop_price=95 * E8)
@@ -74,6 +80,7 @@ def test_snapshot_with_stops_icebergs_fees_and_partial_fills_round_trips() -> No
         # Same commands (same ts and client ids) into both engines.
         bench = Bench.__new__(Bench)
         bench.engine, bench.ts, bench.oid, bench.seq = engine, b.ts, b.oid, engine._seq
+        bench.admin_n = b.admin_n
         outputs.append([bench.order(2, "BUY", 40, 100), bench.order(4, "SELL", 50, 90)])
     assert outputs[0] == outputs[1]
     assert restored.state_hash() == b.engine.state_hash()
@@ -88,13 +95,14 @@ def test_hash_ignores_history_that_left_no_state() -> None:
     assert Engine.restore(b.engine.snapshot()).state_hash() == b.engine.state_hash()
     # An emptied balance is the same state as one never used.
     x, y = Engine(), Engine()
-    x.process(Deposit("d", 0, 1, "ETH", E8))
-    x.process(Withdraw("w", 0, 1, "ETH", E8))
-    y.process(Deposit("d", 0, 1, "ETH", E8))
-    y.process(Withdraw("w", 0, 1, "ETH", E8))
-    y.process(Deposit("d", 0, 2, "ETH", E8))
-    y.process(Withdraw("w", 0, 2, "ETH", E8))
-    y._seq = x._seq
+    for engine in (x, y):
+        engine.process(CreateAccount("a", 0, 1))
+        engine.process(Deposit("d", 0, 1, "ETH", E8, "tx1"))
+        engine.process(WithdrawRequest("w", 0, 1, "ETH", E8, "w1"))
+        engine.process(WithdrawSettle("s", 0, "w1", "COMPLETED"))
+    assert x.balances() == {}
+    y._bal.entry(1, "BTC")  # touched, never funded
+    y._bal.entry(1, "ETH")
     assert x.state_hash() == y.state_hash()
 
 
@@ -102,7 +110,7 @@ def test_snapshot_is_plain_json_and_rejects_garbage() -> None:
     b = Bench()
     b.order(1, "BUY", 10, 100)
     state = orjson.loads(b.engine.snapshot())
-    assert state["version"] == 1
+    assert state["version"] == 2
     with pytest.raises(ValueError):
         Engine.restore(b"{}")
     state["seq"] = "1"

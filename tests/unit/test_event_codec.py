@@ -78,3 +78,12 @@ def test_bad_input_is_rejected(data: bytes) -> None:
         decode_event(data)
     with pytest.raises(EventDecodeError):
         decode_events(b"[" + data + b"]")
+
+
+def test_reply_detail_is_on_the_wire_only_when_set(events: list[Event]) -> None:
+    plain = next(e for e in events if isinstance(e, Reply) and e.command == "NEW_ORDER")
+    assert "detail" not in json.loads(encode_event(plain))["body"]
+    created = next(e for e in events if isinstance(e, Reply) and e.command == "CREATE_ACCOUNT")
+    body = json.loads(encode_event(created))["body"]
+    assert json.loads(body["detail"]) == {"accountId": 1}
+    assert decode_event(encode_event(created)) == created

@@ -3,30 +3,36 @@ changed books; no Kafka, Redis or S3 involved."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
+from bourse.domain.admin_auth import LocalAdminSigner, encode_record
 from bourse.domain.codec import encode_command
 from bourse.domain.event_codec import decode_event, decode_events, encode_events
 from bourse.domain.events import DepthUpdate, Event, Reply, Trade
 from bourse.engine import Engine
-from matching_service.pipeline import join_records, run_batch
+from matching_service import pipeline
+from matching_service.pipeline import join_records
 from matching_service.workload import commands
 
 pytestmark = pytest.mark.unit
 
+SIGNER = LocalAdminSigner()
+VERIFIER = SIGNER.verifier()
+run_batch = partial(pipeline.run_batch, verifier=VERIFIER)
+
 
 def _records(n: int, seed: int = 4, start: int = 0) -> list[tuple[int, bytes]]:
-    return [(start + i, encode_command(c)) for i, c in enumerate(commands(n, seed=seed))]
+    return [(start + i, encode_record(c, SIGNER)) for i, c in enumerate(commands(n, seed=seed))]
 
 
 def test_batch_publishes_what_the_engine_emits() -> None:
     records = _records(1_500)
     reference = Engine()
     want: list[Event] = []
-    for _, value in records:
-        from bourse.domain.codec import decode_command
-
-        want.extend(reference.process(decode_command(value)))
+    for cmd in commands(1_500, seed=4):
+        want.extend(reference.process(cmd))
     engine = Engine()
     out = run_batch(engine, records, max_record_bytes=50_000)
     got = [e for r in out.records for e in decode_events(r)]
@@ -117,3 +123,37 @@ def test_json_log_lines_carry_correlation_fields() -> None:
     )  # fmt: skip
     line = json.loads(JsonFormatter().format(record))
     assert (line["msg"], line["requestId"], line["seq"], line["level"]) == ("x y", "r-1", 7, "INFO")
+
+
+def test_admin_records_need_the_admin_signature() -> None:
+    from bourse.domain.commands import CreateAccount, Deposit
+    from bourse.domain.events import AdminAction
+
+    setup = [CreateAccount("c1", 1, 7), Deposit("d1", 2, 7, "BTC", 10**8, "tx1")]
+    good = [(i, SIGNER.signed_record(c)) for i, c in enumerate(setup)]
+    forged = [
+        (2, encode_command(Deposit("f1", 3, 7, "BTC", 10**8, "tx2"))),  # plain
+        (3, LocalAdminSigner().signed_record(Deposit("f2", 3, 7, "BTC", 10**8, "tx3"))),
+        (4, good[1][1]),  # a replay of the signed deposit
+    ]
+    engine = Engine()
+    out = run_batch(engine, good + forged)
+    assert engine.balances()[7] == {"BTC": (10**8, 0)}
+    assert out.refused_admin == 2 and out.accounts == {7: "ACTIVE"}
+    events = [e for r in out.records for e in decode_events(r)]
+    replies = [e for e in events if isinstance(e, Reply)]
+    assert [(r.request_id, r.code) for r in replies] == [
+        ("c1", 0),
+        ("d1", 0),
+        ("f1", -1002),
+        ("f2", -1002),
+        ("d1", -1002),
+    ]
+    actions = [e for e in events if isinstance(e, AdminAction)]
+    assert [(a.command, a.code) for a in actions] == [
+        ("CREATE_ACCOUNT", 0),
+        ("DEPOSIT", 0),
+        ("DEPOSIT", -1002),
+        ("DEPOSIT", -1002),
+        ("DEPOSIT", -1002),
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -25,6 +26,11 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:  # a bad setting must stop start-up with its name in the message
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _env_list(name: str, default: str) -> tuple[str, ...]:
+    """A comma-separated setting, blanks dropped."""
+    return tuple(item.strip() for item in _env(name, default).split(",") if item.strip())
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class Settings:
     alerts_topic_name: str
     settlement_queue_name: str
     api_key_kms_alias: str
+    # Admin API (functions/admin): the KMS key that signs admin commands (its ARN on AWS)
+    admin_signing_key_id: str
     # Local stack only: where it keeps data, logs and pid files, and its ports
     stack_dir: str
     kafka_controller_port: int
@@ -104,6 +112,8 @@ class Settings:
     archive_prefix: str
     trade_fills_topic_arn: str
     alerts_topic_arn: str
+    # Funding lifecycle messages (deposits, withdrawals) for downstream systems (the recorder)
+    funding_topic_arn: str
     # WebSocket API: the @connections management endpoint (boto3 apigatewaymanagementapi's
     # endpoint_url); locally the gateway serves it on its own port
     websocket_management_url: str
@@ -115,6 +125,14 @@ class Settings:
     # how old a stream's subscriber list may get before it is refreshed (in the background)
     broadcaster_threads: int
     broadcaster_subscribers_ttl_ms: int
+    # KMS keys (ids, ARNs or aliases) whose signatures the matching service accepts on admin
+    # commands (bourse.domain.admin_auth); only ever extended, so old commands still verify
+    admin_signing_key_ids: tuple[str, ...]
+    # Retired admin signing keys' public halves (JSON: key ARN -> base64 DER), trusted beside
+    # admin_signing_key_ids so that commands they signed still verify on replay. The local
+    # stack keeps every key it has made here: moto forgets its KMS keys, the command log does
+    # not. Empty: none.
+    admin_trusted_keys_file: str
 
     @property
     def kafka_port(self) -> int:
@@ -153,6 +171,7 @@ def get_settings() -> Settings:
     endpoint = _env("AWS_ENDPOINT_URL", endpoint_default)
     prefix = f"bourse-{stage}"
     commands = _env("BOURSE_COMMANDS_TOPIC", "bourse.commands")
+    stack_dir = _env("BOURSE_STACK_DIR", ".devstack")
     return Settings(
         stage=stage,
         region=region,
@@ -179,7 +198,8 @@ def get_settings() -> Settings:
         alerts_topic_name=_env("ALERTS_TOPIC_NAME", f"{prefix}-alerts"),
         settlement_queue_name=_env("SETTLEMENT_QUEUE_NAME", f"{prefix}-settlement"),
         api_key_kms_alias=_env("API_KEY_KMS_ALIAS", f"alias/{prefix}-api-keys"),
-        stack_dir=_env("BOURSE_STACK_DIR", ".devstack"),
+        admin_signing_key_id=_env("ADMIN_SIGNING_KEY_ID", f"alias/{prefix}-admin-signing"),
+        stack_dir=stack_dir,
         kafka_controller_port=_env_int("BOURSE_KAFKA_CONTROLLER_PORT", 9093),
         moto_port=moto_port,
         gateway_port=_env_int("BOURSE_GATEWAY_PORT", 3000),
@@ -215,6 +235,9 @@ def get_settings() -> Settings:
         alerts_topic_arn=_env(
             "ALERTS_TOPIC_ARN", _local_topic_arn(stage, region, f"{prefix}-alerts")
         ),
+        funding_topic_arn=_env(
+            "FUNDING_TOPIC_ARN", _local_topic_arn(stage, region, f"{prefix}-funding")
+        ),
         websocket_management_url=_env(
             "WEBSOCKET_MANAGEMENT_URL",
             f"http://127.0.0.1:{_env_int('BOURSE_GATEWAY_PORT', 3000)}" if stage == "local" else "",
@@ -223,4 +246,11 @@ def get_settings() -> Settings:
         gateway_ws_max_seconds=_env_int("BOURSE_GATEWAY_WS_MAX_SECONDS", 7200),
         broadcaster_threads=_env_int("BOURSE_BROADCASTER_THREADS", 64),
         broadcaster_subscribers_ttl_ms=_env_int("BOURSE_BROADCASTER_SUBSCRIBERS_TTL_MS", 1000),
+        admin_signing_key_ids=_env_list(
+            "BOURSE_ADMIN_SIGNING_KEY_IDS", f"alias/{prefix}-admin-signing"
+        ),
+        admin_trusted_keys_file=_env(
+            "BOURSE_ADMIN_TRUSTED_KEYS_FILE",
+            str(Path(stack_dir) / "admin-trusted-keys.json") if stage == "local" else "",
+        ),
     )

@@ -20,7 +20,10 @@ share ``{SYMBOL}``, a reply list has its own ``{requestId}``.
 - ``account:{ID}:orders``  hash: ``"SYMBOL:orderId"`` -> the order as an ``OrderResult`` (JSON,
   no fills) while it is open (resting or an untriggered stop), from ``ExecutionReport``; a
   report with a final status removes it. openOrders and GET order read it.
-- ``account:{ID}:fees``  JSON ``[maker_rate, taker_rate]`` once set (absent: the defaults).
+- ``account:{ID}:fees``  JSON ``[maker_rate, taker_rate]`` once set (absent: the symbol's
+  commissions apply).
+- ``accounts:{exchange}``  hash: account id -> ``"ACTIVE"`` | ``"FROZEN"``, every created
+  account, from ``AccountUpdated``.
 - ``matching:{<commands topic>}:offset``  the commands offset the whole view reflects; writes
   carrying an older offset are ignored (a fenced instance cannot roll the view back).
 """
@@ -60,6 +63,7 @@ def offset_key(commands_topic: str) -> str:
 
 
 SYMBOLS_KEY = "symbols:{exchange}"
+ACCOUNTS_KEY = "accounts:{exchange}"
 # A report with one of these statuses ends the order: it leaves the open-orders hash.
 FINAL_STATUSES = frozenset(
     {
@@ -191,6 +195,18 @@ def read_balances(client: Any, account_id: int) -> dict[str, tuple[int, int]]:
 def read_fees(client: Any, account_id: int) -> tuple[int, int] | None:
     raw = client.get(fees_key(account_id))
     return None if raw is None else _pair_decoder.decode(raw)
+
+
+def read_accounts(client: Any) -> dict[int, str]:
+    """Every created account, ascending id -> "ACTIVE" | "FROZEN"."""
+    raw = client.hgetall(ACCOUNTS_KEY)
+    return dict(sorted((int(k), v.decode()) for k, v in raw.items()))
+
+
+def read_account_status(client: Any, account_id: int) -> str | None:
+    """ "ACTIVE" | "FROZEN", or None for an account never created."""
+    raw = client.hget(ACCOUNTS_KEY, str(account_id))
+    return None if raw is None else str(raw.decode())
 
 
 def read_open_orders(client: Any, account_id: int, symbol: str | None = None) -> list[OrderResult]:

@@ -74,22 +74,11 @@ class CancelAll:
     symbol: str
 
 
-@dataclass(frozen=True, slots=True)
-class Deposit:
-    request_id: str
-    ts: int
-    account_id: int
-    asset: str
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class Withdraw:
-    request_id: str
-    ts: int
-    account_id: int
-    asset: str
-    amount: int
+# ---------------------------------------------------------------------------------------------
+# Admin commands: only the admin plane may issue them. On the command log each travels inside
+# a SIGNED record (bourse.domain.codec.decode_record, docs/engine.md "Admin commands and who may
+# issue them"); every one ends with ``principal``, the IAM identity that asked (recorded in the
+# AdminAction event, never trusted for anything else).
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +86,18 @@ class AddSymbol:
     request_id: str
     ts: int
     spec: SymbolSpec
+    principal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSymbol:
+    """Replace the filters and commissions of a listed symbol (base/quote must match; the
+    symbol's status is kept, the spec's is ignored)."""
+
+    request_id: str
+    ts: int
+    spec: SymbolSpec
+    principal: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,17 @@ class SetSymbolStatus:
     ts: int
     symbol: str
     status: SymbolStatus
+    principal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DelistSymbol:
+    """Cancel every open order and stop of the symbol, set it to BREAK for good."""
+
+    request_id: str
+    ts: int
+    symbol: str
+    principal: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +126,86 @@ class SetAccountFees:
     account_id: int
     maker_rate: int  # 1e-8 units: 0.1% = 100_000
     taker_rate: int
+    principal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateAccount:
+    request_id: str
+    ts: int
+    account_id: int = 0  # 0: the engine allocates the next id
+    principal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetAccountStatus:
+    request_id: str
+    ts: int
+    account_id: int
+    frozen: bool
+    principal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    request_id: str
+    ts: int
+    account_id: int
+    asset: str
+    amount: int
+    tx_id: str = ""  # idempotency: a tx_id credits once ("" = no idempotency)
+    principal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawRequest:
+    """Move ``amount`` from free to locked until the withdrawal is settled."""
+
+    request_id: str
+    ts: int
+    account_id: int
+    asset: str
+    amount: int
+    withdrawal_id: str  # unique forever
+    principal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawSettle:
+    request_id: str
+    ts: int
+    withdrawal_id: str
+    outcome: str  # WITHDRAW_OUTCOMES
+    principal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    """An API key created, revoked or rotated: no balance effect, recorded in the sequence."""
+
+    request_id: str
+    ts: int
+    account_id: int
+    api_key: str
+    action: str  # KEY_ACTIONS
+    principal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedAdmin:
+    """Never produced by anyone: ``decode_record`` builds it for an admin record that is not
+    validly signed by a trusted key. ``command`` is the wire name the record claimed, the other
+    fields are its claims; ``reason`` says why it was refused."""
+
+    request_id: str
+    ts: int
+    command: str
+    principal: str
+    reason: str
+
+
+WITHDRAW_OUTCOMES = ("COMPLETED", "FAILED", "CANCELED")
+KEY_ACTIONS = ("CREATED", "REVOKED", "ROTATED")
 
 
 Command = (
@@ -121,11 +213,18 @@ Command = (
     | CancelOrder
     | CancelReplace
     | CancelAll
-    | Deposit
-    | Withdraw
     | AddSymbol
+    | UpdateSymbol
     | SetSymbolStatus
+    | DelistSymbol
     | SetAccountFees
+    | CreateAccount
+    | SetAccountStatus
+    | Deposit
+    | WithdrawRequest
+    | WithdrawSettle
+    | KeyChange
+    | RejectedAdmin
 )
 
 COMMAND_NAMES: dict[type, str] = {
@@ -133,12 +232,38 @@ COMMAND_NAMES: dict[type, str] = {
     CancelOrder: "CANCEL_ORDER",
     CancelReplace: "CANCEL_REPLACE",
     CancelAll: "CANCEL_ALL",
-    Deposit: "DEPOSIT",
-    Withdraw: "WITHDRAW",
     AddSymbol: "ADD_SYMBOL",
+    UpdateSymbol: "UPDATE_SYMBOL",
     SetSymbolStatus: "SET_SYMBOL_STATUS",
+    DelistSymbol: "DELIST_SYMBOL",
     SetAccountFees: "SET_ACCOUNT_FEES",
+    CreateAccount: "CREATE_ACCOUNT",
+    SetAccountStatus: "SET_ACCOUNT_STATUS",
+    Deposit: "DEPOSIT",
+    WithdrawRequest: "WITHDRAW_REQUEST",
+    WithdrawSettle: "WITHDRAW_SETTLE",
+    KeyChange: "KEY_CHANGE",
+    RejectedAdmin: "REJECTED_ADMIN",
 }
+
+# The commands only the admin plane may issue (signed records); everything else is a trader's.
+ADMIN_COMMANDS: frozenset[type] = frozenset(
+    {
+        AddSymbol,
+        UpdateSymbol,
+        SetSymbolStatus,
+        DelistSymbol,
+        SetAccountFees,
+        CreateAccount,
+        SetAccountStatus,
+        Deposit,
+        WithdrawRequest,
+        WithdrawSettle,
+        KeyChange,
+        RejectedAdmin,
+    }
+)
+ADMIN_COMMAND_NAMES: frozenset[str] = frozenset(COMMAND_NAMES[t] for t in ADMIN_COMMANDS)
 
 # Which optional parameters each order type requires; any other one sent is -1106.
 _REQUIRED: dict[OrderType, tuple[str, ...]] = {

@@ -73,6 +73,8 @@ MSG_ORDER_NOT_EXIST = "Order does not exist."
 MSG_UNSUPPORTED_COMBINATION = "Unsupported order combination"
 MSG_ICEBERG_QTY = "IcebergQty exceeds QTY."
 MSG_STP_NOT_ALLOWED = "This symbol does not support the selected self-trade prevention mode."
+MSG_ACCOUNT_DISABLED = "This action is disabled on this account."  # a frozen account's orders
+MSG_UNAUTHORIZED = "You are not authorized to execute this request."
 
 
 def filter_failure(filter_name: str) -> BinanceError:
@@ -109,6 +111,13 @@ def invalid_parameter(detail: str = "") -> BinanceError:
     return BinanceError(INVALID_PARAMETER, f"{msg} {detail}".strip())
 
 
+# Admin command refusals (-1130 with a reason the operator can act on).
+UNKNOWN_ACCOUNT_ERROR = invalid_parameter("Unknown account.")
+ACCOUNT_EXISTS_ERROR = invalid_parameter("Account already exists.")
+UNKNOWN_WITHDRAWAL_ERROR = invalid_parameter("Unknown withdrawal.")
+WITHDRAWAL_EXISTS_ERROR = invalid_parameter("withdrawalId already used.")
+SYMBOL_DELISTED_ERROR = invalid_parameter("Symbol is delisted.")
+
 BAD_PRECISION_ERROR = BinanceError(
     BAD_PRECISION, "Precision is over the maximum defined for this asset."
 )
@@ -127,6 +136,9 @@ BAD_COMBO_ERROR = BinanceError(
 CANCEL_REPLACE_PARTIAL_ERROR = BinanceError(
     CANCEL_REPLACE_PARTIAL, "Order cancel-replace partially failed."
 )
+# An admin command that did not come from the admin plane (unsigned, badly signed, unknown key)
+# or a replay of one that did: the engine refuses it and changes nothing.
+UNAUTHORIZED_ERROR = BinanceError(UNAUTHORIZED, MSG_UNAUTHORIZED, http_status=401)
 CANCEL_REPLACE_FAILED_ERROR = BinanceError(CANCEL_REPLACE_FAILED, "Order cancel-replace failed.")
 EXECUTION_UNKNOWN_ERROR = BinanceError(
     TIMEOUT,

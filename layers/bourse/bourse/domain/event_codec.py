@@ -23,10 +23,13 @@ import msgspec
 from bourse.domain.events import (
     AccountBalances,
     AccountFeesUpdated,
+    AccountUpdated,
+    AdminAction,
     BalanceUpdate,
     DepthUpdate,
     Event,
     ExecutionReport,
+    FundingUpdate,
     PreventedMatch,
     Reply,
     SymbolUpdated,
@@ -42,6 +45,9 @@ EVENT_TYPES: tuple[type[Any], ...] = (
     DepthUpdate,
     SymbolUpdated,
     AccountFeesUpdated,
+    AdminAction,
+    AccountUpdated,
+    FundingUpdate,
     Reply,
 )
 EVENT_NAMES: dict[type[Any], str] = {cls: cls.__name__ for cls in EVENT_TYPES}

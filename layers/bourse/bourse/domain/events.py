@@ -110,7 +110,8 @@ class PreventedMatch(msgspec.Struct, gc=False):
 
 
 class BalanceUpdate(msgspec.Struct, gc=False):
-    """A deposit (+) or withdrawal (-): Binance's balanceUpdate."""
+    """A funding step's change of the account's FREE balance: Binance's balanceUpdate (deposit
+    +amount, withdrawal request -amount, failed/canceled withdrawal +amount, completed 0)."""
 
     seq: int
     ts: int
@@ -186,10 +187,12 @@ class ReplyPart(msgspec.Struct, gc=False):
     result: OrderResult | None
 
 
-class Reply(msgspec.Struct, gc=False):
+class Reply(msgspec.Struct, gc=False, omit_defaults=True):
     """Last event of every command: success (code 0) or the Binance error, plus the parts a
     REST response needs (one for NEW_ORDER / CANCEL_ORDER, cancel then new for
-    CANCEL_REPLACE, one per canceled order for CANCEL_ALL, none otherwise)."""
+    CANCEL_REPLACE, one per canceled order for CANCEL_ALL, none otherwise), and for admin
+    commands ``detail``: their result as JSON text (e.g. ``{"accountId":7}``), omitted from
+    the wire when empty."""
 
     seq: int
     ts: int
@@ -198,6 +201,50 @@ class Reply(msgspec.Struct, gc=False):
     code: int
     msg: str
     parts: tuple[ReplyPart, ...]
+    detail: str = ""
+
+
+class AdminAction(msgspec.Struct, gc=False):
+    """The audit record of one admin command (or RejectedAdmin), accepted or not, emitted just
+    before its Reply. ``command`` is the admin command's wire name (for a RejectedAdmin, the
+    name the record claimed); ``detail`` is the command's body as JSON text: what was asked."""
+
+    seq: int
+    ts: int
+    request_id: str
+    command: str
+    principal: str
+    code: int
+    msg: str
+    detail: str
+
+
+class AccountUpdated(msgspec.Struct, gc=False):
+    """An account created, frozen or unfrozen; ``status`` is "ACTIVE" or "FROZEN"."""
+
+    seq: int
+    ts: int
+    account_id: int
+    status: str
+
+
+class FundingUpdate(msgspec.Struct, gc=False):
+    """One step of a deposit or withdrawal.
+
+    ``kind`` "DEPOSIT" | "WITHDRAWAL"; ``status`` "CREDITED" (deposit) | "REQUESTED" |
+    "COMPLETED" | "FAILED" | "CANCELED"; ``funding_id`` is the deposit's tx_id (its request id
+    when it has none) or the withdrawal's id; ``tx_id`` is the deposit's ("" for withdrawals).
+    """
+
+    seq: int
+    ts: int
+    funding_id: str
+    kind: str
+    status: str
+    account_id: int
+    asset: str
+    amount: int
+    tx_id: str
 
 
 Event = (
@@ -209,5 +256,8 @@ Event = (
     | DepthUpdate
     | SymbolUpdated
     | AccountFeesUpdated
+    | AdminAction
+    | AccountUpdated
+    | FundingUpdate
     | Reply
 )

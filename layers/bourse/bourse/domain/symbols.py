@@ -58,6 +58,10 @@ class SymbolSpec:
     quote_order_qty_market_allowed: bool = True
     default_stp: StpMode = StpMode.EXPIRE_MAKER
     allowed_stp_modes: tuple[StpMode, ...] = ALL_STP_MODES
+    # The market's commission rates, 1e-8 units (0.1% = 100_000): what a fill pays unless the
+    # account has its own rates (SetAccountFees).
+    maker_commission: int = 100_000
+    taker_commission: int = 100_000
 
     def validate(self) -> None:
         """Raise ``BinanceError`` (-1130) if the spec is not internally consistent."""
@@ -104,6 +108,9 @@ class SymbolSpec:
         ):
             if getattr(self, name) < 1:
                 out.append(f"{name} must be at least 1")
+        for name in ("maker_commission", "taker_commission"):
+            if not 0 <= getattr(self, name) <= SCALE:
+                out.append(f"{name} must be between 0 and 1e8 (100%)")
         if self.default_stp not in self.allowed_stp_modes:
             out.append("default_stp must be one of allowed_stp_modes")
         return out

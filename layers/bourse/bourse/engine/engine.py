@@ -9,24 +9,38 @@ Sequence numbers are stamped on the whole batch at the end.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+
+import msgspec
 
 from bourse.domain import errors
 from bourse.domain.amounts import MAX_UNITS, SCALE
 from bourse.domain.commands import (
+    ADMIN_COMMANDS,
     COMMAND_NAMES,
     FEE_ACCOUNT,
+    KEY_ACTIONS,
+    WITHDRAW_OUTCOMES,
     AddSymbol,
     CancelAll,
     CancelOrder,
     CancelReplace,
     Command,
+    CreateAccount,
+    DelistSymbol,
     Deposit,
+    KeyChange,
     NewOrder,
+    RejectedAdmin,
     SetAccountFees,
+    SetAccountStatus,
     SetSymbolStatus,
-    Withdraw,
+    UpdateSymbol,
+    WithdrawRequest,
+    WithdrawSettle,
     validate_new_order_shape,
 )
 from bourse.domain.enums import (
@@ -43,11 +57,14 @@ from bourse.domain.errors import BinanceError
 from bourse.domain.events import (
     AccountBalances,
     AccountFeesUpdated,
+    AccountUpdated,
+    AdminAction,
     BalanceUpdate,
     DepthUpdate,
     Event,
     ExecutionReport,
     Fill,
+    FundingUpdate,
     OrderInfo,
     OrderResult,
     PreventedMatch,
@@ -64,8 +81,9 @@ from bourse.engine.acceptance import (
     check_state,
     shape_is_plainly_valid,
 )
-from bourse.engine.balances import DEFAULT_RATES, Balances
+from bourse.engine.balances import Balances
 from bourse.engine.orders import Order
+from bourse.engine.registry import ACTIVE, FROZEN, REQUESTED, Registry, Withdrawal
 from bourse.engine.symbol_state import SymbolState
 
 _NEW = ExecutionType.NEW
@@ -85,6 +103,14 @@ _FOK = TimeInForce.FOK
 _MARKET_TYPES = frozenset({OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT})
 _SUCCESS = Outcome.SUCCESS
 _TRADING = SymbolStatus.TRADING
+_ADMIN = ADMIN_COMMANDS
+MAX_ACCOUNT_ID = 2**53 - 1  # exact in every JSON reader, JavaScript's included
+TX_ID_RE = re.compile(r"\A[!-~]{1,128}\Z")  # printable ASCII, no spaces
+WITHDRAWAL_ID_RE = re.compile(r"\A[A-Za-z0-9._:/-]{1,64}\Z")
+API_KEY_RE = re.compile(r"\A[!-~]{1,256}\Z")
+_json = msgspec.json.Encoder()
+
+Result = tuple[int, str, tuple[ReplyPart, ...]]
 
 
 class Engine:
@@ -92,6 +118,7 @@ class Engine:
         self._seq = 0
         self._symbols: dict[str, SymbolState] = {}
         self._bal = Balances()
+        self._reg = Registry()
         # Per-command scratch.
         self._ts = 0
         self._events: list[Any] = []
@@ -101,16 +128,24 @@ class Engine:
         self._cmd_sym: SymbolState | None = None
         self._reply_order: Order | None = None  # the new order while its stops cascade
         self._reply_fills: list[Fill] = []
-        self._handlers: dict[type, Callable[[Any], tuple[int, str, tuple[ReplyPart, ...]]]] = {
+        self._detail = ""  # an admin command's result, for its Reply
+        self._handlers: dict[type, Callable[[Any], Result]] = {
             NewOrder: self._on_new_order,
             CancelOrder: self._on_cancel,
             CancelReplace: self._on_cancel_replace,
             CancelAll: self._on_cancel_all,
-            Deposit: self._on_deposit,
-            Withdraw: self._on_withdraw,
             AddSymbol: self._on_add_symbol,
+            UpdateSymbol: self._on_update_symbol,
             SetSymbolStatus: self._on_set_status,
+            DelistSymbol: self._on_delist,
             SetAccountFees: self._on_set_fees,
+            CreateAccount: self._on_create_account,
+            SetAccountStatus: self._on_set_account_status,
+            Deposit: self._on_deposit,
+            WithdrawRequest: self._on_withdraw_request,
+            WithdrawSettle: self._on_withdraw_settle,
+            KeyChange: self._on_key_change,
+            RejectedAdmin: self._on_rejected_admin,
         }
 
     # ------------------------------------------------------------------ interface
@@ -126,15 +161,28 @@ class Engine:
         events: list[Any] = []
         self._events = events
         self._forget_command_symbol()
+        kind = type(cmd)
+        admin = kind in _ADMIN
         try:
-            code, msg, parts = self._handlers[type(cmd)](cmd)
+            if admin:
+                self._detail = ""
+                self._admit(cmd)
+            code, msg, parts = self._handlers[kind](cmd)
         except BinanceError as exc:
             code, msg, parts = exc.code, exc.msg, ()
+            self._detail = ""
         if self._cmd_sym is not None:
             self._emit_depth(self._cmd_sym)
         if self._touched_bal:
             self._emit_balances()
-        events.append(Reply(0, cmd.ts, cmd.request_id, COMMAND_NAMES[type(cmd)], code, msg, parts))
+        if admin:
+            events.append(self._admin_action(cmd, code, msg))
+            events.append(
+                Reply(0, cmd.ts, cmd.request_id, COMMAND_NAMES[kind], code, msg, parts,
+                      self._detail)
+            )  # fmt: skip
+        else:
+            events.append(Reply(0, cmd.ts, cmd.request_id, COMMAND_NAMES[kind], code, msg, parts))
         seq = self._seq
         for event in events:
             seq += 1
@@ -168,6 +216,29 @@ class Engine:
     def symbols(self) -> dict[str, SymbolSpec]:
         return {name: sym.spec for name, sym in self._symbols.items()}
 
+    def accounts(self) -> dict[int, str]:
+        """Created accounts, ascending id -> "ACTIVE" | "FROZEN"."""
+        reg = self._reg
+        return {acct: reg.status(acct) for acct in sorted(reg.accounts)}
+
+    def account_fees(self) -> dict[int, tuple[int, int]]:
+        """Accounts with their own rates (SetAccountFees) -> (maker, taker), ascending id."""
+        return dict(sorted(self._bal.fees.items()))
+
+    def withdrawals(self) -> dict[str, tuple[int, str, int, str]]:
+        """Every withdrawal ever requested -> (account, asset, amount, status), by id."""
+        return {
+            wid: (w.account_id, w.asset, w.amount, w.status)
+            for wid, w in sorted(self._reg.withdrawals.items())
+        }
+
+    def deposits(self) -> dict[str, tuple[int, str, int]]:
+        """Credited deposits that named a tx id -> (account, asset, amount), by tx id."""
+        return dict(sorted(self._reg.deposits.items()))
+
+    def delisted(self) -> tuple[str, ...]:
+        return tuple(sorted(self._reg.delisted))
+
     def state_hash(self) -> str:
         from bourse.engine.snapshot import state_hash
 
@@ -185,8 +256,36 @@ class Engine:
         return decode(data)
 
     # ------------------------------------------------------------------ admin and funding
+    # Every admin command: refused (-1002) if its request id was already applied (a replayed
+    # signed record); otherwise handled, its request id remembered, and recorded by an
+    # AdminAction just before the Reply (docs/engine.md "Admin commands").
 
-    def _on_add_symbol(self, cmd: AddSymbol) -> tuple[int, str, tuple[ReplyPart, ...]]:
+    def _admit(self, cmd: Any) -> None:
+        if type(cmd) is RejectedAdmin:
+            # Never remembered: a forger must not be able to burn a request id the admin
+            # plane is about to use.
+            return
+        applied = self._reg.applied
+        if cmd.request_id in applied:
+            raise errors.UNAUTHORIZED_ERROR
+        applied.add(cmd.request_id)
+
+    def _admin_action(self, cmd: Any, code: int, msg: str) -> AdminAction:
+        name = cmd.command if type(cmd) is RejectedAdmin else COMMAND_NAMES[type(cmd)]
+        detail = _json.encode(cmd).decode()
+        return AdminAction(0, cmd.ts, cmd.request_id, name, cmd.principal, code, msg, detail)
+
+    def _on_rejected_admin(self, cmd: RejectedAdmin) -> Result:
+        raise errors.UNAUTHORIZED_ERROR
+
+    def _listed(self, name: str) -> SymbolState:
+        """A symbol admin commands may still change (known and not delisted)."""
+        sym = self._symbol(name)
+        if name in self._reg.delisted:
+            raise errors.SYMBOL_DELISTED_ERROR
+        return sym
+
+    def _on_add_symbol(self, cmd: AddSymbol) -> Result:
         spec = cmd.spec
         if spec.symbol in self._symbols:
             raise errors.invalid_parameter()
@@ -195,31 +294,111 @@ class Engine:
         self._events.append(SymbolUpdated(0, cmd.ts, spec))
         return 0, "", ()
 
-    def _on_set_status(self, cmd: SetSymbolStatus) -> tuple[int, str, tuple[ReplyPart, ...]]:
-        sym = self._symbol(cmd.symbol)
+    def _on_update_symbol(self, cmd: UpdateSymbol) -> Result:
+        sym = self._listed(cmd.spec.symbol)
+        old = sym.spec
+        spec = replace(cmd.spec, status=old.status)
+        if (spec.base_asset, spec.quote_asset) != (old.base_asset, old.quote_asset):
+            raise errors.invalid_parameter("baseAsset and quoteAsset cannot change.")
+        spec.validate()
+        if (spec.tick_size, spec.step_size) != (old.tick_size, old.step_size) and (
+            sym.book.orders or len(sym.stops)
+        ):
+            # Open orders were accepted on the old grid; a trade of one of them on a new grid
+            # could round its notional, which the engine guarantees never happens.
+            raise errors.invalid_parameter(
+                "tickSize and stepSize cannot change while orders are open."
+            )
+        sym.respec(spec)
+        self._events.append(SymbolUpdated(0, cmd.ts, spec))
+        return 0, "", ()
+
+    def _on_set_status(self, cmd: SetSymbolStatus) -> Result:
+        sym = self._listed(cmd.symbol)
         if cmd.status not in tuple(SymbolStatus):
             raise errors.invalid_parameter()
-        sym.spec = sym.spec.with_status(SymbolStatus(cmd.status))
+        sym.respec(sym.spec.with_status(SymbolStatus(cmd.status)))
         self._events.append(SymbolUpdated(0, cmd.ts, sym.spec))
         return 0, "", ()
 
-    def _on_set_fees(self, cmd: SetAccountFees) -> tuple[int, str, tuple[ReplyPart, ...]]:
+    def _on_delist(self, cmd: DelistSymbol) -> Result:
+        sym = self._listed(cmd.symbol)
+        self._reg.delisted.add(cmd.symbol)
+        sym.respec(sym.spec.with_status(SymbolStatus.BREAK))
+        self._events.append(SymbolUpdated(0, cmd.ts, sym.spec))
+        open_orders = [*sym.book.orders.values(), *sym.stops.all_sorted()]
+        for order in sorted(open_orders, key=_order_id):
+            self._cancel(sym, order, "")
+        return 0, "", ()
+
+    def _account(self, account_id: int) -> None:
+        if account_id not in self._reg.accounts:
+            raise errors.UNKNOWN_ACCOUNT_ERROR
+
+    def _on_set_fees(self, cmd: SetAccountFees) -> Result:
         if cmd.account_id < 1 or not (
             0 <= cmd.maker_rate <= SCALE and 0 <= cmd.taker_rate <= SCALE
         ):
             raise errors.invalid_parameter()
+        self._account(cmd.account_id)
         self._bal.fees[cmd.account_id] = (cmd.maker_rate, cmd.taker_rate)
         self._events.append(
             AccountFeesUpdated(0, cmd.ts, cmd.account_id, cmd.maker_rate, cmd.taker_rate)
         )
         return 0, "", ()
 
+    def _on_create_account(self, cmd: CreateAccount) -> Result:
+        reg = self._reg
+        acct = cmd.account_id or reg.next_account_id
+        if not 1 <= acct <= MAX_ACCOUNT_ID:
+            raise errors.invalid_parameter()
+        if acct in reg.accounts:
+            raise errors.ACCOUNT_EXISTS_ERROR
+        reg.create(acct)
+        self._events.append(AccountUpdated(0, cmd.ts, acct, ACTIVE))
+        self._detail = _json.encode({"accountId": acct}).decode()
+        return 0, "", ()
+
+    def _on_set_account_status(self, cmd: SetAccountStatus) -> Result:
+        self._account(cmd.account_id)
+        frozen = bool(cmd.frozen)
+        self._reg.accounts[cmd.account_id] = frozen
+        status = FROZEN if frozen else ACTIVE
+        self._events.append(AccountUpdated(0, cmd.ts, cmd.account_id, status))
+        self._detail = _json.encode({"accountId": cmd.account_id, "status": status}).decode()
+        return 0, "", ()
+
+    def _on_key_change(self, cmd: KeyChange) -> Result:
+        if cmd.action not in KEY_ACTIONS or not API_KEY_RE.match(cmd.api_key):
+            raise errors.invalid_parameter()
+        self._account(cmd.account_id)
+        return 0, "", ()
+
     def _check_funding(self, account_id: int, asset: str, amount: int) -> None:
         if account_id < 1 or not isinstance(asset, str) or not ASSET_RE.match(asset) or amount <= 0:
             raise errors.invalid_parameter()
 
-    def _on_deposit(self, cmd: Deposit) -> tuple[int, str, tuple[ReplyPart, ...]]:
+    def _funded(self, cmd: Any, funding_id: str, kind: str, status: str, tx_id: str,
+                delta: int) -> None:  # fmt: skip
+        events = self._events
+        events.append(FundingUpdate(0, cmd.ts, funding_id, kind, status, cmd.account_id,
+                                    cmd.asset, cmd.amount, tx_id))  # fmt: skip
+        events.append(BalanceUpdate(0, cmd.ts, cmd.account_id, cmd.asset, delta))
+
+    def _on_deposit(self, cmd: Deposit) -> Result:
         self._check_funding(cmd.account_id, cmd.asset, cmd.amount)
+        tx_id = cmd.tx_id
+        if tx_id and not TX_ID_RE.match(tx_id):
+            raise errors.invalid_parameter()
+        self._account(cmd.account_id)
+        reg = self._reg
+        if tx_id in reg.deposits:
+            if reg.deposits[tx_id] != (cmd.account_id, cmd.asset, cmd.amount):
+                raise errors.invalid_parameter(
+                    f"txId {tx_id} already used with a different account, asset or amount."
+                )
+            self._detail = '{"duplicate":true}'
+            return 0, "", ()
         if self._bal.free(cmd.account_id, cmd.asset) + cmd.amount > MAX_UNITS:
             raise errors.invalid_parameter()
         entry = self._bal.entry(cmd.account_id, cmd.asset)
@@ -227,18 +406,58 @@ class Engine:
         entry[0] += cmd.amount
         totals = self._bal.totals
         totals[cmd.asset] = totals.get(cmd.asset, 0) + cmd.amount
-        self._events.append(BalanceUpdate(0, cmd.ts, cmd.account_id, cmd.asset, cmd.amount))
+        if tx_id:
+            reg.deposits[tx_id] = (cmd.account_id, cmd.asset, cmd.amount)
+        self._funded(cmd, tx_id or cmd.request_id, "DEPOSIT", "CREDITED", tx_id, cmd.amount)
+        self._detail = '{"duplicate":false}'
         return 0, "", ()
 
-    def _on_withdraw(self, cmd: Withdraw) -> tuple[int, str, tuple[ReplyPart, ...]]:
+    def _on_withdraw_request(self, cmd: WithdrawRequest) -> Result:
         self._check_funding(cmd.account_id, cmd.asset, cmd.amount)
+        wid = cmd.withdrawal_id
+        if not isinstance(wid, str) or not WITHDRAWAL_ID_RE.match(wid):
+            raise errors.invalid_parameter()
+        self._account(cmd.account_id)
+        reg = self._reg
+        if wid in reg.withdrawals:
+            raise errors.WITHDRAWAL_EXISTS_ERROR
         if self._bal.free(cmd.account_id, cmd.asset) < cmd.amount:
             raise errors.rejected(errors.MSG_INSUFFICIENT_BALANCE)
         entry = self._bal.entry(cmd.account_id, cmd.asset)
         self._touch(entry, cmd.account_id, cmd.asset)
         entry[0] -= cmd.amount
-        self._bal.totals[cmd.asset] -= cmd.amount
-        self._events.append(BalanceUpdate(0, cmd.ts, cmd.account_id, cmd.asset, -cmd.amount))
+        entry[1] += cmd.amount
+        reg.withdrawals[wid] = Withdrawal(cmd.account_id, cmd.asset, cmd.amount)
+        self._funded(cmd, wid, "WITHDRAWAL", REQUESTED, "", -cmd.amount)
+        self._detail = _json.encode({"withdrawalId": wid, "status": REQUESTED}).decode()
+        return 0, "", ()
+
+    def _on_withdraw_settle(self, cmd: WithdrawSettle) -> Result:
+        if cmd.outcome not in WITHDRAW_OUTCOMES:
+            raise errors.invalid_parameter()
+        w = self._reg.withdrawals.get(cmd.withdrawal_id)
+        if w is None:
+            raise errors.UNKNOWN_WITHDRAWAL_ERROR
+        if w.status != REQUESTED:
+            raise errors.invalid_parameter(f"Withdrawal {cmd.withdrawal_id} is already {w.status}.")
+        entry = self._bal.entry(w.account_id, w.asset)
+        self._touch(entry, w.account_id, w.asset)
+        entry[1] -= w.amount
+        if cmd.outcome == "COMPLETED":
+            self._bal.totals[w.asset] -= w.amount  # the money has left the exchange
+            delta = 0
+        else:
+            entry[0] += w.amount
+            delta = w.amount
+        w.status = cmd.outcome
+        ts = cmd.ts
+        self._events.append(FundingUpdate(0, ts, cmd.withdrawal_id, "WITHDRAWAL", cmd.outcome,
+                                          w.account_id, w.asset, w.amount, ""))  # fmt: skip
+        self._events.append(BalanceUpdate(0, ts, w.account_id, w.asset, delta))
+        self._detail = _json.encode(
+            {"withdrawalId": cmd.withdrawal_id, "status": cmd.outcome,
+             "accountId": w.account_id, "asset": w.asset, "amount": w.amount}
+        ).decode()  # fmt: skip
         return 0, "", ()
 
     # ------------------------------------------------------------------ cancels
@@ -287,7 +506,7 @@ class Engine:
         )  # fmt: skip
         return _result(order, (), cancel_client_id)
 
-    def _on_cancel(self, cmd: CancelOrder) -> tuple[int, str, tuple[ReplyPart, ...]]:
+    def _on_cancel(self, cmd: CancelOrder) -> Result:
         sym = self._symbol(cmd.symbol)
         if cmd.order_id is None and cmd.orig_client_order_id is None:
             raise errors.mandatory("orderId")
@@ -295,7 +514,7 @@ class Engine:
         result = self._cancel(sym, order, cmd.cancel_client_order_id)
         return 0, "", (ReplyPart(_SUCCESS, 0, "", result),)
 
-    def _on_cancel_all(self, cmd: CancelAll) -> tuple[int, str, tuple[ReplyPart, ...]]:
+    def _on_cancel_all(self, cmd: CancelAll) -> Result:
         sym = self._symbol(cmd.symbol)
         open_orders = sym.by_account.get(cmd.account_id)
         if not open_orders:
@@ -306,7 +525,7 @@ class Engine:
             parts.append(ReplyPart(_SUCCESS, 0, "", result))
         return 0, "", tuple(parts)
 
-    def _on_cancel_replace(self, cmd: CancelReplace) -> tuple[int, str, tuple[ReplyPart, ...]]:
+    def _on_cancel_replace(self, cmd: CancelReplace) -> Result:
         cancel, new = cmd.cancel, cmd.new_order
         if cancel.order_id is None and cancel.orig_client_order_id is None:
             raise errors.mandatory("orderId")
@@ -347,7 +566,7 @@ class Engine:
 
     # ------------------------------------------------------------------ new orders
 
-    def _on_new_order(self, cmd: NewOrder) -> tuple[int, str, tuple[ReplyPart, ...]]:
+    def _on_new_order(self, cmd: NewOrder) -> Result:
         if not shape_is_plainly_valid(cmd):
             validate_new_order_shape(cmd)
         result = self._place(cmd)
@@ -355,6 +574,8 @@ class Engine:
 
     def _place(self, cmd: NewOrder) -> OrderResult:
         """Check, accept and run a (shape-valid) new order; raise before any change."""
+        if self._reg.accounts.get(cmd.account_id):
+            raise errors.rejected(errors.MSG_ACCOUNT_DISABLED)  # frozen
         sym = self._symbols.get(cmd.symbol)
         if sym is None:
             raise errors.INVALID_SYMBOL_ERROR
@@ -524,7 +745,8 @@ class Engine:
         info = taker.info
         bal = self._bal
         fees = bal.fees
-        taker_rate = fees.get(acct, DEFAULT_RATES)[1]
+        sym_rates = sym.rates  # the market's commissions, unless the account has its own
+        taker_rate = fees.get(acct, sym_rates)[1]
         base, quote_asset = sym.base, sym.quote
         fee_base, fee_quote = sym.fee_base, sym.fee_quote
         touched_bal = self._touched_bal
@@ -617,7 +839,7 @@ class Engine:
             # Balances: buyer receives base, seller receives quote, fees to the fee account.
             # Fees are amounts.fee_for written out inline (ceil via negated floor division):
             # this loop runs once per fill and a call costs as much as the arithmetic.
-            maker_rate = fees.get(maker.account_id, DEFAULT_RATES)[0]
+            maker_rate = fees.get(maker.account_id, sym_rates)[0]
             maker_lock = maker.lock_bal
             maker_recv = maker.recv_bal
             key = maker.lock_key

@@ -26,7 +26,8 @@ def problems(engine: Engine) -> list[str]:
     for asset in sorted(set(sums) | set(bal.totals)):
         if sums.get(asset, 0) != bal.totals.get(asset, 0):
             out.append(f"{asset}: balances sum {sums.get(asset, 0)} != {bal.totals.get(asset, 0)}")
-    expected_locks: dict[tuple[int, str], int] = {}
+    # Locked = what open orders lock + what requested withdrawals hold.
+    expected_locks: dict[tuple[int, str], int] = engine._reg.pending_withdrawals()
     for name, sym in engine._symbols.items():
         book = sym.book
         best_bid, best_ask = book.bids.best(), book.asks.best()
@@ -67,5 +68,8 @@ def problems(engine: Engine) -> list[str]:
             out.append(f"{name}: open-order index size")
     for key, (_free, locked) in bal.accounts.items():
         if locked != expected_locks.get(key, 0):
-            out.append(f"{key}: locked {locked} != open orders' {expected_locks.get(key, 0)}")
+            out.append(
+                f"{key}: locked {locked} != open orders' and withdrawals' "
+                f"{expected_locks.get(key, 0)}"
+            )
     return out

@@ -20,12 +20,13 @@ from bourse.domain.enums import OrderStatus, OrderType, Side, StpMode, SymbolSta
 from bourse.domain.events import OrderInfo
 from bourse.domain.symbols import SymbolSpec
 from bourse.engine.orders import Order
+from bourse.engine.registry import Withdrawal
 from bourse.engine.symbol_state import SymbolState
 
 if TYPE_CHECKING:
     from bourse.engine.engine import Engine
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: accounts, deposits, withdrawals, applied admin ids, delisted, commissions
 _SPEC_FIELDS = [f.name for f in fields(SymbolSpec)]
 
 
@@ -51,6 +52,25 @@ def _state(engine: Engine) -> dict[str, Any]:
         "fees": [[acct, m, t] for acct, (m, t) in sorted(bal.fees.items())],
         "totals": [[asset, str(total)] for asset, total in sorted(bal.totals.items())],
         "symbols": [_symbol_state(sym) for sym in engine._symbols.values()],
+        **_registry(engine),
+    }
+
+
+def _registry(engine: Engine) -> dict[str, Any]:
+    reg = engine._reg
+    return {
+        "accounts": [[acct, frozen] for acct, frozen in sorted(reg.accounts.items())],
+        "next_account_id": reg.next_account_id,
+        "deposits": [
+            [tx, acct, asset, str(amount)]
+            for tx, (acct, asset, amount) in sorted(reg.deposits.items())
+        ],
+        "withdrawals": [
+            [wid, w.account_id, w.asset, str(w.amount), w.status]
+            for wid, w in sorted(reg.withdrawals.items())
+        ],
+        "applied_admin": sorted(reg.applied),
+        "delisted": sorted(reg.delisted),
     }
 
 
@@ -105,6 +125,18 @@ def decode(data: bytes) -> Engine:
         bal.fees[_int(acct)] = (_int(maker), _int(taker))
     for asset, total in state["totals"]:
         bal.totals[str(asset)] = int(total)
+    reg = engine._reg
+    for acct, frozen in state["accounts"]:
+        if type(frozen) is not bool:
+            raise ValueError(f"expected a boolean, got {frozen!r}")
+        reg.accounts[_int(acct)] = frozen
+    reg.next_account_id = _int(state["next_account_id"])
+    for tx, acct, asset, amount in state["deposits"]:
+        reg.deposits[str(tx)] = (_int(acct), str(asset), int(amount))
+    for wid, acct, asset, amount, status in state["withdrawals"]:
+        reg.withdrawals[str(wid)] = Withdrawal(_int(acct), str(asset), int(amount), str(status))
+    reg.applied.update(str(rid) for rid in state["applied_admin"])
+    reg.delisted.update(str(name) for name in state["delisted"])
     for raw in state["symbols"]:
         spec = _decode_spec(raw["spec"])
         sym = SymbolState(spec, bal)

@@ -21,6 +21,7 @@ class SymbolState:
         "next_order_id",
         "prevented_id",
         "quote",
+        "rates",
         "spec",
         "step",
         "stops",
@@ -33,6 +34,8 @@ class SymbolState:
         self.base = spec.base_asset
         self.quote = spec.quote_asset
         self.step = spec.step_size
+        # (maker, taker): what a fill pays when the account has no rates of its own
+        self.rates = (spec.maker_commission, spec.taker_commission)
         self.book = Book()
         self.stops = Stops()
         # Open orders (resting or untriggered stop) per account, by client order id.
@@ -44,6 +47,12 @@ class SymbolState:
         self.last_price = 0  # 0: no trade yet
         self.fee_base = balances.entry(FEE_ACCOUNT, spec.base_asset)
         self.fee_quote = balances.entry(FEE_ACCOUNT, spec.quote_asset)
+
+    def respec(self, spec: SymbolSpec) -> None:
+        """Take a new spec of the same symbol (status, filters, commissions)."""
+        self.spec = spec
+        self.step = spec.step_size
+        self.rates = (spec.maker_commission, spec.taker_commission)
 
     def open_of(self, account_id: int) -> dict[str, Order]:
         orders = self.by_account.get(account_id)
