@@ -142,15 +142,16 @@ class FakeStore:
         return [*self.streams[connection_id], *keys]
 
     def subscribe_account(self, connection_id: str, account_id: int, *,
-                          listen_key: str | None = None,
-                          with_subscription_id: bool = False) -> int | None:  # fmt: skip
+                          listen_key: str | None = None, with_subscription_id: bool = False,
+                          api_key: str | None = None) -> int | None:  # fmt: skip
         if account_id in self.accounts[connection_id]:
             raise AlreadySubscribed(account_id)
         sid = None
         if with_subscription_id:
             sid = self.connections[connection_id]["next"]
             self.connections[connection_id]["next"] += 1
-        self.accounts[connection_id][account_id] = AccountSubscription(account_id, listen_key, sid)
+        self.accounts[connection_id][account_id] = AccountSubscription(account_id, listen_key, sid,
+                                                                       api_key)  # fmt: skip
         return sid
 
     def account_subscriptions(self, connection_id: str) -> list[AccountSubscription]:

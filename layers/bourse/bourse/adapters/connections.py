@@ -23,6 +23,11 @@ Contract (the fan-out reads it; the WebSocket handlers write it):
   raw ones.
 * ``session.logon`` binds an API key to a connection (``set_session``); the WebSocket API then
   runs that key's requests without a signature.
+* A connection that logged on with an API key, or subscribed to user data through the
+  WebSocket API with one (``subscribe_account(api_key=...)``), also has an item whose stream is
+  ``key_stream(api_key)``, so that ``connections_for_api_key`` finds it through the
+  ``by-stream`` index when the key is revoked (``bourse.adapters.api_keys.close_key_sessions``).
+  Such items are never listed as subscriptions.
 
 Tables (template.yaml): ConnectionsTable (key ``connectionId``) and SubscriptionsTable (key
 ``connectionId`` + ``stream``, index ``by-stream`` on ``stream`` + ``connectionId``).
@@ -45,6 +50,7 @@ from bourse.ws.streams import parse_stream
 # API Gateway's hard limit on a WebSocket connection's life.
 MAX_CONNECTION_SECONDS = 2 * 60 * 60
 ACCOUNT_STREAM_PREFIX = "@account:"
+KEY_STREAM_PREFIX = "@apikey:"
 BY_STREAM_INDEX = "by-stream"
 
 
@@ -52,6 +58,15 @@ def account_stream(account_id: int) -> str:
     """The subscriptions table's key for an account's user data (never a market name: those
     cannot start with ``@``)."""
     return f"{ACCOUNT_STREAM_PREFIX}{account_id}"
+
+
+def key_stream(api_key: str) -> str:
+    """The subscriptions table's key marking a connection that used ``api_key``."""
+    return f"{KEY_STREAM_PREFIX}{api_key}"
+
+
+def _internal(stream: str) -> bool:
+    return stream.startswith((ACCOUNT_STREAM_PREFIX, KEY_STREAM_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,7 @@ class AccountSubscription:
     account_id: int
     listen_key: str | None
     subscription_id: int | None
+    api_key: str | None = None  # the key of a userDataStream.subscribe.signature
 
 
 class UnknownConnection(LookupError):
@@ -178,9 +194,12 @@ class ConnectionStore:
         )
 
     def set_session(self, connection_id: str, api_key: str, account_id: int) -> None:
-        """``session.logon``: later requests on the connection run as this key."""
+        """``session.logon``: later requests on the connection run as this key (marked, so
+        that revoking the key finds the connection)."""
+        state = self._require(connection_id)
+        self._mark_key(state, api_key)
         try:
-            self._ddb.update_item(
+            old = self._ddb.update_item(
                 TableName=self.connections_table,
                 Key={"connectionId": {"S": connection_id}},
                 UpdateExpression="SET sessionApiKey = :k, sessionAccountId = :a, sessionSince = :t",
@@ -190,18 +209,59 @@ class ConnectionStore:
                     ":a": {"N": str(account_id)},
                     ":t": {"N": str(time.time_ns() // 1_000_000)},
                 },
+                ReturnValues="UPDATED_OLD",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise UnknownConnection(connection_id) from None
             raise
+        self._unmark_replaced(connection_id, old.get("Attributes", {}), api_key)
 
     def clear_session(self, connection_id: str) -> None:
-        self._ddb.update_item(
-            TableName=self.connections_table,
-            Key={"connectionId": {"S": connection_id}},
-            UpdateExpression="REMOVE sessionApiKey, sessionAccountId, sessionSince",
+        try:
+            old = self._ddb.update_item(
+                TableName=self.connections_table,
+                Key={"connectionId": {"S": connection_id}},
+                UpdateExpression="REMOVE sessionApiKey, sessionAccountId, sessionSince",
+                # An update creates a missing item: never a bare one for a closed connection.
+                ConditionExpression="attribute_exists(connectionId)",
+                ReturnValues="UPDATED_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return
+            raise
+        self._unmark_replaced(connection_id, old.get("Attributes", {}), None)
+
+    def _mark_key(self, state: ConnectionState, api_key: str) -> None:
+        self._ddb.put_item(
+            TableName=self.subscriptions_table,
+            Item={
+                "connectionId": {"S": state.connection_id},
+                "stream": {"S": key_stream(api_key)},
+                "combined": {"BOOL": state.combined},
+                "expiresAt": {"N": str(state.expires_at)},
+                "subscribedAt": {"N": str(time.time_ns())},
+            },
         )
+
+    def _unmark_replaced(
+        self, connection_id: str, old: dict[str, Any], current: str | None
+    ) -> None:
+        """Drops the mark of the session's previous key, unless a user data subscription
+        made with that key still needs it."""
+        previous = old.get("sessionApiKey", {}).get("S")
+        if previous is None or previous == current:
+            return
+        if any(s.api_key == previous for s in self.account_subscriptions(connection_id)):
+            return
+        self._delete_subscriptions(
+            [{"connectionId": {"S": connection_id}, "stream": {"S": key_stream(previous)}}]
+        )
+
+    def connections_for_api_key(self, api_key: str) -> list[str]:
+        """The connections logged on, or subscribed to user data, with ``api_key``."""
+        return [item["connectionId"]["S"] for item in self._query_stream(key_stream(api_key))]
 
     # -- market streams
 
@@ -233,7 +293,7 @@ class ConnectionStore:
             [
                 {"connectionId": {"S": connection_id}, "stream": {"S": name}}
                 for name in dict.fromkeys(streams)
-                if not name.startswith(ACCOUNT_STREAM_PREFIX)
+                if not _internal(name)
             ]
         )
 
@@ -242,6 +302,8 @@ class ConnectionStore:
         rows: list[tuple[int, str]] = []
         for item in self._query_connection(connection_id):
             stream = item["stream"]["S"]
+            if stream.startswith(KEY_STREAM_PREFIX):
+                continue
             if stream.startswith(ACCOUNT_STREAM_PREFIX):
                 if "listenKey" not in item:
                     continue
@@ -264,11 +326,13 @@ class ConnectionStore:
         *,
         listen_key: str | None = None,
         with_subscription_id: bool = False,
+        api_key: str | None = None,
     ) -> int | None:
         """The connection receives the account's user data. ``with_subscription_id`` (the
         WebSocket API): events are wrapped with a subscription id, new per connection from 0,
         which is returned. Returns None without one; raises ``AlreadySubscribed`` when the
-        connection already receives this account's events."""
+        connection already receives this account's events. ``api_key``: the key that
+        authorised it (recorded and marked: revoking the key ends the connection)."""
         state = self._require(connection_id)
         key = {"connectionId": {"S": connection_id}, "stream": {"S": account_stream(account_id)}}
         # Checked before an id is taken, so a refused request leaves the numbering alone.
@@ -290,6 +354,9 @@ class ConnectionStore:
             item["listenKey"] = {"S": listen_key}
         if subscription_id is not None:
             item["subscriptionId"] = {"N": str(subscription_id)}
+        if api_key is not None:
+            item["apiKey"] = {"S": api_key}
+            self._mark_key(state, api_key)
         try:
             self._ddb.put_item(
                 TableName=self.subscriptions_table,
@@ -310,6 +377,7 @@ class ConnectionStore:
                 subscription_id=(
                     int(item["subscriptionId"]["N"]) if "subscriptionId" in item else None
                 ),
+                api_key=item["apiKey"]["S"] if "apiKey" in item else None,
             )
             for item in self._query_connection(connection_id)
             if item["stream"]["S"].startswith(ACCOUNT_STREAM_PREFIX)

@@ -10,6 +10,10 @@ every read: DynamoDB's TTL sweep (``expiresAt``) only tidies up, and may run day
 
 ``scope`` (the commands topic) keeps exchanges that share the table apart (test exchanges on
 their own topics, locally): a key answers only in the exchange that created it.
+
+The ``key|`` item also records (``apiKeys``, a string set) the API keys that created it or
+kept it alive: revoking one of them ends the listen key (``close_for_api_key``), since whoever
+holds the revoked key knows it.
 """
 
 from __future__ import annotations
@@ -62,27 +66,31 @@ class ListenKeys:
         )
         return item
 
-    def create(self, account_id: int, now_ms: int | None = None) -> str:
-        """The account's live key, extended; a new one when it has none."""
+    def create(
+        self, account_id: int, now_ms: int | None = None, *, api_key: str | None = None
+    ) -> str:
+        """The account's live key, extended; a new one when it has none. ``api_key``: the API
+        key asking (recorded, see above)."""
         for _ in range(_ATTEMPTS):
             now = _now_ms() if now_ms is None else now_ms
             current = self._get(self._account_pk(account_id))
             if current is not None and int(current["validUntil"]["N"]) > now:
                 listen_key = str(current["listenKey"]["S"])
-                if self.keepalive(listen_key, account_id, now):
+                if self.keepalive(listen_key, account_id, now, api_key=api_key):
                     return listen_key
                 continue  # closed or expired in between: look again
             listen_key = "".join(secrets.choice(_ALPHABET) for _ in range(KEY_LENGTH))
-            if self._put_new(listen_key, account_id, now):
+            if self._put_new(listen_key, account_id, now, api_key):
                 return listen_key
         raise RuntimeError(f"listenKey of account {account_id}: kept changing under us")
 
-    def _put_new(self, listen_key: str, account_id: int, now: int) -> bool:
+    def _put_new(self, listen_key: str, account_id: int, now: int, api_key: str | None) -> bool:
         until = now + self.validity_ms
         common = {
             "validUntil": {"N": str(until)},
             "expiresAt": {"N": str(until // 1000 + 1)},
         }
+        by_key: dict[str, Any] = {"apiKeys": {"SS": [api_key]}} if api_key else {}
         return _transact(
             [
                 {
@@ -93,6 +101,7 @@ class ListenKeys:
                             "accountId": {"N": str(account_id)},
                             "scope": {"S": self.scope},
                             **common,
+                            **by_key,
                         },
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
@@ -113,7 +122,14 @@ class ListenKeys:
             ]
         )
 
-    def keepalive(self, listen_key: str, account_id: int, now_ms: int | None = None) -> bool:
+    def keepalive(
+        self,
+        listen_key: str,
+        account_id: int,
+        now_ms: int | None = None,
+        *,
+        api_key: str | None = None,
+    ) -> bool:
         """Extend the key by the validity; False when it is not this account's live key."""
         now = _now_ms() if now_ms is None else now_ms
         until = now + self.validity_ms
@@ -122,17 +138,23 @@ class ListenKeys:
             ":exp": {"N": str(until // 1000 + 1)},
             ":now": {"N": str(now)},
         }
+        update = "SET validUntil = :until, expiresAt = :exp"
+        by_key: dict[str, Any] = {}
+        if api_key:
+            update += " ADD apiKeys :k"
+            by_key = {":k": {"SS": [api_key]}}
         return _transact(
             [
                 {
                     "Update": {
                         "TableName": self.table,
                         "Key": self._key_pk(listen_key),
-                        "UpdateExpression": "SET validUntil = :until, expiresAt = :exp",
+                        "UpdateExpression": update,
                         "ConditionExpression": "accountId = :a AND #s = :s AND validUntil > :now",
                         "ExpressionAttributeNames": {"#s": "scope"},
                         "ExpressionAttributeValues": {
                             **values,
+                            **by_key,
                             ":a": {"N": str(account_id)},
                             ":s": {"S": self.scope},
                         },
@@ -178,6 +200,38 @@ class ListenKeys:
                 },
             ]
         )
+
+    def close_for_api_key(self, account_id: int, api_key: str) -> list[str]:
+        """Ends the account's listen key if ``api_key`` created it or kept it alive, valid or
+        not (API key revocation); the keys ended."""
+        current = self._get(self._account_pk(account_id))
+        if current is None:
+            return []
+        listen_key = str(current["listenKey"]["S"])
+        item = self._get(self._key_pk(listen_key))
+        if item is None or api_key not in item.get("apiKeys", {}).get("SS", []):
+            return []
+        ended = _transact(
+            [
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": self._key_pk(listen_key),
+                        "ConditionExpression": "contains(apiKeys, :k)",
+                        "ExpressionAttributeValues": {":k": {"S": api_key}},
+                    }
+                },
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": self._account_pk(account_id),
+                        "ConditionExpression": "listenKey = :l",
+                        "ExpressionAttributeValues": {":l": {"S": listen_key}},
+                    }
+                },
+            ]
+        )
+        return [listen_key] if ended else []
 
     def lookup(self, listen_key: str, now_ms: int | None = None) -> int | None:
         """The account of a live key of this exchange; None when unknown, closed or expired."""

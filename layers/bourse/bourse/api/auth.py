@@ -5,8 +5,15 @@ body; it maps ``X-MBX-APIKEY`` to the account (principal) and its permissions (c
 enforces the key's IP allow-list. API Gateway caches its answer per identity source (the key
 and the source IP, so an allow-list decision is never reused for another address).
 
-The function then verifies the HMAC signature over query + body and the timestamp window
-(``bourse.api.signing``) with the key's secret, and the permission the endpoint needs.
+The function then verifies the signature over query + body (HMAC with the key's secret, or
+Ed25519 with its public key: ``bourse.api.signing``) and the timestamp window, and the
+permission the endpoint needs.
+
+Revocation: API Gateway keeps the authorizer's Allow for minutes, so the authorizer cannot be
+where a revoked key stops. Every endpoint that takes a key reads it from the function's
+``KeyStore`` on every request (SIGNED: ``signed_params``; USER_STREAM: ``live_key``; the
+WebSocket API likewise), and the live store answers None for a revoked key at once
+(``bourse.adapters.live_api.CachedKeyStore``): -2015.
 
 Failures use Binance's codes: a missing or malformed key is -2014 (API Gateway's UNAUTHORIZED
 response, customised in template.yaml), an unknown key, a refused IP or a missing permission
@@ -20,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bourse.adapters.api_keys import ApiKey
 from bourse.api.params import Params, parse_params
 from bourse.api.ports import KeyStore
 from bourse.api.signing import check_timestamp, split_signature, verify_signature
@@ -87,16 +95,28 @@ def _policy(principal: str, effect: str, method_arn: str) -> dict[str, Any]:
     }
 
 
+def key_allows(key: ApiKey | None, source_ip: str) -> bool:
+    """Whether a key (None: unknown or revoked) may be used from ``source_ip``."""
+    return key is not None and _ip_allowed(source_ip, key.ip_allow_list)
+
+
+def caller_of(key: ApiKey | None, source_ip: str) -> Caller:
+    """The caller a key makes from ``source_ip``; -2015 as the authorizer would refuse it."""
+    if key is None or not key_allows(key, source_ip):
+        raise REJECTED_API_KEY
+    return Caller(key.account_id, frozenset(key.permissions), key.api_key)
+
+
 def authorize(event: dict[str, Any], keys: KeyStore) -> dict[str, Any]:
-    """The REQUEST authorizer: Allow with the account as principal, Deny for an unknown key
-    or a refused address; ``Unauthorized`` (401) for a missing or malformed key."""
+    """The REQUEST authorizer: Allow with the account as principal, Deny for an unknown or
+    revoked key or a refused address; ``Unauthorized`` (401) for a missing or malformed key."""
     api_key = header(event.get("headers"), API_KEY_HEADER)
     if not api_key or not API_KEY_RE.match(api_key):
         raise Unauthorized
     method_arn = str(event.get("methodArn", ""))
     source_ip = str(event.get("requestContext", {}).get("identity", {}).get("sourceIp", ""))
     key = keys.get(api_key)
-    if key is None or not _ip_allowed(source_ip, key.ip_allow_list):
+    if key is None or not key_allows(key, source_ip):
         return _policy("anonymous", "Deny", method_arn)
     answer = _policy(str(key.account_id), "Allow", method_arn)
     answer["context"] = {
@@ -120,6 +140,15 @@ def caller_from_event(event: dict[str, Any]) -> Caller:
     return Caller(account_id, permissions, api_key)
 
 
+def live_key(caller: Caller, keys: KeyStore) -> ApiKey:
+    """The caller's key as it is now, for endpoints that take a key without a signature
+    (USER_STREAM): -2015 when it was revoked or deleted since the authorizer's answer."""
+    key = keys.get(caller.api_key)
+    if key is None:
+        raise REJECTED_API_KEY
+    return key
+
+
 def signed_params(
     caller: Caller,
     permission: str,
@@ -135,9 +164,7 @@ def signed_params(
     split_signature(query_string, body)  # -1102 for a missing signature before anything else
     timestamp = params.required_int("timestamp")
     recv_window = params.optional_int("recvWindow")
-    key = keys.get(caller.api_key)
-    if key is None:  # deleted since the authorizer's answer was cached
-        raise REJECTED_API_KEY
-    verify_signature(key.secret, query_string, body)
+    key = live_key(caller, keys)  # revoked since the authorizer's answer was cached: -2015
+    verify_signature(key, query_string, body)
     check_timestamp(timestamp, recv_window, now_ms)
     return params

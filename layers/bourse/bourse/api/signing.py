@@ -1,9 +1,16 @@
 """SIGNED endpoint security, exactly as Binance defines it.
 
-The signature is HMAC-SHA256, keyed with the API secret, over ``totalParams``: the query
-string concatenated with the request body, without the ``signature`` parameter itself, as the
-client sent them (still percent-encoded). It is checked in the function, not the authorizer,
-because an API Gateway authorizer cannot see the body.
+The signed payload is ``totalParams``: the query string concatenated with the request body,
+without the ``signature`` parameter itself, as the client sent them (still percent-encoded).
+How it is signed depends on the key's type:
+
+* ``HMAC``: the hex HMAC-SHA256 of the payload, keyed with the API secret (case-insensitive);
+* ``ED25519``: the base64 of the payload's Ed25519 signature (RFC 8032), made with the private
+  key whose public half the operator registered. Base64 has ``+``, ``/`` and ``=``, so REST
+  clients percent-encode it; it is decoded before it is checked (case-sensitive).
+
+It is checked in the function, not the authorizer, because an API Gateway authorizer cannot
+see the body.
 
 Timing: the request is valid when ``timestamp < server_time + 1000`` and
 ``server_time - timestamp <= recvWindow`` (default 5000 ms, at most 60000).
@@ -11,8 +18,22 @@ Timing: the request is valid when ``timestamp < server_time + 1000`` and
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+from urllib.parse import unquote
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
 
 from bourse.domain import errors
 from bourse.domain.errors import BinanceError
@@ -21,13 +42,80 @@ DEFAULT_RECV_WINDOW = 5000
 MAX_RECV_WINDOW = 60000
 MAX_AHEAD_MS = 1000
 
+# The key types an operator can issue (bourse.adapters.api_keys stores them).
+HMAC = "HMAC"
+ED25519 = "ED25519"
+KEY_TYPES = (HMAC, ED25519)
+_ED25519_SIGNATURE_BYTES = 64
+
 INVALID_SIGNATURE = BinanceError(
     errors.INVALID_SIGNATURE, "Signature for this request is not valid."
 )
 
 
+class SigningKey(Protocol):
+    """What verifying needs of a key (``bourse.adapters.api_keys.ApiKey`` is one)."""
+
+    @property
+    def key_type(self) -> str: ...
+
+    @property
+    def secret(self) -> str: ...
+
+    @property
+    def public_key(self) -> str | None: ...
+
+
 def sign(secret: str, payload: str) -> str:
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def ed25519_public_key(pem: str) -> Ed25519PublicKey:
+    """The Ed25519 public key of a PEM (SubjectPublicKeyInfo); ValueError for anything else
+    (not PEM, another algorithm, a private key)."""
+    try:
+        key = load_pem_public_key(pem.strip().encode())
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not a PEM public key") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
+def ed25519_public_pem(pem: str) -> str:
+    """The key re-serialised canonically (what is stored); ValueError as above."""
+    key = ed25519_public_key(pem)
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+@lru_cache(maxsize=4096)
+def _loaded(pem: str) -> Ed25519PublicKey:
+    # Parsing a PEM costs more than verifying; keys are few and immutable.
+    return ed25519_public_key(pem)
+
+
+def _ed25519_valid(pem: str, payload: str, signature: str) -> bool:
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if len(raw) != _ED25519_SIGNATURE_BYTES:
+        return False
+    try:
+        _loaded(pem).verify(raw, payload.encode())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def signature_valid(key: SigningKey, payload: str, signature: str) -> bool:
+    """Whether ``signature`` (as the client made it: hex for HMAC, base64 for Ed25519, not
+    percent-encoded) signs ``payload`` with ``key``."""
+    if key.key_type == ED25519:
+        return key.public_key is not None and _ed25519_valid(key.public_key, payload, signature)
+    if key.key_type != HMAC or not key.secret:
+        return False
+    return hmac.compare_digest(sign(key.secret, payload), signature.lower())
 
 
 def split_signature(query_string: str, body: str) -> tuple[str, str]:
@@ -57,10 +145,21 @@ def split_signature(query_string: str, body: str) -> tuple[str, str]:
     return payload, found[0]
 
 
-def verify_signature(secret: str, query_string: str, body: str) -> None:
+@dataclass(frozen=True)
+class _Hmac:
+    secret: str
+    key_type: str = HMAC
+    public_key: str | None = None
+
+
+def verify_signature(key: SigningKey | str, query_string: str, body: str) -> None:
+    """-1022 unless the request's signature is the key's over its payload (a bare string is
+    an HMAC secret). An Ed25519 signature arrives percent-encoded and is decoded first."""
     payload, signature = split_signature(query_string, body)
-    expected = sign(secret, payload)
-    if not hmac.compare_digest(expected, signature.lower()):
+    signing_key = _Hmac(key) if isinstance(key, str) else key
+    if signing_key.key_type == ED25519:
+        signature = unquote(signature)
+    if not signature_valid(signing_key, payload, signature):
         raise INVALID_SIGNATURE
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bourse.api.auth import BAD_API_KEY_FORMAT, Caller
+from bourse.api.auth import BAD_API_KEY_FORMAT, Caller, live_key
 from bourse.api.handlers import SIGNED_COMMON, USER_DATA, Deps, Request
 from bourse.api.orders import check_known
 from bourse.api.params import Params
@@ -38,6 +38,7 @@ def _stream(req: Request, deps: Deps) -> tuple[Caller, Params, ListenKeyStore]:
         raise BAD_API_KEY_FORMAT
     if deps.listen_keys is None:
         raise RuntimeError("userDataStream needs the listenKey store")
+    live_key(req.caller, deps.keys)  # -2015 for a key revoked since the authorizer's answer
     return req.caller, req.public_params(), deps.listen_keys
 
 
@@ -45,14 +46,15 @@ def new_listen_key(req: Request, deps: Deps) -> dict[str, Any]:
     """POST /api/v3/userDataStream: ``{"listenKey": ...}``."""
     caller, params, keys = _stream(req, deps)
     check_known(params, frozenset())
-    return {"listenKey": keys.create(caller.account_id)}
+    return {"listenKey": keys.create(caller.account_id, api_key=caller.api_key)}
 
 
 def keepalive_listen_key(req: Request, deps: Deps) -> dict[str, Any]:
     """PUT /api/v3/userDataStream: ``{}``; -1125 for a key that is not the caller's live one."""
     caller, params, keys = _stream(req, deps)
     check_known(params, LISTEN_KEY_PARAMS)
-    if not keys.keepalive(params.required_str("listenKey"), caller.account_id):
+    listen_key = params.required_str("listenKey")
+    if not keys.keepalive(listen_key, caller.account_id, api_key=caller.api_key):
         raise LISTEN_KEY_NOT_FOUND
     return {}
 

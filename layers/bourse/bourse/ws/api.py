@@ -9,39 +9,38 @@ left out, as Binance does for ``returnRateLimits=false``.
 Security, as Binance's WebSocket API defines it:
 
 * a signed request carries ``apiKey``, ``timestamp`` and ``signature`` in ``params``; the
-  signature is HMAC-SHA256 over every other parameter, sorted by name, as ``name=value``
-  joined with ``&`` (values as sent, not percent-encoded);
+  payload is every other parameter, sorted by name, as ``name=value`` joined with ``&``
+  (values as sent, UTF-8, not percent-encoded); the signature is the hex HMAC-SHA256 of it
+  (HMAC keys) or the base64 of its Ed25519 signature (Ed25519 keys, not percent-encoded);
 * after ``session.logon`` (itself signed that way) requests of the session omit ``apiKey`` and
-  ``signature``: they run as the logged-on key; ``timestamp`` is still required.
+  ``signature``: they run as the logged-on key; ``timestamp`` is still required. Binance
+  accepts only Ed25519 keys here; Bourse accepts HMAC keys too.
 
-The API key then goes through the authorizer's code (``bourse.api.auth.authorize``: known key,
-IP allow-list) and the handler's own checks (permission, timestamp window). Handlers verify a
-REST signature over the query string, so once the WebSocket rules are satisfied the request is
-given to the handler as the REST request it is equivalent to, signed with the key's secret.
+The API key is read from the key store on every request (so a revoked key is refused at once,
+-2015, and a session whose key was revoked is logged out, as Binance does), then goes through
+the authorizer's checks (``bourse.api.auth.caller_of``: IP allow-list) and the handler's own
+(permission, timestamp window). Handlers verify a REST signature over the query string, so
+once the WebSocket rules are satisfied the request is given to the handler as the REST request
+it is equivalent to, HMAC-signed with a secret made for this one request (an Ed25519 key has no
+secret the server could sign with).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
+from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.connections import AlreadySubscribed, ConnectionState, UnknownConnection
 from bourse.api import handlers as h
-from bourse.api.auth import (
-    API_KEY_HEADER,
-    BAD_API_KEY_FORMAT,
-    REJECTED_API_KEY,
-    Caller,
-    Unauthorized,
-    authorize,
-)
+from bourse.api.auth import API_KEY_RE, BAD_API_KEY_FORMAT, REJECTED_API_KEY, Caller, caller_of
 from bourse.api.params import Params
-from bourse.api.signing import INVALID_SIGNATURE, check_timestamp, sign
+from bourse.api.signing import HMAC, INVALID_SIGNATURE, check_timestamp, sign, signature_valid
 from bourse.domain import errors
 from bourse.domain.errors import BinanceError
 from bourse.ws.events import WsEvent, reply
@@ -133,38 +132,34 @@ def signature_payload(params: dict[str, str]) -> str:
     return "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "signature")
 
 
-def _caller(api_key: str, ctx: Context) -> Caller:
-    """The authorizer's verdict on a key from this address (``bourse.api.auth``)."""
-    probe = {
-        "headers": {API_KEY_HEADER: api_key},
-        "methodArn": "",
-        "requestContext": {"identity": {"sourceIp": ctx.event.source_ip}},
-    }
-    try:
-        policy = authorize(probe, ctx.deps.keys)
-    except Unauthorized:
-        raise BAD_API_KEY_FORMAT from None
-    statement = policy["policyDocument"]["Statement"][0]
-    if statement["Effect"] != "Allow":
-        raise REJECTED_API_KEY
-    context = policy["context"]
-    permissions = frozenset(p for p in str(context["permissions"]).split(",") if p)
-    return Caller(int(context["accountId"]), permissions, api_key)
+@dataclass(frozen=True)
+class Authorized:
+    """A key as read for this request, and the caller it makes."""
+
+    key: ApiKey
+    caller: Caller
 
 
-def verify_signed(params: dict[str, str], ctx: Context) -> Caller:
-    """A request signed by Binance's WebSocket rules: its caller."""
-    api_key = params.get("apiKey")
-    if not api_key:
-        raise errors.mandatory("apiKey")
-    caller = _caller(api_key, ctx)
+def _authorized(api_key: str, ctx: Context) -> Authorized:
+    """The authorizer's verdict on a key from this address (``bourse.api.auth``), with the
+    key as the store has it now: -2015 for an unknown or revoked key or a refused address."""
+    if not API_KEY_RE.match(api_key):
+        raise BAD_API_KEY_FORMAT
     key = ctx.deps.keys.get(api_key)
     if key is None:
         raise REJECTED_API_KEY
-    expected = sign(key.secret, signature_payload(params))
-    if not hmac.compare_digest(expected, params["signature"].lower()):
+    return Authorized(key, caller_of(key, ctx.event.source_ip))
+
+
+def verify_signed(params: dict[str, str], ctx: Context) -> Authorized:
+    """A request signed by Binance's WebSocket rules: its key and caller."""
+    api_key = params.get("apiKey")
+    if not api_key:
+        raise errors.mandatory("apiKey")
+    authorized = _authorized(api_key, ctx)
+    if not signature_valid(authorized.key, signature_payload(params), params["signature"]):
         raise INVALID_SIGNATURE
-    return caller
+    return authorized
 
 
 def _require_timestamp(params: dict[str, str], ctx: Context) -> None:
@@ -174,10 +169,16 @@ def _require_timestamp(params: dict[str, str], ctx: Context) -> None:
     )
 
 
-def _session_caller(state: ConnectionState, ctx: Context) -> Caller:
+def _session_key(state: ConnectionState, ctx: Context) -> Authorized:
+    """The logged-on key, checked again: a key that no longer passes (revoked, address refused)
+    ends the session, as Binance does, with -2015."""
     if state.session is None:
         raise NOT_LOGGED_ON
-    return _caller(state.session.api_key, ctx)
+    try:
+        return _authorized(state.session.api_key, ctx)
+    except BinanceError:
+        ctx.store.clear_session(ctx.event.connection_id)
+        raise
 
 
 def _state(ctx: Context) -> ConnectionState:
@@ -194,19 +195,28 @@ def run_method(method: Method, params: dict[str, str], ctx: Context) -> Any:
             raise errors.not_required(sorted(_SIGNATURE_PARAMS & params.keys())[0])
         return method.handler(h.Request(urlencode(sorted(params.items())), ""), ctx.deps)
     if "signature" in params:
-        caller = verify_signed(params, ctx)
+        authorized = verify_signed(params, ctx)
     elif "apiKey" in params:
         raise errors.mandatory("signature")
     else:
-        caller = _session_caller(_state(ctx), ctx)
+        authorized = _session_key(_state(ctx), ctx)
     rest = {k: v for k, v in params.items() if k not in _SIGNATURE_PARAMS}
-    key = ctx.deps.keys.get(caller.api_key)
-    if key is None:
-        raise REJECTED_API_KEY
+    # The WebSocket signature is verified: the handler gets the equivalent REST request signed
+    # with a secret made for it, and a key store that knows only that secret for this key.
+    bridge = replace(authorized.key, key_type=HMAC, secret=secrets.token_hex(32), public_key=None)
     query = urlencode(sorted(rest.items()))
-    signature = f"signature={sign(key.secret, query)}"
+    signature = f"signature={sign(bridge.secret, query)}"
     query = f"{query}&{signature}" if query else signature
-    return method.handler(h.Request(query, "", caller), ctx.deps)
+    deps = replace(ctx.deps, keys=_OneKey(bridge))
+    return method.handler(h.Request(query, "", authorized.caller), deps)
+
+
+@dataclass(frozen=True)
+class _OneKey:
+    key: ApiKey
+
+    def get(self, api_key: str) -> ApiKey | None:
+        return self.key if api_key == self.key.api_key else None
 
 
 # -- sessions and user data
@@ -228,7 +238,7 @@ def _session_status(state: ConnectionState, ctx: Context) -> dict[str, Any]:
 def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
     cid = ctx.event.connection_id
     if name == "session.logon":
-        caller = _signed_with_timestamp(params, ctx)
+        caller = _signed_with_timestamp(params, ctx).caller
         ctx.store.set_session(cid, caller.api_key, caller.account_id)
         return _session_status(_state(ctx), ctx)
     if name == "session.status":
@@ -241,9 +251,9 @@ def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
     if name == "userDataStream.subscribe":
         _no_params(params)
         state = _state(ctx)
-        return _subscribe_user_data(_session_caller(state, ctx), ctx)
+        return _subscribe_user_data(_session_key(state, ctx).caller, ctx)
     if name == "userDataStream.subscribe.signature":
-        return _subscribe_user_data(_signed_with_timestamp(params, ctx), ctx)
+        return _subscribe_user_data(_signed_with_timestamp(params, ctx).caller, ctx)
     # userDataStream.unsubscribe: one subscription by id, or all of the connection's
     wanted = params.pop("subscriptionId", None)
     _no_params(params)
@@ -257,15 +267,15 @@ def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
     return {}
 
 
-def _signed_with_timestamp(params: dict[str, str], ctx: Context) -> Caller:
+def _signed_with_timestamp(params: dict[str, str], ctx: Context) -> Authorized:
     if "signature" not in params:
         raise errors.mandatory("signature")
-    caller = verify_signed(params, ctx)
+    authorized = verify_signed(params, ctx)
     _require_timestamp(params, ctx)
     unknown = params.keys() - {"apiKey", "signature", "timestamp", "recvWindow"}
     if unknown:
         raise errors.not_required(sorted(unknown)[0])
-    return caller
+    return authorized
 
 
 def _no_params(params: dict[str, str]) -> None:
@@ -274,9 +284,14 @@ def _no_params(params: dict[str, str]) -> None:
 
 
 def _subscribe_user_data(caller: Caller, ctx: Context) -> dict[str, Any]:
+    """The key that authorised the subscription (signed, or the session's) is recorded with it,
+    so that revoking the key ends the connection, even after a ``session.logout``."""
     try:
         subscription_id = ctx.store.subscribe_account(
-            ctx.event.connection_id, caller.account_id, with_subscription_id=True
+            ctx.event.connection_id,
+            caller.account_id,
+            with_subscription_id=True,
+            api_key=caller.api_key,
         )
     except AlreadySubscribed:
         raise ALREADY_SUBSCRIBED from None

@@ -40,6 +40,7 @@ class Connections(Protocol):
         *,
         listen_key: str | None = None,
         with_subscription_id: bool = False,
+        api_key: str | None = None,
     ) -> int | None: ...
 
     def account_subscriptions(self, connection_id: str) -> list[AccountSubscription]: ...
