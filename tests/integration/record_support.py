@@ -29,6 +29,9 @@ RECORD_TABLES: dict[str, str] = {
     "klines": "symbol, interval, open_time",
     "agg_trades": "symbol, agg_id",
     "symbols": "symbol",
+    "admin_log": "seq",
+    "funding": "funding_id, kind",
+    "accounts": "account_id",
 }
 
 
@@ -94,7 +97,7 @@ def truncate_record(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute(
             "TRUNCATE applied_events, record_gaps, orders, order_events, trades, account_trades,"
-            " balances, ledger_entries, klines, agg_trades, symbols"
+            " balances, ledger_entries, klines, agg_trades, symbols, admin_log, funding, accounts"
         )
 
 

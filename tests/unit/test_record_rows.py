@@ -7,11 +7,11 @@ from collections import defaultdict
 
 import pytest
 
-from bourse.domain.events import BalanceUpdate, Event, ExecutionReport, Trade
+from bourse.domain.events import Event, ExecutionReport, FundingUpdate, Trade
 from bourse.engine import Engine
 from bourse.record.intervals import INTERVALS, bucket
 from bourse.record.reconcile import differences
-from bourse.record.rows import EXTERNAL_ACCOUNT, FEE_ACCOUNT, map_events
+from bourse.record.rows import EXTERNAL_ACCOUNT, FEE_ACCOUNT, LEDGER_FUNDING, map_events
 from matching_service.workload import commands as workload
 
 pytestmark = pytest.mark.unit
@@ -57,12 +57,16 @@ def test_every_ledger_transaction_balances_and_matches_the_events() -> None:
     assert all(v == 0 for v in per_txn.values())
     trades = [e for e in events if isinstance(e, Trade)]
     fills = [e for e in events if isinstance(e, ExecutionReport) and e.trade_id >= 0]
-    deposits = [e for e in events if isinstance(e, BalanceUpdate)]
+    # Money crosses the edge when a deposit is credited and when a withdrawal completes.
+    crossings = [
+        e for e in events if isinstance(e, FundingUpdate) and (e.kind, e.status) in LEDGER_FUNDING
+    ]
+    assert crossings
     assert len(rows.trades) == len(trades)
     assert len(rows.account_trades) == len(fills) == 2 * len(trades)
     fee_legs = sum(1 for r in rows.ledger if r[2] == "FEE")
     assert fee_legs == 2 * sum(1 for f in fills if f.commission > 0)
-    assert sum(1 for r in rows.ledger if r[2] in ("DEPOSIT", "WITHDRAWAL")) == 2 * len(deposits)
+    assert sum(1 for r in rows.ledger if r[2] in ("DEPOSIT", "WITHDRAWAL")) == 2 * len(crossings)
     assert all(r[3] == EXTERNAL_ACCOUNT for r in rows.ledger if r[2] == "DEPOSIT" and r[1] == 0)
     income = {a: v[0] for a, v in rows.fee_income.items()}
     expected: dict[str, int] = defaultdict(int)

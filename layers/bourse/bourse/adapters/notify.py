@@ -1,8 +1,13 @@
-"""SNS publishers: trade fills (for settlement and other subscribers) and alerts.
+"""SNS publishers: trade fills (for settlement and other subscribers), funding steps (for
+downstream systems: wallets, accounting) and alerts.
 
 A fill message is one side of one trade, JSON with integer amounts in 1e-8 units, and carries
 the attributes ``accountId``, ``symbol`` and ``side`` so subscribers can filter on them (the
 settlement queue's subscription delivers raw messages, attributes included).
+
+A funding message is one step of one deposit or withdrawal (a FundingUpdate event), same
+conventions, with the attributes ``seq`` (unique per message: the deduplication key of an
+at-least-once delivery), ``fundingId``, ``kind``, ``status``, ``accountId`` and ``asset``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bourse.domain.events import AdminAction, FundingUpdate
 from bourse.record.rows import Fill
 
 _BATCH = 10  # SNS PublishBatch's limit
@@ -47,6 +53,68 @@ def _entry(fill: Fill) -> dict[str, Any]:
     }
 
 
+def funding_message(ev: FundingUpdate) -> dict[str, Any]:
+    return {
+        "seq": ev.seq,
+        "ts": ev.ts,
+        "fundingId": ev.funding_id,
+        "kind": ev.kind,
+        "status": ev.status,
+        "accountId": ev.account_id,
+        "asset": ev.asset,
+        "amount": ev.amount,
+        "txId": ev.tx_id,
+    }
+
+
+def _funding_entry(ev: FundingUpdate) -> dict[str, Any]:
+    message = funding_message(ev)
+    attributes = {
+        "seq": ("Number", str(ev.seq)),
+        "fundingId": ("String", ev.funding_id),
+        "kind": ("String", ev.kind),
+        "status": ("String", ev.status),
+        "accountId": ("Number", str(ev.account_id)),
+        "asset": ("String", ev.asset),
+    }
+    return {
+        "Id": str(ev.seq),
+        "Message": json.dumps(message, separators=(",", ":")),
+        # SNS refuses an empty attribute value.
+        "MessageAttributes": {
+            k: {"DataType": t, "StringValue": v} for k, (t, v) in attributes.items() if v
+        },
+    }
+
+
+def _subject(text: str) -> str:
+    """SNS subjects are at most 100 printable ASCII characters on one line; an alert's text
+    comes partly from the command (a forged one may claim anything), and a refused publish
+    would fail the batch on every retry."""
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text).strip()
+    return clean[:100] or "alert"
+
+
+def refused_admin_alert(ev: AdminAction) -> tuple[str, dict[str, Any]]:
+    """(subject, message) of the alert for an admin command refused as unauthorized (-1002):
+    a forged, unsigned, badly signed or replayed command reached bourse.commands. Shaped as
+    settlement's alerts (``kind`` first, then what identifies the case)."""
+    return (
+        f"refused admin command {ev.command} {ev.request_id}",
+        {
+            "kind": "ADMIN_COMMAND_REFUSED",
+            "seq": ev.seq,
+            "ts": ev.ts,
+            "requestId": ev.request_id,
+            "command": ev.command,
+            "principal": ev.principal,
+            "code": ev.code,
+            "msg": ev.msg,
+            "detail": ev.detail,
+        },
+    )
+
+
 class PublishError(RuntimeError):
     """SNS refused some entries; the batch must be retried (subscribers are idempotent)."""
 
@@ -70,13 +138,28 @@ class SnsPublisher:
         if failed:
             raise PublishError(f"{len(failed)} messages refused, first: {failed[0]}")
 
-    def publish_fills(self, fills: Sequence[Fill]) -> int:
-        chunks = [[_entry(f) for f in fills[i : i + _BATCH]] for i in range(0, len(fills), _BATCH)]
+    def _publish_entries(self, entries: list[dict[str, Any]]) -> int:
+        chunks = [entries[i : i + _BATCH] for i in range(0, len(entries), _BATCH)]
         for future in [self._pool.submit(self._publish, chunk) for chunk in chunks]:
             future.result()
-        return len(fills)
+        return len(entries)
 
-    def publish(self, subject: str, message: dict[str, Any]) -> None:
+    def publish_fills(self, fills: Sequence[Fill]) -> int:
+        return self._publish_entries([_entry(f) for f in fills])
+
+    def publish_funding(self, updates: Sequence[FundingUpdate]) -> int:
+        return self._publish_entries([_funding_entry(u) for u in updates])
+
+    def publish(
+        self, subject: str, message: dict[str, Any], attributes: dict[str, str] | None = None
+    ) -> None:
+        """One message; ``attributes`` (all String) let subscribers filter and deduplicate."""
+        extra: dict[str, Any] = {}
+        if attributes:
+            extra["MessageAttributes"] = {
+                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v
+            }
         self._sns.publish(
-            TopicArn=self._topic_arn, Subject=subject[:100], Message=json.dumps(message)
-        )
+            TopicArn=self._topic_arn, Subject=_subject(subject), Message=json.dumps(message),
+            **extra,
+        )  # fmt: skip

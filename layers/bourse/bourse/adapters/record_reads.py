@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import redis
@@ -13,6 +13,7 @@ from psycopg.rows import class_row
 
 from bourse.adapters import postgres
 from bourse.adapters.hot_cache import HotCache
+from bourse.domain.amounts import format_units
 from bourse.record.tickers import DAY_MS, Part, Ticker, combine, minute_span
 from bourse.record.views import AccountTradeRow, AggTradeRow, KlineRow, OrderRow, TradeRow
 
@@ -319,3 +320,46 @@ def _bounds(
     if end is not None:
         out.append(f"{ts_column} <= %(end)s")
     return out
+
+
+# ---------------------------------------------------------------------------- admin: funding
+
+_FUNDING_COLUMNS = (
+    "SELECT funding_id, kind, status, account_id, asset, amount, tx_id, updated_ts FROM funding"
+)
+# Newest step first; one range scan of funding_by_update / funding_by_account.
+_FUNDING_ALL = _FUNDING_COLUMNS + " ORDER BY updated_seq DESC LIMIT %(limit)s"
+_FUNDING_OF_ACCOUNT = (
+    _FUNDING_COLUMNS + " WHERE account_id = %(account)s ORDER BY updated_seq DESC LIMIT %(limit)s"
+)
+
+# One connection per DSN and container, reused across admin requests (as RecordHistory's).
+_funding_connections: dict[str, postgres.ReusedConnection] = {}
+
+
+def funding_history(dsn: str, account_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """GET /admin/funding: deposits and withdrawals (all accounts, or one), newest step first,
+    each ``{fundingId, kind, status, accountId, asset, amount, txId, updatedAt}`` with the
+    amount a decimal string and updatedAt in ms."""
+    pg = _funding_connections.get(dsn)
+    if pg is None:
+        pg = _funding_connections[dsn] = postgres.ReusedConnection(dsn)
+    query = _FUNDING_ALL if account_id is None else _FUNDING_OF_ACCOUNT
+    try:
+        rows = pg.get().execute(query, {"account": account_id, "limit": limit}).fetchall()
+    except psycopg.OperationalError:
+        pg.close()  # a dead connection (failover, idle timeout): reopen next time
+        raise
+    return [
+        {
+            "fundingId": str(funding_id),
+            "kind": str(kind),
+            "status": str(status),
+            "accountId": int(str(account)),
+            "asset": str(asset),
+            "amount": format_units(int(str(amount))),
+            "txId": str(tx_id),
+            "updatedAt": int(str(updated_ts)),
+        }
+        for funding_id, kind, status, account, asset, amount, tx_id, updated_ts in rows
+    ]

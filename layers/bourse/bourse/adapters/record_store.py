@@ -26,9 +26,12 @@ import psycopg
 from bourse.adapters import postgres
 from bourse.domain.events import Event, SymbolUpdated, Trade
 from bourse.record.rows import (
+    ACCOUNT_COLUMNS,
     ACCOUNT_TRADE_COLUMNS,
+    ADMIN_LOG_COLUMNS,
     AGG_TRADE_COLUMNS,
     BALANCE_COLUMNS,
+    FUNDING_COLUMNS,
     KLINE_COLUMNS,
     LEDGER_COLUMNS,
     ORDER_COLUMNS,
@@ -118,6 +121,34 @@ INSERT INTO symbols (symbol, base_asset, quote_asset, status, base_asset_precisi
                      quote_asset_precision)
 VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (symbol) DO UPDATE SET status = EXCLUDED.status
+"""
+
+# Admin commands are rare (people, not programs, send them): plain multi-row statements.
+# ON CONFLICT DO NOTHING / the seq guards only back up the high-water mark, as elsewhere.
+_INSERT_ADMIN_LOG = f"""
+INSERT INTO admin_log ({", ".join(ADMIN_LOG_COLUMNS)})
+VALUES ({", ".join(["%s"] * (len(ADMIN_LOG_COLUMNS) - 1))}, %s::jsonb)
+ON CONFLICT (seq) DO NOTHING
+"""
+
+# A funding id keeps its first step's requested_* (the stored row's, or this batch's first);
+# status and updated_* move forward only.
+_MERGE_FUNDING = f"""
+INSERT INTO funding ({", ".join(FUNDING_COLUMNS)})
+VALUES ({", ".join(["%s"] * len(FUNDING_COLUMNS))})
+ON CONFLICT (funding_id, kind) DO UPDATE SET
+    account_id = EXCLUDED.account_id, asset = EXCLUDED.asset, amount = EXCLUDED.amount,
+    status = EXCLUDED.status, tx_id = EXCLUDED.tx_id,
+    updated_seq = EXCLUDED.updated_seq, updated_ts = EXCLUDED.updated_ts
+WHERE funding.updated_seq < EXCLUDED.updated_seq
+"""
+
+_MERGE_ACCOUNT = f"""
+INSERT INTO accounts ({", ".join(ACCOUNT_COLUMNS)})
+VALUES ({", ".join(["%s"] * len(ACCOUNT_COLUMNS))})
+ON CONFLICT (account_id) DO UPDATE SET
+    status = EXCLUDED.status, last_seq = EXCLUDED.last_seq, update_ts = EXCLUDED.update_ts
+WHERE accounts.last_seq < EXCLUDED.last_seq
 """
 
 
@@ -258,6 +289,12 @@ class RecordStore:
         """Write ``rows``; returns the stored state of the klines they touched."""
         if rows.symbols:
             cur.executemany(_UPSERT_SYMBOL, list(rows.symbols.values()))
+        if rows.admin_log:
+            cur.executemany(_INSERT_ADMIN_LOG, rows.admin_log)
+        if rows.funding:
+            cur.executemany(_MERGE_FUNDING, list(rows.funding.values()))
+        if rows.accounts:
+            cur.executemany(_MERGE_ACCOUNT, list(rows.accounts.values()))
         self._copy(cur, "order_events", ORDER_EVENT_COLUMNS, rows.order_events)
         self._copy(cur, "trades", TRADE_COLUMNS, rows.trades)
         self._copy(cur, "account_trades", ACCOUNT_TRADE_COLUMNS, rows.account_trades)

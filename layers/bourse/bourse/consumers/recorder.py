@@ -1,4 +1,5 @@
-"""The trade recorder: one MSK batch of bourse.events -> the record, the archive, trade fills.
+"""The trade recorder: one MSK batch of bourse.events -> the record, the archive, trade fills,
+funding steps and admin alerts.
 
 Per invocation:
 1. Decode every record (Powertools batch processing, records grouped by "topic-partition",
@@ -11,7 +12,9 @@ Per invocation:
 3. Only after the commit, publish the batch's fills to SNS trade-fills. Fills of events that
    were already recorded (a re-delivery) are published again: the message goes out at least
    once even if the previous attempt died between commit and publish, and settlement is
-   idempotent per fill.
+   idempotent per fill. Likewise every FundingUpdate to the funding topic (subscribers
+   deduplicate by the ``seq`` attribute) and every admin command refused as unauthorized
+   (AdminAction code -1002: forged, unsigned, badly signed or replayed) to the alerts topic.
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventR
 
 from bourse.adapters.archive import EventArchive
 from bourse.adapters.hot_cache import HotCache
-from bourse.adapters.notify import SnsPublisher
+from bourse.adapters.notify import SnsPublisher, refused_admin_alert
 from bourse.adapters.record_reads import rolling_ticker
 from bourse.adapters.record_store import RecordStore, WriteResult
 from bourse.domain.event_codec import decode_events
 from bourse.domain.events import Event
-from bourse.record.rows import fills_of
+from bourse.record.rows import fills_of, funding_of, refused_admin_of
 from bourse.settings import Settings
 
 
@@ -45,6 +48,8 @@ class Recorder:
     logger: Logger
     metrics: Metrics
     hot: HotCache | None = None
+    funding: SnsPublisher | None = None
+    alerts: SnsPublisher | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> Recorder:
@@ -63,6 +68,8 @@ class Recorder:
             logger=logger,
             metrics=metrics,
             hot=HotCache(redis_conn.connect(settings.redis_url, socket_timeout=2)),
+            funding=SnsPublisher(aws.client("sns"), settings.funding_topic_arn),
+            alerts=SnsPublisher(aws.client("sns"), settings.alerts_topic_arn),
         )
 
     def handle(self, event: dict[str, Any]) -> PartialItemFailureResponse:
@@ -118,6 +125,24 @@ class Recorder:
         if self.fills is not None:
             published = self.fills.publish_fills(fills_of(events))
             self.metrics.add_metric("FillsPublished", MetricUnit.Count, published)
+        if self.funding is not None:
+            published = self.funding.publish_funding(funding_of(events))
+            self.metrics.add_metric("FundingPublished", MetricUnit.Count, published)
+        self._alert_refused(events)
+
+    def _alert_refused(self, events: list[Event]) -> None:
+        """An admin command refused as unauthorized: someone who is not the admin plane wrote
+        onto bourse.commands, or replayed a signed command. Logged and alerted every time the
+        batch is delivered (at least once; the alert carries the seq)."""
+        refused = refused_admin_of(events)
+        for ev in refused:
+            subject, message = refused_admin_alert(ev)
+            self.logger.error(subject, extra={"seq": ev.seq, "principal": ev.principal})
+            if self.alerts is not None:
+                self.alerts.publish(
+                    subject, message, {"kind": str(message["kind"]), "seq": str(ev.seq)}
+                )
+        self.metrics.add_metric("AdminCommandsRefused", MetricUnit.Count, len(refused))
 
     def _refresh_hot(self, result: WriteResult) -> None:
         """Newest klines and 24 h tickers of the symbols just traded, into Redis. A cache:

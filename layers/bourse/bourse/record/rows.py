@@ -1,16 +1,20 @@
-"""Events -> rows of the record's tables (migrations/0002_record.sql), without I/O.
+"""Events -> rows of the record's tables (migrations/0002_record.sql, 0005_admin_funding.sql),
+without I/O.
 
 ``map_events`` takes events in seq order that the record does not hold yet (the writer drops
 those at or below its high-water mark first) and returns every row they add or change. Row
 tuples follow the ``*_COLUMNS`` orders below, which the writer uses verbatim for COPY and
 upserts, so the table shape is written down once.
 
-Current-state rows (orders, balances) keep only the newest state per key within the batch:
-the table needs the end state, and one row per key is what lets an upsert touch each row once.
+Current-state rows (orders, balances, funding, accounts) keep only the newest state per key
+within the batch: the table needs the end state, and one row per key is what lets an upsert
+touch each row once.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -24,9 +28,11 @@ from bourse.domain.enums import (
 )
 from bourse.domain.events import (
     AccountBalances,
-    BalanceUpdate,
+    AccountUpdated,
+    AdminAction,
     Event,
     ExecutionReport,
+    FundingUpdate,
     SymbolUpdated,
     Trade,
 )
@@ -64,6 +70,12 @@ SYMBOL_COLUMNS = (
     "quote_asset_precision",
 )  # fmt: skip
 BALANCE_COLUMNS = ("account_id", "asset", "free", "locked", "last_seq", "update_ts")
+ADMIN_LOG_COLUMNS = ("seq", "ts", "request_id", "command", "principal", "code", "msg", "detail")
+FUNDING_COLUMNS = (
+    "funding_id", "kind", "account_id", "asset", "amount", "status", "tx_id", "requested_seq",
+    "updated_seq", "requested_ts", "updated_ts",
+)  # fmt: skip
+ACCOUNT_COLUMNS = ("account_id", "status", "last_seq", "update_ts")
 KLINE_COLUMNS = (
     "symbol", "interval", "open_time", "close_time", "open", "high", "low", "close", "volume",
     "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote", "first_trade_id",
@@ -75,6 +87,12 @@ AGG_TRADE_COLUMNS = (
 )  # fmt: skip
 
 Row = tuple[object, ...]
+
+# The admin code of a refused admin command (unsigned, badly signed, unknown key, replayed).
+UNAUTHORIZED = -1002
+# The funding steps that move money across the exchange's edge; the others (REQUESTED, FAILED,
+# CANCELED) move it between free and locked inside one account.
+LEDGER_FUNDING = {("DEPOSIT", "CREDITED"): "DEPOSIT", ("WITHDRAWAL", "COMPLETED"): "WITHDRAWAL"}
 
 # Enum member -> its string. ``member.value`` goes through the enum descriptor machinery,
 # which at tens of thousands of events per batch costs more than the dict lookup.
@@ -187,6 +205,75 @@ class Rows:
     klines: dict[tuple[str, str, int], Kline] = field(default_factory=dict)
     agg_trades: list[AggTrade] = field(default_factory=list)
     symbols: dict[str, Row] = field(default_factory=dict)
+    admin_log: list[Row] = field(default_factory=list)
+    funding: dict[tuple[str, str], Row] = field(default_factory=dict)
+    accounts: dict[int, Row] = field(default_factory=dict)
+
+
+# What PostgreSQL refuses in text and jsonb: NUL, and (jsonb) the escape of NUL or of a UTF-16
+# surrogate. A forged admin command's claims reach admin_log as they were written, and one
+# refused row would fail its batch on every delivery: such text is scrubbed first.
+_JSONB_UNSAFE = re.compile(r"\\u(0000|[dD][89a-fA-F])|\x00")
+
+
+def scrub(text: str) -> str:
+    """``text`` storable in PostgreSQL: NUL and lone surrogates become U+FFFD / '?'."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def _scrub_json(value: object) -> object:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [_scrub_json(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub(str(k)): _scrub_json(v) for k, v in value.items()}
+    return value
+
+
+def detail_json(detail: str) -> str | None:
+    """AdminAction.detail for the jsonb column: None when empty, as is when it is JSON
+    PostgreSQL takes, else scrubbed (text that is not JSON is kept as a JSON string): the audit
+    log keeps whatever a forged command claimed, and one odd detail must not fail the batch."""
+    if not detail:
+        return None
+    value: object
+    try:
+        value = json.loads(detail)
+    except ValueError:
+        value = detail
+    else:
+        if _JSONB_UNSAFE.search(detail) is None and scrub(detail) == detail:
+            return detail
+    return json.dumps(_scrub_json(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _admin_rows(ev: AdminAction, rows: Rows) -> None:
+    rows.admin_log.append(
+        (ev.seq, ev.ts, scrub(ev.request_id), scrub(ev.command), scrub(ev.principal), ev.code,
+         scrub(ev.msg), detail_json(ev.detail))
+    )  # fmt: skip
+
+
+def _funding_rows(ev: FundingUpdate, rows: Rows) -> None:
+    kind, status = ev.kind, ev.status
+    key = (ev.funding_id, kind)
+    earlier = rows.funding.get(key)
+    # The first step of the batch (or of all time, kept by the merge) is the request.
+    requested_seq, requested_ts = (ev.seq, ev.ts) if earlier is None else (earlier[7], earlier[9])
+    rows.funding[key] = (
+        ev.funding_id, kind, ev.account_id, ev.asset, ev.amount, status, ev.tx_id,
+        requested_seq, ev.seq, requested_ts, ev.ts,
+    )  # fmt: skip
+    ledger_kind = LEDGER_FUNDING.get((kind, status))
+    if ledger_kind is not None:
+        # Money in: EXTERNAL -a, account +a; money out (on completion, when it leaves): the
+        # reverse. So an account's ledger sum stays free + locked at every step.
+        delta = ev.amount if ledger_kind == "DEPOSIT" else -ev.amount
+        a, asset = ev.account_id, ev.asset
+        rows.ledger.append((ev.seq, 0, ledger_kind, EXTERNAL_ACCOUNT, asset, -delta, None, None,
+                            ev.ts))  # fmt: skip
+        rows.ledger.append((ev.seq, 1, ledger_kind, a, asset, delta, None, None, ev.ts))
 
 
 def _order_rows(ev: ExecutionReport, rows: Rows) -> None:
@@ -372,13 +459,12 @@ def map_events(
                 rows.balances[(ev.account_id, asset)] = (
                     ev.account_id, asset, free, locked, seq, ev.ts,
                 )  # fmt: skip
-        elif isinstance(ev, BalanceUpdate):
-            kind = "DEPOSIT" if ev.delta > 0 else "WITHDRAWAL"
-            a, asset = ev.account_id, ev.asset
-            rows.ledger.append(
-                (seq, 0, kind, EXTERNAL_ACCOUNT, asset, -ev.delta, None, None, ev.ts)
-            )
-            rows.ledger.append((seq, 1, kind, a, asset, ev.delta, None, None, ev.ts))
+        elif isinstance(ev, FundingUpdate):
+            _funding_rows(ev, rows)
+        elif isinstance(ev, AdminAction):
+            _admin_rows(ev, rows)
+        elif isinstance(ev, AccountUpdated):
+            rows.accounts[ev.account_id] = (ev.account_id, ev.status, seq, ev.ts)
         elif isinstance(ev, SymbolUpdated):
             spec = ev.spec
             # Later trades of this batch need the assets before the caller's table has them.
@@ -387,8 +473,10 @@ def map_events(
                 spec.symbol, spec.base_asset, spec.quote_asset, spec.status.value,
                 spec.base_asset_precision, spec.quote_precision,
             )  # fmt: skip
-        # AccountFeesUpdated, DepthUpdate, PreventedMatch, Reply: nothing in the record (the
-        # live view and the replies are the matching service's business).
+        # BalanceUpdate: the free side of a funding step; the ledger is written from the
+        # FundingUpdate (a withdrawal leaves the exchange when it completes, not when its
+        # amount is locked). AccountFeesUpdated, DepthUpdate, PreventedMatch, Reply: nothing
+        # in the record (the live view and the replies are the matching service's business).
     rows.last_seq = expected - 1
     _roll_up_klines(rows)
     return rows
@@ -420,4 +508,22 @@ def fills_of(events: Iterable[Event]) -> list[Fill]:
     return out
 
 
-__all__ = ["FIXED_MS", "INTERVALS", "Rows", "fills_of", "map_events"]
+def funding_of(events: Iterable[Event]) -> list[FundingUpdate]:
+    """Every funding step among ``events``, in seq order (for the funding topic)."""
+    return [ev for ev in events if isinstance(ev, FundingUpdate)]
+
+
+def refused_admin_of(events: Iterable[Event]) -> list[AdminAction]:
+    """Every admin command refused as unauthorized (-1002) among ``events`` (for alerts)."""
+    return [ev for ev in events if isinstance(ev, AdminAction) and ev.code == UNAUTHORIZED]
+
+
+__all__ = [
+    "FIXED_MS",
+    "INTERVALS",
+    "Rows",
+    "fills_of",
+    "funding_of",
+    "map_events",
+    "refused_admin_of",
+]

@@ -18,7 +18,8 @@ What a batch publishes, per symbol it touched, in this order:
   current one; ``<s>@miniTicker``, ``<s>@ticker``, and one ``!miniTicker@arr`` and
   ``!ticker@arr`` (the symbols with trades in the batch);
 - user data per account, in event order: executionReport, outboundAccountPosition,
-  balanceUpdate.
+  balanceUpdate (every funding step: deposit, withdrawal request, completion, failure,
+  cancel).
 """
 
 from __future__ import annotations
@@ -167,6 +168,9 @@ class StreamState:
                 out.user.setdefault(ev.account_id, []).extend(_positions(ev))
             elif isinstance(ev, BalanceUpdate):
                 out.user.setdefault(ev.account_id, []).append(_encode(payloads.balance_update(ev)))
+            # Nothing else has a Binance stream: a funding step (FundingUpdate) reaches its
+            # account as the balanceUpdate and outboundAccountPosition around it; AdminAction,
+            # AccountUpdated, AccountFeesUpdated, SymbolUpdated, Reply are the admin plane's.
         minis: list[bytes] = []
         tickers: list[bytes] = []
         for symbol, acc in touched.items():
