@@ -8,6 +8,7 @@ idempotent, because moto forgets all on restart and `up` runs it every time.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from graphlib import TopologicalSorter
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from bourse.settings import Settings
 from devstack.cfn import TEMPLATE, Resolver, load_template, local_resolver, references
+from devstack.paths import REPO_ROOT
 
 ClientFactory = Callable[[str], Any]
 # Tags identify a KMS key across `up`s: keys have no name of their own to look them up by.
@@ -55,6 +57,7 @@ def _dynamodb_table(
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
         table = ddb.describe_table(TableName=name)["Table"]
+        notes += _add_indexes(ddb, name, table, args)
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
         current = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -70,6 +73,29 @@ def _dynamodb_table(
     r.attrs[(logical_id, "Arn")] = table["TableArn"]
     if "LatestStreamArn" in table:
         r.attrs[(logical_id, "StreamArn")] = table["LatestStreamArn"]
+    return notes
+
+
+def _add_indexes(ddb: Any, name: str, table: dict[str, Any], args: dict[str, Any]) -> list[str]:
+    """Indexes the template added to a table moto already has (a running stack's `up`), one
+    update each, as CloudFormation adds them."""
+    have = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    notes = []
+    for index in args.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] in have:
+            continue
+        update: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": args["AttributeDefinitions"],
+            "GlobalSecondaryIndexUpdates": [{"Create": index}],
+        }
+        if args["BillingMode"] == "PROVISIONED":
+            update["GlobalSecondaryIndexUpdates"][0]["Create"] = {
+                "ProvisionedThroughput": args["ProvisionedThroughput"],
+                **index,
+            }
+        ddb.update_table(**update)
+        notes.append(f"added index {index['IndexName']} to table {name}")
     return notes
 
 
@@ -130,7 +156,9 @@ def _sns_topic(
 ) -> list[str]:
     sns = clients("sns")
     name = props["TopicName"]
-    attributes = {k: str(props[k]) for k in ("KmsMasterKeyId", "DisplayName") if k in props}
+    attributes: dict[str, str] = {
+        k: str(props[k]) for k in ("KmsMasterKeyId", "DisplayName") if k in props
+    }
     if props.get("FifoTopic"):
         attributes["FifoTopic"] = "true"
     # CreateTopic is idempotent: same name, same ARN.
@@ -338,15 +366,72 @@ def creation_order(resources: dict[str, dict[str, Any]]) -> list[str]:
     return list(graph.static_order())
 
 
+def _implicit_roles(template: dict[str, Any], r: Resolver) -> None:
+    """The execution role SAM makes for each function (``<Function>Role``), which key policies
+    name (AdminSigningKey: only the admin function signs)."""
+    account = r.pseudo["AWS::AccountId"]
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            role = f"{logical_id}Role"
+            r.refs.setdefault(role, role)
+            r.attrs.setdefault((role, "Arn"), f"arn:aws:iam::{account}:role/{role}")
+
+
 def ensure_resources(
     settings: Settings, clients: ClientFactory, template_path: Path = TEMPLATE
 ) -> list[str]:
+    """Every resource, and the local operator's credentials (devstack/operators.py), which the
+    gateway checks admin API signatures against: both are what `up` prepares."""
+    from devstack.operators import credentials_path, ensure_operator_credentials
+
     template = load_template(template_path)
     resolver = local_resolver(template, settings.stage, settings.region)
+    _implicit_roles(template, resolver)
     resources = local_resources(template, resolver)
     notes: list[str] = []
+    if ensure_operator_credentials(settings):
+        notes.append(f"created the local operator's credentials in {credentials_path(settings)}")
     for logical_id in creation_order(resources):
         resource = resources[logical_id]
         props = resolver.resolve(resource.get("Properties", {}))
         notes += HANDLERS[resource["Type"]](clients, logical_id, props, resolver)
+    signing = [
+        resolver.attrs[(logical_id, "Arn")]
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::KMS::Key"
+        and resource.get("Properties", {}).get("KeyUsage") == "SIGN_VERIFY"
+    ]
+    notes += remember_signing_keys(settings, clients, signing)
     return notes
+
+
+def remember_signing_keys(
+    settings: Settings, clients: ClientFactory, key_arns: list[str]
+) -> list[str]:
+    """Add the signing keys' public halves to ``Settings.admin_trusted_keys_file``.
+
+    moto forgets its KMS keys at every `up` while Kafka keeps the command log: without the old
+    keys' public halves the matching service could not verify the admin commands they signed
+    when it replays the log, and would refuse to start (a forked history). A deployed stack
+    keeps its key (DeletionPolicy Retain) and needs no such file.
+    """
+    if not settings.admin_trusted_keys_file or not key_arns:
+        return []
+    path = Path(settings.admin_trusted_keys_file)
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    saved: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    kms = clients("kms")
+    added = []
+    for arn in key_arns:
+        if arn not in saved:
+            der = kms.get_public_key(KeyId=arn)["PublicKey"]
+            saved[arn] = base64.b64encode(der).decode()
+            added.append(arn)
+    if not added:
+        return []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(saved, indent=1, sort_keys=True))
+    tmp.replace(path)
+    return [f"trusted admin signing key {arn} (kept in {path})" for arn in added]

@@ -1,4 +1,5 @@
-"""python -m devstack.gateway: serve template.yaml's REST API on 127.0.0.1:$BOURSE_GATEWAY_PORT."""
+"""python -m devstack.gateway: serve template.yaml's REST APIs (trading and admin) and its
+WebSocket API on 127.0.0.1:$BOURSE_GATEWAY_PORT."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bourse.settings import get_settings
 from devstack.gateway.server import Gateway, make_server
 from devstack.gateway.template_api import load_rest_api
 from devstack.gateway.websocket import WebSocketGateway, load_websocket_api
+from devstack.operators import operator_user
 
 
 def main() -> int:
@@ -25,9 +27,12 @@ def main() -> int:
     api = load_rest_api(settings.stage, settings.region, settings.moto_port)
     # Variables set for the gateway itself win over the template's (tests move topics, Redis
     # and ports that way).
+    # The admin API (AWS_IAM) accepts the local operator's signatures only.
+    operator = operator_user(settings)
     gateway = Gateway(
-        api, overrides=dict(os.environ), max_containers=settings.gateway_max_containers
-    )
+        api, overrides=dict(os.environ), max_containers=settings.gateway_max_containers,
+        iam_users={operator.access_key_id: operator},
+    )  # fmt: skip
     # Every function's first container starts before the port opens: `run` and the tests take
     # the open port as "ready", and a function that cannot import fails here, not on a request.
     ws_api = load_websocket_api(settings.stage, settings.region)

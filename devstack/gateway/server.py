@@ -14,7 +14,12 @@ Faithful to API Gateway (REST, Lambda proxy integration, payload v1.0):
   crash or malformed answer is AUTHORIZER_FAILURE; answers are cached per identity-source
   values for ReauthorizeEvery seconds; its context reaches the function as
   ``requestContext.authorizer`` (values as strings, plus principalId);
-* a function that raises is DEFAULT_5XX (502 "Internal server error").
+* a function that raises is DEFAULT_5XX (502 "Internal server error");
+* routes may have path parameters (``pathParameters``, ``resource`` the declared path);
+* an AWS_IAM route (the admin API) needs a SigV4 signature of a known IAM user
+  (devstack/gateway/sigv4.py, AWS's 403 answers otherwise, before any function runs); the
+  signer reaches the function as ``requestContext.identity``. Each API answers with its own
+  stage, id and gateway responses, all on this one port.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from collections.abc import Mapping
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devstack.cfn import LOCAL_ACCOUNT_ID
 from devstack.gateway import static
@@ -40,7 +45,8 @@ from devstack.gateway.runtime import (
     function_environment,
     warm_pools,
 )
-from devstack.gateway.template_api import Authorizer, RestApi, Route
+from devstack.gateway.sigv4 import IamUser, SignatureRefused, verify
+from devstack.gateway.template_api import IAM, Authorizer, RestApi, Route
 from devstack.gateway.websocket import WebSocketGateway
 
 log = logging.getLogger("devstack.gateway")
@@ -48,9 +54,13 @@ MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
 class GatewayResponse(Exception):
-    def __init__(self, kind: str) -> None:
+    """API Gateway answers by itself; ``message`` replaces the default body's (IAM refusals
+    say why, as AWS's do) unless the API customises that response."""
+
+    def __init__(self, kind: str, message: str | None = None) -> None:
         super().__init__(kind)
         self.kind = kind
+        self.message = message
 
 
 class Gateway:
@@ -61,10 +71,13 @@ class Gateway:
         api: RestApi,
         overrides: Mapping[str, str] | None = None,
         max_containers: int = 4,
+        iam_users: Mapping[str, IamUser] | None = None,
     ) -> None:
         """``overrides``: the gateway's own environment, whose variables win over the
-        template's (``sam local --env-vars``)."""
+        template's (``sam local --env-vars``); ``iam_users``: the IAM users (by access key id)
+        whose signatures AWS_IAM routes accept (devstack/operators.py)."""
         self.api = api
+        self.iam_users = dict(iam_users or {})
         overrides = {} if overrides is None else overrides
         # Only the functions this API invokes: routes' targets and authorizers (others, e.g.
         # event consumers, are not the gateway's to load).
@@ -90,16 +103,17 @@ class Gateway:
         self, route: Route | None, method: str, path: str, source_ip: str, headers: dict[str, str]
     ) -> dict[str, Any]:
         now = time.time()
+        api = self.api.api_of(route, path)
         return {
             "resourceId": "local",
             "resourcePath": route.path if route else path,
             "httpMethod": method,
             "extendedRequestId": uuid.uuid4().hex[:16],
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/{self.api.stage}{path}",
+            "path": f"/{api.stage}{path}",
             "accountId": LOCAL_ACCOUNT_ID,
             "protocol": "HTTP/1.1",
-            "stage": self.api.stage,
+            "stage": api.stage,
             "domainPrefix": "127",
             "requestTimeEpoch": int(now * 1000),
             "requestId": str(uuid.uuid4()),
@@ -118,7 +132,7 @@ class Gateway:
                 "user": None,
             },
             "domainName": "127.0.0.1",
-            "apiId": self.api.api_id,
+            "apiId": api.api_id,
         }
 
     def build_event(
@@ -129,6 +143,7 @@ class Gateway:
         header_pairs: list[tuple[str, str]],
         body: bytes,
         source_ip: str,
+        path_params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         url = urlsplit(raw_path)
         path = url.path
@@ -153,7 +168,10 @@ class Gateway:
             "multiValueHeaders": multi_headers or None,
             "queryStringParameters": query or None,
             "multiValueQueryStringParameters": multi_query or None,
-            "pathParameters": None,
+            # Decoded, as API Gateway passes them.
+            "pathParameters": {k: unquote(v) for k, v in path_params.items()}
+            if path_params
+            else None,
             "stageVariables": None,
             "requestContext": self._request_context(route, method, path, source_ip, headers),
             "body": text,
@@ -180,10 +198,21 @@ class Gateway:
         return tuple(values)
 
     def _method_arn(self, event: dict[str, Any]) -> str:
+        context = event["requestContext"]
         return (
-            f"arn:aws:execute-api:{self.api.region}:{LOCAL_ACCOUNT_ID}:{self.api.api_id}/"
-            f"{self.api.stage}/{event['httpMethod']}{event['resource']}"
+            f"arn:aws:execute-api:{self.api.region}:{LOCAL_ACCOUNT_ID}:{context['apiId']}/"
+            f"{context['stage']}/{event['httpMethod']}{event['resource']}"
         )
+
+    def sign_in(
+        self, method: str, raw_path: str, header_pairs: list[tuple[str, str]], body: bytes
+    ) -> dict[str, str]:
+        """AWS_IAM: the identity that signed the request, or the refusal as a GatewayResponse."""
+        try:
+            user = verify(method, raw_path, header_pairs, body, self.iam_users, self.api.region)
+        except SignatureRefused as exc:
+            raise GatewayResponse(exc.kind, exc.message) from None
+        return user.identity()
 
     def authorize(self, route: Route, event: dict[str, Any]) -> dict[str, Any]:
         """The authorizer's answer for this request (cached), or a GatewayResponse."""
@@ -207,7 +236,9 @@ class Gateway:
                 answer = self._authorizer_answer(authorizer, key, event, hit)
         if not _allows(answer["policyDocument"], self._method_arn(event)):
             raise GatewayResponse("ACCESS_DENIED")
-        context = {k: _context_value(v) for k, v in (answer.get("context") or {}).items()}
+        context: dict[str, Any] = {
+            k: _context_value(v) for k, v in (answer.get("context") or {}).items()
+        }
         context["principalId"] = str(answer.get("principalId", ""))
         context["integrationLatency"] = 0
         return context
@@ -265,10 +296,12 @@ class Gateway:
         source_ip: str,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         path = urlsplit(raw_path).path
-        route = self.api.find(method, path)
-        preflight = method == "OPTIONS" and route is None and self.api.cors_headers
-        if preflight and any(r.path == path for r in self.api.routes):
-            return 200, [("Content-Type", "application/json"), *self.api.cors_headers], b"{}"
+        matched = self.api.match(method, path)
+        route, params = matched if matched is not None else (None, {})
+        api = self.api.api_of(route, path)
+        preflight = method == "OPTIONS" and route is None and api.cors_headers
+        if preflight and self.api.has_path(path):
+            return 200, [("Content-Type", "application/json"), *api.cors_headers], b"{}"
         try:
             if route is None:
                 # Not an API route: the trading page's files (devstack/gateway/static.py).
@@ -276,8 +309,13 @@ class Gateway:
                 if page is not None:
                     return page
                 raise GatewayResponse("MISSING_AUTHENTICATION_TOKEN")
-            event = self.build_event(route, method, raw_path, header_pairs, body, source_ip)
-            if route.authorizer:
+            identity = None
+            if route.authorizer == IAM:  # before anything else: nothing unsigned goes further
+                identity = self.sign_in(method, raw_path, header_pairs, body)
+            event = self.build_event(route, method, raw_path, header_pairs, body, source_ip, params)
+            if identity is not None:
+                event["requestContext"]["identity"].update(identity)
+            elif route.authorizer:
                 event["requestContext"]["authorizer"] = self.authorize(route, event)
             try:
                 result = self.pools[route.function].invoke(event)
@@ -286,7 +324,9 @@ class Gateway:
                 raise GatewayResponse("DEFAULT_5XX") from None
             return _proxy_response(result)
         except GatewayResponse as exc:
-            status, text = self.api.response(exc.kind)
+            status, text = api.response(exc.kind)
+            if exc.message is not None and exc.kind not in api.responses:
+                text = dumps({"message": exc.message})
             return status, [("Content-Type", "application/json")], text.encode()
 
 

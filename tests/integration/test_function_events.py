@@ -7,12 +7,20 @@ own Redis DB, Kafka topics (created by the KafkaTopics custom resource's own eve
 database (migrated by the Migrations event) and quiet SNS topics, so it touches nobody else's
 data. The result is checked by the kind of event: a well-formed API Gateway answer (no 5xx),
 an authorizer policy, no failed batch items, a SUCCESS sent back to CloudFormation.
+
+The admin API's events (``admin-NN_<case>.json``, in their numbered order: a market listed,
+changed, halted..., an account opened, funded, a withdrawal settled...) are commands the engine
+must answer: a matching service runs on this module's topics for them, started with the first
+one (after the KafkaTopics event made the topics). Each answers 200, or 404 where the case
+names something unknown.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -117,6 +125,7 @@ def isolated(local_stack: Settings) -> Iterator[dict[str, str]]:
         "BOURSE_MARKETDATA_TOPIC": f"bourse.marketdata.events-{suffix}",
         "TRADE_FILLS_TOPIC_ARN": quiet,
         "ALERTS_TOPIC_ARN": quiet,
+        "FUNDING_TOPIC_ARN": quiet,
         "BOURSE_ARCHIVE_PREFIX": f"test/events-{suffix}/",
         "BOURSE_API_REPLY_TIMEOUT_MS": "1000",
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -126,6 +135,27 @@ def isolated(local_stack: Settings) -> Iterator[dict[str, str]]:
     finally:
         sns.delete_topic(TopicArn=quiet)
         drop_database(local_stack.pg_dsn, name)
+
+
+@pytest.fixture(scope="module")
+def matching(isolated: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The matching service on this module's topics and Redis DB, for the admin events; it
+    trusts the stack's admin signing key (alias/bourse-local-admin-signing), as `make run`'s."""
+    log_path = tmp_path_factory.mktemp("matching") / "matching.log"
+    env = {**os.environ, **isolated, "BOURSE_MATCHING_METRICS_PORT": "0"}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "matching_service"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)  # fmt: skip
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode in (0, -15), log_path.read_text()[-4000:]
 
 
 def _invoke(env: dict[str, str], logical_id: str, event: Path) -> Any:
@@ -154,9 +184,19 @@ def test_the_event_runs(
     isolated: dict[str, str],
     cloudformation: tuple[str, list[dict[str, Any]]],
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     logical_id = _function_dirs()[event_path.stem.split("-", 1)[0]]
     event = json.loads(event_path.read_text())
+    if logical_id == "AdminFunction":
+        request.getfixturevalue("matching")
+        # The first command also waits for the service's start (imports, recovery).
+        answer = _invoke({**isolated, "BOURSE_API_REPLY_TIMEOUT_MS": "60000"}, logical_id,
+                         event_path)  # fmt: skip
+        expected = 404 if "unknown" in event_path.stem else 200
+        assert answer["statusCode"] == expected, answer
+        _check_api_answer(answer)
+        return
     if "ResponseURL" in event:  # a custom resource answers CloudFormation over HTTP
         url, answers = cloudformation
         event["ResponseURL"] = url

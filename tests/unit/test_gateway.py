@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from bourse.admin.handlers import ROUTES as ADMIN_ROUTES
 from bourse.api.routes import BY_FUNCTION
 from devstack.gateway.server import Gateway, _allows
 from devstack.gateway.template_api import (
+    IAM,
     Authorizer,
     FunctionSpec,
     RestApi,
@@ -141,15 +143,19 @@ def test_policy_evaluation() -> None:
 
 def test_template_routes_are_the_api_route_tables() -> None:
     """template.yaml and bourse.api.routes declare the same endpoints, per function, and every
-    SIGNED route sits behind the authorizer."""
+    SIGNED route sits behind the authorizer; the admin API's are bourse.admin's, behind IAM."""
     api = load_rest_api("local", "us-east-1", 4566)
-    declared = {(r.function, r.method, r.path, r.authorizer is not None) for r in api.routes}
+    trading = [r for r in api.routes if r.api == "RestApi"]
+    declared = {(r.function, r.method, r.path, r.authorizer is not None) for r in trading}
     expected = {
         (function, r.method, r.path, r.needs_api_key)
         for function, routes in BY_FUNCTION.items()
         for r in routes
     }
     assert declared == expected
+    # The admin API: exactly bourse.admin's routes, every one behind AWS_IAM.
+    admin = {(r.function, r.method, r.path, r.authorizer) for r in api.routes if r.api != "RestApi"}
+    assert admin == {("AdminFunction", r.method, r.path, IAM) for r in ADMIN_ROUTES}
     assert api.response("MISSING_AUTHENTICATION_TOKEN")[0] == 404
     assert json.loads(api.response("ACCESS_DENIED")[1])["code"] == -2015
     assert api.functions["OrdersFunction"].environment["API_KEYS_TABLE"] == "bourse-local-api-keys"

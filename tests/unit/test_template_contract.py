@@ -10,7 +10,13 @@
 What a function "can call" is read from the code: the bourse modules its handler imports,
 directly or not, and the adapters among them (ADAPTER_ACTIONS); MSK triggers add what Lambda's
 event source mapping needs. The over-approximation is deliberate: a module a function imports
-can be called by it, so its policy must allow it.
+can be called by it, so its policy must allow it. One refinement keeps it from asking every
+function for everything a shared module can do: a top-level function or class of a module is
+"live" only when live code refers to it (by its name in its module, ``module.name``, or
+``from module import name``), and only live code's imports count, so an import inside a
+function nobody calls (``api_keys.close_key_sessions`` for all but the admin function) does not
+make its modules reachable. ADAPTER_ACTIONS keys are a module (reachable) or
+``module:name`` (that function or class live).
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import fnmatch
 import json
 import os
 import re
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -45,8 +50,22 @@ POLICY_TEMPLATES = next(
 # policy statement's Resource (or the policy template's parameters) must refer to; nested
 # stacks stand for the resources they hold (Data: Aurora, Redis; Msk: the cluster).
 ADAPTER_ACTIONS: dict[str, set[tuple[str, str]]] = {
-    "bourse.adapters.api_keys": {
-        ("dynamodb:GetItem", "ApiKeysTable"), ("kms:Decrypt", "ApiKeySecretsKey"),
+    # Reading a key: its item, and for HMAC its secret (decrypted by whoever checks requests:
+    # the functions' and the authorizer's key stores).
+    "bourse.adapters.api_keys": {("dynamodb:GetItem", "ApiKeysTable")},
+    "bourse.adapters.api_keys:get_api_key": {("kms:Decrypt", "ApiKeySecretsKey")},
+    "bourse.adapters.live_api:CachedKeyStore": {("kms:Decrypt", "ApiKeySecretsKey")},
+    # The admin plane's key operations (bourse.admin through bourse.adapters.admin_bus).
+    "bourse.adapters.api_keys:create_api_key": {
+        ("dynamodb:PutItem", "ApiKeysTable"), ("kms:Encrypt", "ApiKeySecretsKey"),
+    },
+    "bourse.adapters.api_keys:list_api_keys": {("dynamodb:Query", "ApiKeysTable")},
+    "bourse.adapters.key_revocation": {("dynamodb:UpdateItem", "ApiKeysTable")},
+    # Admin commands are signed; only the admin function's role may (the key's policy).
+    "bourse.adapters.admin_signer": {("kms:Sign", "AdminSigningKey")},
+    "bourse.adapters.kafka:producer": {
+        ("kafka-cluster:Connect", "Msk"), ("kafka-cluster:DescribeTopic", "Msk"),
+        ("kafka-cluster:WriteData", "Msk"), ("kafka-cluster:WriteDataIdempotently", "Msk"),
     },
     "bourse.adapters.idempotency": {
         ("dynamodb:PutItem", "IdempotencyTable"), ("dynamodb:GetItem", "IdempotencyTable"),
@@ -74,11 +93,6 @@ ADAPTER_ACTIONS: dict[str, set[tuple[str, str]]] = {
     },
     "bourse.adapters.archive": {("s3:PutObject", "ArchiveBucket")},
 }  # fmt: skip
-# Producing commands (bourse.adapters.kafka through live_api) with an idempotent producer.
-KAFKA_PRODUCER = {
-    ("kafka-cluster:Connect", "Msk"), ("kafka-cluster:DescribeTopic", "Msk"),
-    ("kafka-cluster:WriteData", "Msk"), ("kafka-cluster:WriteDataIdempotently", "Msk"),
-}  # fmt: skip
 # What an MSK event source mapping with IAM authentication needs from the function's role.
 MSK_TRIGGER = {
     ("kafka-cluster:Connect", "Msk"), ("kafka-cluster:DescribeGroup", "Msk"),
@@ -87,14 +101,18 @@ MSK_TRIGGER = {
 }  # fmt: skip
 # Calls that no adapter module identifies: the topic a function publishes to, the admin client.
 FUNCTION_ACTIONS: dict[str, set[tuple[str, str]]] = {
-    "RecorderFunction": {("sns:Publish", "TradeFillsTopic")},
+    "RecorderFunction": {
+        ("sns:Publish", "TradeFillsTopic"), ("sns:Publish", "FundingTopic"),
+        ("sns:Publish", "AlertsTopic"),
+    },
     "SettlementFunction": {("sns:Publish", "AlertsTopic")},
     "KafkaTopicsFunction": {
         ("kafka-cluster:Connect", "Msk"), ("kafka-cluster:CreateTopic", "Msk"),
         ("kafka-cluster:DescribeTopic", "Msk"),
     },
 }  # fmt: skip
-# Modules a function imports without calling what makes them an AWS client, and why.
+# Modules (or ``module:name``) a function imports without calling what makes them an AWS
+# client, and why.
 NOT_CALLED: dict[str, dict[str, str]] = {
     "AuthorizerFunction": {
         "bourse.adapters.kafka": "live_api is imported for authorizer_keys only: no producer",
@@ -108,6 +126,17 @@ NOT_CALLED: dict[str, dict[str, str]] = {
         "bourse.adapters.kafka": "market_deps builds no producer (a bus that is never used)",
         "bourse.adapters.idempotency": "market_deps has no idempotency store",
         "bourse.adapters.listen_keys": "market_deps has no listen keys",
+        "bourse.adapters.api_keys": "no market-data route takes an API key (routes.MARKET_DATA)",
+        "bourse.adapters.live_api:CachedKeyStore": "market_deps makes a key store that no "
+        "market-data route asks for a key",
+    },
+    "OrdersFunction": {
+        "bourse.adapters.listen_keys": "live_api.deps makes the store; no order route uses it",
+        "bourse.adapters.postgres": "the record is opened by its first read; no order route "
+        "reads it (GET /api/v3/order is the account function's)",
+    },
+    "AccountFunction": {
+        "bourse.adapters.idempotency": "live_api imports it for deps; account_deps has none",
     },
 }
 
@@ -126,7 +155,7 @@ DEFAULTS_HOLD_ON_AWS = {
     "rate_limits_enabled", "rate_limit_weight_per_minute", "rate_limit_orders_per_10s",
     "rate_limit_orders_per_day", "archive_prefix", "broadcaster_threads", "pushgateway_url",
     # ARNs: read only where a function publishes, and set for those functions (checked below)
-    "trade_fills_topic_arn", "alerts_topic_arn",
+    "trade_fills_topic_arn", "alerts_topic_arn", "funding_topic_arn",
     # "false" locally and on AWS alike unless the template says otherwise
     "pg_iam_auth", "kafka_iam_auth",
 }  # fmt: skip
@@ -173,29 +202,122 @@ def _module_path(name: str) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> Iterator[str]:
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+Symbol = tuple[str, str]  # (module, top-level name)
+
+
+class _Module:
+    """A module's top-level functions and classes (each with its body), and its other
+    top-level code (which runs at import)."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        tree = ast.parse(path.read_text())
+        self.symbols: dict[str, ast.AST] = {}
+        self.module_code: list[ast.AST] = []
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.symbols[node.name] = node
+            else:
+                self.module_code.append(node)
+        # local name -> module, or -> (module, symbol), from every import in the file
+        self.module_aliases: dict[str, str] = {}
+        self.symbol_aliases: dict[str, Symbol] = {}
+        for found in ast.walk(tree):
+            if isinstance(found, ast.Import):
+                for alias in found.names:
+                    self.module_aliases[alias.asname or alias.name.split(".")[0]] = alias.name
+            elif isinstance(found, ast.ImportFrom) and found.module and found.level == 0:
+                for alias in found.names:
+                    local = alias.asname or alias.name
+                    full = f"{found.module}.{alias.name}"
+                    if _module_path(full) is not None:
+                        self.module_aliases[local] = full
+                    else:
+                        self.symbol_aliases[local] = (found.module, alias.name)
+
+    def imports(self, nodes: list[ast.AST]) -> set[str]:
+        """bourse modules these nodes import (the module itself for ``from m import f``)."""
+        found: set[str] = set()
+        for root in nodes:
+            for node in ast.walk(root):
+                if isinstance(node, ast.Import):
+                    found |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found.add(node.module)
+                    found |= {f"{node.module}.{alias.name}" for alias in node.names}
+        return {n for n in found if n.split(".")[0] == "bourse" and _module_path(n)}
+
+    def references(self, nodes: list[ast.AST]) -> set[Symbol]:
+        """Top-level symbols (of this or other modules) these nodes refer to."""
+        found: set[Symbol] = set()
+        for root in nodes:
+            for node in ast.walk(root):
+                if isinstance(node, ast.Name):
+                    if node.id in self.symbols:
+                        found.add((self.name, node.id))
+                    elif node.id in self.symbol_aliases:
+                        found.add(self.symbol_aliases[node.id])
+                elif (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id in self.module_aliases
+                ):
+                    found.add((self.module_aliases[node.value.id], node.attr))
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    found |= {(node.module, alias.name) for alias in node.names}
+        return found
 
 
 @cache
-def reachable(app: Path) -> frozenset[str]:
-    """bourse modules the function's code imports, transitively (function-level imports too)."""
-    seen: dict[str, Path] = {}
-    todo = [app]
-    while todo:
-        for name in _imports(todo.pop()):
-            if name.split(".")[0] != "bourse" or name in seen:
+def _module(name: str, path: Path) -> _Module:
+    return _Module(name, path)
+
+
+@cache
+def liveness(app: Path) -> tuple[frozenset[str], frozenset[Symbol]]:
+    """The bourse modules the function's code can import and the top-level functions and
+    classes it can call, from its handler module onwards (see the module docstring)."""
+    modules: set[str] = set()
+    live: set[Symbol] = set()
+    todo_modules = [("__app__", app)]
+    todo_symbols: list[Symbol] = []
+    loaded: dict[str, _Module] = {}
+    while todo_modules or todo_symbols:
+        while todo_modules:
+            module_name, path = todo_modules.pop()
+            module = loaded[module_name] = _module(module_name, path)
+            code = module.module_code
+            for ref in module.references(code):
+                if ref not in live:
+                    live.add(ref)
+                    todo_symbols.append(ref)
+            for imported in module.imports(code) - modules:
+                modules.add(imported)
+                todo_modules.append((imported, _module_path(imported)))  # type: ignore[arg-type]
+        deferred: list[Symbol] = []
+        while todo_symbols:
+            owner, symbol = todo_symbols.pop()
+            holder = loaded.get(owner)
+            if holder is None and owner in modules:
+                deferred.append((owner, symbol))  # its module loads in the next round
                 continue
-            path = _module_path(name)
-            if path is not None:
-                seen[name] = path
-                todo.append(path)
-    return frozenset(seen)
+            if holder is None or symbol not in holder.symbols:
+                continue
+            body = [holder.symbols[symbol]]
+            for ref in holder.references(body):
+                if ref not in live:
+                    live.add(ref)
+                    todo_symbols.append(ref)
+            for imported in holder.imports(body) - modules:
+                modules.add(imported)
+                todo_modules.append((imported, _module_path(imported)))  # type: ignore[arg-type]
+        todo_symbols = deferred
+    return frozenset(modules), frozenset(live)
+
+
+def reachable(app: Path) -> frozenset[str]:
+    """bourse modules the function's live code imports, transitively."""
+    return liveness(app)[0]
 
 
 def _code_dir(resource: dict[str, Any]) -> Path:
@@ -276,9 +398,24 @@ def grants(resource: dict[str, Any]) -> set[tuple[str, str]]:
             assert definition is not None, f"unknown SAM policy template {name}"
             targets = _targets(params)
             statements = [(s, targets) for s in definition["Definition"]["Statement"]]
-        for statement, targets in statements:
-            resource_targets = targets if targets is not None else _targets(statement["Resource"])
+        for statement, given in statements:
+            resource_targets = given if given is not None else _targets(statement["Resource"])
             allowed |= _statement_grants(statement, resource_targets)
+    return allowed | key_policy_grants(resource)
+
+
+def key_policy_grants(resource: dict[str, Any]) -> set[tuple[str, str]]:
+    """What KMS key policies allow the function's own role (SAM's ``<Function>Role``) by name:
+    a key that only one role may use says so in its policy, not in the role's."""
+    role = next(name for name, r in functions().items() if r is resource) + "Role"
+    allowed: set[tuple[str, str]] = set()
+    for logical_id, key in template()["Resources"].items():
+        if key["Type"] != "AWS::KMS::Key":
+            continue
+        for statement in key["Properties"].get("KeyPolicy", {}).get("Statement", []):
+            principal = statement.get("Principal", {})
+            if isinstance(principal, dict) and role in references(principal.get("AWS")):
+                allowed |= _statement_grants(statement, {logical_id})
     return allowed
 
 
@@ -289,13 +426,16 @@ def allows(allowed: set[tuple[str, str]], action: str, target: str) -> bool:
 
 
 def needed_actions(name: str, resource: dict[str, Any]) -> set[tuple[str, str]]:
-    modules = reachable(_app(resource)) - set(NOT_CALLED.get(name, {}))
+    excluded = set(NOT_CALLED.get(name, {}))
+    modules, live = liveness(_app(resource))
+    modules -= excluded
     needed = set(FUNCTION_ACTIONS.get(name, set()))
-    for module, actions in ADAPTER_ACTIONS.items():
-        if module in modules:
+    for key, actions in ADAPTER_ACTIONS.items():
+        module, _, symbol = key.partition(":")
+        if module in excluded or key in excluded:
+            continue
+        if (module, symbol) in live if symbol else module in modules:
             needed |= actions
-    if "bourse.adapters.kafka" in modules and name != "KafkaTopicsFunction":
-        needed |= KAFKA_PRODUCER
     events = resource["Properties"].get("Events", {}).values()
     if any(event.get("Type") == "MSK" for event in events):
         needed |= MSK_TRIGGER
@@ -348,6 +488,7 @@ def test_policies_allow_every_call(name: str) -> None:
 def test_publishers_get_their_topic_arns() -> None:
     for name, variable in (
         ("RecorderFunction", "TRADE_FILLS_TOPIC_ARN"), ("SettlementFunction", "ALERTS_TOPIC_ARN"),
+        ("RecorderFunction", "FUNDING_TOPIC_ARN"), ("RecorderFunction", "ALERTS_TOPIC_ARN"),
     ):  # fmt: skip
         assert variable in _environment(functions()[name]), f"{name} needs {variable}"
 

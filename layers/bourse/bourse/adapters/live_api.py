@@ -5,10 +5,13 @@ its first request and reused by every later one.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
 
 from bourse.adapters import api_keys, kafka, redis_conn
 from bourse.adapters import redis_book as rb
@@ -24,6 +27,8 @@ from bourse.domain.commands import Command
 from bourse.domain.events import OrderResult, Reply
 from bourse.domain.symbols import SymbolSpec
 from bourse.settings import Settings, get_settings
+
+log = logging.getLogger("bourse.api")
 
 
 class RedisMarketView:
@@ -82,27 +87,89 @@ class KafkaCommandBus:
         return event if isinstance(event, Reply) else None
 
 
+class Revocations(Protocol):
+    """``api_keys.KeyRevocations``: (current key epoch, revoked?); raises Redis's errors."""
+
+    def check(self, api_key: str) -> tuple[str, bool]: ...
+
+
+class KeyTable(Protocol):
+    """``api_keys.ApiKeyTable``, the reads the store makes."""
+
+    def get(self, api_key: str, *, consistent: bool = False) -> ApiKey | None: ...
+
+    def is_active(self, api_key: str) -> bool: ...
+
+
 class CachedKeyStore:
     """API keys with their decrypted secrets, kept ``ttl_s`` seconds (KMS is a network call);
-    an unknown key is cached too, so a flood of bad keys does not reach DynamoDB each time."""
+    an unknown key is cached too, so a flood of bad keys does not reach DynamoDB each time.
 
-    def __init__(self, ttl_s: int) -> None:
+    With ``revocations`` (the functions' stores) every ``get`` also asks Redis, in one MGET,
+    whether the key was revoked and which key epoch is current (``api_keys.KeyRevocations``):
+    a revoked key is None at once, and an entry read in another epoch (Redis lost its data,
+    markers included) is read again from DynamoDB. When Redis does not answer, a cached key is
+    confirmed by a strongly consistent read of its status (no KMS) rather than trusted.
+    Without ``revocations`` (the authorizer, which has no Redis) a revoked key is None once its
+    entry expires; the functions behind it refuse it meanwhile.
+    """
+
+    def __init__(
+        self,
+        ttl_s: int,
+        revocations: Revocations | None = None,
+        table: KeyTable | None = None,
+    ) -> None:
         self.ttl_s = ttl_s
+        self.revocations = revocations
+        self._table = table
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._cache: dict[str, tuple[float, str | None, ApiKey | None]] = {}
+
+    @property
+    def table(self) -> KeyTable:
+        return self._table if self._table is not None else api_keys.table()
 
     def get(self, api_key: str) -> ApiKey | None:
         now = time.monotonic()
+        epoch: str | None = None
+        if self.revocations is not None:
+            try:
+                epoch, revoked = self.revocations.check(api_key)
+            except RedisError:
+                log.warning("revocation check failed: reading the key's status instead")
+                return self._without_redis(api_key, now)
+            if revoked:
+                self._forget(api_key)
+                return None
         with self._lock:
             hit = self._cache.get(api_key)
-        if hit is not None and now - hit[0] < self.ttl_s:
-            return hit[1]
-        key = api_keys.get_api_key(api_key)
+        if hit is not None and now - hit[0] < self.ttl_s and hit[1] == epoch:
+            return hit[2]
+        return self._load(api_key, now, epoch)
+
+    def _load(self, api_key: str, now: float, epoch: str | None) -> ApiKey | None:
+        # Consistent: a key revoked a moment ago must not be read back ACTIVE from a replica.
+        key = self.table.get(api_key, consistent=True)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[api_key] = (now, key)
+            self._cache[api_key] = (now, epoch, key)
         return key
+
+    def _without_redis(self, api_key: str, now: float) -> ApiKey | None:
+        with self._lock:
+            hit = self._cache.get(api_key)
+        if hit is None or now - hit[0] >= self.ttl_s:
+            return self._load(api_key, now, None)
+        if hit[2] is None or self.table.is_active(api_key):
+            return hit[2]
+        self._forget(api_key)
+        return None
+
+    def _forget(self, api_key: str) -> None:
+        with self._lock:
+            self._cache.pop(api_key, None)
 
 
 def _now_ms() -> int:
@@ -122,7 +189,13 @@ def record_history(dsn: str, client: Any) -> RecordHistory:
 
 
 @cache
-def key_store(ttl_s: int) -> CachedKeyStore:
+def key_store(ttl_s: int, client: Any) -> CachedKeyStore:
+    """The functions' key store: revocations checked in this exchange's Redis."""
+    return CachedKeyStore(ttl_s, api_keys.KeyRevocations(client))
+
+
+@cache
+def _authorizer_store(ttl_s: int) -> CachedKeyStore:
     return CachedKeyStore(ttl_s)
 
 
@@ -145,7 +218,7 @@ def _deps(s: Settings, client: Any) -> Deps:
         bus=KafkaCommandBus(
             _producer(s.kafka_bootstrap), client, s.commands_topic, s.api_reply_timeout_ms
         ),
-        keys=key_store(s.api_key_cache_seconds),
+        keys=key_store(s.api_key_cache_seconds, client),
         clock=_now_ms,
         idempotency=DynamoIdempotency(
             s.idempotency_table, s.api_idempotency_seconds, s.commands_topic
@@ -164,10 +237,10 @@ def market_deps(settings: Settings | None = None) -> Deps:
 
 class _NoBus:
     def execute(self, command: Command) -> Reply | None:
-        raise RuntimeError("market data sends no commands")
+        raise RuntimeError("this function sends no commands")
 
     def wait(self, request_id: str) -> Reply | None:
-        raise RuntimeError("market data sends no commands")
+        raise RuntimeError("this function sends no commands")
 
 
 @cache
@@ -175,12 +248,34 @@ def _market_deps(s: Settings, client: Any) -> Deps:
     return Deps(
         view=RedisMarketView(client),
         bus=_NoBus(),
-        keys=key_store(s.api_key_cache_seconds),
+        keys=key_store(s.api_key_cache_seconds, client),
         clock=_now_ms,
         history=record_history(s.pg_dsn, client),
         rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
     )
 
 
+def account_deps(settings: Settings | None = None) -> Deps:
+    """The account routes (reads, listen keys) send no command: no Kafka producer (so the
+    function needs no Kafka permission) and no idempotency store."""
+    s = settings or get_settings()
+    return _account_deps(s, redis_client(s.redis_url))
+
+
+@cache
+def _account_deps(s: Settings, client: Any) -> Deps:
+    return Deps(
+        view=RedisMarketView(client),
+        bus=_NoBus(),
+        keys=key_store(s.api_key_cache_seconds, client),
+        clock=_now_ms,
+        history=record_history(s.pg_dsn, client),
+        rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
+        listen_keys=ListenKeys(s.listen_keys_table, s.commands_topic),
+    )
+
+
 def authorizer_keys(settings: Settings | None = None) -> CachedKeyStore:
-    return key_store((settings or get_settings()).api_key_cache_seconds)
+    """The authorizer's store: no Redis there (its role may not read the Redis AUTH secret, and
+    API Gateway caches its answers for minutes anyway): revocation is the functions' check."""
+    return _authorizer_store((settings or get_settings()).api_key_cache_seconds)
