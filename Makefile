@@ -13,13 +13,14 @@ PYTEST_ARGS ?=
 
 ## The venv: pinned app + dev dependencies, and a .pth that puts the bourse layer, the matching
 ## service and the local stack on sys.path (they are deployed from these folders as they are).
-$(STAMP): requirements/dev.txt layers/bourse/requirements.txt
+$(STAMP): requirements/dev.txt layers/bourse/requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: Bourse needs Python 3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements/dev.txt
 	printf '%s\n' "$(CURDIR)/layers/bourse" "$(CURDIR)/matching-service" "$(CURDIR)" \
 	  > $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/bourse-dev.pth
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
 ## Tools whose pins clash with the app's (aws-sam-cli pins its own boto3) get their own venv.
@@ -44,7 +45,8 @@ down:
 status: $(STAMP)
 	$(PY) -m devstack status
 
-seed: up
+## Seeds a running exchange (make run) through the admin API; make run seeds by itself.
+seed: $(STAMP)
 	$(PY) -m devstack seed
 
 ## Brings the whole exchange up in the foreground; Ctrl-C stops all of it.

@@ -87,8 +87,10 @@ def cmd_run(settings: Settings) -> int:
     status = 0
     try:
         stack.up()
-        run_seed_hook(settings)
+        # Seeding goes through the admin plane (the gateway's admin API, sequenced by the
+        # matching service), so it runs once both answer: as on a deployed stack.
         supervisor.start_all()
+        run_seed_hook(settings)
         _say(ready_line(settings))
         _say(f"trading page: {settings.gateway_url}/ (docs/frontend.md)")
         _say("Ctrl-C stops everything")
@@ -164,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("down", help="stop everything the stack started")
     sub.add_parser("status", help="each service: up/down, port, pid, log")
     sub.add_parser("run", help="up, seed, run the exchange in the foreground until Ctrl-C")
-    sub.add_parser("seed", help="seed markets and the demo account (devstack.seed)")
+    sub.add_parser(
+        "seed", help="seed markets and the demo account through the admin API (needs `run`)"
+    )
     inv = sub.add_parser("invoke", help="run one function of template.yaml on an event")
     inv.add_argument("function", help="the function's logical id, e.g. MarketDataFunction")
     inv.add_argument("-e", "--event", help="the event JSON file, e.g. events/market_data-ping.json")

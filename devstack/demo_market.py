@@ -13,9 +13,9 @@ price or an amount. Every ``BOURSE_DEMO_MARKET_INTERVAL_MS``:
   a whole new ladder), cancelling what left the ladder and placing what is missing;
 * the taker sends a MARKET order of a random side and size, which trades with the ladder.
 
-Its two accounts get API keys in DynamoDB at start (moto keeps them in memory, so every start
-puts new ones) and, when their balances are empty, a deposit command on the command log, like
-devstack/seed.py funds the demo account. On SIGTERM the maker cancels its quotes.
+Its two accounts are opened, keyed and funded through the admin API, as devstack/seed.py does
+for the demo account: created once, a new API key at every start (moto keeps keys in memory),
+and a deposit whenever their balances are empty. On SIGTERM the maker cancels its quotes.
 """
 
 from __future__ import annotations
@@ -35,12 +35,10 @@ from urllib.parse import urlencode
 
 import requests
 
-from bourse.adapters import kafka
-from bourse.adapters.api_keys import ApiKey, new_credentials, put_api_key
+from bourse.admin.client import AdminClient, AdminError
 from bourse.domain.amounts import SCALE, format_units, parse_units
-from bourse.domain.codec import encode_command
-from bourse.domain.commands import Deposit
 from bourse.settings import Settings, get_settings
+from devstack.seed import ensure_account
 
 log = logging.getLogger("demo_market")
 
@@ -159,36 +157,22 @@ class DemoMarket:
         return ((self.maker, MAKER_ACCOUNT_ID), (self.taker, TAKER_ACCOUNT_ID))
 
     def create_keys(self) -> None:
+        admin = AdminClient.local(self.settings)
         for client, account_id in self._accounts():
-            client.api_key, client.secret = new_credentials()
-            put_api_key(
-                ApiKey(client.api_key, client.secret, account_id, label="demo market"),
-                created_at_ms=time.time_ns() // 1_000_000,
-            )
+            ensure_account(admin, account_id)
+            key = admin.create_key(account_id, permissions=("READ", "TRADE"), label="demo market")
+            client.api_key, client.secret = key["apiKey"], key["secret"]
 
     def fund(self) -> None:
         """A deposit for each account that holds nothing yet, then wait until it shows."""
         empty = [account for client, account in self._accounts() if not self._holdings(client)]
         if not empty:
             return
-        now_ms = time.time_ns() // 1_000_000
-        producer = kafka.producer()
-        try:
-            for account_id in empty:
-                for asset, amount in FUNDS.items():
-                    command = Deposit(
-                        request_id=f"demo-market-{account_id}-{asset}-{uuid.uuid4().hex[:8]}",
-                        ts=now_ms,
-                        account_id=account_id,
-                        asset=asset,
-                        amount=parse_units(amount),
-                    )
-                    producer.send(
-                        self.settings.commands_topic, value=encode_command(command), partition=0
-                    )
-            producer.flush()
-        finally:
-            producer.close()
+        admin = AdminClient.local(self.settings)
+        for account_id in empty:
+            for asset, amount in FUNDS.items():
+                tx_id = f"demo-market-{account_id}-{asset}-{uuid.uuid4().hex[:12]}"
+                admin.deposit(account_id, asset, amount, tx_id)
         deadline = time.monotonic() + 60
         while not self._holdings(self.maker) or not self._holdings(self.taker):
             if time.monotonic() > deadline:
@@ -295,7 +279,7 @@ class DemoMarket:
                 self.fund()
                 self.load_markets(info)
                 return
-            except (requests.RequestException, ApiError) as exc:
+            except (requests.RequestException, ApiError, AdminError) as exc:
                 if time.monotonic() > deadline:
                     raise
                 log.warning("not ready yet (%s); trying again", exc)

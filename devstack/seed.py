@@ -1,127 +1,124 @@
-"""Seeds a fresh exchange: the default markets, and a funded demo account with an API key.
+"""Seeds a fresh exchange through the admin plane, exactly as an operator bootstraps a deployed
+one (docs/operations.md): the default markets, and a funded demo account with an API key.
 
-Idempotent. The markets and the demo funds are commands (ADD_SYMBOL, DEPOSIT) on the command
-log, produced in one Kafka transaction and only when the log is empty: the engine is the only
-thing that changes a balance, and a log that already has history has been seeded. The API key
-lives in DynamoDB, which moto keeps in memory, so it is put again on every run from the
-credentials file the first run wrote (and printed, once).
+Everything goes through `bourse-admin`'s client (the admin API, SigV4-signed with the local
+operator's credentials), never onto Kafka directly. Idempotent, so `make run` seeds on every
+start:
+* a market already listed is left as it is;
+* the demo account is created once (account id 1);
+* its deposits carry fixed transaction ids, so the engine credits them once and says
+  "duplicate" ever after;
+* the API key lives in DynamoDB, which moto keeps in memory only: when the saved key is no
+  longer there (a new `up`), a new one is issued, printed with its secret once, and saved in
+  the credentials file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from kafka import TopicPartition
-
-from bourse.adapters import kafka
-from bourse.adapters.api_keys import ApiKey, new_credentials, put_api_key
-from bourse.domain.amounts import parse_units
-from bourse.domain.codec import encode_command
-from bourse.domain.commands import AddSymbol, Command, Deposit
+from bourse.admin.client import AdminClient, AdminError, market_fields
 from bourse.domain.markets import DEFAULT_MARKETS, DEMO_FUNDS
-from bourse.settings import get_settings
+from bourse.settings import Settings, get_settings
+from devstack.paths import StackPaths
 
 DEMO_ACCOUNT_ID = 1
-SEED_TRANSACTIONAL_ID = "bourse-seed"
+DEMO_TX_PREFIX = "demo-seed"  # + "-<account>-<asset>": one credit per asset, ever
+CREDENTIALS_FILE = "demo-credentials.json"
 
 
 @dataclass(frozen=True)
 class SeedReport:
-    markets_seeded: bool
+    markets_added: tuple[str, ...]
+    account_id: int
+    credited: tuple[str, ...]  # assets credited by this run (empty: all were already)
     api_key: str
-    secret_shown: str | None  # the secret, only on the run that created it
+    secret_shown: str | None  # the secret, only on the run that issued the key
     credentials_file: Path
 
     def lines(self) -> list[str]:
-        markets = ", ".join(spec.symbol for spec in DEFAULT_MARKETS)
+        listed = ", ".join(spec.symbol for spec in DEFAULT_MARKETS)
+        added = f"added {', '.join(self.markets_added)}" if self.markets_added else "all listed"
+        funds = f"credited {', '.join(self.credited)}" if self.credited else "already funded"
         out = [
-            f"markets: {markets} ({'seeded now' if self.markets_seeded else 'already seeded'})",
-            f"demo account {DEMO_ACCOUNT_ID}: API key {self.api_key}",
+            f"markets: {listed} ({added})",
+            f"demo account {self.account_id}: {funds}; API key {self.api_key}",
         ]
         if self.secret_shown is not None:
-            out.append(f"demo account {DEMO_ACCOUNT_ID}: secret {self.secret_shown}  (shown once)")
+            out.append(f"demo account {self.account_id}: secret {self.secret_shown}  (shown once)")
         out.append(f"demo credentials kept in {self.credentials_file}")
         return out
 
 
-def seed_commands(now_ms: int) -> list[Command]:
-    commands: list[Command] = [
-        AddSymbol(request_id=f"seed-symbol-{spec.symbol}", ts=now_ms, spec=spec)
-        for spec in DEFAULT_MARKETS
-    ]
-    commands += [
-        Deposit(
-            request_id=f"seed-deposit-{asset}",
-            ts=now_ms,
-            account_id=DEMO_ACCOUNT_ID,
-            asset=asset,
-            amount=parse_units(amount),
-        )
-        for asset, amount in DEMO_FUNDS
-    ]
-    return commands
-
-
-def _command_log_is_empty() -> bool:
-    settings = get_settings()
-    consumer = kafka.consumer(consumer_timeout_ms=3000)
+def ensure_account(client: AdminClient, account_id: int) -> None:
     try:
-        partition = TopicPartition(settings.commands_topic, 0)
-        consumer.assign([partition])
-        begin = consumer.beginning_offsets([partition])[partition]
-        end = consumer.end_offsets([partition])[partition]
-        if end <= begin:
-            return True
-        # Offsets can be taken by aborted transactions only: look for one committed record.
-        consumer.seek(partition, begin)
-        return not consumer.poll(timeout_ms=3000, max_records=1)
-    finally:
-        consumer.close()
+        client.account(account_id)
+    except AdminError as exc:
+        if exc.status != 404:
+            raise
+        client.create_account(account_id)
 
 
-def _seed_markets(now_ms: int) -> bool:
-    if not _command_log_is_empty():
-        return False
-    settings = get_settings()
-    producer = kafka.producer(transactional_id=SEED_TRANSACTIONAL_ID)
-    try:
-        producer.init_transactions()
-        producer.begin_transaction()
-        for command in seed_commands(now_ms):
-            producer.send(settings.commands_topic, value=encode_command(command), partition=0)
-        producer.commit_transaction()
-    finally:
-        producer.close()
-    return True
+def ensure_markets(client: AdminClient) -> tuple[str, ...]:
+    listed = {m["symbol"] for m in client.markets()}
+    added = []
+    for spec in DEFAULT_MARKETS:
+        if spec.symbol not in listed:
+            client.add_market(market_fields(spec))
+            added.append(spec.symbol)
+    return tuple(added)
 
 
-def _demo_credentials(path: Path) -> tuple[str, str, bool]:
+def ensure_funds(
+    client: AdminClient, account_id: int, funds: tuple[tuple[str, str], ...], tx_prefix: str
+) -> tuple[str, ...]:
+    """Deposits with fixed transaction ids: credited on the first run only."""
+    credited = []
+    for asset, amount in funds:
+        answer = client.deposit(account_id, asset, amount, f"{tx_prefix}-{account_id}-{asset}")
+        if not answer.get("duplicate"):
+            credited.append(asset)
+    return tuple(credited)
+
+
+def ensure_key(
+    client: AdminClient, account_id: int, path: Path, label: str
+) -> tuple[str, str, bool]:
+    """The saved key if the admin plane still knows it, else a new one saved (0600)."""
+    saved: dict[str, Any] | None = None
     if path.exists():
         saved = json.loads(path.read_text())
-        return saved["apiKey"], saved["secret"], False
-    api_key, secret = new_credentials()
+    if saved is not None and saved.get("accountId") == account_id:
+        active = {k["apiKey"] for k in client.keys(account_id) if k.get("status") == "ACTIVE"}
+        if saved["apiKey"] in active:
+            return str(saved["apiKey"]), str(saved["secret"]), False
+    key = client.create_key(account_id, key_type="HMAC", permissions=("READ", "TRADE"), label=label)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump({"accountId": DEMO_ACCOUNT_ID, "apiKey": api_key, "secret": secret}, handle)
-    return api_key, secret, True
+        json.dump(
+            {"accountId": account_id, "apiKey": key["apiKey"], "secret": key["secret"]}, handle
+        )
+    tmp.replace(path)
+    return str(key["apiKey"]), str(key["secret"]), True
 
 
-def seed() -> SeedReport:
-    settings = get_settings()
-    now_ms = time.time_ns() // 1_000_000
-    credentials_file = Path(settings.stack_dir) / "demo-credentials.json"
-    api_key, secret, created = _demo_credentials(credentials_file)
-    put_api_key(
-        ApiKey(api_key=api_key, secret=secret, account_id=DEMO_ACCOUNT_ID, label="demo"),
-        created_at_ms=now_ms,
+def seed(settings: Settings | None = None, client: AdminClient | None = None) -> SeedReport:
+    settings = settings or get_settings()
+    client = client or AdminClient.local(settings)
+    credentials_file = StackPaths.from_settings(settings).root / CREDENTIALS_FILE
+    added = ensure_markets(client)
+    ensure_account(client, DEMO_ACCOUNT_ID)
+    credited = ensure_funds(client, DEMO_ACCOUNT_ID, DEMO_FUNDS, DEMO_TX_PREFIX)
+    api_key, secret, issued = ensure_key(client, DEMO_ACCOUNT_ID, credentials_file, "demo")
+    return SeedReport(
+        added, DEMO_ACCOUNT_ID, credited, api_key, secret if issued else None, credentials_file
     )
-    markets_seeded = _seed_markets(now_ms)
-    return SeedReport(markets_seeded, api_key, secret if created else None, credentials_file)
 
 
 def main() -> None:

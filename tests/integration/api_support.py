@@ -5,6 +5,11 @@ in moto's DynamoDB, and a signing client.
 Isolation is through settings only (env → bourse.settings): the commands and events topics
 (the service derives its transactional id, group and snapshot prefix from them), the Redis
 database (flushed here), the gateway port. Nothing the developer's `make run` uses is touched.
+
+Markets, accounts, keys and funds go through the admin API of the stack's own gateway (one
+path: as `make run` seeds and an operator bootstraps a deployed stack). The one exception is a
+stack started without a matching service: nothing would sequence the admin plane's commands,
+so its traders' keys are written with the key store's own function.
 """
 
 from __future__ import annotations
@@ -30,11 +35,18 @@ from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from bourse.adapters import aws, kafka
-from bourse.adapters.api_keys import ApiKey, new_credentials, put_api_key
+from bourse.adapters.api_keys import create_api_key
 from bourse.adapters.redis_book import read_balances, read_symbols
-from bourse.domain.amounts import parse_units
+from bourse.admin.client import (
+    AdminClient,
+    AdminError,
+    Endpoint,
+    local_operator_credentials,
+    market_fields,
+)
+from bourse.domain.amounts import format_units
 from bourse.domain.codec import encode_command
-from bourse.domain.commands import AddSymbol, Command, Deposit
+from bourse.domain.commands import AddSymbol, Command, CreateAccount, Deposit
 from bourse.domain.event_codec import decode_events
 from bourse.domain.markets import DEFAULT_MARKETS
 from bourse.settings import Settings
@@ -120,6 +132,8 @@ class ApiStack:
         self.suffix = suffix
         self.pg_dsn = pg_dsn
         self.fills_topic_arn: str | None = None
+        self.funding_topic_arn: str | None = None
+        self.alerts_topic_arn: str | None = None
         self.settings = settings
         self.commands_topic = f"test.api.{suffix}.commands"
         self.events_topic = f"test.api.{suffix}.events"
@@ -149,9 +163,10 @@ class ApiStack:
             subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         )
 
-    def start(self, *, matching: bool = True) -> None:
+    def start(self, *, matching: bool = True, markets: bool = True) -> None:
         """``matching=False``: the gateway alone, nobody consumes the commands (every order
-        times out: the "execution status unknown" path)."""
+        times out: the "execution status unknown" path). ``markets=False``: an empty exchange
+        (no market listed)."""
         self.redis.flushdb()
         admin = KafkaAdminClient(
             bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=10000
@@ -165,14 +180,9 @@ class ApiStack:
         if matching:
             self._spawn("matching", [sys.executable, "-m", "matching_service"])
         self._spawn("gateway", [sys.executable, "-m", "devstack.gateway"])
-        self.send([AddSymbol(f"add-{s.symbol}", now_ms(), s) for s in DEFAULT_MARKETS])
-        # The gateway starts every function's first container (REST and WebSocket) before it
-        # opens its port: seconds of imports each, minutes on a loaded machine.
+        # The gateway starts every function's first container (REST, WebSocket and admin)
+        # before it opens its port: seconds of imports each, minutes on a loaded machine.
         deadline = time.monotonic() + 180
-        while matching and len(read_symbols(self.redis)) < len(DEFAULT_MARKETS):
-            self._check_alive()
-            assert time.monotonic() < deadline, "the matching service did not list the markets"
-            time.sleep(0.1)
         while True:
             with contextlib.suppress(requests.RequestException):
                 if requests.get(self.base_url + "/api/v3/ping", timeout=30).status_code == 200:
@@ -180,6 +190,22 @@ class ApiStack:
             self._check_alive()
             assert time.monotonic() < deadline, "the gateway did not answer"
             time.sleep(0.1)
+        if not matching or not markets:
+            return
+        for spec in DEFAULT_MARKETS:
+            self.admin.add_market(market_fields(spec))
+        while len(read_symbols(self.redis)) < len(DEFAULT_MARKETS):
+            self._check_alive()
+            assert time.monotonic() < deadline, "the matching service did not list the markets"
+            time.sleep(0.1)
+
+    @property
+    def admin(self) -> AdminClient:
+        """The stack's admin API, signed with the local operator's credentials."""
+        return AdminClient(
+            Endpoint(self.base_url, self.settings.region),
+            local_operator_credentials(self.settings),
+        )
 
     def _check_alive(self) -> None:
         for proc in self.procs:
@@ -187,6 +213,22 @@ class ApiStack:
                 raise AssertionError(f"{proc.args} exited with {proc.returncode}; see {self.logs}")
 
     def send(self, commands: list[Command]) -> None:
+        """Commands in order: trading commands straight onto the topic (tests that need exact
+        timestamps or thousands of orders), the setup a workload starts with (markets,
+        accounts, deposits) through the admin API, as everything that creates them goes."""
+        pending: list[Command] = []
+        for command in commands:
+            if isinstance(command, (AddSymbol, CreateAccount, Deposit)):
+                self._produce(pending)
+                pending = []
+                self._admin_setup(command)
+            else:
+                pending.append(command)
+        self._produce(pending)
+
+    def _produce(self, commands: list[Command]) -> None:
+        if not commands:
+            return
         producer = kafka.producer()
         try:
             for command in commands:
@@ -194,6 +236,38 @@ class ApiStack:
             producer.flush()
         finally:
             producer.close()
+
+    def _admin_setup(self, command: AddSymbol | CreateAccount | Deposit) -> None:
+        admin = self.admin
+        if isinstance(command, AddSymbol):
+            if command.spec.symbol not in read_symbols(self.redis):
+                admin.add_market(market_fields(command.spec))
+        elif isinstance(command, CreateAccount):
+            with contextlib.suppress(AdminError):  # opened by an earlier workload
+                admin.create_account(command.account_id or None)
+        else:
+            admin.deposit(
+                command.account_id,
+                command.asset,
+                format_units(command.amount),
+                command.tx_id or f"test-{uuid.uuid4().hex}",
+            )
+
+    def open_account(self, account_id: int, funds: dict[str, str]) -> None:
+        """The account (created unless it exists: tests give an account a second key) and
+        deposits, through the admin API; returns once the balances show in the live view."""
+        admin = self.admin
+        try:
+            admin.create_account(account_id)
+        except AdminError as exc:
+            if exc.code != -1130:  # already open
+                raise
+        for asset, amount in funds.items():
+            admin.deposit(account_id, asset, amount, f"test-{uuid.uuid4().hex}")
+        deadline = time.monotonic() + 30
+        while set(read_balances(self.redis, account_id)) < set(funds):
+            assert time.monotonic() < deadline, f"deposits of {account_id} not applied"
+            time.sleep(0.05)
 
     def trader(
         self,
@@ -203,24 +277,23 @@ class ApiStack:
         permissions: tuple[str, ...] = ("TRADE", "USER_DATA"),
         ip_allow_list: tuple[str, ...] = (),
     ) -> Trader:
-        api_key, secret = new_credentials()
-        put_api_key(
-            ApiKey(api_key, secret, account_id, permissions, ip_allow_list, label="test"),
-            created_at_ms=now_ms(),
+        """An account (created unless it exists), an HMAC key and deposits, through the admin
+        API; ``permissions`` in the key store's names (USER_DATA is the admin API's READ)."""
+        if not any(p.args[-1] == "matching_service" for p in self.procs):
+            key, secret = create_api_key(
+                account_id, "HMAC", permissions, ip_allow_list, "test", None, now_ms()
+            )
+            assert secret is not None
+            return Trader(account_id, key.api_key, secret)
+        self.open_account(account_id, funds)
+        answer = self.admin.create_key(
+            account_id,
+            key_type="HMAC",
+            permissions=["READ" if p == "USER_DATA" else p for p in permissions],
+            ip_allow_list=ip_allow_list,
+            label="test",
         )
-        if funds and any(p.args[-1] == "matching_service" for p in self.procs):
-            self.send(
-                [
-                    Deposit(f"dep-{account_id}-{a}-{uuid.uuid4().hex[:6]}", now_ms(), account_id,
-                            a, parse_units(v))
-                    for a, v in funds.items()
-                ]
-            )  # fmt: skip
-            deadline = time.monotonic() + 30
-            while set(read_balances(self.redis, account_id)) < set(funds):
-                assert time.monotonic() < deadline, f"deposits of {account_id} not applied"
-                time.sleep(0.05)
-        return Trader(account_id, api_key, secret)
+        return Trader(account_id, answer["apiKey"], answer["secret"])
 
     def spawn_broadcaster(self) -> None:
         """The broadcaster Lambda behind its local MSK poller, on this stack's events topic,
@@ -240,17 +313,24 @@ class ApiStack:
 
     def spawn_recorder(self) -> None:
         """The trade recorder Lambda behind its local MSK poller (as devstack runs it), on this
-        stack's events topic, into ``pg_dsn`` and this stack's Redis (hot cache). Its fills go
-        to an SNS topic of its own that nothing reads, so no shared queue sees them."""
+        stack's events topic, into ``pg_dsn`` and this stack's Redis (hot cache). Its fills,
+        funding messages and alerts go to SNS topics of its own (``subscribe`` reads them), so
+        no shared queue sees them."""
         assert self.pg_dsn is not None, "the recorder needs ApiStack(pg_dsn=...)"
         sns = aws.client("sns")
         self.fills_topic_arn = sns.create_topic(Name=f"test-api-fills-{self.suffix}")["TopicArn"]
+        self.funding_topic_arn = sns.create_topic(Name=f"test-api-funding-{self.suffix}")[
+            "TopicArn"
+        ]
+        self.alerts_topic_arn = sns.create_topic(Name=f"test-api-alerts-{self.suffix}")["TopicArn"]
         log = (self.logs / "recorder.log").open("wb")
         argv = [sys.executable, "-m", "devstack.event_sources", "RecorderFunction",
                 "--group", f"{self.events_topic}.recorder"]  # fmt: skip
         env = {
             **self.env,
             "TRADE_FILLS_TOPIC_ARN": self.fills_topic_arn,
+            "FUNDING_TOPIC_ARN": self.funding_topic_arn,
+            "ALERTS_TOPIC_ARN": self.alerts_topic_arn,
             "BOURSE_ARCHIVE_PREFIX": f"test/api-{self.suffix}/",
             "POWERTOOLS_SERVICE_NAME": "recorder",
             "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
@@ -259,6 +339,22 @@ class ApiStack:
         self.procs.append(
             subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         )
+
+    def subscribe(self, topic_arn: str) -> str:
+        """A new SQS queue (raw delivery) subscribed to ``topic_arn``; its URL."""
+        sqs = aws.client("sqs")
+        name = f"test-api-sub-{self.suffix}-{uuid.uuid4().hex[:6]}"
+        url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        aws.client("sns").subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        return url
 
     def last_event_seq(self) -> int:
         """The seq of the newest event the matching service has committed to the topic."""
@@ -307,5 +403,6 @@ class ApiStack:
                 proc.kill()
                 proc.wait()
         self.redis.flushdb()
-        if self.fills_topic_arn is not None:
-            aws.client("sns").delete_topic(TopicArn=self.fills_topic_arn)
+        for arn in (self.fills_topic_arn, self.funding_topic_arn, self.alerts_topic_arn):
+            if arn is not None:
+                aws.client("sns").delete_topic(TopicArn=arn)

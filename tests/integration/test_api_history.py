@@ -21,7 +21,14 @@ from bourse.adapters.hot_cache import HotCache
 from bourse.adapters.record_reads import RecordHistory, rolling_ticker
 from bourse.adapters.record_store import RecordStore
 from bourse.domain.amounts import parse_units
-from bourse.domain.commands import AddSymbol, CancelOrder, Command, Deposit, NewOrder
+from bourse.domain.commands import (
+    AddSymbol,
+    CancelOrder,
+    Command,
+    CreateAccount,
+    Deposit,
+    NewOrder,
+)
 from bourse.domain.enums import OrderType, Side, TimeInForce
 from bourse.domain.events import Event
 from bourse.domain.markets import DEFAULT_MARKETS
@@ -63,6 +70,7 @@ def _history_events(base: int, t1: int, t2: int, t3: int) -> list[Event]:
     """Accounts 1 and 3 sell, 2 buys: trade 1 at t1; trades 2 and 3 (one taker order, one
     price: one aggregate trade) at t2; trades 4 (30000) and 5 (31000) at t3; a canceled bid."""
     commands: list[Command] = [AddSymbol(f"add-{s.symbol}", base - 9, s) for s in DEFAULT_MARKETS]
+    commands += [CreateAccount(f"open-{a}", base - 9, account_id=a) for a in (1, 2, 3)]
     for account, asset, amount in ((1, "BTC", "5"), (3, "BTC", "5"), (2, "USDT", "100000")):
         commands.append(Deposit(f"dep-{account}", base - 8, account, asset, parse_units(amount)))
     commands += [

@@ -26,8 +26,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from bourse.adapters.connections import ConnectionStore
 from bourse.adapters.redis_book import read_symbols
+from bourse.admin.client import market_fields
 from bourse.domain.amounts import parse_units
-from bourse.domain.commands import AddSymbol, Deposit, NewOrder
+from bourse.domain.commands import NewOrder
 from bourse.domain.enums import OrderType, Side, TimeInForce
 from bourse.domain.markets import DEFAULT_MARKETS
 from bourse.settings import Settings
@@ -140,7 +141,7 @@ def _add_symbol(stack: ApiStack, symbol: str, base_asset: str) -> None:
     """A new market like BTCUSDT (same filters), through the matching service."""
     btc = next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT")
     spec = dataclasses.replace(btc, symbol=symbol, base_asset=base_asset)
-    stack.send([AddSymbol(f"add-{symbol}", now_ms(), spec)])
+    stack.admin.add_market(market_fields(spec))
     assert wait_for(lambda: symbol in read_symbols(stack.redis), timeout=60)
 
 
@@ -277,10 +278,9 @@ def test_a_sweep_of_5000_levels_arrives_in_frames_under_the_limit(stack: ApiStac
     try:
         ts = now_ms()
         makers = range(301, 326)  # 25 accounts x 200 orders (MAX_NUM_ORDERS)
-        setup: list[Any] = [
-            Deposit(f"big-dep-{a}", ts, a, "BIG", parse_units("10")) for a in makers
-        ]
-        setup.append(Deposit("big-dep-buyer", ts, 400, "USDT", parse_units("1000000")))
+        for a in makers:
+            stack.open_account(a, {"BIG": "10"})
+        stack.open_account(400, {"USDT": "1000000"})
         price = parse_units("40000")
         orders = [
             NewOrder(f"big-{a}-{i}", ts, a, "BIGUSDT", Side.SELL, OrderType.LIMIT, f"b{a}-{i}",
@@ -288,7 +288,7 @@ def test_a_sweep_of_5000_levels_arrives_in_frames_under_the_limit(stack: ApiStac
                      time_in_force=TimeInForce.GTC)
             for k, a in enumerate(makers) for i in range(200)
         ]  # fmt: skip
-        stack.send(setup + orders)
+        stack.send(orders)
         book = LocalOrderBook()
         assert wait_for(lambda: len(reader.frames) > 0, timeout=120)
         _sync(stack, book, "BIGUSDT")
