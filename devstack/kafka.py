@@ -68,6 +68,17 @@ logger.controller.level = WARN
 """
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes in URL-safe base64 without padding, never starting
+    with "-" (one in 64 would, and StorageTool's argument parser reads such an id after
+    ``--cluster-id`` as an option and fails the format; Kafka's own Uuid.randomUuid draws
+    again for the same reason)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Kafka(Service):
     name = "kafka"
     ready_timeout = 90.0
@@ -146,8 +157,7 @@ class Kafka(Service):
         ]  # fmt: skip
 
     def _format(self) -> None:
-        # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         with self.log_path.open("ab") as log:
             result = subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
