@@ -8,11 +8,14 @@ in this process with the events Lambda would send, and acts on the answer as Lam
 MSK
   records of one poll grouped by "topic-partition", key and value base64, headers as lists of
   byte values; read_committed, from the group's committed offset (TRIM_HORIZON when none). A
-  success commits past the batch. A ``batchItemFailures`` answer commits up to the lowest failed
-  offset of each partition and delivers again from there; an exception delivers the whole batch
-  again. After ``MaximumRetryAttempts`` failed deliveries of the same offset the record is
-  dropped (logged) and consumption moves past it, as an event source mapping with a retry
-  limit and no on-failure destination does.
+  success commits past the batch; an exception delivers the whole batch again. A
+  ``batchItemFailures`` answer counts only when the event lists ``ReportBatchItemFailures`` in
+  ``FunctionResponseTypes`` (otherwise Lambda ignores it: the batch succeeded); then it commits
+  up to the lowest failed offset of each partition and delivers again from there. After
+  ``MaximumRetryAttempts`` failed deliveries of the same offset (-1, the default: never) the
+  record is dropped (logged) and consumption moves past it, as an event source mapping with a
+  retry limit and no on-failure destination does. (On AWS both settings need provisioned
+  poller mode; template.yaml's MSK triggers use neither.)
 SQS
   up to BatchSize messages (10 per receive) with attributes and message attributes in Lambda's
   shape; messages the function did not report failed are deleted, the others come back after
@@ -179,6 +182,7 @@ def run_msk(spec: FunctionSpec, handler: Handler, settings: Settings, args: Any)
     batch_size = args.batch_size or int(spec.event.get("BatchSize", 100))
     window_ms = int(spec.event.get("MaximumBatchingWindowInSeconds", 0)) * 1000 or 500
     max_retries = int(spec.event.get("MaximumRetryAttempts", -1))
+    reports_items = "ReportBatchItemFailures" in spec.event.get("FunctionResponseTypes", [])
     kafka = consumer(group_id=group, max_poll_records=batch_size, fetch_max_bytes=64 << 20)
     # Partitions are assigned by hand and the group only holds committed offsets: a poller
     # that was SIGKILLed would otherwise stay a group member until its session times out,
@@ -202,7 +206,8 @@ def run_msk(spec: FunctionSpec, handler: Handler, settings: Settings, args: Any)
         first = {tp: records[0].offset for tp, records in batch.items() if records}
         try:
             answer = handler(event, Context(spec, settings.region)) or {}
-            failures = answer.get("batchItemFailures") or []
+            # Without ReportBatchItemFailures, Lambda takes any answer as the batch's success.
+            failures = (answer.get("batchItemFailures") or []) if reports_items else []
         except Exception:
             log.exception("%s failed; the whole batch is delivered again", spec.name)
             failures = [

@@ -316,8 +316,9 @@ def test_a_poison_record_fails_alone_and_the_rest_lands(
     with psycopg.connect(env.dsn) as conn:
         assert conn.execute("SELECT count(*) FROM record_gaps").fetchone() == (0,)
     assert unbalanced_trades(env.dsn) == []
-    # The local event source retries the poison record as the template says (3 times), then
-    # drops it and commits past the end of the topic: the stream does not stall on it.
+    # The local event source, like Lambda's on-demand MSK poller (no ReportBatchItemFailures
+    # in the template), takes the answer as the batch's success: the poison record is logged
+    # once, skipped, and the poller commits past the end of the topic without stalling.
     group = f"g-{env.topic}"
     proc = env.poller("poison", "--group", group, "--batch-size", "50")
     try:
@@ -329,8 +330,8 @@ def test_a_poison_record_fails_alone_and_the_rest_lands(
     finally:
         _stop(proc)
     log = (env.logs / "poison.log").read_text()
-    assert log.count("undecodable record skipped") == 4  # first delivery + 3 retries
-    assert f"offset {poison_index}: retries exhausted, record dropped" in log
+    assert log.count("undecodable record skipped") == 1
+    assert "retries exhausted" not in log
 
 
 def _committed(group: str, topic: str) -> int:

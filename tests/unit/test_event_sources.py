@@ -44,7 +44,10 @@ def test_specs_come_from_the_template() -> None:
     recorder = function_spec("RecorderFunction", get_settings())
     assert recorder.event_type == "MSK"
     assert recorder.event["Topics"] == ["bourse.events"]
-    assert recorder.event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # On-demand poller mode: no partial batch response, no retry limit (both need provisioned
+    # mode); a failed batch is delivered again until it succeeds.
+    assert "FunctionResponseTypes" not in recorder.event
+    assert "MaximumRetryAttempts" not in recorder.event
     assert recorder.event["ConsumerGroupId"] == "bourse-local-recorder"
     settlement = function_spec("SettlementFunction", get_settings())
     assert settlement.event_type == "SQS" and settlement.handler == "app.lambda_handler"

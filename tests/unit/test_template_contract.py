@@ -7,16 +7,9 @@
   expanded from samtranslator's own definitions), on the resource the code uses;
 - every table, bucket, topic and queue the code names (bourse.settings) is declared.
 
-What a function "can call" is read from the code: the bourse modules its handler imports,
-directly or not, and the adapters among them (ADAPTER_ACTIONS); MSK triggers add what Lambda's
-event source mapping needs. The over-approximation is deliberate: a module a function imports
-can be called by it, so its policy must allow it. One refinement keeps it from asking every
-function for everything a shared module can do: a top-level function or class of a module is
-"live" only when live code refers to it (by its name in its module, ``module.name``, or
-``from module import name``), and only live code's imports count, so an import inside a
-function nobody calls (``api_keys.close_key_sessions`` for all but the admin function) does not
-make its modules reachable. ADAPTER_ACTIONS keys are a module (reachable) or
-``module:name`` (that function or class live).
+What a function "can call" is read from the code by infra/deploy_check/calls.py (its
+docstring says how), which `make deploy-check` shares: there the same calls are checked against
+the roles SAM's translator generates; here against the policies as written.
 """
 
 from __future__ import annotations
@@ -32,8 +25,18 @@ from typing import Any
 
 import pytest
 
-from devstack.cfn import load_template, references
+from devstack.cfn import load_template, local_resolver, references
 from devstack.paths import REPO_ROOT
+from infra.deploy_check.calls import (
+    NOT_CALLED,
+    REDIS_FACTORY,
+    app_path,
+    direct_redis_clients,
+    module_path,
+    needed_actions,
+    opens_redis,
+    reachable,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -45,100 +48,6 @@ POLICY_TEMPLATES = next(
     )),
     None,
 )  # fmt: skip
-
-# Adapter module -> (action, logical id of the resource it acts on). The logical id is what the
-# policy statement's Resource (or the policy template's parameters) must refer to; nested
-# stacks stand for the resources they hold (Data: Aurora, Redis; Msk: the cluster).
-ADAPTER_ACTIONS: dict[str, set[tuple[str, str]]] = {
-    # Reading a key: its item, and for HMAC its secret (decrypted by whoever checks requests:
-    # the functions' and the authorizer's key stores).
-    "bourse.adapters.api_keys": {("dynamodb:GetItem", "ApiKeysTable")},
-    "bourse.adapters.api_keys:get_api_key": {("kms:Decrypt", "ApiKeySecretsKey")},
-    "bourse.adapters.live_api:CachedKeyStore": {("kms:Decrypt", "ApiKeySecretsKey")},
-    # The admin plane's key operations (bourse.admin through bourse.adapters.admin_bus).
-    "bourse.adapters.api_keys:create_api_key": {
-        ("dynamodb:PutItem", "ApiKeysTable"), ("kms:Encrypt", "ApiKeySecretsKey"),
-    },
-    "bourse.adapters.api_keys:list_api_keys": {("dynamodb:Query", "ApiKeysTable")},
-    "bourse.adapters.key_revocation": {("dynamodb:UpdateItem", "ApiKeysTable")},
-    # Admin commands are signed; only the admin function's role may (the key's policy).
-    "bourse.adapters.admin_signer": {("kms:Sign", "AdminSigningKey")},
-    "bourse.adapters.kafka:producer": {
-        ("kafka-cluster:Connect", "Msk"), ("kafka-cluster:DescribeTopic", "Msk"),
-        ("kafka-cluster:WriteData", "Msk"), ("kafka-cluster:WriteDataIdempotently", "Msk"),
-    },
-    "bourse.adapters.idempotency": {
-        ("dynamodb:PutItem", "IdempotencyTable"), ("dynamodb:GetItem", "IdempotencyTable"),
-        ("dynamodb:UpdateItem", "IdempotencyTable"),
-    },
-    "bourse.adapters.rate_limit_store": {
-        ("dynamodb:GetItem", "RateLimitsTable"), ("dynamodb:UpdateItem", "RateLimitsTable"),
-    },
-    # TransactWriteItems is authorised per item: Put, Update, Delete and ConditionCheck.
-    "bourse.adapters.listen_keys": {
-        ("dynamodb:GetItem", "ListenKeysTable"), ("dynamodb:PutItem", "ListenKeysTable"),
-        ("dynamodb:UpdateItem", "ListenKeysTable"), ("dynamodb:DeleteItem", "ListenKeysTable"),
-        ("dynamodb:ConditionCheckItem", "ListenKeysTable"),
-    },
-    "bourse.adapters.connections": {
-        (action, table)
-        for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                       "dynamodb:DeleteItem", "dynamodb:Query")
-        for table in ("ConnectionsTable", "SubscriptionsTable")
-    },
-    "bourse.adapters.ws_push": {("execute-api:ManageConnections", "WebSocketApi")},
-    "bourse.adapters.postgres": {("rds-db:connect", "Data")},
-    "bourse.adapters.redis_conn": {
-        ("secretsmanager:GetSecretValue", "Data"), ("kms:Decrypt", "Data"),
-    },
-    "bourse.adapters.archive": {("s3:PutObject", "ArchiveBucket")},
-}  # fmt: skip
-# What an MSK event source mapping with IAM authentication needs from the function's role.
-MSK_TRIGGER = {
-    ("kafka-cluster:Connect", "Msk"), ("kafka-cluster:DescribeGroup", "Msk"),
-    ("kafka-cluster:AlterGroup", "Msk"), ("kafka-cluster:DescribeTopic", "Msk"),
-    ("kafka-cluster:ReadData", "Msk"), ("kafka-cluster:DescribeClusterDynamicConfiguration", "Msk"),
-}  # fmt: skip
-# Calls that no adapter module identifies: the topic a function publishes to, the admin client.
-FUNCTION_ACTIONS: dict[str, set[tuple[str, str]]] = {
-    "RecorderFunction": {
-        ("sns:Publish", "TradeFillsTopic"), ("sns:Publish", "FundingTopic"),
-        ("sns:Publish", "AlertsTopic"),
-    },
-    "SettlementFunction": {("sns:Publish", "AlertsTopic")},
-    "KafkaTopicsFunction": {
-        ("kafka-cluster:Connect", "Msk"), ("kafka-cluster:CreateTopic", "Msk"),
-        ("kafka-cluster:DescribeTopic", "Msk"),
-    },
-}  # fmt: skip
-# Modules (or ``module:name``) a function imports without calling what makes them an AWS
-# client, and why.
-NOT_CALLED: dict[str, dict[str, str]] = {
-    "AuthorizerFunction": {
-        "bourse.adapters.kafka": "live_api is imported for authorizer_keys only: no producer",
-        "bourse.adapters.idempotency": "live_api is imported for authorizer_keys only",
-        "bourse.adapters.rate_limit_store": "live_api is imported for authorizer_keys only",
-        "bourse.adapters.listen_keys": "live_api is imported for authorizer_keys only",
-        "bourse.adapters.postgres": "live_api is imported for authorizer_keys only",
-        "bourse.adapters.redis_conn": "live_api is imported for authorizer_keys only",
-    },
-    "MarketDataFunction": {
-        "bourse.adapters.kafka": "market_deps builds no producer (a bus that is never used)",
-        "bourse.adapters.idempotency": "market_deps has no idempotency store",
-        "bourse.adapters.listen_keys": "market_deps has no listen keys",
-        "bourse.adapters.api_keys": "no market-data route takes an API key (routes.MARKET_DATA)",
-        "bourse.adapters.live_api:CachedKeyStore": "market_deps makes a key store that no "
-        "market-data route asks for a key",
-    },
-    "OrdersFunction": {
-        "bourse.adapters.listen_keys": "live_api.deps makes the store; no order route uses it",
-        "bourse.adapters.postgres": "the record is opened by its first read; no order route "
-        "reads it (GET /api/v3/order is the account function's)",
-    },
-    "AccountFunction": {
-        "bourse.adapters.idempotency": "live_api imports it for deps; account_deps has none",
-    },
-}
 
 # Settings whose defaults are right on AWS too (tuning) or that only the local stack reads.
 DEFAULTS_HOLD_ON_AWS = {
@@ -194,139 +103,8 @@ def settings_env() -> dict[str, str]:
     return found
 
 
-def _module_path(name: str) -> Path | None:
-    base = LAYER.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.exists():
-            return candidate
-    return None
-
-
-Symbol = tuple[str, str]  # (module, top-level name)
-
-
-class _Module:
-    """A module's top-level functions and classes (each with its body), and its other
-    top-level code (which runs at import)."""
-
-    def __init__(self, name: str, path: Path) -> None:
-        self.name = name
-        tree = ast.parse(path.read_text())
-        self.symbols: dict[str, ast.AST] = {}
-        self.module_code: list[ast.AST] = []
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                self.symbols[node.name] = node
-            else:
-                self.module_code.append(node)
-        # local name -> module, or -> (module, symbol), from every import in the file
-        self.module_aliases: dict[str, str] = {}
-        self.symbol_aliases: dict[str, Symbol] = {}
-        for found in ast.walk(tree):
-            if isinstance(found, ast.Import):
-                for alias in found.names:
-                    self.module_aliases[alias.asname or alias.name.split(".")[0]] = alias.name
-            elif isinstance(found, ast.ImportFrom) and found.module and found.level == 0:
-                for alias in found.names:
-                    local = alias.asname or alias.name
-                    full = f"{found.module}.{alias.name}"
-                    if _module_path(full) is not None:
-                        self.module_aliases[local] = full
-                    else:
-                        self.symbol_aliases[local] = (found.module, alias.name)
-
-    def imports(self, nodes: list[ast.AST]) -> set[str]:
-        """bourse modules these nodes import (the module itself for ``from m import f``)."""
-        found: set[str] = set()
-        for root in nodes:
-            for node in ast.walk(root):
-                if isinstance(node, ast.Import):
-                    found |= {alias.name for alias in node.names}
-                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    found.add(node.module)
-                    found |= {f"{node.module}.{alias.name}" for alias in node.names}
-        return {n for n in found if n.split(".")[0] == "bourse" and _module_path(n)}
-
-    def references(self, nodes: list[ast.AST]) -> set[Symbol]:
-        """Top-level symbols (of this or other modules) these nodes refer to."""
-        found: set[Symbol] = set()
-        for root in nodes:
-            for node in ast.walk(root):
-                if isinstance(node, ast.Name):
-                    if node.id in self.symbols:
-                        found.add((self.name, node.id))
-                    elif node.id in self.symbol_aliases:
-                        found.add(self.symbol_aliases[node.id])
-                elif (
-                    isinstance(node, ast.Attribute)
-                    and isinstance(node.value, ast.Name)
-                    and node.value.id in self.module_aliases
-                ):
-                    found.add((self.module_aliases[node.value.id], node.attr))
-                elif isinstance(node, ast.ImportFrom) and node.module:
-                    found |= {(node.module, alias.name) for alias in node.names}
-        return found
-
-
-@cache
-def _module(name: str, path: Path) -> _Module:
-    return _Module(name, path)
-
-
-@cache
-def liveness(app: Path) -> tuple[frozenset[str], frozenset[Symbol]]:
-    """The bourse modules the function's code can import and the top-level functions and
-    classes it can call, from its handler module onwards (see the module docstring)."""
-    modules: set[str] = set()
-    live: set[Symbol] = set()
-    todo_modules = [("__app__", app)]
-    todo_symbols: list[Symbol] = []
-    loaded: dict[str, _Module] = {}
-    while todo_modules or todo_symbols:
-        while todo_modules:
-            module_name, path = todo_modules.pop()
-            module = loaded[module_name] = _module(module_name, path)
-            code = module.module_code
-            for ref in module.references(code):
-                if ref not in live:
-                    live.add(ref)
-                    todo_symbols.append(ref)
-            for imported in module.imports(code) - modules:
-                modules.add(imported)
-                todo_modules.append((imported, _module_path(imported)))  # type: ignore[arg-type]
-        deferred: list[Symbol] = []
-        while todo_symbols:
-            owner, symbol = todo_symbols.pop()
-            holder = loaded.get(owner)
-            if holder is None and owner in modules:
-                deferred.append((owner, symbol))  # its module loads in the next round
-                continue
-            if holder is None or symbol not in holder.symbols:
-                continue
-            body = [holder.symbols[symbol]]
-            for ref in holder.references(body):
-                if ref not in live:
-                    live.add(ref)
-                    todo_symbols.append(ref)
-            for imported in holder.imports(body) - modules:
-                modules.add(imported)
-                todo_modules.append((imported, _module_path(imported)))  # type: ignore[arg-type]
-        todo_symbols = deferred
-    return frozenset(modules), frozenset(live)
-
-
-def reachable(app: Path) -> frozenset[str]:
-    """bourse modules the function's live code imports, transitively."""
-    return liveness(app)[0]
-
-
-def _code_dir(resource: dict[str, Any]) -> Path:
-    return REPO_ROOT / str(resource["Properties"]["CodeUri"])
-
-
 def _app(resource: dict[str, Any]) -> Path:
-    module = str(resource["Properties"]["Handler"]).rsplit(".", 1)[0]
-    return _code_dir(resource) / f"{module.replace('.', '/')}.py"
+    return app_path(resource, REPO_ROOT)
 
 
 def _fields_read(name: str, resource: dict[str, Any]) -> set[str]:
@@ -334,7 +112,7 @@ def _fields_read(name: str, resource: dict[str, Any]) -> set[str]:
     # bourse.settings itself mentions every field; what counts is who reads them.
     modules = reachable(_app(resource)) - {"bourse.settings"}
     sources = [_app(resource).read_text()] + [
-        p.read_text() for m in modules if (p := _module_path(m))
+        p.read_text() for m in modules if (p := module_path(m))
     ]
     used: set[str] = set()
     for text in sources:
@@ -379,7 +157,14 @@ def grants(resource: dict[str, Any]) -> set[tuple[str, str]]:
     """(action pattern, logical id) pairs the function's policies allow."""
     resources = template()["Resources"]
     allowed: set[tuple[str, str]] = set()
+    policies: list[Any] = []
     for policy in resource["Properties"].get("Policies", []):
+        # A policy under a condition (Fn::If): what either branch grants.
+        if isinstance(policy, dict) and set(policy) == {"Fn::If"}:
+            policies += [p for p in policy["Fn::If"][1:] if p != {"Ref": "AWS::NoValue"}]
+        else:
+            policies.append(policy)
+    for policy in policies:
         statements: list[tuple[dict[str, Any], set[str] | None]] = []
         if isinstance(policy, str) or (isinstance(policy, dict) and "Fn::Sub" in policy):
             # An AWS managed policy (AWSLambdaMSKExecutionRole: describe the cluster, manage
@@ -425,23 +210,6 @@ def allows(allowed: set[tuple[str, str]], action: str, target: str) -> bool:
     )
 
 
-def needed_actions(name: str, resource: dict[str, Any]) -> set[tuple[str, str]]:
-    excluded = set(NOT_CALLED.get(name, {}))
-    modules, live = liveness(_app(resource))
-    modules -= excluded
-    needed = set(FUNCTION_ACTIONS.get(name, set()))
-    for key, actions in ADAPTER_ACTIONS.items():
-        module, _, symbol = key.partition(":")
-        if module in excluded or key in excluded:
-            continue
-        if (module, symbol) in live if symbol else module in modules:
-            needed |= actions
-    events = resource["Properties"].get("Events", {}).values()
-    if any(event.get("Type") == "MSK" for event in events):
-        needed |= MSK_TRIGGER
-    return needed
-
-
 # --- tests ----------------------------------------------------------------------------------------
 
 
@@ -485,6 +253,35 @@ def test_policies_allow_every_call(name: str) -> None:
     assert not missing, f"{name}'s policies do not allow: {missing}"
 
 
+@pytest.mark.parametrize("name", sorted(functions()))
+def test_functions_that_open_redis_have_its_auth_token(name: str) -> None:
+    """ElastiCache refuses a client without the AUTH token: a function whose code opens Redis
+    does it through the factory (which reads the token) and has LiveViewClientPolicy (which
+    lets it read the token: the secret and its key)."""
+    resource = functions()[name]
+    app = _app(resource)
+    # Live code that opens it, or (as for the policies above) the factory's module imported
+    # and not declared uncalled.
+    imports_factory = REDIS_FACTORY in reachable(app) and REDIS_FACTORY not in NOT_CALLED.get(
+        name, {}
+    )
+    if not (opens_redis(app) or imports_factory):
+        return
+    problems = [
+        f"{module} builds a Redis client without {REDIS_FACTORY}.connect"
+        for module in sorted(direct_redis_clients(app))
+    ]
+    if {"Ref": "LiveViewClientPolicy"} not in resource["Properties"].get("Policies", []):
+        problems.append("it opens Redis but lacks LiveViewClientPolicy (the Redis AUTH token)")
+    allowed = grants(resource)
+    problems += [
+        f"its policies do not allow {action} on the Redis secret"
+        for action in ("secretsmanager:GetSecretValue", "kms:Decrypt")
+        if not allows(allowed, action, "Data")
+    ]
+    assert not problems, f"{name}: {problems}"
+
+
 def test_publishers_get_their_topic_arns() -> None:
     for name, variable in (
         ("RecorderFunction", "TRADE_FILLS_TOPIC_ARN"), ("SettlementFunction", "ALERTS_TOPIC_ARN"),
@@ -525,5 +322,6 @@ def test_every_resource_the_code_names_is_declared(suffix: str, kinds: set[str])
         resource = resources[logical_id]
         assert resource["Type"] in kinds, f"{variable} names {logical_id}, a {resource['Type']}"
         name_prop = NAME_PROPERTY[resource["Type"]]
-        declared = resource["Properties"][name_prop]["Fn::Sub"].replace("${Stage}", "local")
+        resolver = local_resolver(template(), "local", defaults.region)
+        declared = resolver.resolve(resource["Properties"][name_prop])
         assert getattr(defaults, field) == declared or os.environ.get(variable), field

@@ -5,16 +5,25 @@ The ``bourse/migrations`` folder is the only place the schema lives: files named
 row in ``schema_migrations``, so a failing file leaves nothing behind. An applied file must never
 change (its checksum is recorded); to change the schema, add a file. A session advisory lock
 keeps two runners (two Lambdas, a deploy and a developer) from applying the same file twice.
+
+After the files, the runner sets the database's session defaults (``postgres.SESSION_DEFAULTS``:
+statement, lock and idle-in-transaction timeouts) that every later session takes, RDS Proxy's
+included. With a ``deadline`` (the Migrations custom resource) it waits for the record to accept
+connections (RDS Proxy registers its target some time after it is created) and bounds its own
+statements, the wait for the lock included, by the time left; without one (the local stack, the
+tests) it connects once and its statements have no limit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from bourse.adapters import postgres
 
@@ -94,12 +103,81 @@ def _check_history(migrations: list[Migration], applied: dict[int, tuple[str, st
         )
 
 
-def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply every pending migration; return those applied (empty when up to date)."""
+def _session_limits(conn: psycopg.Connection, deadline: float | None) -> None:
+    """This session's own limits: the time left before the deadline, or none without one (its
+    advisory lock pins it to one database connection anyway, so SET costs nothing)."""
+    if deadline is None:
+        limit_ms = 0
+    else:
+        limit_ms = int((deadline - time.monotonic()) * 1000)
+        if limit_ms <= 0:
+            raise MigrationError("the deadline passed before the migrations could start")
+    for name in ("statement_timeout", "lock_timeout"):
+        conn.execute(sql.SQL("SET {} = {}").format(sql.SQL(name), sql.Literal(limit_ms)))
+
+
+def set_session_defaults(conn: psycopg.Connection) -> None:
+    """The database's defaults for every new session (``postgres.SESSION_DEFAULTS``); the
+    owner of the database (the app's role) may set them."""
+    dbname = sql.Identifier(conn.info.dbname)
+    for name, value in postgres.SESSION_DEFAULTS.items():
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                dbname, sql.SQL(name), sql.Literal(value)
+            )
+        )
+
+
+def grant_iam_auth(dsn: str, master_password: str, deadline: float) -> bool:
+    """Let the app's role log in with IAM tokens at the writer itself (a profile without RDS
+    Proxy): ``GRANT rds_iam``, as the master user (the DSN's) with its password, once. Aurora
+    then refuses that password for the role: on later runs the password is refused, which
+    means the grant is done, and the caller goes on with IAM. True when it granted."""
+    try:
+        conn = postgres.connect_with_retry(
+            dsn, deadline, autocommit=True, password=master_password,
+            give_up=postgres.is_auth_failure,
+        )  # fmt: skip
+    except postgres.RecordUnavailable as exc:
+        raise MigrationError(str(exc)) from exc
+    except psycopg.OperationalError as exc:
+        if postgres.is_auth_failure(exc):
+            return False  # rds_iam already granted: passwords no longer log this role in
+        raise
+    with conn:
+        row = conn.execute("SELECT to_regrole('rds_iam') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return False  # not Aurora/RDS (the local stack): nothing to grant
+        member = conn.execute("SELECT pg_has_role(current_user, 'rds_iam', 'member')").fetchone()
+        if member and member[0]:
+            return False
+        conn.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(conn.info.user)))
+        return True
+
+
+def apply_migrations(
+    dsn: str, directory: Path = MIGRATIONS_DIR, *, deadline: float | None = None
+) -> list[Migration]:
+    """Apply every pending migration; return those applied (empty when up to date).
+    ``deadline`` (time.monotonic()): connect again with backoff until then while the record
+    refuses, and stop any statement still running then; MigrationError says what ran out."""
     migrations = discover(directory)
     # Through bourse.adapters.postgres: on AWS the password is an IAM token for RDS Proxy.
-    with postgres.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
+    if deadline is None:
+        opened = postgres.connect(dsn, autocommit=True)
+    else:
+        try:
+            opened = postgres.connect_with_retry(dsn, deadline, autocommit=True)
+        except postgres.RecordUnavailable as exc:
+            raise MigrationError(str(exc)) from exc
+    with opened as conn:
+        try:
+            _session_limits(conn, deadline)
+            conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+            raise MigrationError(
+                "another runner held the migrations lock until the deadline"
+            ) from exc
         try:
             conn.execute(_CREATE_TABLE)
             # Read history only under the lock: another runner may have just applied files.
@@ -109,6 +187,9 @@ def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[Migrati
             for migration in migrations:
                 if migration.version in applied:
                     continue
+                # statement_timeout counts per statement: the time left, again for each file,
+                # so the server itself cancels whatever still runs at the deadline.
+                _session_limits(conn, deadline)
                 try:
                     with conn.transaction():
                         # bytes, no parameters: psycopg sends it as one simple query, so a
@@ -119,9 +200,16 @@ def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[Migrati
                             " VALUES (%s, %s, %s)",
                             (migration.version, migration.name, migration.checksum),
                         )
+                except psycopg.errors.QueryCanceled as exc:
+                    raise MigrationError(
+                        f"{migration.path.name} was still running at the deadline and was "
+                        f"cancelled (nothing of it is applied): {exc}"
+                    ) from exc
                 except psycopg.Error as exc:
                     raise MigrationError(f"{migration.path.name} failed: {exc}") from exc
                 done.append(migration)
+            set_session_defaults(conn)
             return done
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))
+            if not conn.broken:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))

@@ -8,6 +8,7 @@ broken ordering.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 from kafka.errors import TopicAlreadyExistsError
@@ -16,12 +17,26 @@ from bourse.adapters import kafka
 from bourse.adapters.kafka_topics import TopicSpec, topic_specs
 from bourse.settings import Settings
 
+# Each request to the brokers waits at most this long (less when the deadline is nearer).
+REQUEST_TIMEOUT_MS = 15000
 
-def ensure_topics(settings: Settings) -> list[TopicSpec]:
+
+def _timeout_ms(deadline: float | None) -> int:
+    if deadline is None:
+        return REQUEST_TIMEOUT_MS
+    left = int((deadline - time.monotonic()) * 1000)
+    if left <= 0:
+        raise TimeoutError("no time left to reach the brokers before the deadline")
+    return max(min(REQUEST_TIMEOUT_MS, left), 1000)
+
+
+def ensure_topics(settings: Settings, deadline: float | None = None) -> list[TopicSpec]:
     """Create the missing topics; return them. The replication factor is the cluster's default
-    (-1): three on MSK Serverless, two on a two-zone provisioned cluster, one locally."""
+    (-1): three on MSK Serverless, two on a two-zone provisioned cluster, one locally.
+    ``deadline`` (time.monotonic()) bounds every request to the brokers."""
     specs = topic_specs(settings)
-    admin = kafka.admin(request_timeout_ms=15000)
+    timeout_ms = _timeout_ms(deadline)
+    admin = kafka.admin(request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms)
     try:
         existing = set(admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
@@ -30,7 +45,7 @@ def ensure_topics(settings: Settings) -> list[TopicSpec]:
                 admin.create_topics(
                     {spec.name: {"num_partitions": spec.partitions, "replication_factor": -1,
                                  "configs": dict(spec.configs)}},
-                    timeout_ms=15000, wait_for_metadata=True,
+                    timeout_ms=_timeout_ms(deadline), wait_for_metadata=True,
                 )  # fmt: skip
         described: list[dict[str, Any]] = admin.describe_topics([spec.name for spec in specs])
     finally:
