@@ -90,6 +90,14 @@ validate: $(SAM_STAMP)
 	  SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	$(SAM_VENV)/bin/cfn-lint template.yaml infra/*.yaml
 
+## Offline, what `sam deploy` would really create: SAM's translator on template.yaml, then the
+## checks of infra/deploy_check (cfn-lint on its output and the nested stacks, the IAM contract
+## over the roles SAM generates, the network contract, MSK triggers, fixed names, WebSocket
+## deployments, custom resources). Ends with `deploy-check: <N> checks, <F> failures`.
+.PHONY: deploy-check
+deploy-check: $(STAMP) $(SAM_STAMP)
+	$(PY) -m infra.deploy_check
+
 ## checkov has its own pins (and its own boto3), so its own environment too. Every check it
 ## fails must be in infra/checkov/skips.yaml with the reason it does not apply.
 CHECKOV_VENV := .tools/checkov

@@ -1,0 +1,1 @@
+"""Deploy-time code beside the nested stacks: release tooling and `make deploy-check`."""
