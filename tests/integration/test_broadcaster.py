@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import threading
@@ -36,7 +37,7 @@ from bourse.streams.frames import MAX_MESSAGE_BYTES
 from matching_service.workload import commands
 from tests.binance_book import LocalOrderBook
 from tests.integration.api_support import ApiStack, now_ms
-from tests.integration.ws_support import private_tables, wait_for
+from tests.integration.ws_support import WsClient, private_tables, signed_params, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -308,3 +309,91 @@ def test_a_sweep_of_5000_levels_arrives_in_frames_under_the_limit(stack: ApiStac
         assert max(len(f) for f in reader.frames) <= MAX_MESSAGE_BYTES
     finally:
         reader.close()
+
+
+def _first(client: WsClient, pick: Any, timeout: float = 30) -> Any:
+    """The first frame ``pick`` accepts; the frames before it are returned too."""
+    deadline = time.monotonic() + timeout
+    skipped: list[Any] = []
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"nothing arrived; before: {skipped}"
+        message = client.recv(timeout=left)
+        if pick(message):
+            return message, skipped
+        skipped.append(message)
+
+
+def test_a_new_subscriber_receives_the_next_event(stack: ApiStack) -> None:
+    """Subscribing right after an event of the same stream and account: the next event
+    reaches the new subscriber, by each way of subscribing (SUBSCRIBE, a listen key's
+    $connect, the WebSocket API's userDataStream.subscribe).
+
+    A watcher receives each round's events first, so the broadcaster has just looked the
+    stream and the account up when the new connections subscribe; a subscriber list cached
+    from that lookup must not hide them from the next event (it did: lists were used for up
+    to two seconds)."""
+    _add_symbol(stack, "SUBUSDT", "SUB")
+    maker = stack.trader(221, {"SUB": "10"})
+    taker = stack.trader(222, {"USDT": "1000000"})
+    answer = requests.post(
+        f"{stack.base_url}/api/v3/userDataStream",
+        headers={"X-MBX-APIKEY": maker.api_key},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    listen_key = answer.json()["listenKey"]
+    url = f"ws://127.0.0.1:{stack.port}"
+    watcher = Reader(f"{url}/stream?streams=subusdt@trade/{listen_key}")
+    maker_rest, taker_rest = stack.client(maker), stack.client(taker)
+
+    def trade(client_order_id: str) -> None:
+        sell = maker_rest.signed("POST", "/api/v3/order", {"symbol": "SUBUSDT", "side": "SELL",
+            "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01", "price": "30000",
+            "newClientOrderId": client_order_id})  # fmt: skip
+        assert sell.status_code == 200, sell.text
+        buy = taker_rest.signed("POST", "/api/v3/order", {"symbol": "SUBUSDT", "side": "BUY",
+            "type": "MARKET", "quantity": "0.01"})  # fmt: skip
+        assert buy.status_code == 200, buy.text
+
+    def watched(client_order_id: str) -> bool:
+        messages = watcher.messages()
+        return any(m["stream"] == "subusdt@trade" for m in messages) and any(
+            m["data"].get("e") == "executionReport"
+            and m["data"]["c"] == client_order_id
+            and m["data"]["x"] == "TRADE"
+            for m in messages
+        )
+
+    try:
+        trade("sub-0")
+        assert wait_for(lambda: watched("sub-0"), timeout=120)
+        for n in range(1, 4):
+            watcher.frames.clear()
+            market = WsClient(f"{url}/ws")
+            assert market.stream_request("SUBSCRIBE", ["subusdt@trade"]) == {
+                "result": None, "id": 1
+            }  # fmt: skip
+            user = WsClient(f"{url}/ws/{listen_key}")  # $connect answered: subscribed
+            api = WsClient(f"{url}/ws-api/v3")
+            try:
+                assert api.api("session.logon", signed_params(maker, {}))["status"] == 200
+                assert api.api("userDataStream.subscribe")["result"] == {"subscriptionId": 0}
+                trade(f"sub-{n}")
+                # The first events after subscribing: the trade, the maker's NEW report.
+                first, _ = _first(market, lambda m: True)
+                assert first["e"] == "trade" and first["s"] == "SUBUSDT", first
+                report, before = _first(user, lambda m: m.get("e") == "executionReport")
+                assert report["c"] == f"sub-{n}" and report["x"] == "NEW", (report, before)
+                report, before = _first(
+                    api, lambda m: m.get("event", {}).get("e") == "executionReport"
+                )
+                assert report["subscriptionId"] == 0, report
+                assert report["event"]["c"] == f"sub-{n}", (report, before)
+                assert report["event"]["x"] == "NEW", report
+                assert wait_for(functools.partial(watched, f"sub-{n}"), timeout=60)
+            finally:
+                for client in (market, user, api):
+                    client.close()
+    finally:
+        watcher.close()

@@ -19,7 +19,12 @@ import pytest
 from botocore.exceptions import ClientError
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bourse.adapters.connections import ConnectionStore
+from bourse.adapters.connections import (
+    Connection,
+    ConnectionStore,
+    RecentSubscriptions,
+    account_stream,
+)
 from bourse.adapters.listen_keys import ListenKeys
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Trader
@@ -109,6 +114,48 @@ def test_subscribe_list_unsubscribe(stack: ApiStack, store: ConnectionStore) -> 
     # $disconnect cleans the store
     assert wait_for(lambda: store.get_connection(connection.connection_id) is None)
     assert store.connections_for_stream(depth) == []
+
+
+def test_subscriptions_are_recorded_for_the_broadcaster(
+    stack: ApiStack, tables: dict[str, str], alice: Trader
+) -> None:
+    """Before a subscription is acknowledged it is in Redis (``RecentSubscriptions``), where
+    the broadcaster finds it whatever its cached lists and the by-stream index say; it leaves
+    on UNSUBSCRIBE and $disconnect."""
+    recent = RecentSubscriptions(stack.redis)
+    trade, depth = _unique_stream(), _unique_stream("depth")
+    keys = ListenKeys(tables["LISTEN_KEYS_TABLE"], stack.commands_topic)
+    listen_key = keys.create(alice.account_id)
+    user = account_stream(alice.account_id)
+    combined = WsClient(_url(stack, f"/stream?streams={trade}/{listen_key}"))
+    market = WsClient(_url(stack, "/ws"))
+    api = WsClient(_url(stack, "/ws-api/v3"))
+    try:
+        # $connect answered: its streams and listen key are there
+        (first,) = recent.read([trade])
+        assert [c.combined for c in first] == [True]
+        combined_id = first[0].connection_id
+        assert recent.read([user]) == [[Connection(combined_id, True, listen_key)]]
+        assert market.stream_request("SUBSCRIBE", [trade, depth]) == {"result": None, "id": 1}
+        (on_trade, on_depth) = recent.read([trade, depth])
+        assert len(on_trade) == 2 and len(on_depth) == 1
+        market_id = on_depth[0].connection_id
+        assert on_depth == [Connection(market_id, False)]
+        assert api.api("session.logon", signed_params(alice, {}))["status"] == 200
+        assert api.api("userDataStream.subscribe")["result"] == {"subscriptionId": 0}
+        (on_user,) = recent.read([user])
+        assert len(on_user) == 2
+        (api_subscription,) = [c for c in on_user if c.connection_id != combined_id]
+        assert api_subscription.subscription_id == 0 and api_subscription.listen_key is None
+        # unsubscribed and disconnected connections leave
+        assert market.stream_request("UNSUBSCRIBE", [trade]) == {"result": None, "id": 2}
+        assert [c.connection_id for c in recent.read([trade])[0]] == [combined_id]
+        assert api.api("userDataStream.unsubscribe")["result"] == {}
+        assert recent.read([user]) == [[Connection(combined_id, True, listen_key)]]
+    finally:
+        for client in (combined, market, api):
+            client.close()
+    assert wait_for(lambda: recent.read([trade, depth, user]) == [[], [], []])
 
 
 def test_binance_paths(stack: ApiStack, store: ConnectionStore) -> None:

@@ -29,21 +29,31 @@ Contract (the fan-out reads it; the WebSocket handlers write it):
   ``by-stream`` index when the key is revoked (``bourse.adapters.api_keys.close_key_sessions``).
   Such items are never listed as subscriptions.
 
+* Every subscription is also recorded, once DynamoDB has it and before the client is
+  answered, in Redis for two to four minutes (``RecentSubscriptions``:
+  ``recent-subs:{<stream>}:<period>`` hashes, connection id -> its ``Connection``), and
+  removed there on unsubscribe and disconnect. The ``by-stream`` index is eventually
+  consistent and the broadcaster keeps what it read from it for up to two seconds
+  (``bourse.consumers.broadcaster.SubscriberCache``); it adds these recent subscribers to
+  every list it uses, so a connection receives every event the broadcaster handles after its
+  subscription was acknowledged (docs/streams.md, "Fan-out").
+
 Tables (template.yaml): ConnectionsTable (key ``connectionId``) and SubscriptionsTable (key
 ``connectionId`` + ``stream``, index ``by-stream`` on ``stream`` + ``connectionId``).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bourse.adapters import aws
+from bourse.adapters import aws, redis_conn
 from bourse.settings import get_settings
 from bourse.ws.streams import parse_stream
 
@@ -119,10 +129,111 @@ class UnknownConnection(LookupError):
     """The connection is gone (disconnected or expired)."""
 
 
+# -- recent subscriptions (Redis)
+
+# How long a subscription stays listed in Redis, at least: far longer than a list read from
+# the ``by-stream`` index can lag behind it (the index's propagation, typically well under a
+# second, then the broadcaster's cache, at most 2 x BOURSE_BROADCASTER_SUBSCRIBERS_TTL_MS).
+RECENT_SECONDS = 120
+# How far apart the clocks of the functions' hosts may be (NTP keeps them within milliseconds).
+CLOCK_SKEW_SECONDS = 10
+
+
+def recent_key(stream: str, period: int) -> str:
+    """The hash of ``stream``'s subscriptions made in ``period`` (epoch seconds //
+    RECENT_SECONDS); the stream is the hash tag, as every live-view key's symbol is."""
+    return f"recent-subs:{{{stream}}}:{period}"
+
+
+def _encode_recent(connection: Connection) -> str:
+    fields: dict[str, Any] = {"c": connection.combined}
+    if connection.listen_key is not None:
+        fields["k"] = connection.listen_key
+    if connection.subscription_id is not None:
+        fields["s"] = connection.subscription_id
+    return json.dumps(fields, separators=(",", ":"))
+
+
+# Memoised: the broadcaster reads the same subscriptions on every batch for minutes.
+@lru_cache(maxsize=65_536)
+def _decode_recent(connection_id: str, value: str | bytes) -> Connection:
+    fields = json.loads(value)
+    return Connection(connection_id, bool(fields["c"]), fields.get("k"), fields.get("s"))
+
+
+class RecentSubscriptions:
+    """The subscriptions of the last minutes, in Redis (the module docstring says why).
+
+    Time is cut in periods of RECENT_SECONDS; a subscription is a field of its stream's hash
+    for the period it was made in (``recent_key``: connection id -> how the connection wants
+    its frames), and a reader looks at the current period and the one before. So each
+    subscription is read for at least RECENT_SECONDS, and no longer than twice that: a hash
+    expires (``EXPIREAT``) once no reader looks at it, nothing is ever pruned. A subscription
+    made in the first CLOCK_SKEW_SECONDS of a period is filed in the previous one too, for a
+    reader whose clock is behind. Writes are one pipeline (HSET and EXPIREAT per stream), and
+    ``read`` gets every subscription of a batch's streams in one pipeline of two HGETALLs per
+    stream. Stream names are the subscriptions table's (``account_stream`` for user data)."""
+
+    def __init__(self, client: Any, clock: Callable[[], float] = time.time) -> None:
+        self._redis = client
+        self._clock = clock
+
+    def add(self, connection: Connection, streams: Iterable[str]) -> None:
+        now = self._clock()
+        period = int(now // RECENT_SECONDS)
+        periods = [period]
+        if now - period * RECENT_SECONDS < CLOCK_SKEW_SECONDS:
+            periods.append(period - 1)
+        value = _encode_recent(connection)
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            for p in periods:
+                key = recent_key(stream, p)
+                pipe.hset(key, connection.connection_id, value)
+                # Read until the end of the next period, on any host's clock (and Redis's).
+                pipe.expireat(key, (p + 3) * RECENT_SECONDS)
+        pipe.execute()
+
+    def remove(self, connection_id: str, streams: Iterable[str]) -> None:
+        period = int(self._clock() // RECENT_SECONDS)
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            for p in range(period - 2, period + 2):
+                pipe.hdel(recent_key(stream, p), connection_id)
+        pipe.execute()
+
+    def read(self, streams: Sequence[str]) -> list[list[Connection]]:
+        """Each stream's recent subscribers (a connection once, its newest subscription)."""
+        period = int(self._clock() // RECENT_SECONDS)
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.hgetall(recent_key(stream, period - 1))
+            pipe.hgetall(recent_key(stream, period))
+        replies = pipe.execute()
+        out: list[list[Connection]] = []
+        for i in range(len(streams)):
+            found: dict[str, Connection] = {}
+            for hash_ in replies[2 * i : 2 * i + 2]:
+                for key, value in hash_.items():
+                    cid = key.decode() if isinstance(key, bytes) else str(key)
+                    found[cid] = _decode_recent(cid, value)
+            out.append(list(found.values()))
+        return out
+
+
 class ConnectionStore:
-    def __init__(self, connections_table: str, subscriptions_table: str) -> None:
+    """``recent``: where subscriptions are also recorded for the broadcaster (``store()`` gives
+    this deployment's Redis; without it, only DynamoDB is written)."""
+
+    def __init__(
+        self,
+        connections_table: str,
+        subscriptions_table: str,
+        recent: RecentSubscriptions | None = None,
+    ) -> None:
         self.connections_table = connections_table
         self.subscriptions_table = subscriptions_table
+        self.recent = recent
 
     @property
     def _ddb(self) -> Any:
@@ -189,6 +300,10 @@ class ConnectionStore:
             for item in self._query_connection(connection_id, "stream")
         ]
         self._delete_subscriptions(keys)
+        self._forget_recent(
+            connection_id,
+            [k["stream"]["S"] for k in keys if not k["stream"]["S"].startswith(KEY_STREAM_PREFIX)],
+        )
         self._ddb.delete_item(
             TableName=self.connections_table, Key={"connectionId": {"S": connection_id}}
         )
@@ -286,16 +401,16 @@ class ConnectionStore:
                         "subscribedAt": now_ns + offset,
                     }
                 )
+        if self.recent is not None and names:
+            self.recent.add(Connection(connection_id, state.combined), names)
 
     def unsubscribe(self, connection_id: str, streams: Iterable[str]) -> None:
         """Removes market streams; names not subscribed are ignored, as Binance does."""
+        names = [name for name in dict.fromkeys(streams) if not _internal(name)]
         self._delete_subscriptions(
-            [
-                {"connectionId": {"S": connection_id}, "stream": {"S": name}}
-                for name in dict.fromkeys(streams)
-                if not _internal(name)
-            ]
+            [{"connectionId": {"S": connection_id}, "stream": {"S": name}} for name in names]
         )
+        self._forget_recent(connection_id, names)
 
     def list_subscriptions(self, connection_id: str) -> list[str]:
         """The connection's market streams and listen keys, oldest first."""
@@ -367,6 +482,9 @@ class ConnectionStore:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise AlreadySubscribed(account_id) from None
             raise
+        if self.recent is not None:
+            connection = Connection(connection_id, state.combined, listen_key, subscription_id)
+            self.recent.add(connection, [account_stream(account_id)])
         return subscription_id
 
     def account_subscriptions(self, connection_id: str) -> list[AccountSubscription]:
@@ -387,6 +505,7 @@ class ConnectionStore:
         self._delete_subscriptions(
             [{"connectionId": {"S": connection_id}, "stream": {"S": account_stream(account_id)}}]
         )
+        self._forget_recent(connection_id, [account_stream(account_id)])
 
     def connections_for_account(self, account_id: int) -> list[Connection]:
         return [
@@ -400,6 +519,10 @@ class ConnectionStore:
             )
             for item in self._query_stream(account_stream(account_id))
         ]
+
+    def _forget_recent(self, connection_id: str, streams: list[str]) -> None:
+        if self.recent is not None and streams:
+            self.recent.remove(connection_id, streams)
 
     # -- DynamoDB
 
@@ -462,15 +585,22 @@ class AlreadySubscribed(Exception):
         self.account_id = account_id
 
 
+def recent_subscriptions(redis_url: str) -> RecentSubscriptions:
+    """This deployment's recent subscriptions (the live view's Redis, with its AUTH token)."""
+    return RecentSubscriptions(
+        redis_conn.connect(redis_url, socket_timeout=2, socket_connect_timeout=2)
+    )
+
+
 @cache
-def _store(connections_table: str, subscriptions_table: str) -> ConnectionStore:
-    return ConnectionStore(connections_table, subscriptions_table)
+def _store(connections_table: str, subscriptions_table: str, redis_url: str) -> ConnectionStore:
+    return ConnectionStore(connections_table, subscriptions_table, recent_subscriptions(redis_url))
 
 
 def store() -> ConnectionStore:
-    """The store of this deployment's tables (settings)."""
+    """The store of this deployment's tables and Redis (settings)."""
     settings = get_settings()
-    return _store(settings.connections_table, settings.subscriptions_table)
+    return _store(settings.connections_table, settings.subscriptions_table, settings.redis_url)
 
 
 # Module-level shortcuts onto ``store()``, for callers that want no object.

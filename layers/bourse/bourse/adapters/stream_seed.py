@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bourse.adapters import redis_conn
 from bourse.adapters.hot_cache import HotCache
 from bourse.adapters.redis_book import BOOK_LEVELS, read_book
 from bourse.record.intervals import INTERVALS
@@ -16,6 +17,12 @@ class RedisSeed:
     def __init__(self, client: Any) -> None:
         self._redis = client
         self._hot = HotCache(client)
+
+    @classmethod
+    def connect(cls, redis_url: str) -> RedisSeed:
+        """On the live view's Redis, through the one connection factory (``redis_conn``: on
+        AWS, ElastiCache refuses a client without the AUTH token it reads)."""
+        return cls(redis_conn.connect(redis_url, socket_timeout=2, socket_connect_timeout=2))
 
     def book(self, symbol: str) -> tuple[int, list[Level], list[Level]] | None:
         book = read_book(self._redis, symbol, BOOK_LEVELS)

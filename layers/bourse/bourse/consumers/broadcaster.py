@@ -6,9 +6,10 @@ Per invocation:
    best effort, and the record's gap is the recorder's to report).
 2. ``StreamState.apply`` turns the events into messages (skipping seqs already published, so
    a batch delivered again publishes nothing twice).
-3. Look up the subscribers of every stream and account the batch touched (in parallel: one
-   DynamoDB query each), build each connection's frames in publishing order, wrapped as the
-   connection wants them (``Connection.frame`` / ``user_frame``).
+3. Look up the subscribers of every stream and account the batch touched (``SubscriberCache``:
+   DynamoDB queries, cached, plus the subscriptions of the last minutes from Redis, one
+   pipeline), build each connection's frames in publishing order, wrapped as the connection
+   wants them (``Connection.frame`` / ``user_frame``).
 4. Post them in parallel (``Pusher``); connections that are gone are deleted.
 
 Nothing here fails the batch: a message that could not be delivered is not delivered again
@@ -19,9 +20,10 @@ procedure says), so the handler always reports success.
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +32,7 @@ import msgspec
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from bourse.adapters.connections import RECENT_SECONDS, account_stream
 from bourse.adapters.ws_push import Pusher
 from bourse.domain.event_codec import EventDecodeError, decode_events
 from bourse.domain.events import Event
@@ -38,6 +41,7 @@ from bourse.streams.frames import MAX_MESSAGE_BYTES
 from bourse.streams.market import Batch, StreamState
 
 _encode = msgspec.json.Encoder().encode
+log = logging.getLogger("bourse.broadcaster")
 
 
 class Subscribers(Protocol):
@@ -46,6 +50,13 @@ class Subscribers(Protocol):
     def connections_for_account(self, account_id: int) -> list[Any]: ...
 
     def delete_connection(self, connection_id: str) -> None: ...
+
+
+class Recent(Protocol):
+    """The subscriptions of the last minutes (``bourse.adapters.connections.RecentSubscriptions``),
+    by the subscriptions table's stream names: each stream's subscribers, in order."""
+
+    def read(self, streams: Sequence[str]) -> list[list[Any]]: ...
 
 
 def records(event: dict[str, Any]) -> Iterator[tuple[str, int, bytes]]:
@@ -76,15 +87,27 @@ def frames_for(
 Key = tuple[str, str | int]  # ("stream", name) or ("account", account_id)
 
 
+def _table_stream(key: Key) -> str:
+    kind, value = key
+    return str(value) if kind == "stream" else account_stream(int(value))
+
+
 class SubscriberCache:
-    """The subscribers of streams and accounts, refreshed in the background.
+    """The subscribers of streams and accounts: cached DynamoDB lists, refreshed in the
+    background, joined with the subscriptions of the last minutes (``recent``, Redis).
 
     A lookup is a DynamoDB query, and a batch touches some 30 streams per symbol: querying
     them all on every batch put about a second (locally) on the latency path. A list up to
     ``ttl_s`` old is used as it is; up to twice that, it is used for the batch in hand while a
     refresh runs on the pool; older (a quiet stream), it is queried again first. So queries
-    stay off the latency path of busy streams, and a new subscription receives within two
-    TTLs; a connection found gone is dropped at once (``forget``).
+    stay off the latency path of busy streams.
+
+    Such a list (and the ``by-stream`` index it comes from, eventually consistent) can miss a
+    subscription acknowledged a moment ago: every ``get`` adds, from one Redis pipeline, the
+    subscriptions of the last ``RECENT_SECONDS`` (``RecentSubscriptions``, written before the
+    client is answered). So a connection receives every batch handled after its subscription
+    was acknowledged. A connection found gone is dropped at once (``forget``), from both.
+    Without ``recent`` (tests), new subscriptions arrive within two TTLs.
     """
 
     def __init__(
@@ -93,14 +116,18 @@ class SubscriberCache:
         pool: ThreadPoolExecutor,
         ttl_s: float,
         clock: Callable[[], float] = time.monotonic,
+        recent: Recent | None = None,
     ) -> None:
         self._subscribers = subscribers
         self.pool = pool
         self._ttl_s = ttl_s
         self._clock = clock
+        self._recent = recent
         self._lock = threading.Lock()
         self._entries: dict[Key, tuple[float, list[Any]]] = {}
         self._refreshing: set[Key] = set()
+        # Connections found gone (connection id -> when): Redis may list them a little longer.
+        self._gone: dict[str, float] = {}
 
     def _query(self, key: Key) -> list[Any]:
         kind, value = key
@@ -144,14 +171,37 @@ class SubscriberCache:
         for key, conns in zip(missing, self.pool.map(self._query, missing), strict=True):
             self._store(key, now, conns)
             out[key] = conns
+        if self._recent is not None and keys:
+            self._add_recent(self._recent, keys, out)
         return out
 
+    def _add_recent(self, source: Recent, keys: list[Key], out: dict[Key, list[Any]]) -> None:
+        try:
+            recent = source.read([_table_stream(k) for k in keys])
+        except Exception:
+            # Redis unreachable: the cached lists alone (new subscriptions wait for a refresh).
+            log.warning("recent subscriptions not read", exc_info=True)
+            return
+        with self._lock:
+            gone = set(self._gone)
+        for key, conns in zip(keys, recent, strict=True):
+            if not conns:
+                continue
+            listed = out[key]
+            known = {c.connection_id for c in listed} | gone
+            extra = [c for c in conns if c.connection_id not in known]
+            if extra:
+                out[key] = [*listed, *extra]
+
     def forget(self, connection_ids: set[str]) -> None:
+        now = self._clock()
         with self._lock:
             for key, (fetched_at, conns) in list(self._entries.items()):
                 kept = [c for c in conns if c.connection_id not in connection_ids]
                 if len(kept) != len(conns):
                     self._entries[key] = (fetched_at, kept)
+            self._gone = {c: t for c, t in self._gone.items() if now - t < RECENT_SECONDS * 2}
+            self._gone.update(dict.fromkeys(connection_ids, now))
 
 
 @dataclass
@@ -166,22 +216,27 @@ class Broadcaster:
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> Broadcaster:
-        import redis
-
         from bourse.adapters import connections
         from bourse.adapters.stream_seed import RedisSeed
         from bourse.adapters.ws_push import management_client
 
         threads = settings.broadcaster_threads
+        # Redis clients come from bourse.adapters.redis_conn (the AUTH token on AWS): the
+        # seeds', and the store's for the recent subscriptions.
         store = connections.store()
+        assert store.recent is not None
         # boto3's default HTTP pool (aws.client) holds 10 connections: as many lookups.
         lookups = ThreadPoolExecutor(max_workers=10, thread_name_prefix="ws-lookup")
+        ttl_s = settings.broadcaster_subscribers_ttl_ms / 1000
+        if 2 * ttl_s > RECENT_SECONDS / 4:
+            # A cached list must be far younger than the recent subscriptions' window, or a
+            # subscription could leave Redis before the lists include it.
+            logger.warning("subscribers TTL capped", extra={"ttlSeconds": ttl_s})
+            ttl_s = RECENT_SECONDS / 8
         return cls(
-            state=StreamState(
-                RedisSeed(redis.Redis.from_url(settings.redis_url, socket_timeout=2))
-            ),
+            state=StreamState(RedisSeed.connect(settings.redis_url)),
             subscribers=store,
-            cache=SubscriberCache(store, lookups, settings.broadcaster_subscribers_ttl_ms / 1000),
+            cache=SubscriberCache(store, lookups, ttl_s, recent=store.recent),
             pusher=Pusher(management_client(settings, threads), threads),
             logger=logger,
             metrics=metrics,
