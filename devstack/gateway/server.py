@@ -147,10 +147,16 @@ class Gateway:
     ) -> dict[str, Any]:
         url = urlsplit(raw_path)
         path = url.path
+        # As API Gateway REST passes them: names as sent (two spellings are two names), each
+        # with its last value in ``headers`` and every value in ``multiValueHeaders``.
+        # ``headers`` is ordered by each name's last line, so that the authorizer's identity
+        # (``_identity``) is the last line sent, whatever its spelling.
         multi_headers: dict[str, list[str]] = {}
+        headers: dict[str, str] = {}
         for name, value in header_pairs:
             multi_headers.setdefault(name, []).append(value)
-        headers = {name: values[-1] for name, values in multi_headers.items()}
+            headers.pop(name, None)
+            headers[name] = value
         multi_query: dict[str, list[str]] = {}
         for name, value in parse_qsl(url.query, keep_blank_values=True):
             multi_query.setdefault(name, []).append(value)
@@ -181,6 +187,9 @@ class Gateway:
     # -- authorizer
 
     def _identity(self, authorizer: Authorizer, event: dict[str, Any]) -> tuple[str, ...] | None:
+        """The identity-source values (the cache key). A header sent more than once, or in
+        several spellings, counts with its last line (``headers`` is in last-line order);
+        deciding whether that is acceptable is the authorizer's and the function's job."""
         values: list[str] = []
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
         for name in authorizer.headers:

@@ -8,9 +8,14 @@ accounts exactly as they were.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
+import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -178,6 +183,27 @@ def test_limit_fill_cancel_and_balances(stack: ApiStack, alice: Trader, bob: Tra
     assert test["standardCommissionForOrder"] == {"maker": "0.00100000", "taker": "0.00100000"}
 
 
+def test_client_order_id_is_free_again_once_the_order_closed(
+    stack: ApiStack, alice: Trader
+) -> None:
+    """Issue 15: the same request again is a retry while its order is open (the first answer,
+    nothing placed) and a new order once it has closed (it used to replay the old answer)."""
+    a = stack.client(alice)
+    order = _limit(newClientOrderId="reuse-after-close", price="19000", newOrderRespType="RESULT")
+    first = _ok(a.signed("POST", "/api/v3/order", order))
+    assert _ok(a.signed("POST", "/api/v3/order", order)) == first
+    ids = [o["orderId"] for o in _ok(a.signed("GET", "/api/v3/openOrders"))]
+    assert ids.count(first["orderId"]) == 1 and len(ids) == len(set(ids))
+    other = _limit(newClientOrderId="reuse-after-close", price="19001")
+    response = a.signed("POST", "/api/v3/order", other)
+    assert (response.status_code, response.json()["code"]) == (400, -2010)
+    _ok(a.signed("DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": first["orderId"]}))
+    second = _ok(a.signed("POST", "/api/v3/order", order))
+    assert second["orderId"] != first["orderId"] and second["status"] == "NEW"
+    assert second["clientOrderId"] == "reuse-after-close"
+    _ok(a.signed("DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": second["orderId"]}))
+
+
 # ------------------------------------------------------------------------------ hostile table
 
 LIMIT = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
@@ -299,7 +325,120 @@ CASES: list[tuple[str, str, str, dict[str, Any], dict[str, Any], int, int, str |
      UNSIGNED, 400, -1125, "This listenKey does not exist."),
     ("keepalive without listenKey", "PUT", "/api/v3/userDataStream", {}, UNSIGNED, 400, -1102,
      "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed."),
+    # Whose key acts (issue 15): Alice signs with her secret and sends her key and Bob's. Bob's
+    # own requests from this address have left an Allow for his key in the gateway's cache, so
+    # the identity API Gateway keys its cache on (the last line) is Bob's either way.
+    ("two key spellings, victim's last", "POST", "/api/v3/order", LIMIT,
+     {"keys": [("X-MBX-APIKEY", "alice"), ("x-mbx-apikey", "bob")]}, 401, -2014,
+     "API-key format invalid."),
+    ("two key spellings, victim's first", "POST", "/api/v3/order", LIMIT,
+     {"keys": [("x-mbx-apikey", "bob"), ("X-MBX-APIKEY", "alice")]}, 401, -2014, None),
+    ("key header twice", "GET", "/api/v3/account", {},
+     {"keys": [("X-MBX-APIKEY", "alice"), ("X-MBX-APIKEY", "bob")]}, 401, -2014, None),
+    ("own key twice", "GET", "/api/v3/account", {},
+     {"keys": [("X-MBX-APIKEY", "alice"), ("X-Mbx-ApiKey", "alice")]}, 401, -2014, None),
+    ("two keys, query victim's order", "GET", "/api/v3/order", {"symbol": "BTCUSDT"},
+     {"keys": [("X-MBX-APIKEY", "alice"), ("x-mbx-apikey", "bob")], "bob_order": True}, 401,
+     -2014, None),
+    ("two keys, cancel victim's order", "DELETE", "/api/v3/order", {"symbol": "BTCUSDT"},
+     {"keys": [("X-MBX-APIKEY", "alice"), ("x-mbx-apikey", "bob")], "bob_order": True}, 401,
+     -2014, None),
+    ("two keys, victim's listenKey", "POST", "/api/v3/userDataStream", {},
+     {"keys": [("X-MBX-APIKEY", "alice"), ("x-mbx-apikey", "bob")], **UNSIGNED}, 401, -2014,
+     None),
+    # Alice's own key, Bob's order id: not hers, so it does not exist for her.
+    ("query another account's order", "GET", "/api/v3/order", {"symbol": "BTCUSDT"},
+     {"bob_order": True}, 400, -2013, "Order does not exist."),
+    ("cancel another account's order", "DELETE", "/api/v3/order", {"symbol": "BTCUSDT"},
+     {"bob_order": True}, 400, -2011, "Unknown order sent."),
+    # Non-ASCII and non-UTF-8 signatures: -1022, never a 500 (issue 15).
+    ("non-ASCII signature in the query", "GET", "/api/v3/account", {},
+     {"raw_signature": "é".encode(), "in_query": True}, 400, -1022,
+     "Signature for this request is not valid."),
+    ("percent-encoded non-ASCII signature", "GET", "/api/v3/account", {},
+     {"raw_signature": b"%C3%A9", "in_query": True}, 400, -1022, None),
+    ("non-ASCII signature in the body", "POST", "/api/v3/order", LIMIT,
+     {"raw_signature": "é".encode()}, 400, -1022, None),
+    ("non-UTF-8 signature in the body", "POST", "/api/v3/order", LIMIT,
+     {"raw_signature": b"\xe9" * 64}, 400, -1022, None),
+    ("non-UTF-8 byte in a signed body", "POST", "/api/v3/order",
+     _limit(newClientOrderId="caf\udce9"), {"raw_signature": None}, 400, -1100, None),
+    ("non-ASCII symbol", "POST", "/api/v3/order", _limit(symbol="BTCUSDT\u00e9"), {}, 400,
+     -1100, "Illegal characters found in parameter 'symbol'; legal range is "
+     "'^[A-Z0-9-_.]{1,20}$'."),
 ]  # fmt: skip
+
+
+class _Answer:
+    """What the table reads of a response, for requests ``requests`` cannot send."""
+
+    def __init__(self, status: int, data: bytes) -> None:
+        self.status_code = status
+        self.text = data.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+def _raw(base_url: str, method: str, target: bytes, headers: list[tuple[str, str]],
+         body: bytes) -> _Answer:  # fmt: skip
+    """One HTTP/1.1 request as bytes: repeated header lines, and bytes that are not ASCII or
+    not UTF-8 in the request line or the body, which HTTP clients refuse to send."""
+    url = urlsplit(base_url)
+    lines = [method.encode() + b" " + target + b" HTTP/1.1", f"Host: {url.netloc}".encode()]
+    lines += [f"{name}: {value}".encode() for name, value in headers]
+    if body:
+        lines.append(b"Content-Type: application/x-www-form-urlencoded")
+    lines += [f"Content-Length: {len(body)}".encode(), b"Connection: close"]
+    with socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), 30) as sock:
+        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, payload = data.partition(b"\r\n\r\n")
+    return _Answer(int(head.split(b" ", 2)[1]), payload)
+
+
+def _payload(params: dict[str, Any], signed: bool) -> bytes:
+    """Parameters as a client sends them, unencoded ("\\udcXX" stands for a byte that is not
+    UTF-8), with a timestamp when ``signed``."""
+    pairs = [f"{k}={v}" for k, v in params.items()]
+    if signed:
+        pairs.append(f"timestamp={now_ms()}")
+    return "&".join(pairs).encode("utf-8", "surrogateescape")
+
+
+def _hostile_raw(stack: ApiStack, traders: dict[str, Trader], method: str, path: str,
+                 params: dict[str, Any], opts: dict[str, Any]) -> _Answer:  # fmt: skip
+    """A request signed with Alice's secret (unless told otherwise) with the key header lines
+    ``opts["keys"]`` names (Alice's alone by default), or a signature sent as the bytes
+    ``opts["raw_signature"]`` (None: a valid signature over the bytes sent)."""
+    signed = opts.pop("sign", True)
+    payload = _payload(params, opts.pop("with_timestamp", signed))
+    if "raw_signature" in opts:
+        sig = opts.pop("raw_signature")
+        if sig is None:
+            key = traders["alice"].secret.encode()
+            sig = hmac.new(key, payload, hashlib.sha256).hexdigest().encode()
+        payload += b"&signature=" + sig
+    elif signed:
+        key = traders["alice"].secret.encode()
+        payload += b"&signature=" + hmac.new(key, payload, hashlib.sha256).hexdigest().encode()
+    keys = opts.pop("keys", [("X-MBX-APIKEY", "alice")])
+    headers = [(name, traders[who].api_key) for name, who in keys]
+    in_query = opts.pop("in_query", method != "POST")
+    target = path.encode() + (b"?" + payload if in_query and payload else b"")
+    return _raw(stack.base_url, method, target, headers, b"" if in_query else payload)
+
+
+@pytest.fixture
+def bob_order(stack: ApiStack, bob: Trader) -> Iterator[int]:
+    """A resting order of Bob's, which Alice tries to query and cancel (cancelled after)."""
+    client = stack.client(bob)
+    order = _limit(side="SELL", price="90000", newClientOrderId="bobs-1")
+    order_id = int(_ok(client.signed("POST", "/api/v3/order", order))["orderId"])
+    yield order_id
+    client.signed("DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": order_id})
 
 
 @pytest.fixture(scope="module")
@@ -318,15 +457,22 @@ def _state(client: Client) -> tuple[Any, Any]:
 
 
 def test_hostile_requests(
-    stack: ApiStack, alice: Trader, bob: Trader, hostile_setup: dict[str, Trader]
-) -> None:
+    stack: ApiStack, alice: Trader, bob: Trader, hostile_setup: dict[str, Trader],
+    bob_order: int,
+) -> None:  # fmt: skip
     a, b = stack.client(alice), stack.client(bob)
     before = (_state(a), _state(b))
     failures = []
     for case_id, method, path, params, options, status, code, msg in CASES:
         opts = dict(options)
         client = stack.client(hostile_setup[opts.pop("trader")]) if "trader" in opts else a
-        if opts.pop("public", False):
+        if opts.pop("bob_order", False):
+            params = {**params, "orderId": bob_order}
+        response: Any
+        if "keys" in opts or "raw_signature" in opts:
+            response = _hostile_raw(stack, {"alice": alice, "bob": bob}, method, path, params,
+                                    opts)  # fmt: skip
+        elif opts.pop("public", False):
             response = client.public(method, path, **params)
         elif opts.pop("duplicate", False):
             body = "&".join(f"{k}={v}" for k, v in params.items())

@@ -86,6 +86,12 @@ class FakeIdempotency:
         rid, status, body = self.items[key]
         return type("Claim", (), {"request_id": rid, "status": status, "body": body})()
 
+    def reclaim(self, key: str, old_request_id: str, request_id: str) -> Any:
+        if key in self.items and self.items[key][0] != old_request_id:
+            return self.claim(key, request_id)
+        self.items[key] = [request_id, None, None]
+        return None
+
     def complete(self, key: str, status: int, body: str) -> None:
         self.items[key][1:] = [status, body]
 
@@ -238,7 +244,9 @@ def test_authorizer() -> None:
     keys = FakeKeys()
     allow = authorize(event, keys)
     assert allow["principalId"] == "7"
-    assert allow["context"] == {"accountId": 7, "permissions": "TRADE,USER_DATA"}
+    digest = hashlib.sha256(KEY.encode()).hexdigest()
+    assert allow["context"] == {"accountId": 7, "permissions": "TRADE,USER_DATA",
+                                "apiKeyDigest": digest}  # fmt: skip
     assert allow["policyDocument"]["Statement"][0]["Resource"] == (
         "arn:aws:execute-api:us-east-1:1:api/prod/*"
     )
@@ -321,15 +329,19 @@ def test_client_order_id_retries_are_idempotent() -> None:
     store = FakeIdempotency()
     replies: dict[str, Reply] = {}
 
+    resting = result(OrderStatus.NEW)  # open: retries replay its answer (closed: see
+    view = FakeView()  # tests/unit/test_client_order_id_reuse.py)
+    view.orders[7] = [resting]
+
     def answer(c: Command) -> Reply | None:
-        reply = ok_reply(c, ReplyPart(Outcome.SUCCESS, 0, "", result()))
+        reply = ok_reply(c, ReplyPart(Outcome.SUCCESS, 0, "", resting))
         replies[c.request_id] = reply
         return None if len(replies) == 1 else reply  # the first attempt times out
 
     bus = FakeBus(answer)
     bus.wait = lambda request_id: replies.get(request_id)  # type: ignore[method-assign]
     ids = iter(f"r{i}" for i in range(100))
-    d = h.Deps(FakeView(), bus, FakeKeys(), lambda: NOW, lambda: next(ids), store)
+    d = h.Deps(view, bus, FakeKeys(), lambda: NOW, lambda: next(ids), store)
     params = {**LIMIT, "newClientOrderId": "mine-1"}
     with pytest.raises(BinanceError) as exc:
         h.new_order(signed_request(params, body=True), d)

@@ -3,9 +3,12 @@
 
 The first request with a key claims it with a conditional put (``attribute_not_exists``) and
 its command's request id; when the engine answers, the HTTP status and body are stored with
-the key. A retry finds the claim: it replays the stored answer, or, when the first attempt
-timed out (-1007), waits on the first command's reply list, which the matching service still
-fills. So a retry never produces a second command.
+the key. A retry finds the claim: when the first attempt timed out (-1007), it waits on the
+first command's reply list, which the matching service still fills; when the answer is an
+order that is still open, it replays the answer. When the answer is a rejection or an order
+that has closed since, the client id is free again (Binance) and the retry takes the key over
+(``reclaim``, conditional on the request id it saw) and is a new order. So a retry never
+produces a second command while the first could still be what the client is waiting for.
 """
 
 from __future__ import annotations
@@ -38,6 +41,30 @@ class DynamoIdempotency:
 
     def claim(self, key: str, request_id: str) -> Claim | None:
         """None when this request now owns ``key``; else the existing claim."""
+        now = int(time.time())
+        return self._put(
+            key,
+            request_id,
+            # An expired item may linger until DynamoDB's TTL sweep removes it.
+            "attribute_not_exists(id) OR expiration < :now",
+            {":now": {"N": str(now)}},
+        )
+
+    def reclaim(self, key: str, old_request_id: str, request_id: str) -> Claim | None:
+        """Take ``key`` over from the claim of ``old_request_id`` (answered, and its order no
+        longer open: the client id is free again): None when this request now owns it; else
+        the claim as it now is. Conditional on the claim seen, so of two retries that saw the
+        same closed answer only one places an order; the other finds its claim."""
+        return self._put(
+            key,
+            request_id,
+            "attribute_not_exists(id) OR requestId = :old",
+            {":old": {"S": old_request_id}},
+        )
+
+    def _put(
+        self, key: str, request_id: str, condition: str, values: dict[str, Any]
+    ) -> Claim | None:
         key = f"{self.scope}|{key}"
         client: Any = aws.client("dynamodb")
         expires = int(time.time()) + self.ttl_s
@@ -49,9 +76,8 @@ class DynamoIdempotency:
                     "requestId": {"S": request_id},
                     "expiration": {"N": str(expires)},
                 },
-                # An expired item may linger until DynamoDB's TTL sweep removes it.
-                ConditionExpression="attribute_not_exists(id) OR expiration < :now",
-                ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:

@@ -6,6 +6,8 @@ The entrypoints in ``functions/*/app.py`` only add Logger, Metrics and Tracer ar
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from collections.abc import Callable
@@ -28,6 +30,7 @@ INTERNAL_ERROR = BinanceError(
     errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 500
 )
 NOT_FOUND = BinanceError(errors.UNKNOWN, "Unknown path or method.", 404)
+ILLEGAL_BODY = BinanceError(errors.ILLEGAL_CHARS, "Illegal characters found in a parameter.")
 # The page on CloudFront calls from another origin (template.yaml's Cors says why any origin);
 # the limit headers are exposed so a browser client can pace itself as Binance's clients do.
 CORS = CORSConfig(
@@ -72,10 +75,20 @@ def query_string(event: dict[str, Any]) -> str:
 
 
 def body_text(resolver: APIGatewayRestResolver) -> str:
+    """The body as sent. API Gateway base64-encodes a body that is not UTF-8 text; its stray
+    bytes are kept as surrogates (``surrogateescape``) so that the signature is checked over
+    the bytes the client signed (``bourse.api.signing.payload_bytes``) and the parameters
+    holding them fail their own checks with Binance's codes, never a decoding error."""
     event = resolver.current_event
     if event.body is None:
         return ""
-    return (event.decoded_body or "") if event.is_base64_encoded else event.body
+    if not event.is_base64_encoded:
+        return event.body
+    try:
+        raw = base64.b64decode(event.body)
+    except (binascii.Error, ValueError):
+        raise ILLEGAL_BODY from None
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRestResolver:

@@ -21,6 +21,7 @@ from bourse.api.orders import (
     check_known,
     generate_client_order_id,
     parse_new_order,
+    symbol_param,
 )
 from bourse.api.params import Params, parse_params
 from bourse.api.ports import (
@@ -127,7 +128,7 @@ def exchange_info(req: Request, deps: Deps) -> dict[str, Any]:
 
 
 def _known_symbol(deps: Deps, params: Params) -> SymbolSpec:
-    name = params.required_str("symbol").upper()
+    name = symbol_param(params)
     spec = deps.view.symbol(name)
     if spec is None:
         raise errors.INVALID_SYMBOL_ERROR
@@ -188,19 +189,49 @@ _RETRY_VARIANT = frozenset({"timestamp", "recvWindow", "signature"})
 
 def idempotency_key(caller: Caller, params: Params) -> str:
     """Account, symbol and newClientOrderId, plus a digest of the other parameters: a retry
-    repeats all of them, while a client that reuses a client id for a different order (Binance
-    allows it once the first order is closed) gets a new order."""
+    repeats all of them, while a client that reuses a client id for a different order gets a
+    key of its own (and the engine's -2010 "Duplicate order sent." while the first is open)."""
     names = sorted(params.names() - _RETRY_VARIANT)
-    digest = hashlib.sha256("&".join(f"{n}={params.raw(n)}" for n in names).encode()).hexdigest()[
-        :32
-    ]
+    text = "&".join(f"{n}={params.raw(n)}" for n in names)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     symbol = (params.raw("symbol") or "").upper()
     return f"order:{caller.account_id}:{symbol}:{params.raw('newClientOrderId')}:{digest}"
 
 
+# Order statuses that are final in the answer itself (the order is no longer open).
+_CLOSED = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH"})
+# Rounds of "the answer on record no longer holds, take the key over" before settling for the
+# answer on record (each round another retry of the same request won the key).
+_RECLAIM_ROUNDS = 3
+
+
+def _answer_holds(deps: Deps, caller: Caller, symbol: str, status: int, body: str) -> bool:
+    """Whether an answered attempt still stands for a retry: its order is open. A rejection
+    placed nothing, and a closed order frees its client id (Binance), so for those the request
+    is a new one."""
+    if status != 200:
+        return False
+    stored = json.loads(body)
+    if stored.get("status") in _CLOSED:
+        return False
+    order_id = stored.get("orderId")
+    open_orders = deps.view.open_orders(caller.account_id, symbol)
+    return any(r.order.order_id == order_id for r in open_orders)
+
+
+def _replay(status: int, body: str) -> dict[str, Any]:
+    stored = json.loads(body)
+    if status != 200:
+        raise BinanceError(stored["code"], stored["msg"], status)
+    return dict(stored)
+
+
 def new_order(req: Request, deps: Deps) -> dict[str, Any]:
-    """POST /api/v3/order. With a newClientOrderId, a retry of the same request (after a
-    -1007, a lost connection) gets the first attempt's answer and never a second order."""
+    """POST /api/v3/order. With a newClientOrderId, the same request sent again (after a -1007,
+    a lost connection) never becomes a second order while it can be a retry: while the first
+    attempt is unanswered it waits for that attempt's reply; while the first attempt's order is
+    open it gets the first answer. Once that order is closed (or the attempt was rejected), the
+    client id is free as on Binance and the request is a new order (docs/api.md, "Retries")."""
     caller, params = req.signed(deps, TRADE)
     order, resp_type = _new_order(deps, caller, params)
     store = deps.idempotency
@@ -208,11 +239,16 @@ def new_order(req: Request, deps: Deps) -> dict[str, Any]:
         return _order_answer(_execute(deps, order), resp_type)
     key = idempotency_key(caller, params)
     earlier = store.claim(key, order.request_id)
+    for _ in range(_RECLAIM_ROUNDS):
+        if earlier is None or earlier.body is None:
+            break
+        if _answer_holds(deps, caller, order.symbol, earlier.status, earlier.body):
+            return _replay(earlier.status, earlier.body)
+        # Take the key over from that attempt; another retry may have done so first, and then
+        # its claim is what this request finds (in flight: wait for it, below).
+        earlier = store.reclaim(key, earlier.request_id, order.request_id)
     if earlier is not None and earlier.body is not None:
-        stored = json.loads(earlier.body)
-        if earlier.status != 200:
-            raise BinanceError(stored["code"], stored["msg"], earlier.status)
-        return dict(stored)
+        return _replay(earlier.status, earlier.body)
     try:
         if earlier is None:
             reply = _execute(deps, order)
@@ -307,7 +343,7 @@ def _cancel_command(
         request_id=request_id,
         ts=deps.clock(),
         account_id=caller.account_id,
-        symbol=params.required_str("symbol").upper(),
+        symbol=symbol_param(params),
         order_id=order_id,
         orig_client_order_id=orig,
         cancel_client_order_id=cancel_id,
@@ -331,7 +367,7 @@ def cancel_open_orders(req: Request, deps: Deps) -> list[dict[str, Any]]:
         request_id=deps.new_request_id(),
         ts=deps.clock(),
         account_id=caller.account_id,
-        symbol=params.required_str("symbol").upper(),
+        symbol=symbol_param(params),
     )
     reply = _execute(deps, command)
     if reply.code != 0:

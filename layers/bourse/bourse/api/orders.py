@@ -4,6 +4,7 @@ a ``NewOrder`` command, with Binance's codes for every malformed request.
 
 from __future__ import annotations
 
+import re
 import secrets
 from enum import StrEnum
 
@@ -66,11 +67,25 @@ def default_resp_type(order_type: OrderType) -> RespType:
     return RespType.FULL if order_type in (OrderType.MARKET, OrderType.LIMIT) else RespType.ACK
 
 
+SYMBOL_RANGE = "^[A-Z0-9-_.]{1,20}$"
+_SYMBOL_RE = re.compile(r"\A[A-Z0-9_.-]{1,20}\Z")
+
+
+def symbol_param(params: Params) -> str:
+    """``symbol``, upper-cased as Bourse accepts it: -1100 with Binance's legal range for any
+    other character (non-ASCII included: it never reaches a command)."""
+    value = params.required_str("symbol")
+    symbol = value.upper() if value.isascii() else value
+    if not _SYMBOL_RE.match(symbol):
+        raise errors.illegal_chars("symbol", SYMBOL_RANGE)
+    return symbol
+
+
 def parse_new_order(
     params: Params, *, account_id: int, request_id: str, ts: int
 ) -> tuple[NewOrder, RespType]:
     check_known(params, ORDER_PARAMS)
-    symbol = params.required_str("symbol").upper()
+    symbol = symbol_param(params)
     side = params.required_enum("side", Side, errors.INVALID_SIDE_ERROR)
     order_type = params.required_enum("type", OrderType, errors.INVALID_ORDER_TYPE_ERROR)
     if "trailingDelta" in params:

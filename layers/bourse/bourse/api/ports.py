@@ -59,6 +59,12 @@ class Idempotency(Protocol):
         ``request_id``, ``status`` and ``body`` (the latter two None until answered)."""
         ...
 
+    def reclaim(self, key: str, old_request_id: str, request_id: str) -> Any:
+        """Take ``key`` over from the claim of ``old_request_id`` (answered, its order no longer
+        open): None when this request now owns it; else the claim as it now is (another
+        request took it first)."""
+        ...
+
     def complete(self, key: str, status: int, body: str) -> None: ...
 
 

@@ -12,6 +12,12 @@ How it is signed depends on the key's type:
 It is checked in the function, not the authorizer, because an API Gateway authorizer cannot
 see the body.
 
+Input that is not ASCII: a signature is hex or base64, so one with any other character is
+simply not valid (-1022), never an error. The payload is signed as the bytes the client sent:
+a body that is not UTF-8 reaches here with its stray bytes kept as surrogates
+(``surrogateescape``, ``bourse.api.app.body_text``) and is encoded back to those bytes
+(``payload_bytes``).
+
 Timing: the request is valid when ``timestamp < server_time + 1000`` and
 ``server_time - timestamp <= recvWindow`` (default 5000 ms, at most 60000).
 """
@@ -66,8 +72,18 @@ class SigningKey(Protocol):
     def public_key(self) -> str | None: ...
 
 
+def payload_bytes(text: str) -> bytes:
+    """The bytes a payload was sent as: UTF-8, with bytes that were not UTF-8 (kept as
+    surrogates by ``surrogateescape``) restored; any other lone surrogate (a JSON ``\\ud800``
+    of the WebSocket API) encoded as is, so that it can only fail to match."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 def sign(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(payload_bytes(secret), payload_bytes(payload), hashlib.sha256).hexdigest()
 
 
 def ed25519_public_key(pem: str) -> Ed25519PublicKey:
@@ -102,7 +118,7 @@ def _ed25519_valid(pem: str, payload: str, signature: str) -> bool:
     if len(raw) != _ED25519_SIGNATURE_BYTES:
         return False
     try:
-        _loaded(pem).verify(raw, payload.encode())
+        _loaded(pem).verify(raw, payload_bytes(payload))
     except InvalidSignature:
         return False
     return True
@@ -113,8 +129,8 @@ def signature_valid(key: SigningKey, payload: str, signature: str) -> bool:
     percent-encoded) signs ``payload`` with ``key``."""
     if key.key_type == ED25519:
         return key.public_key is not None and _ed25519_valid(key.public_key, payload, signature)
-    if key.key_type != HMAC or not key.secret:
-        return False
+    if key.key_type != HMAC or not key.secret or not signature.isascii():
+        return False  # compare_digest refuses non-ASCII text: such a signature is just wrong
     return hmac.compare_digest(sign(key.secret, payload), signature.lower())
 
 

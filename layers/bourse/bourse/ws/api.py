@@ -193,7 +193,7 @@ def run_method(method: Method, params: dict[str, str], ctx: Context) -> Any:
     if method.permission is None:
         if _SIGNATURE_PARAMS & params.keys():
             raise errors.not_required(sorted(_SIGNATURE_PARAMS & params.keys())[0])
-        return method.handler(h.Request(urlencode(sorted(params.items())), ""), ctx.deps)
+        return method.handler(h.Request(_rest_query(params), ""), ctx.deps)
     if "signature" in params:
         authorized = verify_signed(params, ctx)
     elif "apiKey" in params:
@@ -204,11 +204,18 @@ def run_method(method: Method, params: dict[str, str], ctx: Context) -> Any:
     # The WebSocket signature is verified: the handler gets the equivalent REST request signed
     # with a secret made for it, and a key store that knows only that secret for this key.
     bridge = replace(authorized.key, key_type=HMAC, secret=secrets.token_hex(32), public_key=None)
-    query = urlencode(sorted(rest.items()))
+    query = _rest_query(rest)
     signature = f"signature={sign(bridge.secret, query)}"
     query = f"{query}&{signature}" if query else signature
     deps = replace(ctx.deps, keys=_OneKey(bridge))
     return method.handler(h.Request(query, "", authorized.caller), deps)
+
+
+def _rest_query(params: dict[str, str]) -> str:
+    """The equivalent REST query string. A JSON string may hold a lone surrogate (``\\udce9``),
+    which UTF-8 cannot encode: it is percent-encoded as is, and the handler reads it back as
+    U+FFFD, which no parameter accepts (Binance's -1100 and the like, never an error)."""
+    return urlencode(sorted(params.items()), errors="surrogatepass")
 
 
 @dataclass(frozen=True)
