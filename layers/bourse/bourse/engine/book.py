@@ -2,9 +2,20 @@
 
 Each side keeps its level keys in one ascending list with the best level *last*, so the
 hot operations (look at the best, remove the best, add near the best) touch the end of the
-list. Bids are keyed by price, asks by -price. Canceled orders stay in their level's queue
-(lazy deletion) and are skipped when they reach the front; the level's ``live`` count says
-when it is really empty.
+list. Bids are keyed by price, asks by -price.
+
+A level's queue is a deque: the fill loop only looks at, pops and appends at its ends. An
+order taken off the book from the middle of its queue (a cancel, an STP-expired maker) is
+marked dead (``alive`` False) and left in place; the match loop pops dead entries when they
+reach the front. So that canceled orders cannot pile up at a level that never trades,
+``unlink`` removes an order at either end of its queue at once, and whatever takes a live
+order out of a queue (``unlink``, a maker filled in the match loop) compacts the queue (the
+live entries, in their order) when it holds more dead entries than live ones. Hence a
+queue never holds more than twice its live orders (``len(orders) <= 2 * live``, after every
+change); a compaction of n entries drops more than n/2 dead ones, each left by one removal,
+so it costs O(1) amortized per removal; and the fill loop pays one comparison per filled
+maker. The level's ``live`` count says when it is really empty; an empty level is dropped,
+dead entries and all.
 """
 
 from __future__ import annotations
@@ -26,6 +37,14 @@ class Level:
         self.qty = 0  # displayed quantity (what depth shows)
         self.total = 0  # remaining quantity, iceberg hidden parts included
         self.live = 0  # orders in the queue that are still alive
+
+
+def compact(queue: deque[Order]) -> None:
+    """Drop a queue's dead entries, keeping the live ones in their order. In place, so that
+    a caller holding the queue (the match loop) still has the level's."""
+    kept = [o for o in queue if o.alive]
+    queue.clear()
+    queue.extend(kept)
 
 
 class BookSide:
@@ -85,14 +104,24 @@ class BookSide:
         level.live += 1
 
     def unlink(self, order: Order) -> Level:
-        """Take a live order off the book (it stays in the queue, marked dead)."""
+        """Take a live order off the book: out of its queue if it is at either end, else
+        marked dead in place (see the module's docstring)."""
         level = self.levels[order.price]
         order.alive = False
         level.qty -= order.displayed
         level.total -= order.remaining
-        level.live -= 1
-        if level.live == 0:
+        live = level.live - 1
+        level.live = live
+        if live == 0:
             self.remove_level(level)
+            return level
+        queue = level.orders
+        if queue[-1] is order:
+            queue.pop()
+        elif queue[0] is order:
+            queue.popleft()
+        if len(queue) > 2 * live:
+            compact(queue)
         return level
 
 

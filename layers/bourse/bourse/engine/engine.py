@@ -82,6 +82,7 @@ from bourse.engine.acceptance import (
     shape_is_plainly_valid,
 )
 from bourse.engine.balances import Balances
+from bourse.engine.book import compact
 from bourse.engine.orders import Order
 from bourse.engine.registry import ACTIVE, FROZEN, REQUESTED, Registry, Withdrawal
 from bourse.engine.symbol_state import SymbolState
@@ -817,9 +818,12 @@ class Engine:
                 maker.status = _S_FILLED
                 maker.alive = False
                 queue.popleft()
-                level.live -= 1
-                if level.live == 0:
+                live = level.live - 1
+                level.live = live
+                if live == 0:
                     opp.remove_level(level)
+                elif len(queue) > live << 1:
+                    compact(queue)  # more dead entries than live ones (see book.py)
                 del book_orders[maker.order_id]
                 del by_account[maker.account_id][maker.info.client_order_id]
             else:

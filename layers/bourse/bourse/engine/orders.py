@@ -69,4 +69,4 @@ class Order:
         self.is_market = False
         self.working_ts = -1
         self.prevented_qty = 0
-        self.alive = True  # False once off the book (lazy deletion from level queues)
+        self.alive = True  # False once off the book (a dead queue entry until removed)
