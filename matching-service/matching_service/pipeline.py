@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from bourse.domain.admin_auth import AdminVerifier
 from bourse.domain.codec import CommandDecodeError, decode_record
 from bourse.domain.commands import RejectedAdmin
+from bourse.domain.enums import ExecutionType
 from bourse.domain.event_codec import encode_event, encode_events
 from bourse.domain.events import (
     AccountBalances,
@@ -56,6 +57,8 @@ class BatchOutput:
     symbols: dict[str, SymbolSpec] = field(default_factory=dict)
     fees: dict[int, tuple[int, int]] = field(default_factory=dict)
     accounts: dict[int, str] = field(default_factory=dict)  # account -> "ACTIVE" / "FROZEN"
+    # Every TRADE report, in seq order (not folded: each is a fill myTrades lists).
+    fills: list[ExecutionReport] = field(default_factory=list)
     refused_admin: int = 0  # admin records that were not validly signed (RejectedAdmin)
 
 
@@ -119,6 +122,7 @@ def run_batch(
     symbols: dict[str, SymbolSpec] = {}
     fees: dict[int, tuple[int, int]] = {}
     accounts: dict[int, str] = {}
+    fills: list[ExecutionReport] = []
     n = 0
     bad = 0
     refused = 0
@@ -176,6 +180,8 @@ def run_batch(
         if isinstance(event, ExecutionReport):
             info = event.order
             orders[(info.account_id, info.symbol, info.order_id)] = event
+            if event.exec_type is ExecutionType.TRADE:
+                fills.append(event)
         elif isinstance(event, Trade):
             trades[event.symbol] = event
         elif isinstance(event, DepthUpdate):
@@ -205,5 +211,6 @@ def run_batch(
         symbols=symbols,
         fees=fees,
         accounts=accounts,
+        fills=fills,
         refused_admin=refused,
     )

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import redis
 
-from bourse.adapters import redis_conn
+from bourse.adapters import recent_view, redis_conn
 from bourse.adapters.redis_book import (
     ACCOUNTS_KEY,
     BOOK_LEVELS,
@@ -52,6 +52,10 @@ class HashOps:
     hset: list[tuple[str, str, bytes]] = field(default_factory=list)
     hdel: list[tuple[str, str]] = field(default_factory=list)
     strings: list[tuple[str, bytes]] = field(default_factory=list)
+    # Recently closed orders (account, "SYMBOL:orderId", closing seq, row) and recent fills
+    # (account, row): bourse.adapters.recent_view, capped and expiring.
+    closed: list[tuple[int, str, int, bytes]] = field(default_factory=list)
+    fills: list[tuple[int, bytes]] = field(default_factory=list)
 
     @classmethod
     def from_events(
@@ -61,15 +65,23 @@ class HashOps:
         symbols: Mapping[str, SymbolSpec],
         fees: Mapping[int, tuple[int, int]],
         accounts: Mapping[int, str] | None = None,
+        fills: Iterable[ExecutionReport] = (),
     ) -> HashOps:
-        """A batch's changes, folded by the pipeline to one state per order/balance/symbol."""
+        """A batch's changes, folded by the pipeline to one state per order/balance/symbol;
+        ``fills``: the batch's TRADE reports, every one, in seq order."""
         ops = cls()
         for (account, symbol, order_id), report in orders.items():
             key, name = orders_key(account), order_field(symbol, order_id)
             if report.status in FINAL_STATUSES:
                 ops.hdel.append((key, name))
+                row = recent_view.encode_row(recent_view.closed_order(report))
+                ops.closed.append((account, name, report.seq, row))
             else:
                 ops.hset.append((key, name, encode_order(order_from_report(report))))
+        for report in fills:
+            trade = recent_view.fill(report)
+            if trade is not None:
+                ops.fills.append((report.order.account_id, recent_view.encode_row(trade)))
         for (account, asset), (free, locked) in balances.items():
             if free == 0 and locked == 0:
                 ops.hdel.append((balances_key(account), asset))
@@ -112,21 +124,45 @@ class HashOps:
         return ops
 
 
-# KEYS[1] = the offset key, then four runs of keys: g keys to delete (a rebuild replaces whole
-# hashes), n string keys to set, h hash keys to HSET and d hash keys to HDEL; the rest are reply
-# lists. ARGV[1] = the commands offset this write reflects, ARGV[2] = the reply TTL,
-# ARGV[3..6] = g, n, h, d; then n string values, h (field, value) pairs, d fields, and the
-# reply values.
+# KEYS[1] = the offset key, then six runs of keys: g keys to delete (a rebuild replaces whole
+# hashes), n string keys to set, h hash keys to HSET, d hash keys to HDEL, c pairs (closed
+# orders hash, its seq index) and f fill lists; the rest are reply lists. ARGV[1] = the commands
+# offset this write reflects, ARGV[2] = the reply TTL, ARGV[3..8] = g, n, h, d, c, f,
+# ARGV[9..11] = the closed-order cap, the fills cap and their TTL; then n string values, h
+# (field, value) pairs, d fields, c (field, row, seq) triples, f rows and the reply values.
+# The closed orders and fills go in with the HDEL that ends the order and before the reply:
+# whoever reads the reply finds the order closed in the view.
 _APPLY = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if current > tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 local g, n, h, d = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local k, a = 2, 7
+local c, f = tonumber(ARGV[7]), tonumber(ARGV[8])
+local closed_cap, fills_cap, recent_ttl = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
+local k, a = 2, 12
 for i = 1, g do redis.call('DEL', KEYS[k]); k = k + 1 end
 for i = 1, n do redis.call('SET', KEYS[k], ARGV[a]); k = k + 1; a = a + 1 end
 for i = 1, h do redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); k = k + 1; a = a + 2 end
 for i = 1, d do redis.call('HDEL', KEYS[k], ARGV[a]); k = k + 1; a = a + 1 end
+for i = 1, c do
+  local hash, index = KEYS[k], KEYS[k + 1]
+  redis.call('HSET', hash, ARGV[a], ARGV[a + 1])
+  redis.call('ZADD', index, ARGV[a + 2], ARGV[a])
+  local over = redis.call('ZCARD', index) - closed_cap
+  if over > 0 then
+    local popped = redis.call('ZPOPMIN', index, over)
+    for j = 1, #popped, 2 do redis.call('HDEL', hash, popped[j]) end
+  end
+  redis.call('EXPIRE', hash, recent_ttl)
+  redis.call('EXPIRE', index, recent_ttl)
+  k = k + 2; a = a + 3
+end
+for i = 1, f do
+  redis.call('RPUSH', KEYS[k], ARGV[a])
+  redis.call('LTRIM', KEYS[k], -fills_cap, -1)
+  redis.call('EXPIRE', KEYS[k], recent_ttl)
+  k = k + 1; a = a + 1
+end
 while k <= #KEYS do
   redis.call('RPUSH', KEYS[k], ARGV[a])
   redis.call('EXPIRE', KEYS[k], ARGV[2])
@@ -216,14 +252,22 @@ class RedisView:
         keys.extend(k for k, _ in strings)
         keys.extend(k for k, _, _ in ops.hset)
         keys.extend(k for k, _ in ops.hdel)
+        for account, _, _, _ in ops.closed:
+            keys += [recent_view.closed_key(account), recent_view.closed_index_key(account)]
+        keys.extend(recent_view.fills_key(account) for account, _ in ops.fills)
         keys.extend(reply_key(rid) for rid, _ in replies)
         args: list[Any] = [
-            offset, self.reply_ttl_s, len(ops.deletes), len(strings), len(ops.hset), len(ops.hdel)
+            offset, self.reply_ttl_s, len(ops.deletes), len(strings), len(ops.hset),
+            len(ops.hdel), len(ops.closed), len(ops.fills), recent_view.CLOSED_CAP,
+            recent_view.FILLS_CAP, recent_view.RECENT_TTL_S,
         ]  # fmt: skip
         args.extend(v for _, v in strings)
         for _, name, value in ops.hset:
             args += [name, value]
         args.extend(name for _, name in ops.hdel)
+        for _, name, seq, row in ops.closed:
+            args += [name, row, seq]
+        args.extend(row for _, row in ops.fills)
         args.extend(v for _, v in replies)
         return bool(self._script(keys=keys, args=args))
 

@@ -324,8 +324,9 @@ class MatchingService:
         self.publish(out)
         self.committed = out.next_offset
         ops = HashOps.from_events(
-            out.orders, out.balances, out.symbols, out.fees, accounts=out.accounts
-        )
+            out.orders, out.balances, out.symbols, out.fees, accounts=out.accounts,
+            fills=out.fills,
+        )  # fmt: skip
         self.view.apply(
             out.next_offset,
             values=values,

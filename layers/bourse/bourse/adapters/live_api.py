@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from bourse.adapters import api_keys, kafka, redis_conn
+from bourse.adapters import api_keys, kafka, recent_view, redis_conn
 from bourse.adapters import redis_book as rb
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.hot_cache import HotCache
@@ -22,10 +22,12 @@ from bourse.adapters.listen_keys import ListenKeys
 from bourse.adapters.rate_limit_store import rate_limit_store
 from bourse.adapters.record_reads import RecordHistory
 from bourse.api.handlers import Deps
+from bourse.domain import errors
 from bourse.domain.codec import encode_command
 from bourse.domain.commands import Command
 from bourse.domain.events import OrderResult, Reply
 from bourse.domain.symbols import SymbolSpec
+from bourse.record.views import AccountTradeRow, OrderRow
 from bourse.settings import Settings, get_settings
 
 log = logging.getLogger("bourse.api")
@@ -60,11 +62,34 @@ class RedisMarketView:
         return rb.read_open_orders(self.client, account_id, symbol)
 
 
+class RedisRecentView:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def closed_order(
+        self, account_id: int, symbol: str, order_id: int | None, client_order_id: str | None
+    ) -> OrderRow | None:
+        return recent_view.read_closed_order(
+            self.client, account_id, symbol, order_id, client_order_id
+        )
+
+    def closed_orders(self, account_id: int, symbol: str) -> list[OrderRow]:
+        return recent_view.read_closed_orders(self.client, account_id, symbol)
+
+    def fills(self, account_id: int, symbol: str) -> list[AccountTradeRow]:
+        return recent_view.read_fills(self.client, account_id, symbol)
+
+
 class KafkaCommandBus:
     """Produces to ``bourse.commands`` and waits on ``reply:{requestId}``.
 
     The produce is acknowledged by every in-sync replica (acks=all, idempotent producer)
-    before the wait starts: a command whose send failed is an error, not "status unknown".
+    before the wait starts. What can fail is split by whether the command may be in the log:
+    ``send`` refusing the record (no metadata within ``max_block_ms``, a record too large) is
+    before anything left, an ordinary error (-1001, "try again"); once ``send`` has taken the
+    record, the producer may deliver it even after ``get`` gave up, so a send timeout, an error
+    from the future or Redis failing during the wait is -1007, "execution status unknown":
+    the client must look the order up, not send it again blindly (docs/api.md, "Retries").
     """
 
     def __init__(self, producer: Any, client: Any, topic: str, timeout_ms: int) -> None:
@@ -75,15 +100,21 @@ class KafkaCommandBus:
 
     def execute(self, command: Command) -> Reply | None:
         started = time.monotonic()
-        self.producer.send(self.topic, encode_command(command), partition=0).get(
-            timeout=self.timeout_s
-        )
+        sent = self.producer.send(self.topic, encode_command(command), partition=0)
+        try:
+            sent.get(timeout=self.timeout_s)
+        except Exception:  # whatever it is, the record may already be on its way
+            log.warning("send unconfirmed: status unknown", extra={"requestId": command.request_id})
+            raise errors.EXECUTION_UNKNOWN_ERROR from None
         left = max(0.01, self.timeout_s - (time.monotonic() - started))
-        event = rb.read_reply(self.client, command.request_id, left)
-        return event if isinstance(event, Reply) else None
+        return self.wait(command.request_id, left)
 
-    def wait(self, request_id: str) -> Reply | None:
-        event = rb.read_reply(self.client, request_id, self.timeout_s)
+    def wait(self, request_id: str, timeout_s: float | None = None) -> Reply | None:
+        try:
+            event = rb.read_reply(self.client, request_id, timeout_s or self.timeout_s)
+        except RedisError:
+            log.warning("reply wait failed: status unknown", extra={"requestId": request_id})
+            raise errors.EXECUTION_UNKNOWN_ERROR from None
         return event if isinstance(event, Reply) else None
 
 
@@ -226,6 +257,7 @@ def _deps(s: Settings, client: Any) -> Deps:
         history=record_history(s.pg_dsn, client),
         rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
         listen_keys=ListenKeys(s.listen_keys_table, s.commands_topic),
+        recent=RedisRecentView(client),
     )
 
 
@@ -272,6 +304,7 @@ def _account_deps(s: Settings, client: Any) -> Deps:
         history=record_history(s.pg_dsn, client),
         rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
         listen_keys=ListenKeys(s.listen_keys_table, s.commands_topic),
+        recent=RedisRecentView(client),
     )
 
 

@@ -19,7 +19,9 @@ share ``{SYMBOL}``, a reply list has its own ``{requestId}``.
   ``AccountBalances`` (which carries absolute values, so the view never adds anything up).
 - ``account:{ID}:orders``  hash: ``"SYMBOL:orderId"`` -> the order as an ``OrderResult`` (JSON,
   no fills) while it is open (resting or an untriggered stop), from ``ExecutionReport``; a
-  report with a final status removes it. openOrders and GET order read it.
+  report with a final status removes it. openOrders and GET order read it. The same write
+  puts the closed order in ``account:{ID}:closed`` and the account's fills in
+  ``account:{ID}:fills`` (``bourse.adapters.recent_view``: read-your-writes).
 - ``account:{ID}:fees``  JSON ``[maker_rate, taker_rate]`` once set (absent: the symbol's
   commissions apply).
 - ``accounts:{exchange}``  hash: account id -> ``"ACTIVE"`` | ``"FROZEN"``, every created

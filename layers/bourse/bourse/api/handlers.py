@@ -32,6 +32,7 @@ from bourse.api.ports import (
     ListenKeyStore,
     MarketView,
     RateLimiter,
+    RecentView,
 )
 from bourse.api.responses import cancel_response, new_order_response
 from bourse.domain import errors
@@ -86,6 +87,8 @@ class Deps:
     # Rate-limit counters (bourse.api.limiting) and listenKeys; None: no limiting / no streams.
     rate_limits: RateLimiter | None = None
     listen_keys: ListenKeyStore | None = None
+    # Recently closed orders and fills (Redis), read before the record; None: not wired.
+    recent: RecentView | None = None
 
 
 @dataclass(frozen=True)
@@ -447,7 +450,12 @@ def query_order(req: Request, deps: Deps) -> dict[str, Any]:
             order_id is None and info.client_order_id == orig
         ):
             return account_shapes.order_query(result)
-    # No longer open (or not yet in the live view's open orders): the record has it.
+    # Closed: recently (the record may not have it yet, or only as it was before), else long
+    # enough ago that the record has it. Never the record first: it lags what was answered.
+    if deps.recent is not None:
+        recent = deps.recent.closed_order(caller.account_id, spec.symbol, order_id, orig)
+        if recent is not None:
+            return record_shapes.order(recent)
     if deps.history is not None:
         row = deps.history.order(caller.account_id, spec.symbol, order_id, orig)
         if row is not None:

@@ -377,6 +377,15 @@ def all_orders(req: Request, deps: Deps) -> list[dict[str, Any]]:
         newest=newest,
     )  # fmt: skip
     merged = {r.order_id: shapes.order(r) for r in rows}
+    # Then what the record may not have yet: orders closed since, and the open ones.
+    recent = deps.recent.closed_orders(caller.account_id, symbol) if deps.recent else []
+    for row in recent:
+        if (
+            (from_id is None or row.order_id >= from_id)
+            and (start is None or row.created_ts >= start)
+            and (end is None or row.created_ts <= end)
+        ):
+            merged[row.order_id] = shapes.order(row)
     for live in deps.view.open_orders(caller.account_id, symbol):
         info = live.order
         if (
@@ -408,8 +417,29 @@ def my_trades(req: Request, deps: Deps) -> list[dict[str, Any]]:
     limit = _limit(params)
     if start is not None and end is not None and start > end:
         return []
+    newest = not sent or sent == {"endTime"}
     rows = _history(deps).account_trades(
         caller.account_id, symbol, order_id=order_id, from_id=from_id, start=start, end=end,
-        limit=limit, newest=not sent or sent == {"endTime"},
+        limit=limit, newest=newest,
     )  # fmt: skip
-    return [shapes.my_trade(r) for r in rows]
+    # The record lags the engine: the fills it may not have yet come from the live view, so
+    # a fill already answered is listed.
+    recent = deps.recent.fills(caller.account_id, symbol) if deps.recent else []
+    merged = {(r.trade_id, r.is_buyer): r for r in rows}
+    for r in recent:
+        if (
+            (order_id is None or r.order_id == order_id)
+            and (from_id is None or r.trade_id >= from_id)
+            and (start is None or r.ts >= start)
+            and (end is None or r.ts <= end)
+        ):
+            merged.setdefault((r.trade_id, r.is_buyer), r)
+    timed = start is not None or end is not None
+    ordered = sorted(
+        merged.values(),
+        key=(lambda r: (r.ts, r.trade_id, r.is_buyer))
+        if timed
+        else (lambda r: (r.trade_id, r.is_buyer)),
+    )
+    ordered = ordered[-limit:] if newest else ordered[:limit]
+    return [shapes.my_trade(r) for r in ordered]

@@ -38,6 +38,23 @@ class MarketView(Protocol):
     def open_orders(self, account_id: int, symbol: str | None) -> list[OrderResult]: ...
 
 
+class RecentView(Protocol):
+    """Each account's recently closed orders and fills in the live view
+    (``bourse.adapters.recent_view``): newer than the record, which lags the engine."""
+
+    def closed_order(
+        self, account_id: int, symbol: str, order_id: int | None, client_order_id: str | None
+    ) -> OrderRow | None:
+        """By id, or else the newest recently closed order with that client id."""
+        ...
+
+    def closed_orders(self, account_id: int, symbol: str) -> list[OrderRow]: ...
+
+    def fills(self, account_id: int, symbol: str) -> list[AccountTradeRow]:
+        """In trade order."""
+        ...
+
+
 class CommandBus(Protocol):
     """Sends a command to the sequencer and waits for its reply."""
 
