@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bourse.adapters.redis_book import SYMBOLS_KEY, encode_spec
+from bourse.domain.markets import DEFAULT_MARKETS
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Client, Trader, now_ms
 
@@ -509,6 +511,10 @@ def test_no_reply_is_execution_status_unknown(
     s.env["BOURSE_API_REPLY_TIMEOUT_MS"] = "500"
     try:
         s.start(matching=False)
+        # Listed in the live view, as Redis keeps it through a matching service outage (an
+        # unlisted symbol is -1121 before anything is sent): only the reply never comes.
+        spec = next(m for m in DEFAULT_MARKETS if m.symbol == LIMIT["symbol"])
+        s.redis.hset(SYMBOLS_KEY, spec.symbol, encode_spec(spec))
         client = s.client(s.trader(1, {}))
         response = client.signed("POST", "/api/v3/order", LIMIT)
         assert response.status_code == 503

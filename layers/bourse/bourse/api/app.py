@@ -11,6 +11,7 @@ import binascii
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +21,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from bourse.api import limiting, rate_limits
 from bourse.api.auth import caller_from_event
 from bourse.api.handlers import CancelReplaceFailed, Deps, Request
+from bourse.api.known_symbols import KnownSymbolsBus
 from bourse.api.routes import Route
 from bourse.domain import errors
 from bourse.domain.errors import BinanceError
@@ -114,6 +116,8 @@ def build(routes: tuple[Route, ...], deps: Callable[[], Deps]) -> APIGatewayRest
                 caller=caller_from_event(event) if route.needs_api_key else None,
             )
             live = deps()
+            # An unlisted symbol is answered here, not written to the one command log.
+            live = replace(live, bus=KnownSymbolsBus(live.bus, live.view))
             limiting.admit(route, event, request, live, limit_headers)
             return with_limit_headers(json_response(200, route.handler(request, live)))
 

@@ -1,14 +1,18 @@
-"""Rate limiting of one request, before its handler runs (called by ``bourse.api.app`` for
-every route): the IP's REQUEST_WEIGHT, then, on order placement, the account's ORDERS.
+"""Rate limiting of one request, before its handler runs: the IP's REQUEST_WEIGHT, then, on
+order placement, the account's ORDERS. REST (``bourse.api.app``, every route) and the WebSocket
+API (``bourse.ws.api``, every method) both count here, on the same counters, as Binance shares
+its limits between the two.
 
 The decisions are ``bourse.api.rate_limits``'; the counters ``Deps.rate_limits``. A refused
-request raises its ``BinanceError`` (429 / 418) before anything is executed; the headers to
-send (used weight, order counts, Retry-After) are put in ``headers`` first, so that they go out
-with the refusal and with any error the handler raises after.
+request raises its ``BinanceError`` (429 / 418) before anything is executed; what was counted
+(used weight, order counts, the refusal's wait) is put in a ``Usage`` first, so that it goes out
+with the refusal and with any error the handler raises after: as headers on REST, as the
+``rateLimits`` array on the WebSocket API.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,6 +20,27 @@ from bourse.api import rate_limits as rl
 from bourse.api.handlers import TRADE, Deps, Request
 from bourse.api.ports import RateLimiter
 from bourse.api.routes import ORDER_PLACEMENT, WEIGHTS, Route
+
+
+@dataclass
+class Usage:
+    """What one request counted: None where nothing was (no limiter, or it did not answer)."""
+
+    weight: int | None = None
+    orders: rl.OrderCounts | None = None
+    refusal: rl.Refusal | None = None
+    refused_at: int = 0
+
+    def headers(self) -> dict[str, str]:
+        """REST's: X-MBX-USED-WEIGHT-1M, X-MBX-ORDER-COUNT-10S/1D, Retry-After."""
+        out: dict[str, str] = {}
+        if self.weight is not None:
+            out.update(rl.weight_headers(self.weight))
+        if self.orders is not None:
+            out.update(rl.order_headers(self.orders))
+        if self.refusal is not None:
+            out.update(self.refusal.headers())
+        return out
 
 
 def source_ip(event: dict[str, Any]) -> str:
@@ -33,39 +58,29 @@ def _weight_params(request: Request) -> dict[str, str]:
     return dict(pairs)
 
 
-def _refuse(refusal: rl.Refusal, headers: dict[str, str]) -> None:
-    headers.update(refusal.headers())
+def _refuse(refusal: rl.Refusal, usage: Usage, now: int) -> None:
+    usage.refusal, usage.refused_at = refusal, now
     raise refusal.error
 
 
-def admit(
-    route: Route, event: dict[str, Any], request: Request, deps: Deps, headers: dict[str, str]
-) -> None:
-    store = deps.rate_limits
-    if store is None:
+def count_weight(store: RateLimiter, ip: str, weight: int, now: int, usage: Usage) -> None:
+    """Add ``weight`` to the IP's minute: 429 over the limit, 418 while (or once) banned."""
+    counted = store.add_weight(ip, weight, now)
+    if counted is None:  # the store is unreachable: fail open (it logged why)
         return
-    now = deps.clock()
-    weight = rl.weight_of(WEIGHTS, route.method, route.path, _weight_params(request))
-    ip = source_ip(event)
-    usage = store.add_weight(ip, weight, now)
-    if usage is None:  # the store is unreachable: fail open (it logged why)
-        return
-    headers.update(rl.weight_headers(usage.used))
-    verdict = rl.weight_verdict(usage, weight, store.limits, now)
+    usage.weight = counted.used
+    verdict = rl.weight_verdict(counted, weight, store.limits, now)
     if verdict is rl.Verdict.BANNED:
-        _refuse(rl.banned(usage.banned_until, now), headers)
+        _refuse(rl.banned(counted.banned_until, now), usage, now)
     if verdict is rl.Verdict.BAN:
-        until = store.ban(ip, rl.ban_until(usage, now), usage.bans + 1, now)
-        _refuse(rl.banned(until, now), headers)
+        until = store.ban(ip, rl.ban_until(counted, now), counted.bans + 1, now)
+        _refuse(rl.banned(until, now), usage, now)
     if verdict is rl.Verdict.THROTTLE:
-        _refuse(rl.too_much_weight(store.limits, now), headers)
-    if (route.method, route.path) in ORDER_PLACEMENT:
-        _count_order(store, request, deps, now, headers)
+        _refuse(rl.too_much_weight(store.limits, now), usage, now)
 
 
-def _count_order(
-    store: RateLimiter, request: Request, deps: Deps, now: int, headers: dict[str, str]
-) -> None:
+def count_order(store: RateLimiter, request: Request, deps: Deps, now: int, usage: Usage) -> None:
+    """Add one order to the caller's account: -1015 over a limit."""
     # Only orders whose signature holds count: an API key alone (not a secret) must not let
     # anyone spend an account's order budget. The handler checks the signature again (an
     # HMAC and a cached key: microseconds).
@@ -73,7 +88,25 @@ def _count_order(
     counts = store.add_order(caller.account_id, now)
     if counts is None:
         return
-    headers.update(rl.order_headers(counts))
+    usage.orders = counts
     refusal = rl.order_refusal(counts, store.limits, now)
     if refusal is not None:
-        _refuse(refusal, headers)
+        _refuse(refusal, usage, now)
+
+
+def admit(
+    route: Route, event: dict[str, Any], request: Request, deps: Deps, headers: dict[str, str]
+) -> None:
+    """REST: count the request, its limit headers into ``headers`` (refused or not)."""
+    store = deps.rate_limits
+    if store is None:
+        return
+    now = deps.clock()
+    weight = rl.weight_of(WEIGHTS, route.method, route.path, _weight_params(request))
+    usage = Usage()
+    try:
+        count_weight(store, source_ip(event), weight, now, usage)
+        if (route.method, route.path) in ORDER_PLACEMENT:
+            count_order(store, request, deps, now, usage)
+    finally:
+        headers.update(usage.headers())

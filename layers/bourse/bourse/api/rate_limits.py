@@ -9,6 +9,9 @@ Two limiters, as Binance applies them:
 * ORDERS per account, per fixed 10-second window and per UTC day, counted on the order placement
   endpoints (order, order/cancelReplace); their responses carry both counts.
 
+The WebSocket API counts on the same two limiters (Binance shares them between the APIs), and
+answers with the same counts in its ``rateLimits`` array rather than in headers.
+
 Over a limit: HTTP 429 with ``Retry-After`` (seconds until the window ends), -1003 for weight,
 -1015 for orders, and nothing is executed. An IP that sends again within the same minute after
 its 429 is banned (HTTP 418, -1003 "IP banned until"), for 2 minutes the first time, doubling
@@ -82,6 +85,15 @@ class Limits:
             _limit("ORDERS", ORDERS_10S, self.orders_per_10s),
             _limit("ORDERS", ORDERS_DAY, self.orders_per_day),
         ]
+
+    def counted(self, weight: int | None, orders: OrderCounts | None) -> list[dict[str, Any]]:
+        """The WebSocket API's ``rateLimits``: each limiter the request counted against, with
+        its count (ORDERS first, as Binance lists them)."""
+        status = self.order_status(orders) if orders is not None else []
+        if weight is not None:
+            status.append({**_limit("REQUEST_WEIGHT", WEIGHT_WINDOW, self.weight_per_minute),
+                           "count": weight})  # fmt: skip
+        return status
 
     def order_status(self, counts: OrderCounts) -> list[dict[str, Any]]:
         """GET /api/v3/rateLimit/order: each ORDERS limiter with its current count."""
@@ -233,9 +245,14 @@ class Refusal:
 
     error: BinanceError
     retry_after_s: int
+    retry_at_ms: int  # when the window (or the ban) ends: the WebSocket API's ``retryAfter``
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+    def data(self, now_ms: int) -> dict[str, int]:
+        """The WebSocket API's ``error.data``."""
+        return {"serverTime": now_ms, "retryAfter": self.retry_at_ms}
 
 
 def too_much_weight(limits: Limits, now_ms: int) -> Refusal:
@@ -245,7 +262,9 @@ def too_much_weight(limits: Limits, now_ms: int) -> Refusal:
         "avoid polling the API."
     )
     return Refusal(
-        BinanceError(errors.TOO_MANY_REQUESTS, msg, 429), WEIGHT_WINDOW.retry_after_s(now_ms)
+        BinanceError(errors.TOO_MANY_REQUESTS, msg, 429),
+        WEIGHT_WINDOW.retry_after_s(now_ms),
+        WEIGHT_WINDOW.end(now_ms),
     )
 
 
@@ -255,7 +274,7 @@ def banned(until_ms: int, now_ms: int) -> Refusal:
         "Streams for live updates to avoid bans."
     )
     retry = max(1, -(-(until_ms - now_ms) // SECOND_MS))
-    return Refusal(BinanceError(errors.TOO_MANY_REQUESTS, msg, 418), retry)
+    return Refusal(BinanceError(errors.TOO_MANY_REQUESTS, msg, 418), retry, until_ms)
 
 
 def order_refusal(counts: OrderCounts, limits: Limits, now_ms: int) -> Refusal | None:
@@ -268,6 +287,8 @@ def order_refusal(counts: OrderCounts, limits: Limits, now_ms: int) -> Refusal |
         if count > limit:
             msg = f"Too many new orders; current limit is {limit} orders per {window.per()}."
             return Refusal(
-                BinanceError(errors.TOO_MANY_ORDERS, msg, 429), window.retry_after_s(now_ms)
+                BinanceError(errors.TOO_MANY_ORDERS, msg, 429),
+                window.retry_after_s(now_ms),
+                window.end(now_ms),
             )
     return None

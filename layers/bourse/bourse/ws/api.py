@@ -3,8 +3,16 @@
 A request ``{"id": ..., "method": "order.place", "params": {...}}`` runs the same handler as
 ``POST /api/v3/order`` (``bourse.api.handlers``): its params become the handler's parameters,
 its answer is ``{"id", "status": 200, "result": ...}``, a ``BinanceError`` is
-``{"id", "status": <HTTP status>, "error": {"code", "msg"}}``. Binance's ``rateLimits`` array is
-left out, as Binance does for ``returnRateLimits=false``.
+``{"id", "status": <HTTP status>, "error": {"code", "msg"}}``.
+
+Rate limits are REST's own (``bourse.api.limiting``), on the same counters, as Binance shares
+them between its APIs: a method weighs what its REST endpoint weighs (the session methods 2),
+charged to the source IP's minute; ``order.place`` also counts against the account's ORDERS.
+Every answer carries Binance's ``rateLimits`` array (the limiters the request counted against,
+with their counts) unless the request says ``"returnRateLimits": false``; a refusal is status
+429 (418 while banned) with ``error.data`` ``{"serverTime", "retryAfter"}``, and nothing runs.
+Commands reach the command log only for symbols the live view lists (-1121 otherwise,
+``bourse.api.known_symbols``).
 
 Security, as Binance's WebSocket API defines it:
 
@@ -38,8 +46,12 @@ from urllib.parse import urlencode
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.connections import AlreadySubscribed, ConnectionState, UnknownConnection
 from bourse.api import handlers as h
+from bourse.api import limiting
+from bourse.api import rate_limits as rl
 from bourse.api.auth import API_KEY_RE, BAD_API_KEY_FORMAT, REJECTED_API_KEY, Caller, caller_of
+from bourse.api.known_symbols import KnownSymbolsBus
 from bourse.api.params import Params
+from bourse.api.routes import ORDER_PLACEMENT, WEIGHTS
 from bourse.api.signing import HMAC, INVALID_SIGNATURE, check_timestamp, sign, signature_valid
 from bourse.domain import errors
 from bourse.domain.errors import BinanceError
@@ -53,19 +65,27 @@ log = logging.getLogger("bourse.ws")
 class Method:
     handler: Callable[[h.Request, h.Deps], Any]
     permission: str | None  # None: public
+    rest: tuple[str, str]  # the REST endpoint it equals: its weight, whether it counts orders
+
+    def weight(self, params: dict[str, str]) -> int:
+        return rl.weight_of(WEIGHTS, *self.rest, params)
+
+    @property
+    def places_orders(self) -> bool:
+        return self.rest in ORDER_PLACEMENT
 
 
-# The REST handler each WebSocket API method runs (and the REST endpoint it equals).
+# The REST handler each WebSocket API method runs, and the REST endpoint it equals.
 METHODS: dict[str, Method] = {
-    "ping": Method(h.ping, None),  # GET /api/v3/ping
-    "time": Method(h.server_time, None),  # GET /api/v3/time
-    "exchangeInfo": Method(h.exchange_info, None),  # GET /api/v3/exchangeInfo
-    "depth": Method(h.depth, None),  # GET /api/v3/depth
-    "order.place": Method(h.new_order, h.TRADE),  # POST /api/v3/order
-    "order.cancel": Method(h.cancel_order, h.TRADE),  # DELETE /api/v3/order
-    "order.status": Method(h.query_order, h.USER_DATA),  # GET /api/v3/order
-    "openOrders.status": Method(h.open_orders, h.USER_DATA),  # GET /api/v3/openOrders
-    "account.status": Method(h.account_info, h.USER_DATA),  # GET /api/v3/account
+    "ping": Method(h.ping, None, ("GET", "/api/v3/ping")),
+    "time": Method(h.server_time, None, ("GET", "/api/v3/time")),
+    "exchangeInfo": Method(h.exchange_info, None, ("GET", "/api/v3/exchangeInfo")),
+    "depth": Method(h.depth, None, ("GET", "/api/v3/depth")),
+    "order.place": Method(h.new_order, h.TRADE, ("POST", "/api/v3/order")),
+    "order.cancel": Method(h.cancel_order, h.TRADE, ("DELETE", "/api/v3/order")),
+    "order.status": Method(h.query_order, h.USER_DATA, ("GET", "/api/v3/order")),
+    "openOrders.status": Method(h.open_orders, h.USER_DATA, ("GET", "/api/v3/openOrders")),
+    "account.status": Method(h.account_info, h.USER_DATA, ("GET", "/api/v3/account")),
 }
 SESSION_METHODS = (
     "session.logon",
@@ -76,6 +96,7 @@ SESSION_METHODS = (
     "userDataStream.unsubscribe",
 )
 ALL_METHODS = (*METHODS, *SESSION_METHODS)
+SESSION_WEIGHT = 2  # Binance's weight of each session and user data stream method
 
 INTERNAL_ERROR = BinanceError(
     errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 500
@@ -87,6 +108,9 @@ ALREADY_SUBSCRIBED = BinanceError(-2035, "User Data Stream subscription already 
 NOT_SUBSCRIBED = BinanceError(-2036, "User Data Stream subscription not active.")
 PARAMS_NOT_OBJECT = BinanceError(-1135, "Invalid 'params' in JSON request; expected an object.")
 _SIGNATURE_PARAMS = frozenset({"apiKey", "signature"})
+# Binance's transport parameter: signed with the rest, never passed to a handler.
+RETURN_RATE_LIMITS = "returnRateLimits"
+_NOT_FOR_HANDLERS = _SIGNATURE_PARAMS | {RETURN_RATE_LIMITS}
 
 
 @dataclass(frozen=True)
@@ -94,14 +118,15 @@ class Context:
     event: WsEvent
     deps: h.Deps
     store: Connections
+    usage: limiting.Usage
 
 
 def answer(request_id: Any, result: Any) -> dict[str, Any]:
-    return reply({"id": request_id, "status": 200, "result": result})
+    return {"id": request_id, "status": 200, "result": result}
 
 
 def error_answer(request_id: Any, error: BinanceError) -> dict[str, Any]:
-    return reply({"id": request_id, "status": error.http_status, "error": error.as_dict()})
+    return {"id": request_id, "status": error.http_status, "error": error.as_dict()}
 
 
 def param_text(name: str, value: Any) -> str:
@@ -193,22 +218,28 @@ def run_method(method: Method, params: dict[str, str], ctx: Context) -> Any:
     if method.permission is None:
         if _SIGNATURE_PARAMS & params.keys():
             raise errors.not_required(sorted(_SIGNATURE_PARAMS & params.keys())[0])
-        return method.handler(h.Request(_rest_query(params), ""), ctx.deps)
+        public = {k: v for k, v in params.items() if k != RETURN_RATE_LIMITS}
+        return method.handler(h.Request(_rest_query(public), ""), ctx.deps)
     if "signature" in params:
         authorized = verify_signed(params, ctx)
     elif "apiKey" in params:
         raise errors.mandatory("signature")
     else:
         authorized = _session_key(_state(ctx), ctx)
-    rest = {k: v for k, v in params.items() if k not in _SIGNATURE_PARAMS}
+    rest = {k: v for k, v in params.items() if k not in _NOT_FOR_HANDLERS}
     # The WebSocket signature is verified: the handler gets the equivalent REST request signed
     # with a secret made for it, and a key store that knows only that secret for this key.
     bridge = replace(authorized.key, key_type=HMAC, secret=secrets.token_hex(32), public_key=None)
     query = _rest_query(rest)
     signature = f"signature={sign(bridge.secret, query)}"
     query = f"{query}&{signature}" if query else signature
-    deps = replace(ctx.deps, keys=_OneKey(bridge))
-    return method.handler(h.Request(query, "", authorized.caller), deps)
+    deps = replace(ctx.deps, keys=_OneKey(bridge), bus=KnownSymbolsBus(ctx.deps.bus, ctx.deps.view))
+    request = h.Request(query, "", authorized.caller)
+    store = ctx.deps.rate_limits
+    if method.places_orders and store is not None:
+        # Counted as REST counts POST /api/v3/order: once its signature and timing hold.
+        limiting.count_order(store, request, deps, ctx.deps.clock(), ctx.usage)
+    return method.handler(request, deps)
 
 
 def _rest_query(params: dict[str, str]) -> str:
@@ -236,7 +267,7 @@ def _session_status(state: ConnectionState, ctx: Context) -> dict[str, Any]:
         "apiKey": state.session.api_key if state.session else None,
         "authorizedSince": state.session.since_ms if state.session else None,
         "connectedSince": state.connected_at_ms,
-        "returnRateLimits": False,
+        "returnRateLimits": True,
         "serverTime": now,
         "userDataStream": user_data,
     }
@@ -279,15 +310,16 @@ def _signed_with_timestamp(params: dict[str, str], ctx: Context) -> Authorized:
         raise errors.mandatory("signature")
     authorized = verify_signed(params, ctx)
     _require_timestamp(params, ctx)
-    unknown = params.keys() - {"apiKey", "signature", "timestamp", "recvWindow"}
+    unknown = params.keys() - {"apiKey", "signature", "timestamp", "recvWindow", RETURN_RATE_LIMITS}
     if unknown:
         raise errors.not_required(sorted(unknown)[0])
     return authorized
 
 
 def _no_params(params: dict[str, str]) -> None:
-    if params:
-        raise errors.not_required(sorted(params)[0])
+    unknown = params.keys() - {RETURN_RATE_LIMITS}
+    if unknown:
+        raise errors.not_required(sorted(unknown)[0])
 
 
 def _subscribe_user_data(caller: Caller, ctx: Context) -> dict[str, Any]:
@@ -305,31 +337,74 @@ def _subscribe_user_data(caller: Caller, ctx: Context) -> dict[str, Any]:
     return {"subscriptionId": subscription_id}
 
 
+# -- rate limits
+
+
+def _count_weight(name: str, raw_params: Any, ctx: Context) -> None:
+    """The request's weight on its IP's minute, before anything else about it is checked (as
+    REST counts a request before its handler runs)."""
+    store = ctx.deps.rate_limits
+    if store is None:
+        return
+    method = METHODS.get(name)
+    if method is None:
+        weight = SESSION_WEIGHT
+    else:  # read leniently: a malformed request still has its weight
+        lenient = raw_params if isinstance(raw_params, dict) else {}
+        weight = method.weight({str(k): str(v) for k, v in lenient.items()})
+    limiting.count_weight(store, ctx.event.source_ip, weight, ctx.deps.clock(), ctx.usage)
+
+
+def _return_rate_limits(params: dict[str, str]) -> bool:
+    value = params.get(RETURN_RATE_LIMITS, "true")
+    if value not in ("true", "false"):
+        raise errors.invalid_parameter(RETURN_RATE_LIMITS)
+    return value == "true"
+
+
+def _with_limits(
+    body: dict[str, Any], usage: limiting.Usage, deps: h.Deps, show: bool
+) -> dict[str, Any]:
+    """A refusal's ``error.data`` and, when shown and anything was counted, ``rateLimits``."""
+    if usage.refusal is not None and "error" in body:
+        body["error"]["data"] = usage.refusal.data(usage.refused_at)
+    counted = usage.weight is not None or usage.orders is not None
+    if show and counted and deps.rate_limits is not None:
+        body["rateLimits"] = deps.rate_limits.limits.counted(usage.weight, usage.orders)
+    return body
+
+
 # -- the route
 
 
 def handle(event: WsEvent, deps: h.Deps, store: Connections) -> dict[str, Any]:
     """One WebSocket API request (its route key is its method)."""
     request_id: Any = None
+    usage = limiting.Usage()
+    show_limits = True
     try:
         request = json.loads(event.body or "")
         if not isinstance(request, dict):
             raise BinanceError(-1135, "Invalid JSON request.")
         request_id = request.get("id")
         name = str(request.get("method", event.route_key))
+        if name not in ALL_METHODS:
+            raise BinanceError(errors.UNKNOWN, f"Unknown method '{name}'.")
+        ctx = Context(event, deps, store, usage)
+        _count_weight(name, request.get("params"), ctx)
         params = read_params(request)
-        ctx = Context(event, deps, store)
+        show_limits = _return_rate_limits(params)
         if name in METHODS:
-            return answer(request_id, run_method(METHODS[name], params, ctx))
-        if name in SESSION_METHODS:
-            return answer(request_id, run_session(name, params, ctx))
-        raise BinanceError(errors.UNKNOWN, f"Unknown method '{name}'.")
+            body = answer(request_id, run_method(METHODS[name], params, ctx))
+        else:
+            body = answer(request_id, run_session(name, params, ctx))
     except json.JSONDecodeError:
-        return error_answer(None, BinanceError(-1135, "Invalid JSON request."))
+        body = error_answer(None, BinanceError(-1135, "Invalid JSON request."))
     except BinanceError as exc:
-        return error_answer(request_id, exc)
+        body = error_answer(request_id, exc)
     except UnknownConnection:
-        return error_answer(request_id, NOT_LOGGED_ON)
+        body = error_answer(request_id, NOT_LOGGED_ON)
     except Exception:
         log.exception("WebSocket API request failed")
-        return error_answer(request_id, INTERNAL_ERROR)
+        body = error_answer(request_id, INTERNAL_ERROR)
+    return reply(_with_limits(body, usage, deps, show_limits))
