@@ -164,4 +164,8 @@ bench-recorder: $(STAMP) system-packages
 	$(PY) bench/recorder_bench.py
 
 clean: down
+	@# PostgreSQL's cluster outside the stack dir, when the `postgres` user could not reach it
+	@# (devstack/postgres.py); only ever a folder of /var/lib/bourse-devstack.
+	@if [ -f .devstack/pg-home ]; then home="$$(cat .devstack/pg-home)"; \
+	  case "$$home" in /var/lib/bourse-devstack/?*) rm -rf "$$home";; esac; fi
 	rm -rf $(VENV) .tools .devstack .pytest_cache .hypothesis .mypy_cache .ruff_cache

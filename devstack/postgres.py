@@ -1,13 +1,18 @@
-"""PostgreSQL from Debian's packages, in a cluster of our own under the stack dir.
+"""PostgreSQL from Debian's packages, in a cluster of our own.
 
 PostgreSQL refuses to run as root, so when we are root initdb and postgres run as the
-`postgres` OS user and the cluster's folders belong to it. The cluster's superuser is reached
-over the unix socket inside the stack dir; the app's role and database (from settings.pg_dsn)
-are created by us, then the migrations are applied as that role.
+`postgres` OS user and the cluster's folders belong to it. The cluster lives in the stack dir
+when that user can reach it; a clone under a private home (``/root``, mode 0700) is out of its
+reach, so there the cluster lives in a folder of its own under ``/var/lib/bourse-devstack``
+(named by a hash of the stack dir, owned by `postgres`, mode 0700), and the stack dir's
+``pg-home`` file records where, for later runs and for ``make clean``. The cluster's superuser
+is reached over the unix socket in that folder; the app's role and database (from
+settings.pg_dsn) are created by us, then the migrations are applied as that role.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -20,6 +25,10 @@ from devstack.service import Launch, Service, StackError, child_env
 PG_ROOT = Path("/usr/lib/postgresql")
 OS_USER = "postgres"
 SUPERUSER = "postgres"
+# Outside any home: root-owned and world-traversable, so the `postgres` user reaches its
+# folders below whatever the modes of the clone's parents.
+OUTSIDE_ROOT = Path("/var/lib/bourse-devstack")
+HOME_RECORD = "pg-home"
 
 
 def find_bin_dir() -> Path:
@@ -43,8 +52,21 @@ class Postgres(Service):
     stop_signal = signal.SIGINT
 
     @property
+    def home_record(self) -> Path:
+        return self.paths.root / HOME_RECORD
+
+    @property
     def home(self) -> Path:
+        """Where the cluster and its socket live: the recorded folder outside the stack dir,
+        else the stack dir's own ``pg``."""
+        if self.home_record.is_file():
+            return Path(self.home_record.read_text().strip())
         return self.paths.data("pg")
+
+    def outside_home(self) -> Path:
+        # One folder per stack dir, so two clones (or a test's fresh stack) never share one.
+        digest = hashlib.sha256(str(self.paths.root.resolve()).encode()).hexdigest()[:16]
+        return OUTSIDE_ROOT / digest
 
     @property
     def data_dir(self) -> Path:
@@ -68,13 +90,14 @@ class Postgres(Service):
 
     def prepare(self) -> None:
         bin_dir = find_bin_dir()
+        self._choose_home()
         for folder in (self.home, self.socket_dir):
             folder.mkdir(parents=True, exist_ok=True)
             self._own(folder)
         if self.os_user and not self._user_can_write(self.home):
             raise StackError(
-                f"postgres: the `{OS_USER}` user cannot reach {self.home}; "
-                "every parent folder of the stack dir must be world-executable (chmod o+x)"
+                f"postgres: the `{OS_USER}` user cannot write to {self.home}; "
+                f"remove {self.home_record} to let the next `up` choose another place"
             )
         version_file = self.data_dir / "PG_VERSION"
         if version_file.exists():
@@ -97,6 +120,31 @@ class Postgres(Service):
             )  # fmt: skip
         if result.returncode != 0:
             raise self.fail("initdb failed")
+
+    def _choose_home(self) -> None:
+        """Once per stack dir: keep the cluster in the stack dir when the `postgres` user can
+        write there, else move it outside and record where."""
+        if not self.os_user or self.home_record.is_file():
+            return
+        in_stack = self.paths.data("pg")
+        in_stack.mkdir(parents=True, exist_ok=True)
+        self._own(in_stack)
+        if self._user_can_write(in_stack):
+            return
+        if any(in_stack.iterdir()):
+            raise StackError(
+                f"postgres: the `{OS_USER}` user cannot reach the cluster in {in_stack}; make "
+                "every parent folder of the stack dir world-executable (chmod o+x), or remove it"
+            )
+        in_stack.rmdir()
+        OUTSIDE_ROOT.mkdir(mode=0o755, exist_ok=True)
+        outside = self.outside_home()
+        # With no record, a folder there is an orphan of a stack dir removed by hand (rm -rf
+        # .devstack): its cluster would not match the new stack's Kafka, so it goes too.
+        shutil.rmtree(outside, ignore_errors=True)
+        outside.mkdir(mode=0o700)
+        self._own(outside)
+        self.home_record.write_text(f"{outside}\n")
 
     def _own(self, path: Path) -> None:
         if self.os_user:

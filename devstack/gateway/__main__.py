@@ -11,6 +11,7 @@ import threading
 from types import FrameType
 
 from bourse.settings import get_settings
+from devstack.gateway.management_auth import function_users
 from devstack.gateway.server import Gateway, make_server
 from devstack.gateway.template_api import load_rest_api
 from devstack.gateway.websocket import WebSocketGateway, load_websocket_api
@@ -42,6 +43,8 @@ def main() -> int:
             api, ws_api, overrides=dict(os.environ),
             idle_seconds=settings.gateway_ws_idle_seconds,
             max_seconds=settings.gateway_ws_max_seconds,
+            # @connections takes the signatures of the functions' own credentials only.
+            iam_users=function_users(settings),
         )  # fmt: skip
     # The WebSocket functions' cold starts run alongside the REST ones'.
     warming = threading.Thread(target=websocket.warm) if websocket is not None else None

@@ -28,7 +28,6 @@ import base64
 import fnmatch
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -39,6 +38,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devstack.cfn import LOCAL_ACCOUNT_ID
 from devstack.gateway import static
+from devstack.gateway.authorizer_cache import DEFAULT_CAPACITY, AnswerCache, SingleFlight
+from devstack.gateway.log_redaction import redact
 from devstack.gateway.runtime import (
     FunctionError,
     FunctionPool,
@@ -72,10 +73,12 @@ class Gateway:
         overrides: Mapping[str, str] | None = None,
         max_containers: int = 4,
         iam_users: Mapping[str, IamUser] | None = None,
+        authorizer_cache_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
         """``overrides``: the gateway's own environment, whose variables win over the
         template's (``sam local --env-vars``); ``iam_users``: the IAM users (by access key id)
-        whose signatures AWS_IAM routes accept (devstack/operators.py)."""
+        whose signatures AWS_IAM routes accept (devstack/operators.py);
+        ``authorizer_cache_capacity``: how many authorizer answers are kept at most."""
         self.api = api
         self.iam_users = dict(iam_users or {})
         overrides = {} if overrides is None else overrides
@@ -90,12 +93,11 @@ class Gateway:
             for name, spec in api.functions.items()
             if name in used
         }  # fmt: skip
-        self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
-        self._cache_lock = threading.Lock()
+        self._cache = AnswerCache(authorizer_cache_capacity)
         # One authorizer call per identity at a time: requests that miss the cache together
         # (a client's first burst) wait for the first call's answer instead of each starting
         # an authorizer container.
-        self._flights: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
+        self._flights = SingleFlight()
 
     # -- events
 
@@ -230,19 +232,17 @@ class Gateway:
         if identity is None:
             raise GatewayResponse("UNAUTHORIZED")
         key = (authorizer.name, identity)
-        now = time.monotonic()
-        with self._cache_lock:
-            hit = self._cache.get(key)
-            flight = self._flights.setdefault(key, threading.Lock())
-        if hit is not None and now - hit[0] < authorizer.ttl_s:
-            answer = hit[1]
-        elif authorizer.ttl_s <= 0:
-            answer = self._authorizer_answer(authorizer, key, event, None)
-        else:
-            with flight:
-                with self._cache_lock:
-                    hit = self._cache.get(key)
-                answer = self._authorizer_answer(authorizer, key, event, hit)
+        ttl = authorizer.ttl_s
+        answer = self._cache.get(key, ttl) if ttl > 0 else None
+        if answer is None and ttl <= 0:
+            answer = self._call_authorizer(authorizer, event)
+        elif answer is None:
+            with self._flights.hold(key):
+                # Another request for this identity may have fetched it while we waited.
+                answer = self._cache.get(key, ttl)
+                if answer is None:
+                    answer = self._call_authorizer(authorizer, event)
+                    self._cache.put(key, answer)
         if not _allows(answer["policyDocument"], self._method_arn(event)):
             raise GatewayResponse("ACCESS_DENIED")
         context: dict[str, Any] = {
@@ -252,17 +252,8 @@ class Gateway:
         context["integrationLatency"] = 0
         return context
 
-    def _authorizer_answer(
-        self,
-        authorizer: Authorizer,
-        key: tuple[str, tuple[str, ...]],
-        event: dict[str, Any],
-        hit: tuple[float, dict[str, Any]] | None,
-    ) -> dict[str, Any]:
-        """The cached answer if another request has just fetched it, else the authorizer's."""
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < authorizer.ttl_s:
-            return hit[1]
+    def _call_authorizer(self, authorizer: Authorizer, event: dict[str, Any]) -> dict[str, Any]:
+        """The authorizer function's answer, or a GatewayResponse."""
         auth_event = {
             "type": "REQUEST",
             "methodArn": self._method_arn(event),
@@ -282,9 +273,6 @@ class Gateway:
             raise GatewayResponse("AUTHORIZER_FAILURE") from None
         if not isinstance(answer, dict) or "policyDocument" not in answer:
             raise GatewayResponse("AUTHORIZER_FAILURE")
-        if authorizer.ttl_s > 0:
-            with self._cache_lock:
-                self._cache[key] = (now, answer)
         return answer
 
     # -- one request
@@ -417,7 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), format % args)
+        # Request lines carry signatures and listen keys (devstack/gateway/log_redaction.py).
+        log.info("%s %s", self.address_string(), redact(format % args))
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         return formatdate(timestamp, usegmt=True)

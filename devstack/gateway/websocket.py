@@ -17,7 +17,12 @@ Faithful to API Gateway (WebSocket, Lambda proxy integrations):
 * limits: a client message over 128 KB closes the connection (1009); a PostToConnection over
   128 KB is refused (413 PayloadTooLargeException); a connection idle for 10 minutes, or open
   for 2 hours, is closed with 1001 "Going away" (both configurable for tests, see
-  ``bourse.settings``); an unknown connection id is 410 GoneException.
+  ``bourse.settings``); an unknown connection id is 410 GoneException;
+* every ``@connections`` call must be SigV4-signed by a known identity (the local functions'
+  credentials, devstack/gateway/management_auth.py), else 403 as AWS answers it
+  (``Missing Authentication Token`` unsigned, the signature mismatch message otherwise);
+* the open-connection table holds open connections only: an entry leaves it however its
+  connection ends.
 
 Binance's stream paths are mapped onto ``$connect`` query parameters as template.yaml's
 CloudFront function maps them: ``/ws/<stream>`` (or ``/ws/<listenKey>``) is ``streams=<name>``,
@@ -59,12 +64,14 @@ from wsproto.events import (
 from wsproto.utilities import RemoteProtocolError
 
 from devstack.cfn import LOCAL_ACCOUNT_ID, load_template
+from devstack.gateway.management_auth import check, is_unsigned
 from devstack.gateway.runtime import (
     FunctionError,
     FunctionPool,
     function_environment,
     warm_pools,
 )
+from devstack.gateway.sigv4 import MSG_MISSING, IamUser
 from devstack.gateway.template_api import RestApi
 
 log = logging.getLogger("devstack.gateway.websocket")
@@ -242,8 +249,12 @@ class WebSocketGateway:
         idle_seconds: float = IDLE_SECONDS,
         max_seconds: float = MAX_SECONDS,
         max_containers: int = 4,
+        iam_users: Mapping[str, IamUser] | None = None,
     ) -> None:
+        """``iam_users``: whose SigV4 signatures the @connections API accepts, by access key
+        id (devstack/gateway/management_auth.py); none: every call is refused, as unsigned."""
         self.api = api
+        self.iam_users = dict(iam_users or {})
         self.idle_seconds = idle_seconds
         self.max_seconds = max_seconds
         overrides = {} if overrides is None else overrides
@@ -387,10 +398,15 @@ class WebSocketGateway:
         handler.connection.sendall(ws.send(AcceptConnection()))
         with self._lock:
             self._sockets[sock.connection_id] = sock
-        code, reason = self._read_loop(sock)
-        with self._lock:
-            self._sockets.pop(sock.connection_id, None)
-        sock.close(code, reason)
+        code, reason = 1011, "Internal server error"
+        try:
+            code, reason = self._read_loop(sock)
+        finally:
+            # Whatever ended the loop (a function's reply to a socket gone mid-send raises),
+            # the connection leaves the table: it holds open connections only.
+            with self._lock:
+                self._sockets.pop(sock.connection_id, None)
+            sock.close(code, reason)
         if "$disconnect" in self.api.routes:
             try:
                 self._invoke("$disconnect", self.disconnect_event(sock, code, reason))
@@ -475,16 +491,29 @@ class WebSocketGateway:
     # -- @connections
 
     def _management(self, handler: BaseHTTPRequestHandler, connection_id: str) -> None:
+        header_pairs = list(handler.headers.items())
         length = int(handler.headers.get("Content-Length") or 0)
+        if is_unsigned(header_pairs) or length > MAX_MESSAGE_BYTES:
+            # Refused without reading the body: the connection cannot carry another request.
+            handler.close_connection = True
+        if is_unsigned(header_pairs):
+            self._error(handler, 403, "MissingAuthenticationTokenException", MSG_MISSING)
+            return
+        if handler.command == "POST" and length > MAX_MESSAGE_BYTES:
+            self._error(handler, 413, "PayloadTooLargeException", "Message too long")
+            return
         data = handler.rfile.read(length) if length else b""
+        refusal = check(
+            handler.command, handler.path, header_pairs, data, self.iam_users, self.api.region
+        )
+        if refusal is not None:
+            self._error(handler, refusal.status, refusal.error_type, refusal.message)
+            return
         with self._lock:
             sock = self._sockets.get(connection_id)
         method = handler.command
         if method not in ("POST", "GET", "DELETE"):
             self._plain(handler, 404, {"message": "Not Found"})
-            return
-        if method == "POST" and len(data) > MAX_MESSAGE_BYTES:
-            self._error(handler, 413, "PayloadTooLargeException", "Message too long")
             return
         if sock is None or sock.closed:
             self._error(handler, 410, "GoneException", None)
