@@ -27,6 +27,7 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from record_support import (
     dump,
     engine_run,
@@ -35,6 +36,7 @@ from record_support import (
     truncate_record,
     unbalanced_trades,
 )
+from tcp_cut import TcpCut
 
 from bourse.adapters import aws
 from bourse.adapters.record_store import RecordStore
@@ -256,6 +258,57 @@ def test_killed_mid_batch_and_retried_leaves_no_duplicate_and_no_gap(env: Env) -
             assert obj["Key"].endswith(f"{got[0]:020d}-{got[-1]:020d}.jsonl.gz")
             seqs.extend(got)
     assert sorted(set(seqs)) == [e.seq for e in env.events]
+
+
+def _failed_deliveries(log: Path) -> int:
+    return log.read_text().count("failed; the whole batch is delivered again")
+
+
+def test_a_record_outage_longer_than_any_retry_limit_loses_nothing(env: Env) -> None:
+    """The recorder's PostgreSQL unreachable (every connection closed, new ones refused) while
+    events keep coming, for more failed deliveries than the template's old retry limit (3
+    retries, then the record was dropped): once it is back, every row lands, once."""
+    env.reset("outage")
+    env.env["TRADE_FILLS_TOPIC_ARN"] = env.quiet_topic_arn
+    values = _records(env.events)
+    half = len(values) // 2
+    params = conninfo_to_dict(env.dsn)
+    cut = TcpCut(str(params.get("host") or "127.0.0.1"), int(str(params.get("port") or 5432)))
+    env.env["BOURSE_PG_DSN"] = make_conninfo(**{**params, "host": "127.0.0.1", "port": cut.port})
+    log = env.logs / "outage.log"
+    proc = env.poller("outage", "--group", f"g-{env.topic}", "--batch-size", "20")
+    try:
+        env.produce(values[:half])
+        deadline = time.monotonic() + 60
+        while env.hwm() == 0:
+            assert proc.poll() is None and time.monotonic() < deadline, "nothing recorded"
+            time.sleep(0.1)
+        cut.cut()
+        cut_at = env.hwm()
+        env.produce(values[half:])
+        # Three times the deliveries the old limit allowed (the first and 3 retries), and ten
+        # seconds at least: a failover's length, not a blip.
+        enough, held = 3 * (1 + 3), time.monotonic() + 10
+        deadline = time.monotonic() + 60
+        while _failed_deliveries(log) < enough or time.monotonic() < held:
+            assert proc.poll() is None, f"poller exited {proc.returncode}; see {log}"
+            assert time.monotonic() < deadline, f"{_failed_deliveries(log)} failed deliveries"
+            time.sleep(0.2)
+        during = env.hwm()
+        cut.restore()
+        env.wait_hwm(env.events[-1].seq, proc, timeout=120)
+    finally:
+        _stop(proc)
+        cut.close()
+        env.env["BOURSE_PG_DSN"] = env.dsn
+    assert cut_at < env.events[-1].seq and during < env.events[-1].seq
+    text = log.read_text()
+    assert "retries exhausted" not in text and "dropped" not in text
+    assert dump(env.dsn) == dump(env.reference_dsn)
+    with psycopg.connect(env.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM record_gaps").fetchone() == (0,)
+    assert unbalanced_trades(env.dsn) == []
+    assert differences(env.engine.balances(), record_balances(env.dsn)) == []
 
 
 def test_a_poison_record_fails_alone_and_the_rest_lands(
