@@ -125,6 +125,7 @@ class MatchingService:
         self.last_seq = 0
         self.commands_since_snapshot = 0
         self.committed = 0  # next offset whose command is not yet committed (Kafka)
+        self._last_commit = time.monotonic()
         # One thread commits batch N (Kafka, then Redis) while the loop matches batch N+1.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="committer")
         self._pending: Future[None] | None = None
@@ -186,8 +187,11 @@ class MatchingService:
         # Fence any previous incarnation first: after this no transaction of ours is pending,
         # so the committed offset read next is final.
         self.producer.init_transactions()
-        committed = self.consumer.committed(self.tp) or 0
-        restored = self.snapshots.load_newest(committed)
+        stored = self.consumer.committed(self.tp)
+        # Snapshots are of committed state only, so without a committed offset any of them is
+        # at or below the real one: the newest will do.
+        log_end = self.consumer.end_offsets([self.tp])[self.tp]
+        restored = self.snapshots.load_newest(log_end if stored is None else stored)
         self.engine = restored.engine
         start = restored.meta.offset if restored.meta else 0
         self.last_seq = restored.meta.last_seq if restored.meta else 0
@@ -196,6 +200,14 @@ class MatchingService:
                 "snapshot restored",
                 extra={"key": restored.meta.key, "offset": start, "seq": self.last_seq},
             )
+        snapshot_offset = start
+        if stored is None:
+            committed = self._position_from_events(start, log_end)
+            start = committed  # replayed (silently) on the way: nothing left to replay below
+            if committed:
+                self._commit_offset(committed)
+        else:
+            committed = stored
         redis_offset = self.view.offset()
         # Replies of commands at or after the view's offset were committed to Kafka but may
         # never have reached Redis (crash between the commit and the Redis write).
@@ -240,12 +252,85 @@ class MatchingService:
         seconds = time.monotonic() - started
         log.info(
             "recovered",
-            extra={"snapshot_offset": start, "committed": committed, "replayed": replayed,
-                   "seq": self.last_seq, "replies_rewritten": len(replies),
-                   "seconds": round(seconds, 3)},
+            extra={"snapshot_offset": snapshot_offset, "committed": committed,
+                   "replayed": replayed, "seq": self.last_seq,
+                   "replies_rewritten": len(replies), "seconds": round(seconds, 3)},
         )  # fmt: skip
-        self.commands_since_snapshot = committed - start
-        return Recovery(start, committed, replayed, self.last_seq, seconds)
+        self.commands_since_snapshot = committed - snapshot_offset
+        return Recovery(snapshot_offset, committed, replayed, self.last_seq, seconds)
+
+    def _position_from_events(self, start: int, log_end: int) -> int:
+        """Where the published history ends in the commands log, when the group has no
+        committed offset (Kafka drops a group's offsets ``offsets.retention.minutes`` after its
+        last commit; a deleted or renamed group). Never 0 by default: that would match and
+        publish the whole log a second time. Instead the engine, restored from the newest
+        snapshot at ``start``, replays commands silently until its seq is the last seq of
+        ``bourse.events``; the offset after that command is the position. When retention has
+        emptied ``bourse.events`` too, only a snapshot at the log's end proves the position;
+        anything else refuses to start (Diverged) and says what to do."""
+        assert self.consumer is not None
+        published = last_published_seq(self.settings)
+        log.warning(
+            "no committed offset: finding the position from the event stream",
+            extra={"snapshot_offset": start, "log_end": log_end, "published_seq": published},
+        )
+        if published is None:
+            if start == log_end:
+                return start
+            raise Diverged(
+                f"the group {self.settings.matching_group_id} has no committed offset and "
+                f"retention has emptied {self.settings.events_topic}: the position in "
+                f"{self.settings.commands_topic} between the newest snapshot (offset {start}) "
+                f"and its end ({log_end}) cannot be proved; commit the offset to resume from "
+                "to the group by hand (docs/operations.md, matching-service runbook)"
+            )
+        if self.last_seq > published:
+            raise Diverged(
+                f"the snapshot at offset {start} is at seq {self.last_seq}, beyond the end of "
+                f"{self.settings.events_topic} (seq {published})"
+            )
+        position = start
+        if self.last_seq < published:
+            self.consumer.seek(self.tp, start)
+        while self.last_seq < published:
+            batch = self._poll_until(log_end)
+            if not batch:
+                break
+            for offset, value in batch:
+                out = run_batch(
+                    self.engine, [(offset, value)], verifier=self._verifier(), publish=False,
+                    want_replies=False,
+                )  # fmt: skip
+                position = offset + 1
+                if out.last_seq:
+                    self.last_seq = out.last_seq
+                if self.last_seq >= published:
+                    break
+        if self.last_seq != published:
+            raise Diverged(
+                f"replaying {self.settings.commands_topic} from offset {start} brought the "
+                f"engine to seq {self.last_seq} at offset {position}, but "
+                f"{self.settings.events_topic} ends at seq {published}"
+            )
+        log.warning("position found from the event stream", extra={"offset": position})
+        return position
+
+    def _commit_offset(self, offset: int) -> None:
+        """Commit ``offset`` for the group in a transaction of its own (no records): after a
+        recovery that had to find it, and again while idle, so that it never expires."""
+        producer = self.producer
+        assert producer is not None
+        try:
+            producer.begin_transaction()
+            producer.send_offsets_to_transaction(
+                {self.tp: OffsetAndMetadata(offset, "", -1)}, self.settings.matching_group_id
+            )
+            producer.commit_transaction()
+        except KafkaError as exc:
+            if _is_fencing(exc):
+                raise Fenced(repr(exc)) from exc
+            raise
+        self._last_commit = time.monotonic()
 
     def _poll_until(self, end: int) -> list[tuple[int, bytes]]:
         """The next records below offset ``end`` (replay); empty when the log has no more."""
@@ -323,6 +408,7 @@ class MatchingService:
     def _finish(self, out: BatchOutput, values: list[tuple[str, bytes]], started: float) -> None:
         self.publish(out)
         self.committed = out.next_offset
+        self._last_commit = time.monotonic()
         ops = HashOps.from_events(
             out.orders, out.balances, out.symbols, out.fees, accounts=out.accounts,
             fills=out.fills,
@@ -406,6 +492,7 @@ class MatchingService:
         assert consumer is not None
         poll_ms = self.settings.matching_poll_ms
         batch_max = self.settings.matching_batch_max
+        refresh_s = self.settings.matching_offset_refresh_seconds
         try:
             while not self.stopping:
                 polled = consumer.poll(timeout_ms=poll_ms, max_records=batch_max)
@@ -417,6 +504,12 @@ class MatchingService:
                         self.metrics.lag.set(max(0, high - self.position))
                 elif self._pending is not None and self._pending.done():
                     self.drain()  # idle: surface the last batch's outcome now
+                elif self._pending is None and time.monotonic() - self._last_commit >= refresh_s:
+                    # Idle for long: commit the same offset again so that it cannot expire
+                    # (Kafka drops a memberless group's offsets offsets.retention.minutes after
+                    # its last commit, and this service never joins its group).
+                    self._commit_offset(self.committed)
+                    log.info("offset committed again (idle)", extra={"offset": self.committed})
                 self.maybe_snapshot()
             self.drain()
         except Fenced as exc:

@@ -505,3 +505,75 @@ def test_a_missing_admin_signing_key_stops_start_up_with_one_clear_line(stack: S
     assert len(lines) == 1
     assert alias in lines[0] and "NotFoundException" in lines[0]
     assert "Traceback" not in stack.log_text()
+
+
+def _another_group(stack: Stack) -> dict[str, str]:
+    """The service's next start under a group that has no committed offset: what Kafka leaves
+    once a group's offsets expire (``offsets.retention.minutes`` after its last commit)."""
+    stack.group = f"matching-{uuid.uuid4().hex[:8]}"
+    return {"BOURSE_MATCHING_GROUP_ID": stack.group}
+
+
+def test_a_lost_committed_offset_is_found_from_the_event_stream(stack: Stack) -> None:
+    """No committed offset at start-up: the service resumes exactly where the published
+    history ends (found by replaying from the newest snapshot up to the last published seq),
+    never from offset 0, and commits that position at once."""
+    cmds = list(workload(6_000, seed=21))
+    ref = reference(cmds)
+    proc = stack.start()
+    stack.produce(cmds[:5_000])
+    stack.wait_committed(5_000)
+    proc.send_signal(signal.SIGKILL)  # the newest snapshot (every 2,000) is behind the position
+    proc.wait()
+    assert stack.snapshot_keys() and stack.snapshot(stack.snapshot_keys()[-1])[1] < 5_000
+    proc = stack.start(**_another_group(stack))
+    stack.wait_log(stack.starts, '"msg": "serving"')
+    assert stack.committed() == 5_000  # committed again right after recovery
+    stack.produce(cmds[5_000:])
+    stack.wait_committed(len(cmds))
+    assert terminate(proc) == 0
+    assert_same_stream(stack.events(), ref.events)
+    assert '"msg": "position found from the event stream"' in stack.log_text()
+
+
+def test_a_lost_offset_with_an_emptied_event_stream_refuses_to_start(stack: Stack) -> None:
+    """No committed offset and retention has emptied bourse.events: the position between the
+    newest snapshot and the log's end cannot be proved, so the service publishes nothing and
+    exits with one clear line (it used to start from offset 0 and publish the log again)."""
+    cmds = list(workload(3_000, seed=22))
+    proc = stack.start()
+    stack.produce(cmds)
+    stack.wait_committed(len(cmds))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    tp = TopicPartition(stack.events_topic, 0)
+    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap)
+    end = consumer.end_offsets([tp])[tp]
+    consumer.close()
+    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap, request_timeout_ms=10000)
+    try:
+        admin.delete_records({tp: end})  # what retention does to an idle topic
+    finally:
+        admin.close()
+    proc = stack.start(**_another_group(stack))
+    assert proc.wait(120) == 4  # EXIT_DIVERGED
+    assert "cannot be proved" in stack.log_text()
+    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap)
+    assert consumer.end_offsets([tp])[tp] == end  # nothing published again
+    consumer.close()
+
+
+def test_an_idle_service_commits_its_offset_again(stack: Stack) -> None:
+    """Idle, the service commits the same offset again (a transaction with no record), so that
+    Kafka never expires it; it keeps serving, and the stream stays exact."""
+    cmds = list(workload(1_000, seed=23))
+    ref = reference(cmds)
+    proc = stack.start(BOURSE_MATCHING_OFFSET_REFRESH_SECONDS="1")
+    stack.produce(cmds[:500])
+    stack.wait_committed(500)
+    stack.wait_log(stack.starts, '"msg": "offset committed again (idle)"')
+    stack.produce(cmds[500:])
+    stack.wait_committed(len(cmds))
+    assert terminate(proc) == 0
+    assert stack.committed() == len(cmds)
+    assert_same_stream(stack.events(), ref.events)

@@ -87,6 +87,9 @@ class Settings:
     matching_group_id: str  # the consumer group whose committed offset is the engine's input
     matching_batch_max: int  # commands per Kafka transaction, at most
     matching_poll_ms: int
+    # An idle matching service commits its offset again this often, so that Kafka never
+    # expires it (offsets.retention.minutes after the last commit; 7 days by default).
+    matching_offset_refresh_seconds: int
     matching_metrics_port: int  # 0 disables the Prometheus endpoint
     pushgateway_url: str  # where the service also pushes its metrics on AWS; empty: no push
     snapshot_every_commands: int
@@ -213,6 +216,7 @@ def get_settings() -> Settings:
         matching_group_id=_env("BOURSE_MATCHING_GROUP_ID", f"matching-{commands}"),
         matching_batch_max=_env_int("BOURSE_MATCHING_BATCH_MAX", 2000),
         matching_poll_ms=_env_int("BOURSE_MATCHING_POLL_MS", 20),
+        matching_offset_refresh_seconds=_env_int("BOURSE_MATCHING_OFFSET_REFRESH_SECONDS", 3600),
         matching_metrics_port=_env_int("BOURSE_MATCHING_METRICS_PORT", 9108),
         pushgateway_url=_env("BOURSE_PUSHGATEWAY_URL", ""),
         snapshot_every_commands=_env_int("BOURSE_SNAPSHOT_EVERY_COMMANDS", 25_000),
