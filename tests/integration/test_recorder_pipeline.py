@@ -27,14 +27,6 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from record_support import (
-    dump,
-    engine_run,
-    record_balances,
-    scratch_database,
-    truncate_record,
-    unbalanced_trades,
-)
 
 from bourse.adapters import aws
 from bourse.adapters.record_store import RecordStore
@@ -43,6 +35,14 @@ from bourse.domain.events import Event, ExecutionReport, Reply
 from bourse.engine import Engine
 from bourse.record.reconcile import differences
 from bourse.settings import Settings, get_settings
+from tests.integration.record_support import (
+    dump,
+    engine_run,
+    record_balances,
+    scratch_database,
+    truncate_record,
+    unbalanced_trades,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
