@@ -19,7 +19,7 @@ import uuid
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from bourse.adapters.migrations import apply_migrations
 from bourse.adapters.record_store import RecordStore
@@ -55,7 +55,7 @@ def main() -> int:
     name = f"bench_recorder_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = make_conninfo(**{**conninfo_to_dict(settings.pg_dsn), "dbname": name})
+    dsn = make_conninfo(settings.pg_dsn, dbname=name)
     try:
         apply_migrations(dsn)
         store = RecordStore(dsn, "bench")

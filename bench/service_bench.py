@@ -33,6 +33,7 @@ from bourse.adapters import aws
 from bourse.adapters.admin_signer import KmsAdminSigner
 from bourse.adapters.kafka import producer
 from bourse.domain.admin_auth import encode_record
+from bourse.domain.commands import Command
 from bourse.engine import Engine
 from bourse.settings import get_settings
 from matching_service.workload import commands
@@ -45,7 +46,7 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def engine_rate(cmds: list) -> float:  # type: ignore[type-arg]
+def engine_rate(cmds: list[Command]) -> float:
     engine = Engine()
     process = engine.process
     started = time.perf_counter()
@@ -63,8 +64,10 @@ def p99_ms(metrics_text: str) -> float:
     buckets: list[tuple[float, float]] = []
     for line in metrics_text.splitlines():
         if line.startswith("bourse_matching_batch_seconds_bucket{"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append(
+                (float("inf") if bound == "+Inf" else float(bound), float(line.split()[-1]))
+            )
     buckets.sort()
     total = buckets[-1][1]
     if total == 0:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -28,6 +30,7 @@ from bourse.domain.commands import (
     CancelAll,
     CancelOrder,
     CancelReplace,
+    Command,
     CreateAccount,
     DelistSymbol,
     Deposit,
@@ -62,6 +65,7 @@ from bourse.domain.events import (
     AdminAction,
     BalanceUpdate,
     DepthUpdate,
+    Event,
     ExecutionReport,
     Fill,
     FundingUpdate,
@@ -92,6 +96,32 @@ LIMIT_TYPES = (
     OrderType.TAKE_PROFIT_LIMIT,
 )
 NO_TIF_TYPES = (OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT, OrderType.LIMIT_MAKER)
+# ADMIN_COMMANDS as a tuple, for isinstance (commands are never subclassed)
+ADMIN_TYPES = (
+    AddSymbol,
+    UpdateSymbol,
+    SetSymbolStatus,
+    DelistSymbol,
+    SetAccountFees,
+    CreateAccount,
+    SetAccountStatus,
+    Deposit,
+    WithdrawRequest,
+    WithdrawSettle,
+    KeyChange,
+    RejectedAdmin,
+)
+assert frozenset(ADMIN_TYPES) == ADMIN_COMMANDS
+
+# what a command handler returns: (code, msg, reply parts); code 0 is success
+HandlerResult = tuple[int, str, Sequence[ReplyPart]]
+E = TypeVar("E", bound=Event)
+
+
+def _given(value: int | None) -> int:
+    """An optional order parameter that validate_new_order_shape made sure is there."""
+    assert value is not None
+    return value
 
 
 @dataclass(eq=False)  # orders are compared by identity
@@ -130,6 +160,14 @@ class RefOrder:
 
 
 @dataclass
+class RefWithdrawal:
+    account: int
+    asset: str
+    amount: int
+    status: str  # REQUESTED, then COMPLETED, FAILED or CANCELED
+
+
+@dataclass
 class RefSymbol:
     spec: SymbolSpec
     resting: list[RefOrder] = field(default_factory=list)  # on the book, any side, any order
@@ -148,13 +186,13 @@ class ReferenceEngine:
         self.fees: dict[int, tuple[int, int]] = {}  # account -> (maker, taker)
         self.seq = 0
         self.arrival = 0
-        self.out: list = []
+        self.out: list[Event] = []
         self.ts = 0
         self.bal_before: dict[int, dict[str, tuple[int, int]]] = {}
         # the admin plane's registry
         self.accounts: dict[int, bool] = {}  # created account -> frozen
         self.deposits: dict[str, tuple[int, str, int]] = {}  # tx id -> (account, asset, amount)
-        self.withdrawals: dict[str, list] = {}  # id -> [account, asset, amount, status]
+        self.withdrawals: dict[str, RefWithdrawal] = {}
         self.applied: set[str] = set()  # admin request ids seen (replays are refused)
         self.delisted: set[str] = set()
         self.detail = ""
@@ -175,14 +213,14 @@ class ReferenceEngine:
         found = [o for o in sym.resting + sym.stops if o.account == account_id]
         return sorted(found, key=lambda o: o.info.order_id)
 
-    def process(self, cmd) -> list:
+    def process(self, cmd: Command) -> list[Event]:
         self.out = []
         self.ts = cmd.ts
         depth_before = {name: self._depth(s) for name, s in self.symbols.items()}
         # balances before the command, of every account the command touches (copied by
         # _entry on first touch: every balance change goes through _entry)
-        self.bal_before: dict[int, dict[str, tuple[int, int]]] = {}
-        handler = {
+        self.bal_before = {}
+        handlers: dict[type, Callable[[Any], HandlerResult]] = {
             NewOrder: self._new_order_cmd,
             CancelOrder: self._cancel_cmd,
             CancelReplace: self._cancel_replace_cmd,
@@ -199,29 +237,31 @@ class ReferenceEngine:
             WithdrawSettle: self._withdraw_settle,
             KeyChange: self._key_change,
             RejectedAdmin: self._rejected_admin,
-        }[type(cmd)]
-        admin = type(cmd) in ADMIN_COMMANDS
+        }
+        handler = handlers[type(cmd)]
+        admin = cmd if isinstance(cmd, ADMIN_TYPES) else None
         self.detail = ""
-        if admin and type(cmd) is not RejectedAdmin and cmd.request_id in self.applied:
+        parts: Sequence[ReplyPart]
+        if admin is not None and type(cmd) is not RejectedAdmin and cmd.request_id in self.applied:
             e = errors.UNAUTHORIZED_ERROR  # a replayed admin record
             code, msg, parts = e.code, e.msg, ()
         else:
-            if admin and type(cmd) is not RejectedAdmin:
+            if admin is not None and type(cmd) is not RejectedAdmin:
                 self.applied.add(cmd.request_id)
             code, msg, parts = handler(cmd)
         if code != 0:
             self.detail = ""
         # depth diffs, per symbol
         for name, sym in self.symbols.items():
-            before = depth_before.get(name, ({}, {}))
-            after = self._depth(sym)
-            changed = []
+            depth_then = depth_before.get(name, ({}, {}))
+            depth_now = self._depth(sym)
+            changed: list[tuple[tuple[int, int], ...]] = []
             for side_idx in (0, 1):
-                levels = set(before[side_idx]) | set(after[side_idx])
+                levels = set(depth_then[side_idx]) | set(depth_now[side_idx])
                 diff = [
-                    (p, after[side_idx].get(p, 0))
+                    (p, depth_now[side_idx].get(p, 0))
                     for p in levels
-                    if before[side_idx].get(p, 0) != after[side_idx].get(p, 0)
+                    if depth_then[side_idx].get(p, 0) != depth_now[side_idx].get(p, 0)
                 ]
                 diff.sort(key=lambda lv: -lv[0] if side_idx == 0 else lv[0])
                 changed.append(tuple(diff))
@@ -241,21 +281,25 @@ class ReferenceEngine:
         for acct in sorted(self.bal_before):
             if acct == FEE_ACCOUNT:
                 continue
-            before = self.bal_before[acct]
-            after = self._account_snapshot(acct)
-            changed = tuple(
-                (asset, *after.get(asset, (0, 0)))
-                for asset in sorted(set(before) | set(after))
-                if before.get(asset, (0, 0)) != after.get(asset, (0, 0))
+            bal_then = self.bal_before[acct]
+            bal_now = self._account_snapshot(acct)
+            moved = tuple(
+                (asset, *bal_now.get(asset, (0, 0)))
+                for asset in sorted(set(bal_then) | set(bal_now))
+                if bal_then.get(asset, (0, 0)) != bal_now.get(asset, (0, 0))
             )
-            if changed:
-                self._emit(AccountBalances, account_id=acct, balances=changed)
-        if admin:
+            if moved:
+                self._emit(AccountBalances, account_id=acct, balances=moved)
+        if admin is not None:
             self._emit(
                 AdminAction,
-                request_id=cmd.request_id,
-                command=cmd.command if type(cmd) is RejectedAdmin else COMMAND_NAMES[type(cmd)],
-                principal=cmd.principal,
+                request_id=admin.request_id,
+                command=(
+                    admin.command
+                    if isinstance(admin, RejectedAdmin)
+                    else COMMAND_NAMES[type(admin)]
+                ),
+                principal=admin.principal,
                 code=code,
                 msg=msg,
                 detail=msgspec.json.encode(cmd).decode(),
@@ -272,7 +316,7 @@ class ReferenceEngine:
         return self.out
 
     # ------------------------------------------------------------------ helpers
-    def _emit(self, cls, **fields):
+    def _emit(self, cls: type[E], **fields: Any) -> E:
         self.seq += 1
         event = cls(seq=self.seq, ts=self.ts, **fields)
         self.out.append(event)
@@ -375,8 +419,8 @@ class ReferenceEngine:
             left -= notional(price, take)
         return base
 
-    def _report(self, order: RefOrder, exec_type: ExecutionType, **extra) -> None:
-        fields = dict(
+    def _report(self, order: RefOrder, exec_type: ExecutionType, **extra: Any) -> None:
+        fields: dict[str, Any] = dict(
             order=order.info,
             exec_type=exec_type,
             status=order.status,
@@ -408,11 +452,11 @@ class ReferenceEngine:
         )
 
     # ------------------------------------------------------------------ admin and funding
-    def _add_symbol(self, cmd: AddSymbol):
+    def _add_symbol(self, cmd: AddSymbol) -> HandlerResult:
         try:
             cmd.spec.validate()
-        except BinanceError as e:
-            return e.code, e.msg, ()
+        except BinanceError as err:
+            return err.code, err.msg, ()
         if cmd.spec.symbol in self.symbols:
             e = errors.invalid_parameter()
             return e.code, e.msg, ()
@@ -427,7 +471,7 @@ class ReferenceEngine:
             return errors.SYMBOL_DELISTED_ERROR
         return None
 
-    def _update_symbol(self, cmd: UpdateSymbol):
+    def _update_symbol(self, cmd: UpdateSymbol) -> HandlerResult:
         e = self._not_listed(cmd.spec.symbol)
         if e is not None:
             return e.code, e.msg, ()
@@ -451,7 +495,7 @@ class ReferenceEngine:
         self._emit(SymbolUpdated, spec=new)
         return 0, "", ()
 
-    def _set_status(self, cmd: SetSymbolStatus):
+    def _set_status(self, cmd: SetSymbolStatus) -> HandlerResult:
         e = self._not_listed(cmd.symbol)
         if e is not None:
             return e.code, e.msg, ()
@@ -463,7 +507,7 @@ class ReferenceEngine:
         self._emit(SymbolUpdated, spec=sym.spec)
         return 0, "", ()
 
-    def _delist(self, cmd: DelistSymbol):
+    def _delist(self, cmd: DelistSymbol) -> HandlerResult:
         e = self._not_listed(cmd.symbol)
         if e is not None:
             return e.code, e.msg, ()
@@ -475,7 +519,7 @@ class ReferenceEngine:
             self._do_cancel(order, "")
         return 0, "", ()
 
-    def _set_fees(self, cmd: SetAccountFees):
+    def _set_fees(self, cmd: SetAccountFees) -> HandlerResult:
         rates_ok = 0 <= cmd.maker_rate <= SCALE and 0 <= cmd.taker_rate <= SCALE
         if cmd.account_id < 1 or not rates_ok:
             e = errors.invalid_parameter()
@@ -492,7 +536,7 @@ class ReferenceEngine:
         )
         return 0, "", ()
 
-    def _create_account(self, cmd: CreateAccount):
+    def _create_account(self, cmd: CreateAccount) -> HandlerResult:
         acct = cmd.account_id or (max(self.accounts, default=0) + 1)
         if not 1 <= acct <= 2**53 - 1:
             e = errors.invalid_parameter()
@@ -505,7 +549,7 @@ class ReferenceEngine:
         self.detail = json.dumps({"accountId": acct}, separators=(",", ":"))
         return 0, "", ()
 
-    def _set_account_status(self, cmd: SetAccountStatus):
+    def _set_account_status(self, cmd: SetAccountStatus) -> HandlerResult:
         if cmd.account_id not in self.accounts:
             e = errors.UNKNOWN_ACCOUNT_ERROR
             return e.code, e.msg, ()
@@ -517,7 +561,7 @@ class ReferenceEngine:
         )
         return 0, "", ()
 
-    def _key_change(self, cmd: KeyChange):
+    def _key_change(self, cmd: KeyChange) -> HandlerResult:
         if cmd.action not in ("CREATED", "REVOKED", "ROTATED") or not API_KEY_RE.match(cmd.api_key):
             e = errors.invalid_parameter()
             return e.code, e.msg, ()
@@ -526,11 +570,11 @@ class ReferenceEngine:
             return e.code, e.msg, ()
         return 0, "", ()
 
-    def _rejected_admin(self, cmd: RejectedAdmin):
+    def _rejected_admin(self, cmd: RejectedAdmin) -> HandlerResult:
         e = errors.UNAUTHORIZED_ERROR
         return e.code, e.msg, ()
 
-    def _funding_error(self, cmd) -> BinanceError | None:
+    def _funding_error(self, cmd: Deposit | WithdrawRequest) -> BinanceError | None:
         # one message for every -1130 of funding (the parameter is not named)
         bad = (
             cmd.account_id < 1
@@ -540,7 +584,7 @@ class ReferenceEngine:
         )
         return errors.invalid_parameter() if bad else None
 
-    def _deposit(self, cmd: Deposit):
+    def _deposit(self, cmd: Deposit) -> HandlerResult:
         e = self._funding_error(cmd)
         if e is None and cmd.tx_id and not TX_ID_RE.match(cmd.tx_id):
             e = errors.invalid_parameter()
@@ -567,7 +611,7 @@ class ReferenceEngine:
         self.detail = '{"duplicate":false}'
         return 0, "", ()
 
-    def _withdraw_request(self, cmd: WithdrawRequest):
+    def _withdraw_request(self, cmd: WithdrawRequest) -> HandlerResult:
         e = self._funding_error(cmd)
         wid = cmd.withdrawal_id
         if e is None and not WITHDRAWAL_ID_RE.match(wid):
@@ -583,7 +627,7 @@ class ReferenceEngine:
         entry = self._entry(cmd.account_id, cmd.asset)
         entry[0] -= cmd.amount
         entry[1] += cmd.amount
-        self.withdrawals[wid] = [cmd.account_id, cmd.asset, cmd.amount, "REQUESTED"]
+        self.withdrawals[wid] = RefWithdrawal(cmd.account_id, cmd.asset, cmd.amount, "REQUESTED")
         self._emit(FundingUpdate, funding_id=wid, kind="WITHDRAWAL", status="REQUESTED",
                    account_id=cmd.account_id, asset=cmd.asset, amount=cmd.amount,
                    tx_id="")  # fmt: skip
@@ -593,7 +637,7 @@ class ReferenceEngine:
         )
         return 0, "", ()
 
-    def _withdraw_settle(self, cmd: WithdrawSettle):
+    def _withdraw_settle(self, cmd: WithdrawSettle) -> HandlerResult:
         if cmd.outcome not in ("COMPLETED", "FAILED", "CANCELED"):
             e = errors.invalid_parameter()
             return e.code, e.msg, ()
@@ -601,9 +645,9 @@ class ReferenceEngine:
         if w is None:
             e = errors.UNKNOWN_WITHDRAWAL_ERROR
             return e.code, e.msg, ()
-        acct, asset, amount, status = w
-        if status != "REQUESTED":
-            e = errors.invalid_parameter(f"Withdrawal {cmd.withdrawal_id} is already {status}.")
+        acct, asset, amount = w.account, w.asset, w.amount
+        if w.status != "REQUESTED":
+            e = errors.invalid_parameter(f"Withdrawal {cmd.withdrawal_id} is already {w.status}.")
             return e.code, e.msg, ()
         entry = self._entry(acct, asset)
         entry[1] -= amount
@@ -611,7 +655,7 @@ class ReferenceEngine:
         if cmd.outcome != "COMPLETED":
             entry[0] += amount
             delta = amount
-        w[3] = cmd.outcome
+        w.status = cmd.outcome
         self._emit(FundingUpdate, funding_id=cmd.withdrawal_id, kind="WITHDRAWAL",
                    status=cmd.outcome, account_id=acct, asset=asset, amount=amount,
                    tx_id="")  # fmt: skip
@@ -657,14 +701,16 @@ class ReferenceEngine:
         self._report(order, ExecutionType.CANCELED, cancel_client_order_id=cancel_client_order_id)
         return self._result(order, cancel_client_order_id)
 
-    def _cancel_cmd(self, cmd: CancelOrder):
+    def _cancel_cmd(self, cmd: CancelOrder) -> HandlerResult:
         e = self._cancel_error(cmd)
         if e is not None:
             return e.code, e.msg, ()
-        result = self._do_cancel(self._find_open(cmd), cmd.cancel_client_order_id)
+        order = self._find_open(cmd)
+        assert order is not None  # _cancel_error found it
+        result = self._do_cancel(order, cmd.cancel_client_order_id)
         return 0, "", (ReplyPart(Outcome.SUCCESS, 0, "", result),)
 
-    def _cancel_all_cmd(self, cmd: CancelAll):
+    def _cancel_all_cmd(self, cmd: CancelAll) -> HandlerResult:
         if cmd.symbol not in self.symbols:
             e = errors.INVALID_SYMBOL_ERROR
             return e.code, e.msg, ()
@@ -675,7 +721,7 @@ class ReferenceEngine:
         parts = [ReplyPart(Outcome.SUCCESS, 0, "", self._do_cancel(o, "")) for o in orders]
         return 0, "", parts
 
-    def _cancel_replace_cmd(self, cmd: CancelReplace):
+    def _cancel_replace_cmd(self, cmd: CancelReplace) -> HandlerResult:
         c, n = cmd.cancel, cmd.new_order
         try:
             if c.order_id is None and c.orig_client_order_id is None:
@@ -683,8 +729,8 @@ class ReferenceEngine:
             validate_new_order_shape(n)
             if (c.account_id, c.symbol) != (n.account_id, n.symbol):
                 raise errors.invalid_parameter()
-        except BinanceError as e:
-            return e.code, e.msg, ()
+        except BinanceError as err:
+            return err.code, err.msg, ()
         cancel_error = self._cancel_error(c)
         if cancel_error is not None:
             cancel_part = ReplyPart(Outcome.FAILURE, cancel_error.code, cancel_error.msg, None)
@@ -693,8 +739,10 @@ class ReferenceEngine:
                 new_part = ReplyPart(Outcome.NOT_ATTEMPTED, 0, "", None)
                 return e.code, e.msg, (cancel_part, new_part)
         else:
-            result = self._do_cancel(self._find_open(c), c.cancel_client_order_id)
-            cancel_part = ReplyPart(Outcome.SUCCESS, 0, "", result)
+            order = self._find_open(c)
+            assert order is not None  # _cancel_error found it
+            canceled = self._do_cancel(order, c.cancel_client_order_id)
+            cancel_part = ReplyPart(Outcome.SUCCESS, 0, "", canceled)
         new_error, result = self._place(n)
         if new_error is not None:
             new_part = ReplyPart(Outcome.FAILURE, new_error.code, new_error.msg, None)
@@ -709,7 +757,7 @@ class ReferenceEngine:
         return e.code, e.msg, (cancel_part, new_part)
 
     # ------------------------------------------------------------------ new orders
-    def _new_order_cmd(self, cmd: NewOrder):
+    def _new_order_cmd(self, cmd: NewOrder) -> HandlerResult:
         e, result = self._place(cmd)
         if e is not None:
             return e.code, e.msg, ()
@@ -753,18 +801,22 @@ class ReferenceEngine:
             if cmd.iceberg_qty is not None:
                 check_lot(spec, cmd.iceberg_qty, market=False)
             if t in LIMIT_TYPES:
-                check_notional(spec, notional(cmd.price, cmd.quantity), market=False)
+                check_notional(
+                    spec, notional(_given(cmd.price), _given(cmd.quantity)), market=False
+                )
             elif t is OrderType.MARKET:
                 if cmd.quote_order_qty is not None:
                     check_notional(spec, cmd.quote_order_qty, market=True)
                 elif last > 0:
-                    check_notional(spec, notional(last, cmd.quantity), market=True)
+                    check_notional(spec, notional(last, _given(cmd.quantity)), market=True)
             else:  # STOP_LOSS, TAKE_PROFIT
-                check_notional(spec, notional(cmd.stop_price, cmd.quantity), market=True)
+                check_notional(
+                    spec, notional(_given(cmd.stop_price), _given(cmd.quantity)), market=True
+                )
             if t in LIMIT_TYPES:
-                check_percent_price(spec, cmd.price, last)
+                check_percent_price(spec, _given(cmd.price), last)
             if cmd.iceberg_qty is not None:
-                parts = -(-cmd.quantity // cmd.iceberg_qty)
+                parts = -(-_given(cmd.quantity) // cmd.iceberg_qty)
                 if parts > spec.iceberg_parts:
                     raise errors.filter_failure("ICEBERG_PARTS")
         except BinanceError as e:
@@ -780,25 +832,26 @@ class ReferenceEngine:
             return errors.filter_failure("MAX_NUM_ICEBERG_ORDERS"), 0
         if any(o.info.client_order_id == cmd.client_order_id for o in mine):
             return errors.rejected(errors.MSG_DUPLICATE_ORDER), 0
-        if is_stop and last > 0 and self._stop_holds(t, cmd.side, cmd.stop_price, last):
+        if is_stop and last > 0 and self._stop_holds(t, cmd.side, _given(cmd.stop_price), last):
             return errors.rejected(errors.MSG_WOULD_TRIGGER), 0
         if t is OrderType.LIMIT_MAKER:
             opposite = self._levels(sym, Side.SELL if cmd.side is Side.BUY else Side.BUY)
             if opposite:
                 best = opposite[0][0]
-                if (cmd.side is Side.BUY and cmd.price >= best) or (
-                    cmd.side is Side.SELL and cmd.price <= best
+                price = _given(cmd.price)
+                if (cmd.side is Side.BUY and price >= best) or (
+                    cmd.side is Side.SELL and price <= best
                 ):
                     return errors.rejected(errors.MSG_WOULD_TAKE), 0
         # what the order locks
         if cmd.side is Side.BUY:
             asset = spec.quote_asset
             if cmd.price is not None:
-                lock = notional(cmd.price, cmd.quantity)
+                lock = notional(cmd.price, _given(cmd.quantity))
             elif t is OrderType.MARKET and cmd.quote_order_qty is not None:
                 lock = cmd.quote_order_qty
             elif t is OrderType.MARKET:
-                lock = self._walk_buy_cost(sym, cmd.quantity)
+                lock = self._walk_buy_cost(sym, _given(cmd.quantity))
             else:  # STOP_LOSS / TAKE_PROFIT BUY lock when triggered
                 lock = 0
         else:
@@ -806,7 +859,7 @@ class ReferenceEngine:
             if t is OrderType.MARKET and cmd.quote_order_qty is not None:
                 lock = self._walk_sell_base(sym, cmd.quote_order_qty)
             else:
-                lock = cmd.quantity
+                lock = _given(cmd.quantity)
         if self._free(cmd.account_id, asset) < lock:
             return errors.rejected(errors.MSG_INSUFFICIENT_BALANCE), 0
         return None, lock
@@ -1116,9 +1169,10 @@ class ReferenceEngine:
         for asset in set(sums) | set(totals):
             assert sums.get(asset, 0) == totals.get(asset, 0), f"{asset} total drifted"
         expected_locks: dict[tuple[int, str], int] = {}
-        for acct, asset, amount, status in self.withdrawals.values():
-            if status == "REQUESTED":  # a requested withdrawal holds its amount locked
-                expected_locks[(acct, asset)] = expected_locks.get((acct, asset), 0) + amount
+        for w in self.withdrawals.values():
+            if w.status == "REQUESTED":  # a requested withdrawal holds its amount locked
+                key = (w.account, w.asset)
+                expected_locks[key] = expected_locks.get(key, 0) + w.amount
         for sym in self.symbols.values():
             for o in sym.resting + sym.stops:
                 key = (o.account, o.lock_asset)

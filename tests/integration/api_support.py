@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,9 +211,11 @@ class ApiStack:
     def _check_alive(self) -> None:
         for proc in self.procs:
             if proc.poll() is not None:
-                raise AssertionError(f"{proc.args} exited with {proc.returncode}; see {self.logs}")
+                raise AssertionError(
+                    f"{proc.args!r} exited with {proc.returncode}; see {self.logs}"
+                )
 
-    def send(self, commands: list[Command]) -> None:
+    def send(self, commands: Sequence[Command]) -> None:
         """Commands in order: trading commands straight onto the topic (tests that need exact
         timestamps or thousands of orders), the setup a workload starts with (markets,
         accounts, deposits) through the admin API, as everything that creates them goes."""
@@ -279,7 +282,9 @@ class ApiStack:
     ) -> Trader:
         """An account (created unless it exists), an HMAC key and deposits, through the admin
         API; ``permissions`` in the key store's names (USER_DATA is the admin API's READ)."""
-        if not any(p.args[-1] == "matching_service" for p in self.procs):
+        if not any(
+            isinstance(p.args, list) and p.args[-1] == "matching_service" for p in self.procs
+        ):
             key, secret = create_api_key(
                 account_id, "HMAC", permissions, ip_allow_list, "test", None, now_ms()
             )

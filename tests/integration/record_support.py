@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from bourse.adapters.migrations import apply_migrations
 from bourse.domain.events import Event
@@ -41,7 +41,7 @@ def scratch_database(base_dsn: str, prefix: str) -> Iterator[str]:
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(base_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = make_conninfo(**{**conninfo_to_dict(base_dsn), "dbname": name})
+    dsn = make_conninfo(base_dsn, dbname=name)
     try:
         apply_migrations(dsn)
         yield dsn

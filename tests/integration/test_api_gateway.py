@@ -477,10 +477,10 @@ def test_hostile_requests(
         elif opts.pop("public", False):
             response = client.public(method, path, **params)
         elif opts.pop("duplicate", False):
-            body = "&".join(f"{k}={v}" for k, v in params.items())
+            form = "&".join(f"{k}={v}" for k, v in params.items())
             response = client.session.post(
                 f"{stack.base_url}{path}?symbol=BTCUSDT",
-                data=body + f"&timestamp={now_ms()}",
+                data=form + f"&timestamp={now_ms()}",
                 headers={"X-MBX-APIKEY": alice.api_key,
                          "Content-Type": "application/x-www-form-urlencoded"},
                 timeout=30,

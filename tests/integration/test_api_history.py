@@ -61,7 +61,7 @@ def _order(ts: int, account: int, side: Side, qty: str, price: str | None, cid: 
     return NewOrder(
         request_id=cid, ts=ts, account_id=account, symbol=SYMBOL, side=side,
         type=OrderType.LIMIT if limit else OrderType.MARKET, client_order_id=cid,
-        quantity=parse_units(qty), price=parse_units(price) if limit else None,
+        quantity=parse_units(qty), price=parse_units(price) if price is not None else None,
         time_in_force=TimeInForce.GTC if limit else None,
     )  # fmt: skip
 

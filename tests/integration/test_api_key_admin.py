@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from bourse.adapters import api_keys, connections, key_revocation, listen_keys, redis_conn
+from bourse.adapters import api_keys, aws, connections, key_revocation, listen_keys, redis_conn
 from bourse.adapters.api_keys import ACTIVE, REVOKED, KeyRevocations
 from bourse.adapters.connections import ConnectionStore
 from bourse.adapters.listen_keys import ListenKeys
@@ -75,7 +75,7 @@ def account(local_stack: Settings) -> Iterator[int]:
     """An account id no other test or seed uses; its keys are deleted afterwards."""
     account_id = random.randrange(10**12, 2 * 10**12)
     yield account_id
-    ddb = api_keys.aws.client("dynamodb")
+    ddb = aws.client("dynamodb")
     for key in api_keys.list_api_keys(account_id):
         ddb.delete_item(TableName=local_stack.api_keys_table, Key={"apiKey": {"S": key.api_key}})
 
@@ -93,7 +93,8 @@ class Management:
         if ConnectionId in self.gone:
             raise ClientError(
                 {"Error": {"Code": "GoneException", "Message": ""},
-                 "ResponseMetadata": {"HTTPStatusCode": 410}},
+                 "ResponseMetadata": {"RequestId": "", "HostId": "", "HTTPStatusCode": 410,
+                                      "HTTPHeaders": {}, "RetryAttempts": 0}},
                 "DeleteConnection",
             )  # fmt: skip
 

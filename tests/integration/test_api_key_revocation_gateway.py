@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from websockets.exceptions import ConnectionClosed
 
-from bourse.adapters import api_keys, key_revocation, listen_keys
+from bourse.adapters import api_keys, aws, key_revocation, listen_keys
 from bourse.adapters.api_keys import KeyRevocations
 from bourse.api.signing import ED25519
 from bourse.settings import Settings, get_settings
@@ -82,7 +82,7 @@ def test_ed25519_key_revoked_through_the_gateway(stack: ApiStack) -> None:
     try:
         _scenario(stack, account, key.api_key)
     finally:
-        api_keys.aws.client("dynamodb").delete_item(
+        aws.client("dynamodb").delete_item(
             TableName=stack.settings.api_keys_table, Key={"apiKey": {"S": key.api_key}}
         )
 

@@ -99,7 +99,8 @@ class Reader:
 
 def _depth(stack: ApiStack, symbol: str, limit: int = 5000) -> dict[str, Any]:
     url = f"{stack.base_url}/api/v3/depth"
-    answer = requests.get(url, params={"symbol": symbol, "limit": limit}, timeout=30)
+    params: dict[str, str | int] = {"symbol": symbol, "limit": limit}
+    answer = requests.get(url, params=params, timeout=30)
     assert answer.status_code == 200, answer.text
     data: dict[str, Any] = answer.json()
     return data

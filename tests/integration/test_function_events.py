@@ -32,7 +32,7 @@ import psycopg
 import pytest
 import redis
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from bourse.adapters import aws
 from bourse.settings import Settings, get_settings
@@ -118,7 +118,7 @@ def isolated(local_stack: Settings) -> Iterator[dict[str, str]]:
     redis_url = local_stack.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     redis.Redis.from_url(redis_url).flushdb()  # this module's DB: start from an empty view
     env = {
-        "BOURSE_PG_DSN": make_conninfo(**{**conninfo_to_dict(local_stack.pg_dsn), "dbname": name}),
+        "BOURSE_PG_DSN": make_conninfo(local_stack.pg_dsn, dbname=name),
         "BOURSE_REDIS_URL": redis_url,
         "BOURSE_COMMANDS_TOPIC": f"bourse.commands.events-{suffix}",
         "BOURSE_EVENTS_TOPIC": f"bourse.events.events-{suffix}",

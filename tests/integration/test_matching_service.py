@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -52,6 +53,9 @@ from bourse.engine import Engine
 from bourse.settings import get_settings
 from matching_service.snapshots import decode_snapshot
 from matching_service.workload import commands as workload
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -230,12 +234,17 @@ class Stack:
         return engine, meta.offset, meta.state_hash
 
 
-def new_signing_key(kms) -> str:  # type: ignore[no-untyped-def]
+def new_signing_key(kms: Any) -> str:  # a boto3 KMS client (no stubs installed for KMS)
     meta = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
     return str(meta["Arn"])
 
 
-def _s3():  # type: ignore[no-untyped-def]
+def _raw(item: bytes | str) -> bytes:
+    assert isinstance(item, bytes), item  # the test's client does not decode responses
+    return item
+
+
+def _s3() -> S3Client:
     import boto3
 
     settings = get_settings()
@@ -298,7 +307,7 @@ def test_round_trip_events_replies_book_and_metrics(stack: Stack) -> None:
     # Replies: one list per request id holding exactly the command's Reply.
     for request_id in random.Random(1).sample(sorted(ref.replies), 200):
         items = stack.redis.lrange(reply_key(request_id), 0, -1)
-        assert [decode_event(i) for i in items] == [ref.replies[request_id]]
+        assert [decode_event(_raw(i)) for i in items] == [ref.replies[request_id]]
         assert 0 < stack.redis.ttl(reply_key(request_id)) <= 60
     assert_redis_matches(stack, ref)
 
@@ -489,7 +498,7 @@ def test_forged_admin_commands_are_refused_by_the_running_service(stack: Stack) 
     assert read_accounts(stack.redis) == {41: "ACTIVE"}
     assert read_account_status(stack.redis, 41) == "ACTIVE"
     assert read_account_status(stack.redis, 42) is None
-    reply = decode_event(stack.redis.lrange(reply_key("forged-signed"), 0, -1)[0])
+    reply = decode_event(_raw(stack.redis.lrange(reply_key("forged-signed"), 0, -1)[0]))
     assert isinstance(reply, Reply) and reply.code == -1002
     assert terminate(proc) == 0
     log = stack.log_text()

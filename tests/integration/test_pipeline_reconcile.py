@@ -23,7 +23,6 @@ import pytest
 import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from record_support import scratch_database
 
 from bourse.adapters import aws
 from bourse.adapters.admin_signer import KmsAdminSigner
@@ -31,6 +30,7 @@ from bourse.adapters.kafka import producer
 from bourse.domain.admin_auth import encode_record
 from bourse.settings import Settings
 from matching_service.workload import commands as workload
+from tests.integration.record_support import scratch_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

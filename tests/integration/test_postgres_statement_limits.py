@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from bourse.adapters import postgres
 from bourse.adapters.migrations import (
@@ -31,7 +31,7 @@ def empty_db(local_stack: Settings) -> Iterator[str]:
     name = f"test_pg_timeouts_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(local_stack.pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_conninfo(**{**conninfo_to_dict(local_stack.pg_dsn), "dbname": name})
+    yield make_conninfo(local_stack.pg_dsn, dbname=name)
     with psycopg.connect(local_stack.pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 

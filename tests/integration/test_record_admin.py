@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 import pytest
 from aws_lambda_powertools import Logger, Metrics
-from record_support import dump, scratch_database, truncate_record
 
 from bourse.adapters import aws
 from bourse.adapters.notify import SnsPublisher
@@ -37,6 +36,7 @@ from bourse.domain.events import (
 from bourse.record.reconcile import FundingItem, funding_differences
 from bourse.settings import Settings
 from matching_service.reconcile import record_state
+from tests.integration.record_support import dump, scratch_database, truncate_record
 
 pytestmark = pytest.mark.integration
 

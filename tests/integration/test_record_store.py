@@ -11,7 +11,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from record_support import (
+
+from bourse.adapters.record_store import RecordStore
+from bourse.domain.events import Event, ExecutionReport, Trade
+from bourse.engine import Engine
+from bourse.record.reconcile import differences
+from bourse.settings import Settings
+from tests.integration.record_support import (
     dump,
     engine_run,
     record_balances,
@@ -19,12 +25,6 @@ from record_support import (
     truncate_record,
     unbalanced_trades,
 )
-
-from bourse.adapters.record_store import RecordStore
-from bourse.domain.events import Event, ExecutionReport, Trade
-from bourse.engine import Engine
-from bourse.record.reconcile import differences
-from bourse.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -28,15 +28,6 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from record_support import (
-    dump,
-    engine_run,
-    record_balances,
-    scratch_database,
-    truncate_record,
-    unbalanced_trades,
-)
-from tcp_cut import TcpCut
 
 from bourse.adapters import aws
 from bourse.adapters.record_store import RecordStore
@@ -45,6 +36,15 @@ from bourse.domain.events import Event, ExecutionReport, Reply
 from bourse.engine import Engine
 from bourse.record.reconcile import differences
 from bourse.settings import Settings, get_settings
+from tests.integration.record_support import (
+    dump,
+    engine_run,
+    record_balances,
+    scratch_database,
+    truncate_record,
+    unbalanced_trades,
+)
+from tests.integration.tcp_cut import TcpCut
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -274,7 +274,7 @@ def test_a_record_outage_longer_than_any_retry_limit_loses_nothing(env: Env) -> 
     half = len(values) // 2
     params = conninfo_to_dict(env.dsn)
     cut = TcpCut(str(params.get("host") or "127.0.0.1"), int(str(params.get("port") or 5432)))
-    env.env["BOURSE_PG_DSN"] = make_conninfo(**{**params, "host": "127.0.0.1", "port": cut.port})
+    env.env["BOURSE_PG_DSN"] = make_conninfo(env.dsn, host="127.0.0.1", port=cut.port)
     log = env.logs / "outage.log"
     proc = env.poller("outage", "--group", f"g-{env.topic}", "--batch-size", "20")
     try:

@@ -22,7 +22,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from record_support import engine_run, scratch_database
 
 from bourse.adapters import aws
 from bourse.adapters.notify import SnsPublisher, fill_message
@@ -30,6 +29,7 @@ from bourse.adapters.record_store import RecordStore
 from bourse.domain.events import Event
 from bourse.record.rows import Fill, fills_of
 from bourse.settings import Settings, get_settings
+from tests.integration.record_support import engine_run, scratch_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -212,7 +212,7 @@ def test_a_ledger_break_is_alerted_and_a_bad_message_fails_alone(
         f" AND symbol = '{victim.symbol}'",
     )
     assert breaks >= 1
-    alerts = []
+    alerts: list[dict[str, Any]] = []
     deadline = time.monotonic() + 10
     while not alerts and time.monotonic() < deadline:
         alerts = _alerts(env.alerts_queue_url)

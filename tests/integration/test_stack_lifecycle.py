@@ -6,13 +6,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bourse.settings import Settings, get_settings
 from devstack import processes
+from devstack.paths import StackPaths
 from devstack.service import Launch, Service, StackError
 from devstack.stack import Stack
 
@@ -30,8 +34,8 @@ class _Fake(Service):
     answers = True
     ready_timeout = 5.0
 
-    def __init__(self, settings: Settings, paths: object) -> None:
-        super().__init__(settings, paths)  # type: ignore[arg-type]
+    def __init__(self, settings: Settings, paths: StackPaths) -> None:
+        super().__init__(settings, paths)
         self.port = free_port()
 
     @property
@@ -90,17 +94,19 @@ def test_a_failing_service_stops_what_this_up_started(stack: Stack, failing: typ
     started: list[processes.PidRecord] = []
     original_spawn = processes.spawn
 
-    def spying_spawn(*args, **kwargs):  # type: ignore[no-untyped-def]
-        proc, record = original_spawn(*args, **kwargs)
+    def spying_spawn(
+        argv: Sequence[str], **kwargs: Any
+    ) -> tuple[subprocess.Popen[bytes], processes.PidRecord]:
+        proc, record = original_spawn(argv, **kwargs)
         started.append(record)
         return proc, record
 
-    processes.spawn = spying_spawn  # type: ignore[assignment]
+    processes.spawn = spying_spawn
     try:
         with pytest.raises(StackError) as error:
             stack.up()
     finally:
-        processes.spawn = original_spawn  # type: ignore[assignment]
+        processes.spawn = original_spawn
     message = str(error.value)
     assert message.startswith(f"{bad.name}: ") and str(bad.log_path) in message
     assert "\n" not in message

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bourse.admin import cli
-from bourse.admin.client import AdminError, market_fields
+from bourse.admin.client import AdminClient, AdminError, market_fields
 from bourse.domain.markets import DEFAULT_MARKETS
 
 pytestmark = pytest.mark.unit
@@ -46,7 +46,7 @@ class FakeAdmin:
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     fake = FakeAdmin()
-    monkeypatch.setattr(cli.AdminClient, "local", classmethod(lambda cls, settings: fake))
+    monkeypatch.setattr(AdminClient, "local", classmethod(lambda cls, settings: fake))
     code = cli.main(["--local", *argv])
     out = capsys.readouterr()
     return code, out.out, out.err, fake

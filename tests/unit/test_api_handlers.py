@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.redis_book import Bbo, Book
@@ -24,6 +26,8 @@ from bourse.domain.events import Fill, OrderInfo, OrderResult, Reply, ReplyPart
 from bourse.domain.markets import DEFAULT_MARKETS
 
 pytestmark = pytest.mark.unit
+
+CONTEXT = LambdaContext()  # the resolver reads nothing of the Lambda context
 
 NOW = 1_700_000_000_000
 SECRET = "s" * 64
@@ -66,13 +70,21 @@ class FakeView:
 
 
 class FakeBus:
-    def __init__(self, answer: Any = None) -> None:
+    """``answer``: the reply to every command, or a function of the command giving it.
+    ``wait`` (the reply of a command sent by a request that timed out) is set by the tests of
+    retries."""
+
+    def __init__(self, answer: Callable[[Command], Reply | None] | Reply | None = None) -> None:
         self.sent: list[Command] = []
         self.answer = answer
+        self.wait: Callable[[str], Reply | None] = self._no_wait
 
     def execute(self, command: Command) -> Reply | None:
         self.sent.append(command)
         return self.answer(command) if callable(self.answer) else self.answer
+
+    def _no_wait(self, request_id: str) -> Reply | None:
+        raise AssertionError(f"FakeBus.wait({request_id!r}) called; this test did not set it")
 
 
 class FakeIdempotency:
@@ -272,18 +284,20 @@ def _proxy_event(method: str, path: str, query: dict[str, list[str]] | None = No
 def test_resolver_wiring() -> None:
     view = FakeView()
     app = build(MARKET_DATA, lambda: deps(view=view))
-    ok = app.resolve(_proxy_event("GET", "/api/v3/ping"), {})
+    ok = app.resolve(_proxy_event("GET", "/api/v3/ping"), CONTEXT)
     assert (ok["statusCode"], ok["body"]) == (200, "{}")
-    bad = app.resolve(_proxy_event("GET", "/api/v3/depth", {"symbol": ["NOPE"]}), {})
+    bad = app.resolve(_proxy_event("GET", "/api/v3/depth", {"symbol": ["NOPE"]}), CONTEXT)
     assert bad["statusCode"] == 400
     assert json.loads(bad["body"]) == {"code": -1121, "msg": "Invalid symbol."}
-    missing = app.resolve(_proxy_event("GET", "/api/v3/nothing"), {})
+    missing = app.resolve(_proxy_event("GET", "/api/v3/nothing"), CONTEXT)
     assert (missing["statusCode"], json.loads(missing["body"])["code"]) == (404, -1000)
 
     def broken() -> h.Deps:
         raise ConnectionError("redis is down")
 
-    failing = build(MARKET_DATA, broken).resolve(_proxy_event("GET", "/api/v3/time"), {})
+    failing = build(MARKET_DATA, broken).resolve(
+        _proxy_event("GET", "/api/v3/time"), LambdaContext()
+    )
     assert (failing["statusCode"], json.loads(failing["body"])["code"]) == (500, -1001)
 
 
@@ -339,7 +353,7 @@ def test_client_order_id_retries_are_idempotent() -> None:
         return None if len(replies) == 1 else reply  # the first attempt times out
 
     bus = FakeBus(answer)
-    bus.wait = lambda request_id: replies.get(request_id)  # type: ignore[method-assign]
+    bus.wait = lambda request_id: replies.get(request_id)
     ids = iter(f"r{i}" for i in range(100))
     d = h.Deps(view, bus, FakeKeys(), lambda: NOW, lambda: next(ids), store)
     params = {**LIMIT, "newClientOrderId": "mine-1"}

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.adapters.api_keys import ApiKey
 from bourse.api import handlers as h
@@ -40,6 +41,8 @@ from tests.unit.test_api_keys import FakeListenKeys
 from tests.unit.test_ws_transport import FakeStore, _event
 
 pytestmark = pytest.mark.unit
+
+CONTEXT = LambdaContext()  # the resolver reads nothing of the Lambda context
 
 VICTIM, VICTIM_SECRET = "V" * 64, "v" * 64  # account 7
 MINE, MY_SECRET = "M" * 64, "m" * 64  # account 8
@@ -100,7 +103,7 @@ def _event_of(method: str, path: str, pairs: list[tuple[str, str]], authorizer: 
 
 
 def _resolve(deps: h.Deps, event: dict[str, Any]) -> tuple[int, Any]:
-    answer = build(ORDERS + ACCOUNT, lambda: deps).resolve(event, {})
+    answer = build(ORDERS + ACCOUNT, lambda: deps).resolve(event, CONTEXT)
     return answer["statusCode"], json.loads(answer["body"])
 
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 import redis
 import requests
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from binance.client import Client
 from binance.exceptions import BinanceAPIException
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from requests.adapters import BaseAdapter
 
-from bourse.adapters import api_keys
+from bourse.adapters import api_keys, aws
 from bourse.adapters.api_keys import ACTIVE, REVOKED, ApiKey, KeyRevocations
 from bourse.adapters.live_api import CachedKeyStore
 from bourse.api import handlers as h
@@ -43,6 +44,7 @@ from bourse.api.signing import (
     signature_valid,
     verify_signature,
 )
+from bourse.domain.commands import NewOrder
 from bourse.domain.enums import Outcome
 from bourse.domain.errors import BinanceError
 from bourse.domain.events import ReplyPart
@@ -51,6 +53,8 @@ from tests.unit.test_api_handlers import FakeBus, FakeView, ok_reply, result
 from tests.unit.test_ws_transport import FakeStore, _event
 
 pytestmark = pytest.mark.unit
+
+CONTEXT = LambdaContext()  # the resolver reads nothing of the Lambda context
 
 PRIVATE = Ed25519PrivateKey.generate()
 PRIVATE_PEM = PRIVATE.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
@@ -189,8 +193,10 @@ def key_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[api_keys.ApiKeyTable]
     with mock_aws():
         import boto3
 
-        clients = {s: boto3.client(s, region_name="us-east-1") for s in ("dynamodb", "kms")}
-        monkeypatch.setattr(api_keys.aws, "client", clients.__getitem__)
+        clients: dict[str, Any] = {
+            s: boto3.client(s, region_name="us-east-1") for s in ("dynamodb", "kms")
+        }
+        monkeypatch.setattr(aws, "client", clients.__getitem__)
         key_id = clients["kms"].create_key()["KeyMetadata"]["KeyId"]
         clients["dynamodb"].create_table(
             TableName="keys",
@@ -214,7 +220,7 @@ def test_key_shapes(key_table: api_keys.ApiKeyTable) -> None:
     assert hmac_key == ApiKey(hmac_key.api_key, secret, 7, ("TRADE", "USER_DATA"), ("10.0.0.0/8",),
                               "bot", HMAC, None, ACTIVE, 1_000)  # fmt: skip
     assert key_table.get(hmac_key.api_key) == hmac_key  # the secret decrypted
-    item = api_keys.aws.client("dynamodb").get_item(
+    item = aws.client("dynamodb").get_item(
         TableName="keys", Key={"apiKey": {"S": hmac_key.api_key}})["Item"]  # fmt: skip
     assert secret not in json.dumps(item) and "secretCiphertext" in item
 
@@ -260,7 +266,7 @@ def test_key_creation_refusals(key_table: api_keys.ApiKeyTable, key_type: str,
 def test_legacy_items_read_as_active_hmac(key_table: api_keys.ApiKeyTable) -> None:
     """Items written before key types (the old seeding) have no keyType/status."""
     key_table.put(HM, 5)
-    api_keys.aws.client("dynamodb").update_item(
+    aws.client("dynamodb").update_item(
         TableName="keys", Key={"apiKey": {"S": HMAC_KEY}}, UpdateExpression="REMOVE keyType, #s",
         ExpressionAttributeNames={"#s": "status"})  # fmt: skip
     assert key_table.get(HMAC_KEY) == ApiKey(HMAC_KEY, SECRET, 7, created_at_ms=5)
@@ -410,7 +416,15 @@ class Gateway(BaseAdapter):
         self.deps = deps
         self.source_ip = source_ip
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
         url = urlsplit(request.url or "")
         headers = {k: str(v) for k, v in request.headers.items()}
         identity = {"sourceIp": self.source_ip}
@@ -436,7 +450,7 @@ class Gateway(BaseAdapter):
                  "requestContext": {"requestId": "r", "identity": identity,
                                     "authorizer": policy["context"]},
                  "body": body, "isBase64Encoded": False}  # fmt: skip
-        answer = self.app.resolve(event, {})
+        answer = self.app.resolve(event, CONTEXT)
         return self._answer(request, answer["statusCode"], json.loads(answer["body"]))
 
     @staticmethod
@@ -475,7 +489,8 @@ def test_python_binance_ed25519_unmodified() -> None:
     client = binance_client(live_deps(keys, bus), ED_KEY, private_key=PRIVATE_PEM)
     placed = client.create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
                                  quantity="0.01", price="30000")  # fmt: skip
-    assert placed["status"] == "FILLED" and bus.sent[0].account_id == 7
+    assert placed["status"] == "FILLED"
+    assert isinstance(bus.sent[0], NewOrder) and bus.sent[0].account_id == 7
     assert client.get_account()["accountType"] == "SPOT"
     assert client.get_open_orders(symbol="BTCUSDT") == []
     listen_key = client.stream_get_listen_key()
@@ -568,11 +583,13 @@ def test_revoked_key_refused_on_every_rest_endpoint_kind() -> None:
         ("PUT", "/api/v3/userDataStream", f"listenKey={'0' * 53}0000007"),
         ("DELETE", "/api/v3/userDataStream", f"listenKey={'0' * 53}0000007"),
     ]  # fmt: skip
-    before = [app.resolve(_rest_event(m, p, q, ED_KEY), {})["statusCode"] for m, p, q in requests_]
+    before = [
+        app.resolve(_rest_event(m, p, q, ED_KEY), CONTEXT)["statusCode"] for m, p, q in requests_
+    ]
     assert before == [200] * 5
     keys.revoke(ED_KEY)
     for method, path, query in requests_:
-        answer = app.resolve(_rest_event(method, path, query, ED_KEY), {})
+        answer = app.resolve(_rest_event(method, path, query, ED_KEY), CONTEXT)
         assert (answer["statusCode"], json.loads(answer["body"])) == (401, REVOKED_ERROR), path
     # And the authorizer itself denies it once it runs again.
     event = {"headers": {API_KEY_HEADER: ED_KEY}, "methodArn": "a/b/c",
@@ -623,7 +640,9 @@ def test_ws_api_ed25519_signed_and_session() -> None:
     logon = ws_call("session.logon", ws_signed_ed({}), store, deps)
     assert logon["result"]["apiKey"] == ED_KEY
     placed = ws_call("order.place", {**LIMIT, "timestamp": now_ms()}, store, deps)
-    assert placed["status"] == 200 and [c.account_id for c in bus.sent] == [7, 7]
+    orders = [c for c in bus.sent if isinstance(c, NewOrder)]
+    assert placed["status"] == 200 and orders == bus.sent
+    assert [c.account_id for c in orders] == [7, 7]
 
 
 def test_python_binance_ws_signing_unmodified() -> None:

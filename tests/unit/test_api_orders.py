@@ -7,6 +7,7 @@ import pytest
 from bourse.api.orders import RespType, parse_new_order
 from bourse.api.params import Params, parse_params
 from bourse.api.responses import cancel_response, new_order_response
+from bourse.domain.commands import NewOrder
 from bourse.domain.enums import OrderStatus, OrderType, Side, StpMode, TimeInForce
 from bourse.domain.errors import BinanceError
 from bourse.domain.events import Fill, OrderInfo, OrderResult
@@ -14,7 +15,7 @@ from bourse.domain.events import Fill, OrderInfo, OrderResult
 pytestmark = pytest.mark.unit
 
 
-def parse(query: str, body: str = "") -> tuple[object, RespType]:
+def parse(query: str, body: str = "") -> tuple[NewOrder, RespType]:
     return parse_new_order(Params(parse_params(query, body)), account_id=7, request_id="r", ts=99)
 
 
@@ -23,11 +24,11 @@ def test_limit_order() -> None:
         "symbol=btcusdt&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=100"
     )
     assert resp is RespType.FULL
-    assert order.symbol == "BTCUSDT"  # type: ignore[attr-defined]
-    assert order.quantity == 1_000_000  # type: ignore[attr-defined]
-    assert order.price == 10_000_000_000  # type: ignore[attr-defined]
-    assert order.time_in_force is TimeInForce.GTC  # type: ignore[attr-defined]
-    assert len(order.client_order_id) == 22  # type: ignore[attr-defined]
+    assert order.symbol == "BTCUSDT"
+    assert order.quantity == 1_000_000
+    assert order.price == 10_000_000_000
+    assert order.time_in_force is TimeInForce.GTC
+    assert len(order.client_order_id) == 22
 
 
 def test_market_by_quote_with_explicit_id_and_resp_type() -> None:
@@ -36,8 +37,8 @@ def test_market_by_quote_with_explicit_id_and_resp_type() -> None:
         "&newOrderRespType=RESULT"
     )
     assert resp is RespType.RESULT
-    assert order.quote_order_qty == 50_000_000  # type: ignore[attr-defined]
-    assert order.client_order_id == "my-1"  # type: ignore[attr-defined]
+    assert order.quote_order_qty == 50_000_000
+    assert order.client_order_id == "my-1"
 
 
 def test_stop_defaults_to_ack() -> None:

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
-from bourse.adapters import kafka, redis_conn
+from bourse.adapters import aws, kafka, redis_conn
 from bourse.settings import get_settings
 
 pytestmark = pytest.mark.unit
@@ -39,7 +40,7 @@ def test_msk_uses_iam_tokens_signed_once_per_lifetime(settings_env: pytest.Monke
         signed.append(region)
         return f"token-{len(signed)}", 10**15  # far future: no refresh
 
-    settings_env.setattr(kafka.MSKAuthTokenProvider, "generate_auth_token", staticmethod(sign))
+    settings_env.setattr(MSKAuthTokenProvider, "generate_auth_token", staticmethod(sign))
     config = kafka.security_config()
     assert config["security_protocol"] == "SASL_SSL"
     assert config["sasl_mechanism"] == "OAUTHBEARER"
@@ -59,7 +60,7 @@ def test_redis_auth_token_comes_from_the_secret(settings_env: pytest.MonkeyPatch
             calls.append(SecretId)
             return {"SecretString": json.dumps({"token": "s3cret"})}
 
-    settings_env.setattr(redis_conn.aws, "client", lambda service: Secrets())
+    settings_env.setattr(aws, "client", lambda service: Secrets())
     redis_conn._auth_token.cache_clear()
     client = redis_conn.connect("rediss://cache.example:6379/0")
     redis_conn.connect("rediss://cache.example:6379/0")

@@ -154,7 +154,9 @@ def test_an_oversize_frame_is_dropped_not_posted() -> None:
     assert client.posted["c"] == [b"1"]
 
 
-def test_subscriber_lists_are_cached_and_refreshed_in_the_background() -> None:
+def test_subscriber_lists_are_cached_and_refreshed_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     subs = FakeSubscribers()
     calls: list[str] = []
     real = subs.connections_for_stream
@@ -163,7 +165,7 @@ def test_subscriber_lists_are_cached_and_refreshed_in_the_background() -> None:
         calls.append(stream)
         return real(stream)
 
-    subs.connections_for_stream = counting
+    monkeypatch.setattr(subs, "connections_for_stream", counting)
     now = [100.0]
     pool = ThreadPoolExecutor(2)
     cache = SubscriberCache(subs, pool, ttl_s=1.0, clock=lambda: now[0])

@@ -27,7 +27,7 @@ import redis
 from aws_lambda_powertools import Logger, Metrics
 from botocore.exceptions import ClientError
 
-from bourse.adapters import connections
+from bourse.adapters import aws
 from bourse.adapters.connections import (
     RECENT_SECONDS,
     Connection,
@@ -347,8 +347,8 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ConnectionStore, Fa
 
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         resource = boto3.resource("dynamodb", region_name="us-east-1")
-        monkeypatch.setattr(connections.aws, "client", lambda service: ddb)
-        monkeypatch.setattr(connections.aws, "resource", lambda service: resource)
+        monkeypatch.setattr(aws, "client", lambda service: ddb)
+        monkeypatch.setattr(aws, "resource", lambda service: resource)
         template = load_template()
         resolver = local_resolver(template, "local", "us-east-1")
         names = {}

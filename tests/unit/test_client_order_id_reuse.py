@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from bourse.adapters import idempotency
+from bourse.adapters import aws
 from bourse.adapters.idempotency import Claim, DynamoIdempotency
 from bourse.api import handlers as h
 from bourse.domain.commands import Command, NewOrder
@@ -74,7 +74,7 @@ class Exchange:
         self.view.orders[7] = []
         self.bus = FakeBus(self._answer)
         self.replies: dict[str, Reply] = {}
-        self.bus.wait = self.replies.get  # type: ignore[attr-defined]
+        self.bus.wait = self.replies.get
         self.store = Store()
         ids = iter(f"r{i}" for i in range(1000))
         self.deps = h.Deps(self.view, self.bus, FakeKeys(), lambda: NOW, lambda: next(ids),
@@ -215,7 +215,7 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoIdempotency]:
         import boto3
 
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        monkeypatch.setattr(idempotency.aws, "client", lambda service: ddb)
+        monkeypatch.setattr(aws, "client", lambda service: ddb)
         ddb.create_table(
             TableName="idem",
             BillingMode="PAY_PER_REQUEST",

@@ -396,12 +396,17 @@ def test_migrations_without_rds_proxy_grant_iam_auth_first(
             "SecretString": json.dumps({"username": "bourse", "password": "pw"})}),
     )  # fmt: skip
     monkeypatch.setattr(module, "get_settings", lambda: SimpleNamespace(pg_dsn="host=h"))
-    monkeypatch.setattr(
-        module, "grant_iam_auth", lambda dsn, pw, deadline: steps.append(("grant", pw)) or True
-    )
-    monkeypatch.setattr(
-        module, "apply_migrations", lambda dsn, deadline: steps.append(("apply", dsn)) or []
-    )
+
+    def grant_iam_auth(dsn: str, pw: str, deadline: float) -> bool:
+        steps.append(("grant", pw))
+        return True
+
+    def apply_migrations(dsn: str, deadline: float) -> list[object]:
+        steps.append(("apply", dsn))
+        return []
+
+    monkeypatch.setattr(module, "grant_iam_auth", grant_iam_auth)
+    monkeypatch.setattr(module, "apply_migrations", apply_migrations)
     event = make_event("Create", response_url.url)
     module.lambda_handler(event, Context())
     assert_one_answer(response_url, event, "SUCCESS")

@@ -19,10 +19,13 @@ commands and the first differing event, field by field. Replay a seed by hand wi
 
 from __future__ import annotations
 
+import builtins
 import os
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar, cast
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -34,6 +37,7 @@ from bourse.domain.commands import (
     CancelAll,
     CancelOrder,
     CancelReplace,
+    Command,
     CreateAccount,
     DelistSymbol,
     Deposit,
@@ -58,23 +62,20 @@ from bourse.domain.enums import (
 from bourse.domain.events import (
     AdminAction,
     DepthUpdate,
+    Event,
     FundingUpdate,
     Reply,
     Trade,
 )
 from bourse.domain.symbols import SymbolSpec
-from tests.reference_engine import ReferenceEngine
-
-try:
-    from bourse.engine import Engine as FastEngine
-    from bourse.engine.invariants import problems as fast_problems
-except ImportError:  # pragma: no cover - only while the fast engine is being written
-    FastEngine = None
-    fast_problems = None
+from bourse.engine import Engine as FastEngine
+from bourse.engine.invariants import problems as fast_problems
+from tests.reference_engine import ReferenceEngine, RefOrder
 
 pytestmark = pytest.mark.unit
 
 E8 = 10**8
+T = TypeVar("T")
 
 # ---------------------------------------------------------------------------------------------
 # Symbols used by the streams. Small limits so that the MAX_NUM_* filters are reached, a
@@ -170,15 +171,17 @@ class Chooser:
 
     def int(self, lo: int, hi: int) -> int:
         if self.tape is None:
+            assert self.rng is not None
             return self.rng.randint(lo, hi)
         raw = int.from_bytes(self.tape[self.pos : self.pos + 2], "big")
         self.pos += 2
         return lo + raw % (hi - lo + 1)
 
-    def pick(self, seq):
+    def pick(self, seq: Sequence[T]) -> T:
         return seq[self.int(0, len(seq) - 1)]
 
-    def chance(self, percent: int) -> bool:
+    # builtins.int: in this class's body ``int`` is now the method above
+    def chance(self, percent: builtins.int) -> bool:
         return self.int(0, 99) < percent
 
 
@@ -192,11 +195,11 @@ class Generator:
         self.n = 0
         self.tx_ids: list[tuple[str, int, str, int]] = []  # (tx id, account, asset, amount)
         self.withdrawal_ids: list[str] = []
-        self.admin_sent: list = []  # admin commands sent, for replays
+        self.admin_sent: list[Command] = []  # admin commands sent, for replays
         self.delisted = False
 
-    def setup(self) -> list:
-        cmds = [AddSymbol(self._rid(), self._ts(), spec) for spec in self.symbols]
+    def setup(self) -> list[Command]:
+        cmds: list[Command] = [AddSymbol(self._rid(), self._ts(), spec) for spec in self.symbols]
         cmds += [CreateAccount(self._rid(), self._ts(), acct) for acct in self.accounts]
         # the last account often starts with nothing at all
         funded = self.accounts[:-1] if self.ch.chance(50) else self.accounts
@@ -219,13 +222,13 @@ class Generator:
     def _ts(self) -> int:
         return 1_700_000_000_000 + self.n
 
-    def next(self, ref: ReferenceEngine):
+    def next(self, ref: ReferenceEngine) -> Command:
         cmd = self._next(ref)
         if type(cmd).__name__ in ADMIN_NAMES:
             self.admin_sent.append(cmd)
         return cmd
 
-    def _next(self, ref: ReferenceEngine):
+    def _next(self, ref: ReferenceEngine) -> Command:
         ch = self.ch
         frozen = [a for a, f in ref.accounts.items() if f]
         if frozen and ch.chance(10):
@@ -282,7 +285,7 @@ class Generator:
         if roll < 975:
             status = SymbolStatus.TRADING if ch.chance(60) else ch.pick(list(SymbolStatus))
             if ch.chance(3):
-                status = "CLOSED"  # not a status: -1130
+                status = cast(SymbolStatus, "CLOSED")  # not a status (ill-typed on purpose): -1130
             name = "NOPE" if ch.chance(5) else self.symbol_name()
             return SetSymbolStatus(self._rid(), self._ts(), name, status)
         if roll < 979:
@@ -309,7 +312,7 @@ class Generator:
         # a burst of halting is rare; mostly flip back to trading
         return SetSymbolStatus(self._rid(), self._ts(), self.symbol_name(), SymbolStatus.TRADING)
 
-    def deposit(self):
+    def deposit(self) -> Deposit:
         ch = self.ch
         acct = ch.pick([*self.accounts, 0, 99]) if ch.chance(5) else self.account()
         asset = ch.pick([*ASSETS, "bad asset"]) if ch.chance(5) else ch.pick(ASSETS)
@@ -322,7 +325,7 @@ class Generator:
         self.tx_ids.append((tx_id, acct, asset, amount))
         return Deposit(self._rid(), self._ts(), acct, asset, amount, tx_id)
 
-    def update_symbol(self):
+    def update_symbol(self) -> UpdateSymbol:
         ch = self.ch
         spec = ch.pick(self.symbols)
         new = replace(
@@ -371,15 +374,21 @@ class Generator:
             q = 0
         return q
 
-    def new_order(self, ref: ReferenceEngine, account: int | None = None, name: str | None = None):
+    def new_order(
+        self, ref: ReferenceEngine, account: int | None = None, name: str | None = None
+    ) -> NewOrder:
         ch = self.ch
         name = name or ("NOPE" if ch.chance(1) else self.symbol_name())
         real = name if name != "NOPE" else self.symbols[0].symbol
         acct = account if account is not None else self.account()
         side = ch.pick((Side.BUY, Side.SELL))
         kind = ch.int(0, 99)
-        tif = None
-        price = stop = quantity = qoq = iceberg = None
+        tif: TimeInForce | None = None
+        price: int | None = None
+        stop: int | None = None
+        quantity: int | None = None
+        qoq: int | None = None
+        iceberg: int | None = None
         if kind < 40:
             otype = OrderType.LIMIT
             tif = ch.pick((TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK))
@@ -425,10 +434,10 @@ class Generator:
                 tif = TimeInForce.GTC
             if quantity is not None and quantity > 0 and ch.chance(85):
                 quantity = max(quantity, iceberg * ch.int(2, 3))
-        if ch.chance(1):  # not a side / type / time in force at all
-            side = "HOLD" if ch.chance(34) else side
-            otype = "OCO" if ch.chance(50) else otype
-            tif = "GTX" if tif is not None else tif
+        if ch.chance(1):  # not a side / type / time in force at all (ill-typed on purpose)
+            side = cast(Side, "HOLD") if ch.chance(34) else side
+            otype = cast(OrderType, "OCO") if ch.chance(50) else otype
+            tif = cast(TimeInForce, "GTX") if tif is not None else tif
         stp = None if ch.chance(50) else ch.pick(list(StpMode))
         if stp is StpMode.EXPIRE_MAKER and real == "ETHBTC" and ch.chance(80):
             stp = None
@@ -462,7 +471,7 @@ class Generator:
             )
         return order
 
-    def pick_open(self, ref: ReferenceEngine, acct: int, name: str):
+    def pick_open(self, ref: ReferenceEngine, acct: int, name: str) -> RefOrder | None:
         sym = ref.symbols.get(name)
         if sym is None:
             return None
@@ -518,7 +527,9 @@ class Generator:
 # Comparison and invariants
 
 
-def _norm_balances(b: dict[int, dict[str, tuple[int, int]]]) -> dict:
+def _norm_balances(
+    b: dict[int, dict[str, tuple[int, int]]],
+) -> dict[int, dict[str, tuple[int, int]]]:
     return {
         acct: {asset: fl for asset, fl in sorted(assets.items()) if fl != (0, 0)}
         for acct, assets in sorted(b.items())
@@ -530,24 +541,24 @@ class Mismatch(AssertionError):
     """The engines disagree (or one crashed, or an invariant broke); ``commands`` is the
     stream up to and including the command that showed it."""
 
-    commands: list | None = None
+    commands: list[Command] | None = None
 
 
 class Checker:
     """Runs both engines side by side and checks the reference's invariants."""
 
-    def __init__(self, fast_factory=None) -> None:
+    def __init__(self, fast_factory: Callable[[], FastEngine] | None = None) -> None:
         self.ref = ReferenceEngine()
-        factory = fast_factory or FastEngine or ReferenceEngine
+        factory = fast_factory or FastEngine
         self.fast = factory()
-        self.commands: list = []
+        self.commands: list[Command] = []
         self.totals: dict[str, int] = {}
         self.seq = 0
         self.trade_ids: dict[str, int] = {}
         self.update_ids: dict[str, int] = {}
         self.counts: dict[str, int] = {}
 
-    def run(self, cmd) -> list:
+    def run(self, cmd: Command) -> list[Event]:
         self.commands.append(cmd)
         ref_events = self.ref.process(cmd)
         try:
@@ -561,7 +572,7 @@ class Checker:
         self.check(ref_events)
         return ref_events
 
-    def describe(self, ref_events: list, fast_events: list) -> str:
+    def describe(self, ref_events: Sequence[Event], fast_events: Sequence[Event | str]) -> str:
         lines = [f"engines disagree on command #{len(self.commands)}; the commands so far:"]
         lines += [f"  {i + 1}: {c!r}" for i, c in enumerate(self.commands)]
         for i in range(max(len(ref_events), len(fast_events))):
@@ -585,7 +596,7 @@ class Checker:
         lines += [f"  {e!r}" for e in fast_events]
         return "\n".join(lines)
 
-    def check(self, events: list) -> None:
+    def check(self, events: list[Event]) -> None:
         assert events and isinstance(events[-1], Reply), "every command ends with its Reply"
         assert sum(isinstance(e, Reply) for e in events) == 1
         for e in events:
@@ -630,7 +641,8 @@ class Checker:
             }
             assert fast.accounts() == want_accounts
             assert fast.withdrawals() == {
-                wid: tuple(w) for wid, w in sorted(ref.withdrawals.items())
+                wid: (w.account, w.asset, w.amount, w.status)
+                for wid, w in sorted(ref.withdrawals.items())
             }
             assert fast.deposits() == dict(sorted(ref.deposits.items()))
             assert fast.delisted() == tuple(sorted(ref.delisted))
@@ -663,7 +675,7 @@ class Checker:
             raise Mismatch("\n".join(lines))
 
 
-def replay_failure(commands: list) -> str | None:
+def replay_failure(commands: list[Command]) -> str | None:
     """Run ``commands`` through fresh engines; the failure's text, or None if they agree."""
     checker = Checker()
     accounts = sorted({a for c in commands if (a := getattr(c, "account_id", 0)) > 0})
@@ -677,7 +689,7 @@ def replay_failure(commands: list) -> str | None:
     return None
 
 
-def minimize(commands: list, budget_s: float = 120.0) -> list:
+def minimize(commands: list[Command], budget_s: float = 120.0) -> list[Command]:
     """Delta debugging: drop chunks of commands while the engines still disagree."""
     start = time.monotonic()
     n = 2
@@ -701,7 +713,7 @@ def run_stream(
     symbols: list[SymbolSpec],
     n_commands: int,
     restore_every: int = 0,
-):
+) -> Checker:
     """Feed both engines one random stream; with ``restore_every``, the fast engine is also
     replaced every so many commands by ``Engine.restore(engine.snapshot())`` (same hash) and
     the stream goes on against the restored one."""
@@ -720,7 +732,8 @@ def run_stream(
                 checker.fast = restored
         checker.finish()
     except Exception as e:
-        e.commands = list(checker.commands)
+        # any exception, not only a Mismatch: the stress test reads them back with getattr
+        e.__dict__["commands"] = list(checker.commands)
         raise
     return checker
 
@@ -751,7 +764,7 @@ TAPE_BYTES = 2 * 20 * COMMANDS_PER_EXAMPLE  # about 20 choices per command
     n_accounts=st.integers(2, 6),
     which=st.sampled_from(("BTCUSDT", "ETHBTC", "DOGEUSDT", "two", "three")),
 )
-def test_random_streams_match_reference(tape, n_accounts, which):
+def test_random_streams_match_reference(tape: bytes, n_accounts: int, which: str) -> None:
     symbols = {
         "BTCUSDT": [BTCUSDT],
         "ETHBTC": [ETHBTC],
@@ -767,7 +780,7 @@ STRESS_COMMANDS = 12_500  # x 2 seeds = 25,000 commands
 
 
 @pytest.mark.parametrize("seed", STRESS_SEEDS)
-def test_seeded_stress_matches_reference(seed):
+def test_seeded_stress_matches_reference(seed: int) -> None:
     rng = random.Random(seed)
     symbols = [BTCUSDT, ETHBTC] if seed % 2 else [DOGEUSDT, BTCUSDT]
     try:
@@ -789,8 +802,8 @@ def test_seeded_stress_matches_reference(seed):
     assert checker.counts.get("NEW_ORDER:0", 0) > 2000
 
 
-def test_fast_engine_is_under_test():
-    assert FastEngine is not None, "bourse.engine.Engine is not importable"
+def test_fast_engine_is_under_test() -> None:
+    assert type(Checker().fast) is FastEngine, "the reference is checked against itself"
 
 
 if __name__ == "__main__":  # python -m tests.unit.test_differential [seed] [n]: a quick replay

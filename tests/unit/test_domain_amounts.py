@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from math import gcd
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.unit
         ("92233720368.54775807", MAX_UNITS),  # the largest bigint
     ],
 )
-def test_parse_units_accepts(text, units):
+def test_parse_units_accepts(text: str, units: int) -> None:
     assert parse_units(text) == units
 
 
@@ -81,7 +82,7 @@ def test_parse_units_accepts(text, units):
         "0." + "0" * 41,  # more decimals than the pattern allows at all
     ],
 )
-def test_parse_units_rejects(text):
+def test_parse_units_rejects(text: str) -> None:
     with pytest.raises(AmountError) as info:
         parse_units(text)
     assert isinstance(info.value, ValueError)
@@ -89,12 +90,12 @@ def test_parse_units_rejects(text):
 
 
 @pytest.mark.parametrize("value", [1.5, 1, None, b"1", ["1"]])
-def test_parse_units_rejects_non_strings(value):
+def test_parse_units_rejects_non_strings(value: Any) -> None:  # not a str, on purpose
     with pytest.raises(AmountError, match="not a string"):
         parse_units(value)
 
 
-def test_parse_units_other_precisions():
+def test_parse_units_other_precisions() -> None:
     assert parse_units("15", decimals=0) == 15
     assert parse_units("15.000", decimals=0) == 15
     assert parse_units("1.23", decimals=2) == 123
@@ -118,18 +119,18 @@ def test_parse_units_other_precisions():
         (-SCALE, "-1.00000000"),
     ],
 )
-def test_format_units(units, text):
+def test_format_units(units: int, text: str) -> None:
     assert format_units(units) == text
 
 
-def test_format_units_other_precisions():
+def test_format_units_other_precisions() -> None:
     assert format_units(15, decimals=0) == "15"
     assert format_units(123, decimals=2) == "1.23"
     assert format_units(5, decimals=2) == "0.05"
 
 
 @given(st.integers(0, MAX_UNITS))
-def test_round_trip(units):
+def test_round_trip(units: int) -> None:
     text = format_units(units)
     assert parse_units(text) == units
     whole, frac = text.split(".")
@@ -137,7 +138,7 @@ def test_round_trip(units):
 
 
 @given(st.integers(0, 8), st.integers(0, 10**15))
-def test_round_trip_any_precision(decimals, units):
+def test_round_trip_any_precision(decimals: int, units: int) -> None:
     assert parse_units(format_units(units, decimals), decimals) == units
 
 
@@ -146,14 +147,14 @@ def test_round_trip_any_precision(decimals, units):
     st.text(alphabet="0123456789", min_size=0, max_size=8),
     st.integers(0, 12),
 )
-def test_parse_matches_exact_decimal_value(whole, frac, trailing_zeros):
+def test_parse_matches_exact_decimal_value(whole: int, frac: str, trailing_zeros: int) -> None:
     text = f"{whole}.{frac}{'0' * trailing_zeros}" if frac or trailing_zeros else str(whole)
     expected = Fraction(whole) + (Fraction(int(frac), 10 ** len(frac)) if frac else 0)
     assert parse_units(text) == expected * SCALE
 
 
 @given(st.integers(1, 10**12), st.integers(1, 9))
-def test_parse_rejects_any_significant_ninth_decimal(whole, digit):
+def test_parse_rejects_any_significant_ninth_decimal(whole: int, digit: int) -> None:
     with pytest.raises(AmountError, match="decimals"):
         parse_units(f"{whole}.00000000{digit}")
 
@@ -175,12 +176,12 @@ def test_parse_rejects_any_significant_ninth_decimal(whole, digit):
         (3, 333_333, 1),
     ],
 )
-def test_fee_examples(amount, rate, fee):
+def test_fee_examples(amount: int, rate: int, fee: int) -> None:
     assert fee_for(amount, rate) == fee
 
 
 @given(st.integers(0, MAX_UNITS), st.integers(0, SCALE))
-def test_fee_is_the_ceiling(amount, rate):
+def test_fee_is_the_ceiling(amount: int, rate: int) -> None:
     fee = fee_for(amount, rate)
     exact = Fraction(amount * rate, SCALE)
     assert fee >= exact > fee - 1
@@ -202,7 +203,9 @@ def _valid_tick_step(draw_tick: int, multiple: int) -> tuple[int, int]:
     st.integers(1, 10**6),
     st.integers(1, 10**6),
 )
-def test_notional_exact_for_valid_specs(tick, multiple, price_ticks, qty_steps):
+def test_notional_exact_for_valid_specs(
+    tick: int, multiple: int, price_ticks: int, qty_steps: int
+) -> None:
     tick, step = _valid_tick_step(tick, multiple)
     spec = SymbolSpec(
         symbol="ABCXYZ",
@@ -221,7 +224,7 @@ def test_notional_exact_for_valid_specs(tick, multiple, price_ticks, qty_steps):
     assert notional(price, qty) * SCALE == price * qty
 
 
-def test_notional_examples():
+def test_notional_examples() -> None:
     assert notional(100 * SCALE, SCALE // 100) == SCALE  # 0.01 at 100 = 1
     assert notional(3 * SCALE, 2 * SCALE) == 6 * SCALE
     assert notional(1, 1) == 0  # floors where the spec would not allow it

@@ -4,6 +4,7 @@ error helpers it uses."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -26,7 +27,7 @@ Q = 1_000_000  # 0.01
 P = 100 * 10**8  # 100.00
 
 
-def order(otype: OrderType, **fields) -> NewOrder:
+def order(otype: OrderType, **fields: Any) -> NewOrder:
     return NewOrder(
         request_id="r1",
         ts=1,
@@ -94,7 +95,7 @@ def not_required(name: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("name", sorted(VALID))
-def test_valid_shapes_pass(name):
+def test_valid_shapes_pass(name: str) -> None:
     validate_new_order_shape(VALID[name])
 
 
@@ -122,11 +123,12 @@ def test_valid_shapes_pass(name):
         ("MARKET quote", "quote_order_qty", "quantity"),
     ],
 )
-def test_missing_parameter(name, missing, param):
-    assert reject(replace(VALID[name], **{missing: None})) == mandatory(param)
+def test_missing_parameter(name: str, missing: str, param: str) -> None:
+    changes: dict[str, Any] = {missing: None}
+    assert reject(replace(VALID[name], **changes)) == mandatory(param)
 
 
-def test_missing_is_reported_before_extra():
+def test_missing_is_reported_before_extra() -> None:
     o = replace(VALID["LIMIT"], price=None, stop_price=P)
     assert reject(o) == mandatory("price")
 
@@ -152,11 +154,12 @@ def test_missing_is_reported_before_extra():
         ("STOP_LOSS_LIMIT", "quote_order_qty", P, "quoteOrderQty"),
     ],
 )
-def test_parameter_not_required(name, extra, value, param):
-    assert reject(replace(VALID[name], **{extra: value})) == not_required(param)
+def test_parameter_not_required(name: str, extra: str, value: object, param: str) -> None:
+    changes: dict[str, Any] = {extra: value}
+    assert reject(replace(VALID[name], **changes)) == not_required(param)
 
 
-def test_quantity_and_quote_order_qty_together():
+def test_quantity_and_quote_order_qty_together() -> None:
     o = replace(VALID["MARKET qty"], quote_order_qty=10**8)
     assert reject(o) == (-1128, "Combination of optional parameters invalid.")
 
@@ -167,19 +170,19 @@ def test_quantity_and_quote_order_qty_together():
 @pytest.mark.parametrize(
     "client_id", ["", "a" * 37, "has space", "tab\t", "semi;colon", "é", "a+b", "new\n"]
 )
-def test_bad_client_order_id(client_id):
+def test_bad_client_order_id(client_id: str) -> None:
     code, msg = reject(replace(VALID["LIMIT"], client_order_id=client_id))
     assert code == -1100
     assert "newClientOrderId" in msg
 
 
 @pytest.mark.parametrize("client_id", ["a", "A" * 36, "x.y:z/w_v-u", "0123456789"])
-def test_good_client_order_id(client_id):
+def test_good_client_order_id(client_id: str) -> None:
     validate_new_order_shape(replace(VALID["LIMIT"], client_order_id=client_id))
 
 
 @given(st.text(max_size=40))
-def test_client_id_rule_is_binances(text):
+def test_client_id_rule_is_binances(text: str) -> None:
     ok = 1 <= len(text) <= 36 and all(c.isascii() and (c.isalnum() or c in ".:/_-") for c in text)
     assert bool(CLIENT_ORDER_ID_RE.match(text)) == ok
     o = replace(VALID["MARKET qty"], client_order_id=text)
@@ -206,21 +209,22 @@ def test_client_id_rule_is_binances(text):
         ("STOP_LOSS_LIMIT", "stop_price", -1, "Invalid price."),
     ],
 )
-def test_invalid_numbers(name, field, value, msg):
-    assert reject(replace(VALID[name], **{field: value})) == (-1013, msg)
+def test_invalid_numbers(name: str, field: str, value: int, msg: str) -> None:
+    changes: dict[str, Any] = {field: value}
+    assert reject(replace(VALID[name], **changes)) == (-1013, msg)
 
 
 # -------------------------------------------------------------------------- -2010 iceberg
 
 
 @pytest.mark.parametrize("ice", [3 * Q, 4 * Q])
-def test_iceberg_must_be_below_quantity(ice):
+def test_iceberg_must_be_below_quantity(ice: int) -> None:
     o = replace(VALID["LIMIT iceberg"], iceberg_qty=ice)
     assert reject(o) == (-2010, "IcebergQty exceeds QTY.")
 
 
 @pytest.mark.parametrize("tif", [TimeInForce.IOC, TimeInForce.FOK])
-def test_iceberg_needs_gtc(tif):
+def test_iceberg_needs_gtc(tif: TimeInForce) -> None:
     o = replace(VALID["LIMIT iceberg"], time_in_force=tif)
     assert reject(o) == (-2010, "Unsupported order combination")
 
@@ -228,19 +232,22 @@ def test_iceberg_needs_gtc(tif):
 # ------------------------------------------------------------------ account, side, type, tif
 
 
-def test_fee_account_cannot_trade():
+def test_fee_account_cannot_trade() -> None:
     code, msg = reject(replace(VALID["LIMIT"], account_id=0))
     assert code == -1130 and msg.startswith("Invalid data sent for a parameter.")
     assert reject(replace(VALID["LIMIT"], account_id=-3))[0] == -1130
 
 
-def test_unknown_side_type_tif():
-    assert reject(replace(VALID["LIMIT"], side="HOLD")) == (-1117, "Invalid side.")
-    assert reject(replace(VALID["LIMIT"], type="OCO")) == (-1116, "Invalid orderType.")
-    assert reject(replace(VALID["LIMIT"], time_in_force="GTX")) == (-1115, "Invalid timeInForce.")
+def test_unknown_side_type_tif() -> None:
+    # not a Side / OrderType / TimeInForce at all (ill-typed on purpose)
+    limit = VALID["LIMIT"]
+    assert reject(replace(limit, side=cast(Side, "HOLD"))) == (-1117, "Invalid side.")
+    assert reject(replace(limit, type=cast(OrderType, "OCO"))) == (-1116, "Invalid orderType.")
+    tif = cast(TimeInForce, "GTX")
+    assert reject(replace(limit, time_in_force=tif)) == (-1115, "Invalid timeInForce.")
 
 
-def test_check_order_account_then_client_id():
+def test_check_order_account_then_client_id() -> None:
     o = replace(VALID["LIMIT"], account_id=0, client_order_id="", price=None)
     assert reject(o)[0] == -1130
     o = replace(VALID["LIMIT"], client_order_id="", price=None)
@@ -250,7 +257,7 @@ def test_check_order_account_then_client_id():
 # ----------------------------------------------------------------------------- error data
 
 
-def test_error_helpers():
+def test_error_helpers() -> None:
     e = errors.filter_failure("LOT_SIZE")
     assert (e.code, e.msg, e.http_status) == (-1013, "Filter failure: LOT_SIZE", 400)
     assert e.as_dict() == {"code": -1013, "msg": "Filter failure: LOT_SIZE"}
@@ -267,7 +274,7 @@ def test_error_helpers():
     assert errors.CANCEL_REPLACE_FAILED_ERROR.code == -2022
 
 
-def test_command_names_cover_every_command():
+def test_command_names_cover_every_command() -> None:
     assert sorted(COMMAND_NAMES.values()) == sorted(
         [
             "NEW_ORDER",

@@ -3,7 +3,9 @@ check_percent_price), with Binance's codes and messages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -41,7 +43,7 @@ SPEC = SymbolSpec(
 )
 
 
-def _error(fn, *args, **kwargs) -> BinanceError:
+def _error(fn: Callable[..., object], *args: Any, **kwargs: Any) -> BinanceError:
     with pytest.raises(BinanceError) as info:
         fn(*args, **kwargs)
     return info.value
@@ -50,7 +52,7 @@ def _error(fn, *args, **kwargs) -> BinanceError:
 # --------------------------------------------------------------------------- validate
 
 
-def test_a_consistent_spec_validates():
+def test_a_consistent_spec_validates() -> None:
     SPEC.validate()
     assert SPEC.status is SymbolStatus.TRADING
 
@@ -90,20 +92,20 @@ def test_a_consistent_spec_validates():
         ),
     ],
 )
-def test_inconsistent_specs_are_rejected(changes, problem):
+def test_inconsistent_specs_are_rejected(changes: dict[str, Any], problem: str) -> None:
     e = _error(replace(SPEC, **changes).validate)
     assert e.code == errors.INVALID_PARAMETER == -1130
     assert e.msg.startswith("Invalid data sent for a parameter.")
     assert problem in e.msg
 
 
-def test_validate_lists_every_problem():
+def test_validate_lists_every_problem() -> None:
     e = _error(replace(SPEC, base_asset="x", max_num_orders=0).validate)
     assert "assets must be" in e.msg and "max_num_orders" in e.msg
 
 
 @given(st.integers(1, 10**8), st.integers(1, 10**8))
-def test_tick_step_rule(tick, step):
+def test_tick_step_rule(tick: int, step: int) -> None:
     spec = replace(SPEC, tick_size=tick, min_price=tick, step_size=step, min_qty=step)
     if tick * step % SCALE == 0:
         spec.validate()
@@ -111,7 +113,7 @@ def test_tick_step_rule(tick, step):
         assert "tick_size * step_size" in _error(spec.validate).msg
 
 
-def test_with_status_changes_only_the_status():
+def test_with_status_changes_only_the_status() -> None:
     halted = SPEC.with_status(SymbolStatus.HALT)
     assert halted.status is SymbolStatus.HALT
     assert replace(halted, status=SymbolStatus.TRADING) == SPEC
@@ -120,7 +122,7 @@ def test_with_status_changes_only_the_status():
 # --------------------------------------------------------------------------- PRICE_FILTER
 
 
-def test_check_price():
+def test_check_price() -> None:
     check_price(SPEC, SPEC.min_price)
     check_price(SPEC, SPEC.max_price)
     check_price(SPEC, 12_345 * SCALE // 100)
@@ -135,7 +137,7 @@ def test_check_price():
 # --------------------------------------------------------------------- LOT_SIZE / MARKET
 
 
-def test_check_lot():
+def test_check_lot() -> None:
     check_lot(SPEC, SPEC.min_qty, market=False)
     check_lot(SPEC, SPEC.max_qty, market=False)
     for bad in (0, -1):
@@ -146,7 +148,7 @@ def test_check_lot():
         assert (e.code, e.msg) == (-1013, "Filter failure: LOT_SIZE")
 
 
-def test_market_lot_size_only_for_market_orders():
+def test_market_lot_size_only_for_market_orders() -> None:
     qty = SPEC.market_max_qty + SPEC.step_size  # fine for LOT_SIZE, too big for a market
     check_lot(SPEC, qty, market=False)
     e = _error(check_lot, SPEC, qty, market=True)
@@ -159,7 +161,7 @@ def test_market_lot_size_only_for_market_orders():
 # ------------------------------------------------------------------------------ NOTIONAL
 
 
-def test_check_notional_limit_orders():
+def test_check_notional_limit_orders() -> None:
     check_notional(SPEC, SPEC.min_notional, market=False)
     check_notional(SPEC, SPEC.max_notional, market=False)
     for bad in (SPEC.min_notional - 1, SPEC.max_notional + 1):
@@ -167,7 +169,7 @@ def test_check_notional_limit_orders():
         assert (e.code, e.msg) == (-1013, "Filter failure: NOTIONAL")
 
 
-def test_check_notional_market_flags():
+def test_check_notional_market_flags() -> None:
     # defaults: the min applies to market orders, the max does not
     assert _error(check_notional, SPEC, SPEC.min_notional - 1, market=True).code == -1013
     check_notional(SPEC, SPEC.max_notional + 1, market=True)
@@ -180,7 +182,7 @@ def test_check_notional_market_flags():
 # ------------------------------------------------------------------------- PERCENT_PRICE
 
 
-def test_check_percent_price():
+def test_check_percent_price() -> None:
     last = 100 * SCALE
     check_percent_price(SPEC, 10**12, 0)  # no trade yet: no band
     check_percent_price(SPEC, 500 * SCALE, last)  # exactly 5x: inside
@@ -190,6 +192,6 @@ def test_check_percent_price():
         assert (e.code, e.msg) == (-1013, "Filter failure: PERCENT_PRICE")
 
 
-def test_market_notional_estimate():
+def test_market_notional_estimate() -> None:
     assert market_notional_estimate(SCALE // 100, 0) is None
     assert market_notional_estimate(SCALE // 100, 100 * SCALE) == SCALE

@@ -19,7 +19,7 @@ from bourse.domain.commands import (
     NewOrder,
 )
 from bourse.domain.enums import OrderType, Side, TimeInForce
-from bourse.domain.events import ExecutionReport, Reply, Trade
+from bourse.domain.events import ExecutionReport, OrderResult, Reply, Trade
 from bourse.domain.symbols import SymbolSpec
 from bourse.engine import Engine
 from bourse.engine.invariants import problems
@@ -142,6 +142,13 @@ def reply(events: list[Any]) -> Reply:
     last = events[-1]
     assert isinstance(last, Reply)
     return last
+
+
+def first_result(events: list[Any]) -> OrderResult:
+    """The order result of the command's reply (its first part)."""
+    result = reply(events).parts[0].result
+    assert result is not None
+    return result
 
 
 def test_bench_starts_sound() -> None:

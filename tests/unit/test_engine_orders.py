@@ -6,7 +6,17 @@ import pytest
 
 from bourse.domain.enums import OrderType, TimeInForce
 from bourse.domain.events import AccountBalances, DepthUpdate, ExecutionReport
-from tests.unit.test_engine_helpers import E8, LOT, SYMBOL, Bench, of, reply, reports, trades
+from tests.unit.test_engine_helpers import (
+    E8,
+    LOT,
+    SYMBOL,
+    Bench,
+    first_result,
+    of,
+    reply,
+    reports,
+    trades,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +39,7 @@ def test_limit_rests_then_crosses_at_the_maker_price() -> None:
         (1, "TRADE", "FILLED"),
         (2, "TRADE", "PARTIALLY_FILLED"),
     ]
-    part = reply(events).parts[0].result
+    part = first_result(events)
     assert part.status == "PARTIALLY_FILLED" and part.executed_qty == 100 * LOT
     assert b.engine.depth(SYMBOL, 5) == (3, (), ((99 * E8, 50 * LOT),))
     assert b.locked(1, "USDT") == 0
@@ -64,7 +74,7 @@ def test_ioc_expires_its_rest() -> None:
     b.order(2, "SELL", 10, 100)
     events = b.order(1, "BUY", 30, 100, tif=IOC)
     assert reports(events)[-1] == (2, "EXPIRED", "EXPIRED")
-    assert reply(events).parts[0].result.executed_qty == 10 * LOT
+    assert first_result(events).executed_qty == 10 * LOT
     assert b.locked(1, "USDT") == 0
 
 
@@ -126,7 +136,7 @@ def test_market_buy_by_quote_spends_at_most_its_budget() -> None:
     events = b.order(1, "BUY", type=OrderType.MARKET, quote_order_qty=50 * E8)
     # 0.10 BTC at 100 = 10 USDT; then 40 USDT at 300 buys floor(0.1333) = 0.13 BTC = 39 USDT.
     assert trades(events) == [(100, 10), (300, 13)]
-    result = reply(events).parts[0].result
+    result = first_result(events)
     assert result.cum_quote == 49 * E8 and result.status == "EXPIRED"
     assert b.locked(1, "USDT") == 0
 
@@ -215,7 +225,7 @@ def test_cancel_releases_the_lock_and_reports() -> None:
     assert of(events, ExecutionReport)[0].cancel_client_order_id == "bye"
     assert b.locked(1, "USDT") == 0
     assert of(events, DepthUpdate)[0].bids == ((100 * E8, 0),)
-    assert reply(events).parts[0].result.cancel_client_order_id == "bye"
+    assert first_result(events).cancel_client_order_id == "bye"
 
 
 def test_cancel_all_in_ascending_order_id() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from bench.workload import commands, setup_commands
 from bourse.domain.commands import (
+    Command,
     CreateAccount,
     Deposit,
     SetAccountFees,
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.unit
 N = 3_000
 
 
-def _stream() -> list:
+def _stream() -> list[Command]:
     return [*setup_commands(20), *islice(commands(N, accounts=20, seed=7), N)]
 
 

@@ -6,7 +6,16 @@ import pytest
 
 from bourse.domain.enums import OrderType, StpMode
 from bourse.domain.events import ExecutionReport, PreventedMatch
-from tests.unit.test_engine_helpers import E8, LOT, SYMBOL, Bench, of, reply, reports, trades
+from tests.unit.test_engine_helpers import (
+    E8,
+    LOT,
+    SYMBOL,
+    Bench,
+    first_result,
+    of,
+    reports,
+    trades,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -175,7 +184,7 @@ def test_reply_of_new_order_includes_its_maker_fills_against_triggered_stops() -
     b.order(2, "BUY", 1, 99)
     # Account 3 sells 1 at 99 (last 99), rests 5 at 99; the stop buys those 5.
     events = b.order(3, "SELL", 6, 99)
-    result = reply(events).parts[0].result
+    result = first_result(events)
     assert [(f.price // E8, f.qty // LOT) for f in result.fills] == [(99, 1), (99, 5)]
     assert result.status == "FILLED"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.admin.handlers import ROUTES as ADMIN_ROUTES
 from bourse.api.routes import BY_FUNCTION
@@ -24,6 +25,8 @@ from devstack.gateway.template_api import (
 )
 
 pytestmark = pytest.mark.unit
+
+CONTEXT = LambdaContext()  # the resolver reads nothing of the Lambda context
 
 AUTHORIZER = """
 import os
@@ -188,7 +191,7 @@ def test_cors_preflight_from_the_template_and_headers_from_the_functions() -> No
     event = {"httpMethod": "GET", "path": "/api/v3/ping", "resource": "/api/v3/ping",
              "headers": {"Origin": "https://x"}, "multiValueHeaders": {"Origin": ["https://x"]},
              "requestContext": {"identity": {"sourceIp": "1.2.3.4"}}}  # fmt: skip
-    answer = resolver.resolve(event, None)
+    answer = resolver.resolve(event, CONTEXT)
     assert answer["statusCode"] == 200, answer
     cors = answer["multiValueHeaders"]
     assert cors["Access-Control-Allow-Origin"] == ["*"]

@@ -306,7 +306,8 @@ def test_rolling_ticker_windows() -> None:
     wide = history.rolling_ticker(public('symbols=["BTCUSDT"]&windowSize=2m&type=MINI'),
                                   deps(hist))  # fmt: skip
     assert isinstance(wide, list) and wide[0]["count"] == 2 and "priceChange" not in wide[0]
-    assert history.rolling_ticker(public("symbol=BTCUSDT"), deps(hist))["count"] == 2
+    one = history.rolling_ticker(public("symbol=BTCUSDT"), deps(hist))
+    assert isinstance(one, dict) and one["count"] == 2
     for size, ms in (("59m", 59 * 60_000), ("23h", 23 * HOUR), ("7d", 7 * DAY)):
         assert history.window_ms(size) == ms
     for bad in ("0m", "60m", "24h", "8d", "1d2h", "1w", "m"):

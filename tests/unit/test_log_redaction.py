@@ -83,7 +83,8 @@ def test_the_gateway_logs_request_lines_redacted(caplog: pytest.LogCaptureFixtur
 
 
 def _edge() -> dict[str, Any]:
-    return load_template(REPO_ROOT / "infra" / "edge.yaml")["Resources"]
+    resources: dict[str, Any] = load_template(REPO_ROOT / "infra" / "edge.yaml")["Resources"]
+    return resources
 
 
 def test_waf_logs_redact_the_query_string_and_the_api_key_header() -> None:

@@ -126,10 +126,10 @@ def test_json_log_lines_carry_correlation_fields() -> None:
 
 
 def test_admin_records_need_the_admin_signature() -> None:
-    from bourse.domain.commands import CreateAccount, Deposit
+    from bourse.domain.commands import Command, CreateAccount, Deposit
     from bourse.domain.events import AdminAction
 
-    setup = [CreateAccount("c1", 1, 7), Deposit("d1", 2, 7, "BTC", 10**8, "tx1")]
+    setup: list[Command] = [CreateAccount("c1", 1, 7), Deposit("d1", 2, 7, "BTC", 10**8, "tx1")]
     good = [(i, SIGNER.signed_record(c)) for i, c in enumerate(setup)]
     forged = [
         (2, encode_command(Deposit("f1", 3, 7, "BTC", 10**8, "tx2"))),  # plain

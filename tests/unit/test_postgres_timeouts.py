@@ -27,18 +27,20 @@ class FakeConnect:
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.connected: list[object] = []  # what it returned
 
     def __call__(self, dsn: str, **kwargs: Any) -> Any:
         self.calls.append((dsn, kwargs))
         if len(self.calls) <= self.failures:
             raise psycopg.OperationalError("connection refused: the proxy has no target yet")
-        return SimpleNamespace(dsn=dsn, kwargs=kwargs)
+        self.connected.append(SimpleNamespace(dsn=dsn, kwargs=kwargs))
+        return self.connected[-1]
 
 
 @pytest.fixture()
 def fake_connect(monkeypatch: pytest.MonkeyPatch) -> FakeConnect:
     fake = FakeConnect()
-    monkeypatch.setattr(postgres.psycopg, "connect", fake)
+    monkeypatch.setattr(psycopg, "connect", fake)
     return fake
 
 
@@ -81,10 +83,11 @@ def test_connect_with_retry_backs_off_until_the_record_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake = FakeConnect(failures=3)
-    monkeypatch.setattr(postgres.psycopg, "connect", fake)
+    monkeypatch.setattr(psycopg, "connect", fake)
     slept: list[float] = []
     conn = postgres.connect_with_retry(DSN, time.monotonic() + 60, sleep=slept.append)
-    assert conn.kwargs["connect_timeout"] == "5"
+    assert conn is fake.connected[-1]
+    assert fake.calls[-1][1]["connect_timeout"] == "5"
     assert len(fake.calls) == 4
     assert slept == [0.5, 1.0, 2.0]
 
@@ -93,7 +96,7 @@ def test_connect_with_retry_gives_up_at_the_deadline_and_says_why(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake = FakeConnect(failures=1000)
-    monkeypatch.setattr(postgres.psycopg, "connect", fake)
+    monkeypatch.setattr(psycopg, "connect", fake)
     deadline = time.monotonic() + 1.5
     with pytest.raises(postgres.RecordUnavailable) as raised:
         postgres.connect_with_retry(DSN, deadline, first_delay=0.2)
@@ -110,7 +113,7 @@ def test_connect_with_retry_generates_a_token_for_each_attempt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake = FakeConnect(failures=2)
-    monkeypatch.setattr(postgres.psycopg, "connect", fake)
+    monkeypatch.setattr(psycopg, "connect", fake)
     tokens = iter(["token-1", "token-2", "token-3"])
     monkeypatch.setattr(
         postgres, "get_settings", lambda: SimpleNamespace(pg_iam_auth=True, region="us-east-1")
@@ -214,7 +217,7 @@ def test_grant_iam_auth_grants_once_with_the_master_password(
         seen.append(kwargs)
         return session
 
-    monkeypatch.setattr(postgres.psycopg, "connect", fake_connect)
+    monkeypatch.setattr(psycopg, "connect", fake_connect)
     assert migrations.grant_iam_auth(DSN, "master-pw", time.monotonic() + 10) is granted
     assert seen[0]["password"] == "master-pw"
     assert ('GRANT rds_iam TO "bourse"' in session.statements) is granted
@@ -230,7 +233,7 @@ def test_grant_iam_auth_stops_when_the_password_is_refused(
         calls.append("connect")
         raise psycopg.OperationalError('FATAL:  password authentication failed for user "bourse"')
 
-    monkeypatch.setattr(postgres.psycopg, "connect", refused)
+    monkeypatch.setattr(psycopg, "connect", refused)
     assert migrations.grant_iam_auth(DSN, "master-pw", time.monotonic() + 10) is False
     assert calls == ["connect"]
 

@@ -11,17 +11,21 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bourse.api import handlers as h
 from bourse.api import rate_limits as rl
 from bourse.api.app import build
 from bourse.api.routes import BY_FUNCTION, ORDER_PLACEMENT, ORDERS, WEIGHTS
 from bourse.domain.commands import Command
 from bourse.domain.events import Reply
-from tests.unit.test_api_handlers import KEY, NOW, SECRET, FakeBus, FakeKeys, FakeView, h
+from tests.unit.test_api_handlers import KEY, NOW, SECRET, FakeBus, FakeKeys, FakeView
 
 pytestmark = pytest.mark.unit
+
+CONTEXT = LambdaContext()  # the resolver reads nothing of the Lambda context
 
 LIMITS = rl.Limits(weight_per_minute=100, orders_per_10s=3, orders_per_day=5)
 
@@ -209,22 +213,22 @@ def test_headers_429_then_418_and_another_ip_unaffected() -> None:
 
     limiter = FakeLimiter()
     app = build(MARKET_DATA, lambda: _deps(limiter))
-    answers = [app.resolve(_event("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=1000"), {})
+    answers = [app.resolve(_event("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=1000"), CONTEXT)
                for _ in range(3)]  # fmt: skip
     assert [a["statusCode"] for a in answers] == [200, 200, 429]
     assert [_headers(a)["X-MBX-USED-WEIGHT-1M"] for a in answers] == ["50", "100", "150"]
     assert _headers(answers[0])["X-MBX-USED-WEIGHT"] == "50"
     assert json.loads(answers[2]["body"])["code"] == -1003
     assert int(_headers(answers[2])["Retry-After"]) == rl.WEIGHT_WINDOW.retry_after_s(NOW)
-    banned = app.resolve(_event("GET", "/api/v3/ping"), {})
+    banned = app.resolve(_event("GET", "/api/v3/ping"), CONTEXT)
     assert banned["statusCode"] == 418 and int(_headers(banned)["Retry-After"]) == 120
     assert json.loads(banned["body"])["msg"].startswith(
         f"Way too much request weight used; IP banned until {NOW + 120_000}."
     )
-    other = app.resolve(_event("GET", "/api/v3/ping", ip="10.2.2.2"), {})
+    other = app.resolve(_event("GET", "/api/v3/ping", ip="10.2.2.2"), CONTEXT)
     assert other["statusCode"] == 200 and _headers(other)["X-MBX-USED-WEIGHT-1M"] == "1"
     # An error answer carries the headers too.
-    bad = app.resolve(_event("GET", "/api/v3/depth", "symbol=NOPE", ip="10.3.3.3"), {})
+    bad = app.resolve(_event("GET", "/api/v3/depth", "symbol=NOPE", ip="10.3.3.3"), CONTEXT)
     assert bad["statusCode"] == 400 and _headers(bad)["X-MBX-USED-WEIGHT-1M"] == "5"
 
 
@@ -239,7 +243,7 @@ def test_orders_limit_executes_nothing() -> None:
     limiter.orders[7] = 3  # the 10-second limit is reached
     order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
              "quantity": "0.01", "price": "30000"}  # fmt: skip
-    refused = app.resolve(_event("POST", "/api/v3/order", _signed(order)), {})
+    refused = app.resolve(_event("POST", "/api/v3/order", _signed(order)), CONTEXT)
     assert refused["statusCode"] == 429 and bus.sent == []
     assert json.loads(refused["body"]) == {
         "code": -1015,
@@ -250,10 +254,10 @@ def test_orders_limit_executes_nothing() -> None:
     assert "Retry-After" in headers and headers["X-MBX-USED-WEIGHT-1M"] == "1"
     # A bad signature is refused before it counts; order/test counts weight only.
     forged = urlencode({**order, "timestamp": NOW - 10}) + "&signature=" + "0" * 64
-    unsigned = app.resolve(_event("POST", "/api/v3/order", forged), {})
+    unsigned = app.resolve(_event("POST", "/api/v3/order", forged), CONTEXT)
     assert json.loads(unsigned["body"])["code"] == -1022 and limiter.orders[7] == 4
     assert "X-MBX-ORDER-COUNT-10S" not in _headers(unsigned)
-    tested = app.resolve(_event("POST", "/api/v3/order/test", _signed(order)), {})
+    tested = app.resolve(_event("POST", "/api/v3/order/test", _signed(order)), CONTEXT)
     assert tested["statusCode"] == 200 and limiter.orders[7] == 4
     assert "X-MBX-ORDER-COUNT-10S" not in _headers(tested)
 
@@ -262,7 +266,7 @@ def test_fails_open_without_headers() -> None:
     from bourse.api.routes import MARKET_DATA
 
     app = build(MARKET_DATA, lambda: _deps(FakeLimiter(down=True)))
-    answer = app.resolve(_event("GET", "/api/v3/ping"), {})
+    answer = app.resolve(_event("GET", "/api/v3/ping"), CONTEXT)
     assert answer["statusCode"] == 200 and "X-MBX-USED-WEIGHT-1M" not in _headers(answer)
 
 
@@ -272,9 +276,9 @@ def test_rate_limit_order_and_exchange_info_share_the_limits() -> None:
     limiter = FakeLimiter()
     limiter.orders[7] = 2
     account = build(ACCOUNT, lambda: _deps(limiter))
-    answer = account.resolve(_event("GET", "/api/v3/rateLimit/order", _signed({})), {})
+    answer = account.resolve(_event("GET", "/api/v3/rateLimit/order", _signed({})), CONTEXT)
     assert answer["statusCode"] == 200, answer["body"]
     assert json.loads(answer["body"]) == LIMITS.order_status(rl.OrderCounts(2, 2))
     market = build(MARKET_DATA, lambda: _deps(limiter))
-    info = market.resolve(_event("GET", "/api/v3/exchangeInfo"), {})
+    info = market.resolve(_event("GET", "/api/v3/exchangeInfo"), CONTEXT)
     assert json.loads(info["body"])["rateLimits"] == LIMITS.published()

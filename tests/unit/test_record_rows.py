@@ -17,8 +17,9 @@ from matching_service.workload import commands as workload
 pytestmark = pytest.mark.unit
 
 
-def _ms(*args: int) -> int:
-    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp()) * 1000  # type: ignore[misc]
+def _ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    moment = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+    return int(moment.timestamp()) * 1000
 
 
 def _events(count: int = 1500) -> list[Event]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,20 +40,20 @@ Resources:
 
 
 @pytest.fixture()
-def sample(tmp_path: Path) -> dict[str, object]:
+def sample(tmp_path: Path) -> dict[str, Any]:
     path = tmp_path / "template.yaml"
     path.write_text(SAMPLE)
     return load_template(path)
 
 
-def test_short_tags_become_long_forms(sample: dict) -> None:  # type: ignore[type-arg]
+def test_short_tags_become_long_forms(sample: dict[str, Any]) -> None:
     queue = sample["Resources"]["Queue"]["Properties"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["Dlq", "Arn"]}
     assert queue["QueueName"] == {"Fn::Join": ["-", ["x", {"Ref": "Stage"}, "q"]]}
     assert sample["Conditions"]["NotProd"] == {"Fn::Not": [{"Condition": "IsProd"}]}
 
 
-def test_resolution_for_a_stage(sample: dict) -> None:  # type: ignore[type-arg]
+def test_resolution_for_a_stage(sample: dict[str, Any]) -> None:
     resolver = local_resolver(sample, "local", "us-east-1")
     resolver.attrs[("Dlq", "Arn")] = "arn:dlq"
     props = resolver.resolve(sample["Resources"]["Queue"]["Properties"])
@@ -67,7 +68,7 @@ def test_resolution_for_a_stage(sample: dict) -> None:  # type: ignore[type-arg]
     )
 
 
-def test_only_supported_and_enabled_resources_in_dependency_order(sample: dict) -> None:  # type: ignore[type-arg]
+def test_only_supported_and_enabled_resources_in_dependency_order(sample: dict[str, Any]) -> None:
     resolver = local_resolver(sample, "local", "us-east-1")
     resources = local_resources(sample, resolver)
     assert set(resources) == {"Dlq", "Queue"}  # no layer, no prod-only topic

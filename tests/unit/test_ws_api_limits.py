@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bourse.api import handlers as h
 from bourse.api import rate_limits as rl
 from bourse.api.app import build
 from bourse.api.known_symbols import KnownSymbolsBus, symbols_of
@@ -21,7 +22,15 @@ from bourse.domain.errors import BinanceError
 from bourse.domain.events import ReplyPart
 from bourse.ws import api as ws_api
 from bourse.ws.events import WsEvent
-from tests.unit.test_api_handlers import LIMIT, NOW, FakeBus, FakeKeys, FakeView, h, ok_reply
+from tests.unit.test_api_handlers import (
+    CONTEXT,
+    LIMIT,
+    NOW,
+    FakeBus,
+    FakeKeys,
+    FakeView,
+    ok_reply,
+)
 from tests.unit.test_api_handlers import result as order_result
 from tests.unit.test_rate_limits import LIMITS, FakeLimiter, _event, _signed
 from tests.unit.test_ws_transport import FakeStore, _ws_signed
@@ -55,11 +64,11 @@ class Exchange:
         return json.loads(answer["body"])
 
     def rest_order(self, order: dict[str, str] = LIMIT) -> tuple[int, dict[str, Any]]:
-        answer = self.orders.resolve(_event("POST", "/api/v3/order", _signed(order)), {})
+        answer = self.orders.resolve(_event("POST", "/api/v3/order", _signed(order)), CONTEXT)
         return answer["statusCode"], json.loads(answer["body"])
 
     def rest_get(self, path: str, query: str = "", ip: str = IP) -> int:
-        status: int = self.market.resolve(_event("GET", path, query, ip=ip), {})["statusCode"]
+        status: int = self.market.resolve(_event("GET", path, query, ip=ip), CONTEXT)["statusCode"]
         return status
 
 
@@ -232,7 +241,7 @@ def test_unknown_symbols_never_reach_the_command_bus_from_rest(symbol: str) -> N
         ("DELETE", "/api/v3/openOrders", {"symbol": symbol}),
     ):
         event = _event(method, path, _signed(params))
-        answer = exchange.orders.resolve(event, {})
+        answer = exchange.orders.resolve(event, CONTEXT)
         assert answer["statusCode"] == 400, (path, answer["body"])
         assert json.loads(answer["body"]) == {"code": -1121, "msg": "Invalid symbol."}
     assert exchange.bus.sent == []

@@ -18,6 +18,7 @@ from bourse.adapters.connections import (
     Session,
 )
 from bourse.api.signing import sign
+from bourse.domain.commands import NewOrder
 from bourse.domain.enums import Outcome
 from bourse.domain.events import ReplyPart
 from bourse.ws import api as ws_api
@@ -238,7 +239,7 @@ def _ws_signed(params: dict[str, Any], secret: str = SECRET) -> dict[str, Any]:
     return {**values, "signature": sign(secret, payload)}
 
 
-def _call(method: str, params: dict[str, Any] | None, store: FakeStore,
+def _call(method: str, params: dict[str, Any] | list[Any] | None, store: FakeStore,
           bus: FakeBus | None = None) -> Any:  # fmt: skip
     request: dict[str, Any] = {"id": "r1", "method": method}
     if params is not None:
@@ -271,7 +272,8 @@ def test_order_place_runs_the_rest_handler() -> None:
     bus = FakeBus(lambda c: ok_reply(c, ReplyPart(Outcome.SUCCESS, 0, "", result())))
     answer = _call("order.place", _ws_signed(LIMIT), store, bus)
     assert answer["status"] == 200 and answer["id"] == "r1"
-    assert answer["result"]["status"] == "FILLED" and bus.sent[0].account_id == 7
+    assert answer["result"]["status"] == "FILLED"
+    assert isinstance(bus.sent[0], NewOrder) and bus.sent[0].account_id == 7
     assert _call("order.place", _ws_signed(LIMIT, "x" * 64), store)["error"]["code"] == -1022
     assert _call("order.place", {**LIMIT, "timestamp": NOW}, store)["error"] == {
         "code": -1002, "msg": "You are not authorized to execute this request."}  # fmt: skip
@@ -290,7 +292,8 @@ def test_session_logon_and_user_data_subscriptions() -> None:
     assert logon["result"]["apiKey"] == KEY and logon["result"]["authorizedSince"] == NOW
     bus = FakeBus(lambda c: ok_reply(c, ReplyPart(Outcome.SUCCESS, 0, "", result())))
     placed = _call("order.place", {**LIMIT, "timestamp": NOW - 10}, store, bus)
-    assert placed["status"] == 200 and bus.sent[0].account_id == 7
+    assert placed["status"] == 200
+    assert isinstance(bus.sent[0], NewOrder) and bus.sent[0].account_id == 7
     assert _call("userDataStream.subscribe", None, store)["result"] == {"subscriptionId": 0}
     assert _call("userDataStream.subscribe", None, store)["error"]["code"] == -2035
     assert _call("userDataStream.unsubscribe", {"subscriptionId": 5}, store)["error"]["code"] == (
@@ -321,15 +324,19 @@ def test_template_routes_and_selection() -> None:
     assert not api.routes["$connect"].two_way and api.routes["order.place"].two_way
     assert set(ws_api.ALL_METHODS) <= set(api.routes)
     assert api.routes["order.place"].function == "WsApiFunction"
-    assert api.select('{"method":"SUBSCRIBE","id":1}').key == "SUBSCRIBE"  # type: ignore[union-attr]
-    assert api.select("not json").key == "$default"  # type: ignore[union-attr]
-    assert api.select('{"method":"$connect"}').key == "$default"  # type: ignore[union-attr]
+    for body, key in (
+        ('{"method":"SUBSCRIBE","id":1}', "SUBSCRIBE"),
+        ("not json", "$default"),
+        ('{"method":"$connect"}', "$default"),
+    ):
+        route = api.select(body)
+        assert route is not None and route.key == key, body
 
 
 def test_gateway_event_shapes() -> None:
     api = load_websocket_api("local", "us-east-1")
     assert api is not None
-    gateway = WebSocketGateway(type("Rest", (), {"functions": {}})(), api)  # type: ignore[arg-type]
+    gateway = WebSocketGateway(type("Rest", (), {"functions": {}})(), api)
     sock = _Socket("abc=", None, None, "10.0.0.1", "ua", {"Host": "h"})  # type: ignore[arg-type]
     connect = gateway.connect_event(sock, {"streams": "a@trade"})
     context = connect["requestContext"]
