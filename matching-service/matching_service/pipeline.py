@@ -7,9 +7,10 @@ it ``(offset, value)`` pairs and publishes what it returns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from bourse.domain import errors
 from bourse.domain.admin_auth import AdminVerifier
 from bourse.domain.codec import CommandDecodeError, decode_record
 from bourse.domain.commands import RejectedAdmin
@@ -60,6 +61,8 @@ class BatchOutput:
     # Every TRADE report, in seq order (not folded: each is a fill myTrades lists).
     fills: list[ExecutionReport] = field(default_factory=list)
     refused_admin: int = 0  # admin records that were not validly signed (RejectedAdmin)
+    late: int = 0  # commands refused because they reached the engine after their deadline
+    clock: int = 0  # the sequencer's time the batch was judged by (0: none)
 
 
 def _encode_bounded(events: list[Event], limit: int, out: list[bytes]) -> None:
@@ -98,8 +101,14 @@ def run_batch(
     publish: bool = True,
     want_replies: bool = True,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    clock: Callable[[int], int] | None = None,
 ) -> BatchOutput:
     """Apply the commands in ``records`` (offset order) to ``engine``.
+
+    ``clock``: the sequencer's time (ms) for a commands offset, asked only for a command with a
+    deadline: the live batch's wall clock, or on a replay the clock the first run recorded
+    (``matching_service.clocks``). None: no command is judged late (a replay of a log
+    written before deadlines existed, the tests' reference runs).
 
     ``publish=False`` is the replay of commands whose events are already committed: the engine
     state advances exactly as before but nothing is encoded for Kafka. An undecodable record is
@@ -126,6 +135,7 @@ def run_batch(
     n = 0
     bad = 0
     refused = 0
+    late = 0
     process = engine.process
     # One line per command only when asked for (DEBUG): at thousands of commands per second
     # the log would otherwise cost more than matching.
@@ -153,10 +163,13 @@ def run_batch(
                            "command": command.command, "reason": command.reason,
                            "principal": command.principal},
                 )  # fmt: skip
-        out = process(command)
+        judged = clock is not None and getattr(command, "deadline", 0) != 0
+        out = process(command, clock(offset)) if judged and clock is not None else process(command)
         n += 1
         events.extend(out)
         reply = out[-1]
+        if judged and isinstance(reply, Reply) and reply.code == errors.INVALID_TIMESTAMP:
+            late += 1
         if trace and isinstance(reply, Reply):
             log.debug(
                 "command applied",
@@ -213,4 +226,5 @@ def run_batch(
         accounts=accounts,
         fills=fills,
         refused_admin=refused,
+        late=late,
     )

@@ -41,6 +41,7 @@ from bourse.record.reconcile import (
 )
 from bourse.settings import Settings, get_settings
 from matching_service.admin_keys import load_verifier
+from matching_service.clocks import RecordedClocks
 from matching_service.pipeline import run_batch
 from matching_service.service import last_published_seq
 from matching_service.snapshots import SnapshotStore
@@ -150,14 +151,17 @@ def engine_at_committed(settings: Settings) -> tuple[Engine, int, int]:
         engine = restored.engine
         start = restored.meta.offset if restored.meta else 0
         last_seq = restored.meta.last_seq if restored.meta else 0
+        # Late commands are judged by the clocks the service recorded, as it judged them.
+        clocks = RecordedClocks(settings, start)
         consumer.seek(tp, start)
         while consumer.position(tp) < committed:
             polled = consumer.poll(timeout_ms=1000, max_records=5000).get(tp, [])
             records = [(r.offset, r.value) for r in polled if r.offset < committed]
             if records:
                 out = run_batch(
-                    engine, records, publish=False, want_replies=False, verifier=verifier
-                )
+                    engine, records, publish=False, want_replies=False, verifier=verifier,
+                    clock=clocks.at,
+                )  # fmt: skip
                 last_seq = out.last_seq or last_seq
     finally:
         consumer.close(autocommit=False)

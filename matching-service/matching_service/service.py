@@ -54,6 +54,7 @@ from bourse.domain.event_codec import EventDecodeError, decode_events
 from bourse.engine import Engine
 from bourse.settings import Settings
 from matching_service.admin_keys import AdminKeyError, load_verifier
+from matching_service.clocks import MissingClock, RecordedClocks, batch_headers
 from matching_service.metrics import Metrics
 from matching_service.pipeline import BatchOutput, run_batch
 from matching_service.redis_view import HashOps, RedisView
@@ -201,8 +202,10 @@ class MatchingService:
                 extra={"key": restored.meta.key, "offset": start, "seq": self.last_seq},
             )
         snapshot_offset = start
+        # Commands replayed below are judged by the clocks their first run recorded.
+        clocks = RecordedClocks(self.settings, start)
         if stored is None:
-            committed = self._position_from_events(start, log_end)
+            committed = self._position_from_events(start, log_end, clocks)
             start = committed  # replayed (silently) on the way: nothing left to replay below
             if committed:
                 self._commit_offset(committed)
@@ -226,7 +229,7 @@ class MatchingService:
                     if part:
                         out = run_batch(
                             self.engine, part, verifier=self._verifier(), publish=False,
-                            want_replies=want,
+                            want_replies=want, clock=clocks.at,
                         )  # fmt: skip
                         replayed += out.commands
                         if out.last_seq:
@@ -259,7 +262,7 @@ class MatchingService:
         self.commands_since_snapshot = committed - snapshot_offset
         return Recovery(snapshot_offset, committed, replayed, self.last_seq, seconds)
 
-    def _position_from_events(self, start: int, log_end: int) -> int:
+    def _position_from_events(self, start: int, log_end: int, clocks: RecordedClocks) -> int:
         """Where the published history ends in the commands log, when the group has no
         committed offset (Kafka drops a group's offsets ``offsets.retention.minutes`` after its
         last commit; a deleted or renamed group). Never 0 by default: that would match and
@@ -299,7 +302,7 @@ class MatchingService:
             for offset, value in batch:
                 out = run_batch(
                     self.engine, [(offset, value)], verifier=self._verifier(), publish=False,
-                    want_replies=False,
+                    want_replies=False, clock=clocks.at,
                 )  # fmt: skip
                 position = offset + 1
                 if out.last_seq:
@@ -366,9 +369,10 @@ class MatchingService:
         assert producer is not None and self.consumer is not None
         topic = self.settings.events_topic
         try:
+            headers = batch_headers(out.first_offset, out.next_offset, out.clock)
             producer.begin_transaction()
             for value in out.records:
-                producer.send(topic, value, key=EVENTS_KEY)
+                producer.send(topic, value, key=EVENTS_KEY, headers=headers)
             producer.send_offsets_to_transaction(
                 {self.tp: OffsetAndMetadata(out.next_offset, "", -1)},
                 self.settings.matching_group_id,
@@ -388,7 +392,12 @@ class MatchingService:
         the guarantees are those of a strictly sequential loop; a crash loses at most the
         uncommitted batch, which recovery replays."""
         started = time.perf_counter()
-        out = run_batch(self.engine, records, verifier=self._verifier())
+        # The sequencer's clock for the whole batch, recorded with its events (clocks.py).
+        now = int(time.time() * 1000)
+        out = run_batch(self.engine, records, verifier=self._verifier(), clock=lambda _o: now)
+        out.clock = now
+        if out.late:
+            log.warning("late commands refused", extra={"count": out.late, "clock": now})
         self.position = out.next_offset
         if out.last_seq:
             self.last_seq = out.last_seq
@@ -470,7 +479,13 @@ class MatchingService:
         self._connect()
         self.metrics.track_snapshot_age(lambda: self.snapshots.last_saved_monotonic)
         try:
-            self.recover()
+            try:
+                self.recover()
+            except MissingClock as exc:
+                raise Diverged(
+                    f"{exc}: a command with a deadline cannot be replayed as it first ran "
+                    "(its batch's events are gone from bourse.events); restore a newer snapshot"
+                ) from exc
         except Diverged as exc:
             log.critical("refusing to publish: %s", exc)
             return EXIT_DIVERGED

@@ -14,6 +14,7 @@ are refused by the running service.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import signal
@@ -46,7 +47,14 @@ from bourse.adapters.redis_book import (
 )
 from bourse.domain.admin_auth import encode_record
 from bourse.domain.codec import encode_command
-from bourse.domain.commands import Command, CreateAccount, Deposit
+from bourse.domain.commands import (
+    CancelOrder,
+    CancelReplace,
+    Command,
+    CreateAccount,
+    Deposit,
+    NewOrder,
+)
 from bourse.domain.event_codec import decode_event, decode_events
 from bourse.domain.events import AdminAction, BalanceUpdate, DepthUpdate, Event, Reply
 from bourse.engine import Engine
@@ -586,3 +594,55 @@ def test_an_idle_service_commits_its_offset_again(stack: Stack) -> None:
     assert terminate(proc) == 0
     assert stack.committed() == len(cmds)
     assert_same_stream(stack.events(), ref.events)
+
+
+def test_commands_queued_through_an_outage_are_refused_not_executed(stack: Stack) -> None:
+    """Orders whose clients' recvWindow closed while the service was down are refused (-1021)
+    when it comes back, not executed at the prices of then; those still in their window
+    execute. A crash afterwards replays both exactly (the clocks recorded with the events)."""
+    cmds = list(workload(900, seed=31))
+    before, queued, fresh = cmds[:400], cmds[400:650], cmds[650:]
+    proc = stack.start()
+    stack.produce(before)
+    stack.wait_committed(len(before))
+    proc.send_signal(signal.SIGKILL)  # the outage
+    proc.wait()
+    now = int(time.time() * 1000)
+    late = [_with_deadline(c, now + 1_000) for c in queued]
+    on_time = [_with_deadline(c, now + 600_000) for c in fresh]
+    stack.produce(late + on_time)
+    time.sleep(2.0)  # the windows of `late` close while it is down
+    proc = stack.start()
+    stack.wait_committed(len(cmds))
+    proc.send_signal(signal.SIGKILL)  # and recovery must judge them as the first run did
+    proc.wait()
+    proc = stack.start()
+    stack.wait_log(stack.starts, '"msg": "serving"')
+    assert terminate(proc) == 0
+
+    ref = Engine()
+    want: list[Event] = []
+    for cmd in before:
+        want.extend(ref.process(cmd))
+    for cmd in late:
+        want.extend(ref.process(cmd, now=now + 600_000))  # any time past their deadline
+    for cmd in on_time:
+        want.extend(ref.process(cmd, now=now + 1))
+    assert_same_stream(stack.events(), want)
+    replies = [e for e in want if isinstance(e, Reply)]
+    judged = [r for r in replies[len(before) :] if r.request_id in {c.request_id for c in late}]
+    trader = [c for c in late if isinstance(c, (NewOrder, CancelOrder, CancelReplace))]
+    assert len(trader) > 100
+    assert sum(r.code == -1021 for r in judged) == len(trader)
+    assert all(r.code != -1021 for r in replies[len(before) + len(late) :])
+
+
+def _with_deadline(cmd: Command, deadline: int) -> Command:
+    """A trader's command with its request's deadline; admin commands have none."""
+    if isinstance(cmd, NewOrder):
+        return dataclasses.replace(cmd, deadline=deadline)
+    if isinstance(cmd, CancelOrder):
+        return dataclasses.replace(cmd, deadline=deadline)
+    if isinstance(cmd, CancelReplace):
+        return dataclasses.replace(cmd, deadline=deadline)
+    return cmd

@@ -21,6 +21,7 @@ from bourse.api.orders import (
     check_known,
     generate_client_order_id,
     parse_new_order,
+    request_deadline,
     symbol_param,
 )
 from bourse.api.params import Params, parse_params
@@ -350,6 +351,7 @@ def _cancel_command(
         order_id=order_id,
         orig_client_order_id=orig,
         cancel_client_order_id=cancel_id,
+        deadline=request_deadline(params),
     )
 
 
@@ -371,6 +373,7 @@ def cancel_open_orders(req: Request, deps: Deps) -> list[dict[str, Any]]:
         ts=deps.clock(),
         account_id=caller.account_id,
         symbol=symbol_param(params),
+        deadline=request_deadline(params),
     )
     reply = _execute(deps, command)
     if reply.code != 0:
@@ -394,7 +397,8 @@ def cancel_replace(req: Request, deps: Deps) -> dict[str, Any]:
     new, resp_type = parse_new_order(
         Params(new_values), account_id=caller.account_id, request_id=request_id, ts=cancel.ts
     )
-    reply = _execute(deps, CancelReplace(request_id, cancel.ts, mode, cancel, new))
+    command = CancelReplace(request_id, cancel.ts, mode, cancel, new, request_deadline(params))
+    reply = _execute(deps, command)
     if not reply.parts:
         raise _failed(reply)
     cancel_part, new_part = reply.parts

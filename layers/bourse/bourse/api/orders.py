@@ -9,6 +9,7 @@ import secrets
 from enum import StrEnum
 
 from bourse.api.params import Params
+from bourse.api.signing import DEFAULT_RECV_WINDOW
 from bourse.domain import errors
 from bourse.domain.commands import NewOrder, validate_new_order_shape
 from bourse.domain.enums import OrderType, Side, StpMode, TimeInForce
@@ -81,6 +82,16 @@ def symbol_param(params: Params) -> str:
     return symbol
 
 
+def request_deadline(params: Params) -> int:
+    """``timestamp + recvWindow`` of a signed request (the window defaults to 5000 ms as on
+    Binance): when the command must have reached the matching engine; 0 without a timestamp
+    (a request that was not signed)."""
+    if "timestamp" not in params:
+        return 0
+    window = params.optional_int("recvWindow")
+    return params.required_int("timestamp") + (DEFAULT_RECV_WINDOW if window is None else window)
+
+
 def parse_new_order(
     params: Params, *, account_id: int, request_id: str, ts: int
 ) -> tuple[NewOrder, RespType]:
@@ -106,6 +117,7 @@ def parse_new_order(
         time_in_force=params.optional_enum("timeInForce", TimeInForce, errors.INVALID_TIF_ERROR),
         iceberg_qty=params.optional_decimal("icebergQty"),
         stp_mode=params.optional_enum("selfTradePreventionMode", StpMode),
+        deadline=request_deadline(params),
     )
     validate_new_order_shape(order)
     resp_type = params.optional_enum("newOrderRespType", RespType) or default_resp_type(order_type)

@@ -3,6 +3,11 @@
 Every command carries ``request_id`` (correlates the reply) and ``ts`` (ms since the epoch,
 stamped at intake: the engine never reads a clock). Amounts are integer 1e-8 units.
 
+A trader's command also carries ``deadline``: its request's ``timestamp + recvWindow`` (ms
+since the epoch; 0 = none). The matching service hands the engine its own clock with each
+batch, and a command whose deadline has passed by then is refused (-1021) instead of executed
+(docs/engine.md, "Late commands").
+
 ``validate_new_order_shape`` checks which parameters an order type needs or forbids, with
 Binance's codes; the API calls it before a command is produced and the engine calls it again
 because the log is its only input.
@@ -44,6 +49,7 @@ class NewOrder:
     time_in_force: TimeInForce | None = None
     iceberg_qty: int | None = None
     stp_mode: StpMode | None = None  # None: the symbol's default
+    deadline: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,7 @@ class CancelOrder:
     order_id: int | None = None  # takes precedence over orig_client_order_id, as on Binance
     orig_client_order_id: str | None = None
     cancel_client_order_id: str = ""  # Binance's newClientOrderId of the cancel itself
+    deadline: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,7 @@ class CancelReplace:
     mode: CancelReplaceMode
     cancel: CancelOrder
     new_order: NewOrder
+    deadline: int = 0  # the cancel's and the new order's own are not looked at
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ class CancelAll:
     ts: int
     account_id: int
     symbol: str
+    deadline: int = 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -122,6 +122,11 @@ BAD_PRECISION_ERROR = BinanceError(
     BAD_PRECISION, "Precision is over the maximum defined for this asset."
 )
 INVALID_SYMBOL_ERROR = BinanceError(BAD_SYMBOL, "Invalid symbol.")
+# The matching engine's own recvWindow check (Binance: "just before a request is forwarded to
+# the Matching Engine"): the command reached the sequencer after its request's window closed.
+LATE_COMMAND_ERROR = BinanceError(
+    INVALID_TIMESTAMP, "Timestamp for this request is outside of the recvWindow."
+)
 INVALID_TIF_ERROR = BinanceError(INVALID_TIF, "Invalid timeInForce.")
 INVALID_ORDER_TYPE_ERROR = BinanceError(INVALID_ORDER_TYPE, "Invalid orderType.")
 INVALID_SIDE_ERROR = BinanceError(INVALID_SIDE, "Invalid side.")

@@ -157,7 +157,10 @@ class Engine:
         # to be None for the rest of the function, though the handler sets it.
         self._cmd_sym = None
 
-    def process(self, cmd: Command) -> list[Event]:
+    def process(self, cmd: Command, now: int = 0) -> list[Event]:
+        """Apply one command. ``now``: the sequencer's clock (ms since the epoch) for the batch
+        that holds the command, 0 for none; a trader's command whose ``deadline`` is before it
+        is refused with -1021 and changes nothing (docs/engine.md, "Late commands")."""
         self._ts = cmd.ts
         events: list[Any] = []
         self._events = events
@@ -168,6 +171,8 @@ class Engine:
             if admin:
                 self._detail = ""
                 self._admit(cmd)
+            elif now and 0 < getattr(cmd, "deadline", 0) < now:
+                raise errors.LATE_COMMAND_ERROR
             code, msg, parts = self._handlers[kind](cmd)
         except BinanceError as exc:
             code, msg, parts = exc.code, exc.msg, ()
