@@ -19,7 +19,14 @@ from botocore.exceptions import ClientError
 
 from bourse.settings import Settings
 from devstack.cfn import TEMPLATE, Resolver, load_template, local_resolver, references
-from devstack.paths import REPO_ROOT
+from devstack.paths import REPO_ROOT, StackPaths
+from devstack.redis_auth import (
+    NESTED_STACK,
+    SECRET_LOGICAL_ID,
+    SECRET_OUTPUT,
+    local_token,
+    secret_string,
+)
 
 ClientFactory = Callable[[str], Any]
 # Tags identify a KMS key across `up`s: keys have no name of their own to look them up by.
@@ -299,9 +306,15 @@ def _secret(
 ) -> list[str]:
     sm = clients("secretsmanager")
     name = props.get("Name", logical_id)
+    # A value the local stack must decide (the Redis AUTH token, which Redis already has):
+    # set in place of the generated one, and again if moto kept an older one.
+    preset = props.get(_PRESET_VALUE)
     notes = []
     try:
         arn = sm.describe_secret(SecretId=name)["ARN"]
+        if preset is not None and sm.get_secret_value(SecretId=arn)["SecretString"] != preset:
+            sm.put_secret_value(SecretId=arn, SecretString=preset)
+            notes.append(f"updated secret {name}")
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
@@ -309,7 +322,9 @@ def _secret(
         for key in ("Description", "KmsKeyId"):
             if key in props:
                 create[key] = props[key]
-        if "SecretString" in props:
+        if preset is not None:
+            create["SecretString"] = preset
+        elif "SecretString" in props:
             create["SecretString"] = props["SecretString"]
         else:
             generate = props.get("GenerateSecretString", {})
@@ -328,6 +343,9 @@ def _secret(
     r.attrs[(logical_id, "Id")] = arn
     return notes
 
+
+# Not a CloudFormation property: how ensure_resources hands a secret its local value.
+_PRESET_VALUE = "devstack:SecretString"
 
 Handler = Callable[[ClientFactory, str, dict[str, Any], Resolver], list[str]]
 
@@ -402,6 +420,28 @@ def ensure_resources(
         and resource.get("Properties", {}).get("KeyUsage") == "SIGN_VERIFY"
     ]
     notes += remember_signing_keys(settings, clients, signing)
+    notes += _redis_auth_secret(settings, clients, template, resolver)
+    return notes
+
+
+def _redis_auth_secret(
+    settings: Settings, clients: ClientFactory, template: dict[str, Any], parent: Resolver
+) -> list[str]:
+    """infra/data.yaml's Redis AUTH secret, from its declaration there, holding the local
+    Redis's token: the local Redis stands in for that nested stack's replication group, so its
+    secret is the one resource of that stack the local stack needs."""
+    if NESTED_STACK not in template.get("Resources", {}):
+        return []
+    location = template["Resources"][NESTED_STACK]["Properties"]["Location"]
+    nested = load_template(REPO_ROOT / location)
+    resolver = local_resolver(nested, settings.stage, settings.region)
+    declared = dict(nested["Resources"][SECRET_LOGICAL_ID]["Properties"])
+    # Its key (DataKey) is one of the stack's own; encryption at rest is AWS's business.
+    declared.pop("KmsKeyId", None)
+    props = resolver.resolve(declared)
+    props[_PRESET_VALUE] = secret_string(local_token(StackPaths.from_settings(settings)))
+    notes = _secret(clients, SECRET_LOGICAL_ID, props, resolver)
+    parent.attrs[(NESTED_STACK, SECRET_OUTPUT)] = resolver.refs[SECRET_LOGICAL_ID]
     return notes
 
 

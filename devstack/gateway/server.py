@@ -16,6 +16,8 @@ Faithful to API Gateway (REST, Lambda proxy integration, payload v1.0):
   ``requestContext.authorizer`` (values as strings, plus principalId);
 * a function that raises is DEFAULT_5XX (502 "Internal server error");
 * routes may have path parameters (``pathParameters``, ``resource`` the declared path);
+* headers as sent (names as spelt, last value in ``headers``, all in ``multiValueHeaders``),
+  plus those API Gateway adds (X-Forwarded-For/-Proto/-Port, X-Amzn-Trace-Id);
 * an AWS_IAM route (the admin API) needs a SigV4 signature of a known IAM user
   (devstack/gateway/sigv4.py, AWS's 403 answers otherwise, before any function runs); the
   signer reaches the function as ``requestContext.identity``. Each API answers with its own
@@ -130,7 +132,10 @@ class Gateway:
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
                 "userArn": None,
-                "userAgent": headers.get("User-Agent"),
+                # Whatever its spelling (HTTP/2 clients send lower case).
+                "userAgent": next(
+                    (v for k, v in reversed(headers.items()) if k.lower() == "user-agent"), None
+                ),
                 "user": None,
             },
             "domainName": "127.0.0.1",
@@ -155,7 +160,7 @@ class Gateway:
         # (``_identity``) is the last line sent, whatever its spelling.
         multi_headers: dict[str, list[str]] = {}
         headers: dict[str, str] = {}
-        for name, value in header_pairs:
+        for name, value in with_gateway_headers(header_pairs, source_ip):
             multi_headers.setdefault(name, []).append(value)
             headers.pop(name, None)
             headers[name] = value
@@ -367,6 +372,34 @@ def _proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     body = result.get("body") or ""
     data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
     return result["statusCode"], headers, data
+
+
+# Set by API Gateway itself: whatever a client sent under these names (any spelling) is
+# replaced, except X-Forwarded-For, which API Gateway extends with the client's address.
+_FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")
+
+
+def with_gateway_headers(
+    header_pairs: list[tuple[str, str]], source_ip: str
+) -> list[tuple[str, str]]:
+    """The request's headers as API Gateway hands them on: the client's, plus the ones it adds
+    (X-Forwarded-For/-Proto/-Port, X-Amzn-Trace-Id). Code that reads them (rate limits by
+    address, logs by trace) then sees locally what it sees on AWS."""
+    sent_for = [v.strip() for k, v in header_pairs if k.lower() == "x-forwarded-for"]
+    kept = [(k, v) for k, v in header_pairs if k.lower() not in _FORWARDED]
+    host = next((v for k, v in reversed(header_pairs) if k.lower() == "host"), "")
+    # AWS: https on 443. Locally the gateway speaks plain HTTP on the port the Host names.
+    named = host.rsplit(":", 1)[-1]
+    port = named if ":" in host and named.isdigit() else "80"
+    added = [
+        ("X-Forwarded-For", ", ".join([*sent_for, source_ip])),
+        ("X-Forwarded-Proto", "http"),
+        ("X-Forwarded-Port", port),
+    ]
+    if not any(k.lower() == "x-amzn-trace-id" for k, _ in header_pairs):
+        # X-Ray's format: version, the epoch second in hex, 96 random bits.
+        added.append(("X-Amzn-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"))
+    return kept + added
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -30,12 +30,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import psycopg
-import redis
 import requests
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bourse.adapters import aws, kafka
+from bourse.adapters import aws, kafka, redis_conn
 from bourse.adapters.api_keys import create_api_key
 from bourse.adapters.redis_book import read_balances, read_symbols
 from bourse.admin.client import (
@@ -142,7 +141,7 @@ class ApiStack:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.logs = logs
-        self.redis = redis.Redis.from_url(self.redis_url)
+        self.redis = redis_conn.connect(self.redis_url)
         self.env = {
             **os.environ,
             "BOURSE_COMMANDS_TOPIC": self.commands_topic,

@@ -19,7 +19,6 @@ from typing import Any
 
 import boto3
 import pytest
-import redis
 from binance.client import Client
 from binance.exceptions import BinanceAPIException
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from websockets.exceptions import ConnectionClosed
 
-from bourse.adapters import api_keys, aws, key_revocation, listen_keys
+from bourse.adapters import api_keys, aws, key_revocation, listen_keys, redis_conn
 from bourse.adapters.api_keys import KeyRevocations
 from bourse.api.signing import ED25519
 from bourse.settings import Settings, get_settings
@@ -104,7 +103,7 @@ def _scenario(stack: ApiStack, account: int, api_key: str) -> None:
         assert session.api("account.status", {"timestamp": now_ms()})["status"] == 200
         assert session.api("userDataStream.subscribe")["result"] == {"subscriptionId": 0}
 
-        marks = KeyRevocations(redis.Redis.from_url(stack.redis_url))
+        marks = KeyRevocations(redis_conn.connect(stack.redis_url))
         revoked = key_revocation.revoke_api_key(api_key, marks)
         assert revoked is not None and revoked.status == "REVOKED"
         # At once, though API Gateway's cached Allow (300 s) still lets it reach the functions.

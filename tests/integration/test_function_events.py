@@ -30,11 +30,10 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from bourse.adapters import aws
+from bourse.adapters import aws, redis_conn
 from bourse.settings import Settings, get_settings
 from devstack.cfn import load_template
 from devstack.gateway.invoke import invoke
@@ -116,7 +115,7 @@ def isolated(local_stack: Settings) -> Iterator[dict[str, str]]:
     sns = aws.client("sns")
     quiet = sns.create_topic(Name=f"test-events-{suffix}")["TopicArn"]
     redis_url = local_stack.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    redis.Redis.from_url(redis_url).flushdb()  # this module's DB: start from an empty view
+    redis_conn.connect(redis_url).flushdb()  # this module's DB: start from an empty view
     env = {
         "BOURSE_PG_DSN": make_conninfo(local_stack.pg_dsn, dbname=name),
         "BOURSE_REDIS_URL": redis_url,

@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bourse.adapters import aws
+from bourse.adapters import aws, redis_conn
 from bourse.adapters.admin_signer import KmsAdminSigner
 from bourse.adapters.redis_book import (
     bbo_key,
@@ -129,7 +128,7 @@ class Stack:
         self.prefix = f"engine/{self.commands_topic}/"
         self.group = f"matching-{self.commands_topic}"
         self.logs = tmp_path
-        self.redis = redis.Redis.from_url(redis_url)
+        self.redis = redis_conn.connect(redis_url)
         self.redis.flushdb()
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
         try:

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bourse.adapters import aws
+from bourse.adapters import aws, redis_conn
 from bourse.adapters.admin_signer import KmsAdminSigner
 from bourse.adapters.kafka import producer
 from bourse.domain.admin_auth import encode_record
@@ -51,7 +50,7 @@ def pipeline(
     finally:
         admin.close()
     redis_url = local_stack.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    redis.Redis.from_url(redis_url).flushdb()
+    redis_conn.connect(redis_url).flushdb()
     sns = aws.client("sns")
     quiet = sns.create_topic(Name=f"test-pr-fills-{suffix}")["TopicArn"]
     logs = tmp_path_factory.mktemp("pipeline")

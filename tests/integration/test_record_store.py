@@ -222,15 +222,15 @@ def test_the_hot_cache_holds_the_newest_klines_and_tickers(
 ) -> None:
     import os
 
-    import redis
     from aws_lambda_powertools import Logger, Metrics
 
+    from bourse.adapters import redis_conn
     from bourse.adapters.hot_cache import HotCache
     from bourse.adapters.record_reads import rolling_ticker
     from bourse.consumers.recorder import Recorder
 
     db = int(os.environ.get("BOURSE_TEST_RECORD_REDIS_DB", "11"))
-    client = redis.Redis.from_url(local_stack.redis_url.rsplit("/", 1)[0] + f"/{db}")
+    client = redis_conn.connect(local_stack.redis_url.rsplit("/", 1)[0] + f"/{db}")
     client.flushdb()
     hot = HotCache(client)
     recorder = Recorder(store, None, None, Logger(), Metrics(namespace="Test"), hot)

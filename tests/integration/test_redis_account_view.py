@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 
+from bourse.adapters import redis_conn
 from bourse.adapters.redis_book import (
     ACCOUNTS_KEY,
     SYMBOLS_KEY,
@@ -45,7 +46,7 @@ SIGNER = LocalAdminSigner()
 @pytest.fixture
 def client(local_stack: Settings) -> Iterator[redis.Redis]:
     url = local_stack.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    c = redis.Redis.from_url(url)
+    c = redis_conn.connect(url)
     c.flushdb()
     yield c
     c.flushdb()

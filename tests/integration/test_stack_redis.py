@@ -3,15 +3,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import redis
 
+from bourse.adapters import redis_conn
 from bourse.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
 def test_redis_round_trip(local_stack: Settings) -> None:
-    client = redis.Redis.from_url(local_stack.redis_url)
+    client = redis_conn.connect(local_stack.redis_url)
     key = f"test:{{stack}}:{uuid.uuid4().hex}"
     try:
         assert client.ping()

@@ -70,7 +70,23 @@ def test_redis_auth_token_comes_from_the_secret(settings_env: pytest.MonkeyPatch
     redis_conn._auth_token.cache_clear()
 
 
-def test_local_redis_has_no_password(settings_env: pytest.MonkeyPatch) -> None:
+def test_local_redis_takes_its_token_from_the_stacks_secret(
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    """As strict as ElastiCache: locally too the token comes from the secret infra/data.yaml
+    declares (bourse-local/redis-auth), which the local stack creates in moto."""
     settings_env.delenv("BOURSE_REDIS_AUTH_SECRET_ARN", raising=False)
+    settings_env.setenv("BOURSE_STAGE", "local")
+    calls: list[str] = []
+
+    class Secrets:
+        def get_secret_value(self, SecretId: str) -> dict[str, Any]:
+            calls.append(SecretId)
+            return {"SecretString": json.dumps({"token": "local-token"})}
+
+    settings_env.setattr(aws, "client", lambda service: Secrets())
+    redis_conn._auth_token.cache_clear()
     client = redis_conn.connect("redis://127.0.0.1:6380/0")
-    assert client.connection_pool.connection_kwargs.get("password") is None
+    assert client.connection_pool.connection_kwargs["password"] == "local-token"
+    assert calls == ["bourse-local/redis-auth"]
+    redis_conn._auth_token.cache_clear()

@@ -49,7 +49,9 @@ class Settings:
     # On AWS the record is reached through RDS Proxy with an IAM token as the password
     pg_iam_auth: bool
     redis_url: str
-    # ElastiCache: the Secrets Manager secret whose "token" is the AUTH token; empty locally
+    # The Secrets Manager secret whose "token" is Redis's AUTH token (ElastiCache's on AWS, the
+    # local Redis's in moto). Locally its name, which Secrets Manager takes as the SecretId
+    # like an ARN: moto's ARNs end in a random suffix that only a lookup would tell.
     redis_auth_secret_arn: str
     # AWS APIs; empty endpoint means the real AWS endpoints
     aws_endpoint_url: str | None
@@ -186,7 +188,9 @@ def get_settings() -> Settings:
         pg_dsn=_env("BOURSE_PG_DSN", "postgresql://bourse@127.0.0.1:5433/bourse"),
         pg_iam_auth=_env("BOURSE_PG_IAM_AUTH", "false").lower() == "true",
         redis_url=_env("BOURSE_REDIS_URL", "redis://127.0.0.1:6380/0"),
-        redis_auth_secret_arn=_env("BOURSE_REDIS_AUTH_SECRET_ARN", ""),
+        redis_auth_secret_arn=_env(
+            "BOURSE_REDIS_AUTH_SECRET_ARN", f"{prefix}/redis-auth" if stage == "local" else ""
+        ),
         aws_endpoint_url=endpoint or None,
         aws_credentials=_local_aws_credentials(stage),
         api_keys_table=_env("API_KEYS_TABLE", f"{prefix}-api-keys"),

@@ -1,8 +1,9 @@
-"""Redis clients configured from settings.
+"""Redis clients configured from settings: the one way any code connects to Redis.
 
-Locally Redis needs no password. On AWS the URL is ``rediss://`` (ElastiCache with TLS) and the
-AUTH token lives in Secrets Manager: it is read once per process, never put in an environment
-variable, so it shows up neither in the console nor in the template.
+Redis requires an AUTH token everywhere: ElastiCache's on AWS (there the URL is ``rediss://``,
+with TLS), the local stack's locally (devstack/redis_auth.py). The token lives in Secrets
+Manager (``settings.redis_auth_secret_arn``): it is read once per process, never put in an
+environment variable, so it shows up neither in the console nor in the template.
 """
 
 from __future__ import annotations
