@@ -9,6 +9,11 @@ order that is still open, it replays the answer. When the answer is a rejection 
 that has closed since, the client id is free again (Binance) and the retry takes the key over
 (``reclaim``, conditional on the request id it saw) and is a new order. So a retry never
 produces a second command while the first could still be what the client is waiting for.
+
+Each claim records when it was made (``claimedAt``, ms): a claim that was never answered (its
+request gave up with -1007, or died) settles a bounded time later, when its command has either
+executed or can no longer execute (``bourse.api.retries``); a retry then finds the first
+attempt's order or takes the key over, instead of waiting for the item to expire.
 """
 
 from __future__ import annotations
@@ -22,12 +27,20 @@ from bourse.adapters import aws
 
 
 class Claim:
-    """What a retry finds: the first attempt's request id and, once answered, its response."""
+    """What a retry finds: the first attempt's request id, when it claimed the key (ms; None
+    for an item written before claims recorded it) and, once answered, its response."""
 
-    def __init__(self, request_id: str, status: int | None, body: str | None) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        status: int | None,
+        body: str | None,
+        claimed_at_ms: int | None = None,
+    ) -> None:
         self.request_id = request_id
         self.status = status
         self.body = body
+        self.claimed_at_ms = claimed_at_ms
 
 
 class DynamoIdempotency:
@@ -67,7 +80,8 @@ class DynamoIdempotency:
     ) -> Claim | None:
         key = f"{self.scope}|{key}"
         client: Any = aws.client("dynamodb")
-        expires = int(time.time()) + self.ttl_s
+        now_ms = time.time_ns() // 1_000_000
+        expires = now_ms // 1000 + self.ttl_s
         try:
             client.put_item(
                 TableName=self.table,
@@ -75,6 +89,7 @@ class DynamoIdempotency:
                     "id": {"S": key},
                     "requestId": {"S": request_id},
                     "expiration": {"N": str(expires)},
+                    "claimedAt": {"N": str(now_ms)},
                 },
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
@@ -87,10 +102,12 @@ class DynamoIdempotency:
                 TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True
             ).get("Item", {})
             status = item.get("status", {}).get("N")
+            claimed_at = item.get("claimedAt", {}).get("N")
             return Claim(
                 item.get("requestId", {}).get("S", ""),
                 int(status) if status is not None else None,
                 item.get("body", {}).get("S"),
+                int(claimed_at) if claimed_at is not None else None,
             )
         return None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bourse.api import account as account_shapes
-from bourse.api import market, record_shapes
+from bourse.api import market, record_shapes, retries
 from bourse.api.auth import BAD_API_KEY_FORMAT, Caller, signed_params
 from bourse.api.orders import (
     ORDER_PARAMS,
@@ -235,7 +235,9 @@ def new_order(req: Request, deps: Deps) -> dict[str, Any]:
     a lost connection) never becomes a second order while it can be a retry: while the first
     attempt is unanswered it waits for that attempt's reply; while the first attempt's order is
     open it gets the first answer. Once that order is closed (or the attempt was rejected), the
-    client id is free as on Binance and the request is a new order (docs/api.md, "Retries")."""
+    client id is free as on Binance and the request is a new order. An attempt never answered
+    settles (``bourse.api.retries``): then its order, if it placed one, is the answer, and if it
+    placed none the retry is the order (docs/api.md, "Retries")."""
     caller, params = req.signed(deps, TRADE)
     order, resp_type = _new_order(deps, caller, params)
     store = deps.idempotency
@@ -243,28 +245,81 @@ def new_order(req: Request, deps: Deps) -> dict[str, Any]:
         return _order_answer(_execute(deps, order), resp_type)
     key = idempotency_key(caller, params)
     earlier = store.claim(key, order.request_id)
+    settled_since: int | None = None  # set when taking over from a settled, unanswered claim
     for _ in range(_RECLAIM_ROUNDS):
-        if earlier is None or earlier.body is None:
-            break
-        if _answer_holds(deps, caller, order.symbol, earlier.status, earlier.body):
-            return _replay(earlier.status, earlier.body)
-        # Take the key over from that attempt; another retry may have done so first, and then
-        # its claim is what this request finds (in flight: wait for it, below).
-        earlier = store.reclaim(key, earlier.request_id, order.request_id)
-    if earlier is not None and earlier.body is not None:
-        return _replay(earlier.status, earlier.body)
-    try:
         if earlier is None:
-            reply = _execute(deps, order)
-        else:  # the first attempt's command is in the log: wait for its reply, send nothing
+            break
+        if earlier.body is not None:
+            if _answer_holds(deps, caller, order.symbol, earlier.status, earlier.body):
+                return _replay(earlier.status, earlier.body)
+        elif not retries.settled(_claimed_at(earlier), deps.clock()):
+            # In flight: its command may be in the log. Wait for its reply, send nothing; a
+            # rejection placed nothing, so then this request is the order.
             reply = deps.bus.wait(earlier.request_id) or _raise(errors.EXECUTION_UNKNOWN_ERROR)
+            if reply.code == 0:
+                return _record(store, key, reply, resp_type)
+            _record_rejection(store, key, reply)
+        else:
+            settled_since = _since(earlier)
+            found = retries.placed_order(deps.view, deps.recent, deps.history, order, settled_since)
+            if found is not None:
+                return _answer_found(store, key, found, resp_type)
+        # Take the key over from that attempt; another retry may have done so first, and then
+        # its claim is what this request finds (in flight: wait for it, next round).
+        earlier = store.reclaim(key, earlier.request_id, order.request_id)
+    if earlier is not None:
+        if earlier.body is not None:
+            return _replay(earlier.status, earlier.body)
+        raise errors.EXECUTION_UNKNOWN_ERROR
+    reply = _execute(deps, order)
+    if settled_since is not None and _duplicate(reply):
+        # The settled attempt's order reached the live view only after this request looked (a
+        # slow batch): the engine refused this one as a duplicate of it, so it is the answer.
+        view = deps.view
+        found = retries.placed_order(view, deps.recent, deps.history, order, settled_since)
+        if found is not None:
+            return _answer_found(store, key, found, resp_type)
+    return _record(store, key, reply, resp_type)
+
+
+def _record(store: Idempotency, key: str, reply: Reply, resp_type: RespType) -> dict[str, Any]:
+    """The reply as the key's answer: stored, then returned (an order) or raised."""
+    try:
         body = _order_answer(reply, resp_type)
     except BinanceError as exc:
-        if exc.code != errors.TIMEOUT:
-            store.complete(key, exc.http_status, json.dumps(exc.as_dict()))
+        store.complete(key, exc.http_status, json.dumps(exc.as_dict()))
         raise
     store.complete(key, 200, json.dumps(body))
     return body
+
+
+def _record_rejection(store: Idempotency, key: str, reply: Reply) -> None:
+    error = _failed(reply)
+    store.complete(key, error.http_status, json.dumps(error.as_dict()))
+
+
+def _claimed_at(claim: Any) -> int | None:
+    # A claim without the time (an item written before claims recorded it) never settles.
+    value = getattr(claim, "claimed_at_ms", None)
+    return value if isinstance(value, int) else None
+
+
+def _since(claim: Any) -> int:
+    """The earliest creation time of a settled claim's order: the claim's time less the clocks'
+    skew (the order's time is the API host's clock at intake, just before the claim)."""
+    return (_claimed_at(claim) or 0) - retries.CLOCK_SKEW_MS
+
+
+def _answer_found(
+    store: Idempotency, key: str, found: dict[str, Any], resp_type: RespType
+) -> dict[str, Any]:
+    body = retries.as_placed(found, resp_type)
+    store.complete(key, 200, json.dumps(body))
+    return body
+
+
+def _duplicate(reply: Reply) -> bool:
+    return reply.code == errors.NEW_ORDER_REJECTED and reply.msg == errors.MSG_DUPLICATE_ORDER
 
 
 def _raise(error: BinanceError) -> Reply:
