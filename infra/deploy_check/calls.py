@@ -54,7 +54,9 @@ ADAPTER_ACTIONS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:GetItem", "RateLimitsTable"), ("dynamodb:UpdateItem", "RateLimitsTable"),
     },
     # TransactWriteItems is authorised per item: Put, Update, Delete and ConditionCheck.
-    "bourse.adapters.listen_keys": {
+    # The broadcaster only reads (ListenKeyValidity); the store writes.
+    "bourse.adapters.listen_keys": {("dynamodb:GetItem", "ListenKeysTable")},
+    "bourse.adapters.listen_keys:ListenKeys": {
         ("dynamodb:GetItem", "ListenKeysTable"), ("dynamodb:PutItem", "ListenKeysTable"),
         ("dynamodb:UpdateItem", "ListenKeysTable"), ("dynamodb:DeleteItem", "ListenKeysTable"),
         ("dynamodb:ConditionCheckItem", "ListenKeysTable"),
@@ -98,6 +100,9 @@ NOT_CALLED: dict[str, dict[str, str]] = {
         "bourse.adapters.idempotency": "live_api is imported for authorizer_keys only",
         "bourse.adapters.rate_limit_store": "live_api is imported for authorizer_keys only",
         "bourse.adapters.listen_keys": "live_api is imported for authorizer_keys only",
+        "bourse.adapters.listen_key_streams": "live_api is imported for authorizer_keys only",
+        "bourse.adapters.connections": "live_api is imported for authorizer_keys only",
+        "bourse.adapters.ws_push": "live_api is imported for authorizer_keys only",
         "bourse.adapters.postgres": "live_api is imported for authorizer_keys only",
         "bourse.adapters.redis_conn": "live_api is imported for authorizer_keys only",
     },
@@ -105,12 +110,18 @@ NOT_CALLED: dict[str, dict[str, str]] = {
         "bourse.adapters.kafka": "market_deps builds no producer (a bus that is never used)",
         "bourse.adapters.idempotency": "market_deps has no idempotency store",
         "bourse.adapters.listen_keys": "market_deps has no listen keys",
+        "bourse.adapters.listen_key_streams": "market_deps has no listen keys",
+        "bourse.adapters.connections": "market_deps has no listen keys (whose streams close)",
+        "bourse.adapters.ws_push": "market_deps has no listen keys (whose streams close)",
         "bourse.adapters.api_keys": "no market-data route takes an API key (routes.MARKET_DATA)",
         "bourse.adapters.live_api:CachedKeyStore": "market_deps makes a key store that no "
         "market-data route asks for a key",
     },
     "OrdersFunction": {
         "bourse.adapters.listen_keys": "live_api.deps makes the store; no order route uses it",
+        "bourse.adapters.listen_key_streams": "no order route closes a listen key",
+        "bourse.adapters.connections": "no order route closes a listen key (ending its streams)",
+        "bourse.adapters.ws_push": "no order route closes a listen key (ending its streams)",
         "bourse.adapters.postgres": "the record is opened by its first read; no order route "
         "reads it (GET /api/v3/order is the account function's)",
     },

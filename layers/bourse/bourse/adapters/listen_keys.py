@@ -14,6 +14,12 @@ their own topics, locally): a key answers only in the exchange that created it.
 The ``key|`` item also records (``apiKeys``, a string set) the API keys that created it or
 kept it alive: revoking one of them ends the listen key (``close_for_api_key``), since whoever
 holds the revoked key knows it.
+
+A key that ends ends its streams, as on Binance (``listenKeyExpired``, then the connection
+closes: ``bourse.adapters.listen_key_streams``): ``close`` calls ``on_close`` once the key is
+gone (the functions pass ``listen_key_streams.end_streams``), and a key that expired without
+keepalive is ended by the broadcaster, which checks the keys it streams
+(``ListenKeyValidity``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import secrets
 import string
 import time
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -47,10 +54,18 @@ def _cancelled(exc: ClientError) -> bool:
 
 
 class ListenKeys:
-    def __init__(self, table: str, scope: str, validity_ms: int = VALIDITY_MS) -> None:
+    def __init__(
+        self,
+        table: str,
+        scope: str,
+        validity_ms: int = VALIDITY_MS,
+        *,
+        on_close: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.table = table
         self.scope = scope
         self.validity_ms = validity_ms
+        self.on_close = on_close  # (listen key, account id) of a key ``close`` ended
 
     def _key_pk(self, listen_key: str) -> dict[str, Any]:
         return {"pk": {"S": f"key|{listen_key}"}}
@@ -173,8 +188,15 @@ class ListenKeys:
         )
 
     def close(self, listen_key: str, account_id: int, now_ms: int | None = None) -> bool:
-        """End the key; False when it is not this account's live key."""
+        """End the key, then its streams (``on_close``); False when it is not this account's
+        live key."""
         now = _now_ms() if now_ms is None else now_ms
+        closed = self._delete_live(listen_key, account_id, now)
+        if closed and self.on_close is not None:
+            self.on_close(listen_key, account_id)
+        return closed
+
+    def _delete_live(self, listen_key: str, account_id: int, now: int) -> bool:
         return _transact(
             [
                 {
@@ -242,6 +264,33 @@ class ListenKeys:
         if int(item["validUntil"]["N"]) <= now:
             return None
         return int(item["accountId"]["N"])
+
+
+class ListenKeyValidity:
+    """Reads only (the broadcaster's): until when a key is valid."""
+
+    def __init__(self, table: str, scope: str) -> None:
+        self.table = table
+        self.scope = scope
+
+    def valid_until(self, listen_key: str) -> int | None:
+        """Until when (ms) a key of this exchange is valid, as stored now; None when it is
+        unknown or closed (an expired key still answers its past ``validUntil``)."""
+        item: dict[str, Any] | None = (
+            aws.client("dynamodb")
+            .get_item(
+                TableName=self.table, Key={"pk": {"S": f"key|{listen_key}"}}, ConsistentRead=True
+            )
+            .get("Item")
+        )
+        if item is None or item.get("scope", {}).get("S") != self.scope:
+            return None
+        return int(item["validUntil"]["N"])
+
+
+def validity() -> ListenKeyValidity:
+    s = get_settings()
+    return ListenKeyValidity(s.listen_keys_table, s.commands_topic)
 
 
 @cache

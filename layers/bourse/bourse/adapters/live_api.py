@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from bourse.adapters import api_keys, kafka, recent_view, redis_conn
+from bourse.adapters import api_keys, kafka, listen_key_streams, recent_view, redis_conn
 from bourse.adapters import redis_book as rb
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.hot_cache import HotCache
@@ -256,8 +256,15 @@ def _deps(s: Settings, client: Any) -> Deps:
         ),
         history=record_history(s.pg_dsn, client),
         rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
-        listen_keys=ListenKeys(s.listen_keys_table, s.commands_topic),
+        listen_keys=_listen_keys(s),
         recent=RedisRecentView(client),
+    )
+
+
+def _listen_keys(s: Settings) -> ListenKeys:
+    """A closed listen key's streams are ended (``listenKeyExpired``, then closed)."""
+    return ListenKeys(
+        s.listen_keys_table, s.commands_topic, on_close=listen_key_streams.end_streams
     )
 
 
@@ -303,7 +310,7 @@ def _account_deps(s: Settings, client: Any) -> Deps:
         clock=_now_ms,
         history=record_history(s.pg_dsn, client),
         rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
-        listen_keys=ListenKeys(s.listen_keys_table, s.commands_topic),
+        listen_keys=_listen_keys(s),
         recent=RedisRecentView(client),
     )
 

@@ -12,6 +12,13 @@ Per invocation:
    wants them (``Connection.frame`` / ``user_frame``).
 4. Post them in parallel (``Pusher``); connections that are gone are deleted.
 
+User data reaches a listen key's connections only while the key is live: before building the
+frames, the listen keys of the account subscribers are checked (``LiveListenKeys``: the
+table's ``validUntil``, kept briefly); a key that expired without keepalive (or was closed, if
+its DELETE missed a connection) has its connections sent ``listenKeyExpired`` and closed
+(``ListenKeyStreams``, on the lookup pool), and they get nothing more. A quiet account's
+expired key is ended by its next event; until then its connections receive nothing anyway.
+
 Nothing here fails the batch: a message that could not be delivered is not delivered again
 (WebSocket streams are live data, and a client resynchronises from REST, as Binance's
 procedure says), so the handler always reports success.
@@ -33,6 +40,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from bourse.adapters.connections import RECENT_SECONDS, account_stream
+from bourse.adapters.listen_key_streams import ListenKeyStreams, LiveListenKeys
 from bourse.adapters.ws_push import Pusher
 from bourse.domain.event_codec import EventDecodeError, decode_events
 from bourse.domain.events import Event
@@ -212,11 +220,14 @@ class Broadcaster:
     pusher: Pusher
     logger: Logger
     metrics: Metrics
+    # Listen keys' validity and the closing of their ended streams; None: not checked.
+    live_keys: LiveListenKeys | None = None
+    key_streams: ListenKeyStreams | None = None
     _deleting: list[Future[None]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> Broadcaster:
-        from bourse.adapters import connections
+        from bourse.adapters import connections, listen_keys
         from bourse.adapters.stream_seed import RedisSeed
         from bourse.adapters.ws_push import management_client
 
@@ -240,6 +251,8 @@ class Broadcaster:
             pusher=Pusher(management_client(settings, threads), threads),
             logger=logger,
             metrics=metrics,
+            live_keys=LiveListenKeys(listen_keys.validity()),
+            key_streams=ListenKeyStreams(store, management_client(settings, 1), store.recent),
         )
 
     def decode(self, event: dict[str, Any]) -> list[Event]:
@@ -275,7 +288,29 @@ class Broadcaster:
         found = self.cache.get(keys)
         by_stream = {str(k[1]): v for k, v in found.items() if k[0] == "stream"}
         by_account = {int(k[1]): v for k, v in found.items() if k[0] == "account"}
-        return by_stream, by_account
+        return by_stream, self._without_ended_keys(by_account)
+
+    def _without_ended_keys(self, by_account: dict[int, list[Any]]) -> dict[int, list[Any]]:
+        """The account subscribers whose listen key (if any) is live; the others are ended."""
+        if self.live_keys is None or self.key_streams is None:
+            return by_account
+        keys = {c.listen_key for conns in by_account.values() for c in conns if c.listen_key}
+        ended = self.live_keys.ended(keys) if keys else set()
+        if not ended:
+            return by_account
+        closing: dict[str, dict[str, Any]] = {}  # listen key -> connection id -> connection
+        kept: dict[int, list[Any]] = {}
+        for account_id, conns in by_account.items():
+            kept[account_id] = [c for c in conns if c.listen_key not in ended]
+            for c in conns:
+                if c.listen_key in ended:
+                    closing.setdefault(c.listen_key, {})[c.connection_id] = c
+        self.cache.forget({cid for conns in closing.values() for cid in conns})
+        end = self.key_streams.end_connections
+        pool = self.cache.pool
+        self._deleting += [pool.submit(end, k, list(c.values())) for k, c in closing.items()]
+        self.metrics.add_metric("ListenKeysEnded", MetricUnit.Count, len(closing))
+        return kept
 
     def wait_for_deletes(self) -> None:
         for future in self._deleting:

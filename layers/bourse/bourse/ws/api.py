@@ -46,7 +46,7 @@ from urllib.parse import urlencode
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.connections import AlreadySubscribed, ConnectionState, UnknownConnection
 from bourse.api import handlers as h
-from bourse.api import limiting
+from bourse.api import limiting, user_data
 from bourse.api import rate_limits as rl
 from bourse.api.auth import API_KEY_RE, BAD_API_KEY_FORMAT, REJECTED_API_KEY, Caller, caller_of
 from bourse.api.known_symbols import KnownSymbolsBus
@@ -87,6 +87,13 @@ METHODS: dict[str, Method] = {
     "openOrders.status": Method(h.open_orders, h.USER_DATA, ("GET", "/api/v3/openOrders")),
     "account.status": Method(h.account_info, h.USER_DATA, ("GET", "/api/v3/account")),
 }
+# Binance's listenKey management over the WebSocket API (USER_STREAM: ``apiKey``, no
+# signature), the REST endpoints' handlers: ``stop`` ends the key's streams as DELETE does.
+LISTEN_KEY_METHODS: dict[str, Callable[[h.Request, h.Deps], Any]] = {
+    "userDataStream.start": user_data.new_listen_key,
+    "userDataStream.ping": user_data.keepalive_listen_key,
+    "userDataStream.stop": user_data.close_listen_key,
+}
 SESSION_METHODS = (
     "session.logon",
     "session.status",
@@ -94,6 +101,7 @@ SESSION_METHODS = (
     "userDataStream.subscribe",
     "userDataStream.subscribe.signature",
     "userDataStream.unsubscribe",
+    *LISTEN_KEY_METHODS,
 )
 ALL_METHODS = (*METHODS, *SESSION_METHODS)
 SESSION_WEIGHT = 2  # Binance's weight of each session and user data stream method
@@ -292,6 +300,8 @@ def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
         return _subscribe_user_data(_session_key(state, ctx).caller, ctx)
     if name == "userDataStream.subscribe.signature":
         return _subscribe_user_data(_signed_with_timestamp(params, ctx).caller, ctx)
+    if name in LISTEN_KEY_METHODS:
+        return _listen_key_method(LISTEN_KEY_METHODS[name], params, ctx)
     # userDataStream.unsubscribe: one subscription by id, or all of the connection's
     wanted = params.pop("subscriptionId", None)
     _no_params(params)
@@ -303,6 +313,17 @@ def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
     for subscription in active:
         ctx.store.unsubscribe_account(cid, subscription.account_id)
     return {}
+
+
+def _listen_key_method(
+    handler: Callable[[h.Request, h.Deps], Any], params: dict[str, str], ctx: Context
+) -> Any:
+    api_key = params.pop("apiKey", None)
+    if not api_key:
+        raise errors.mandatory("apiKey")
+    caller = _authorized(api_key, ctx).caller
+    rest = {k: v for k, v in params.items() if k != RETURN_RATE_LIMITS}
+    return handler(h.Request(_rest_query(rest), "", caller), ctx.deps)
 
 
 def _signed_with_timestamp(params: dict[str, str], ctx: Context) -> Authorized:
