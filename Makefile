@@ -178,6 +178,17 @@ bench-recorder: $(STAMP) system-packages
 	$(PY) -m devstack up
 	$(PY) bench/recorder_bench.py
 
+## Fault drills (bench/chaos, docs/benchmarks.md): a seeded stream of orders and cancels from
+## REST and WebSocket API clients while Kafka, Redis, PostgreSQL, the AWS endpoint, the matching
+## service, the recorder and the broadcaster are killed or frozen in turn, on a private stack of
+## its own (free ports, a fresh stack dir); every answer is then checked against the record.
+## Ends with `chaos: N orders, F faults, lost=a duplicated=b wrong_answers=c unresolved=d`.
+CHAOS_ORDERS ?= 5000
+CHAOS_FAULTS ?= 20
+.PHONY: chaos
+chaos: $(STAMP) system-packages
+	$(PY) -m bench.chaos --orders $(CHAOS_ORDERS) --faults $(CHAOS_FAULTS)
+
 clean: down
 	@# PostgreSQL's cluster outside the stack dir, when the `postgres` user could not reach it
 	@# (devstack/postgres.py); only ever a folder of /var/lib/bourse-devstack.

@@ -31,6 +31,29 @@ OUTSIDE_ROOT = Path("/var/lib/bourse-devstack")
 HOME_RECORD = "pg-home"
 
 
+def remove_stale_lock(lock: Path) -> bool:
+    """Remove a PostgreSQL lock file (postmaster.pid, the socket's .lock) when its pid is gone
+    or a zombie; True when removed.
+
+    PostgreSQL removes a lock whose pid is gone by itself, but refuses to start while that pid
+    exists at all, and a postmaster that crashed under `run` stays a zombie of it until `run`
+    spawns something again (only then does Python reap its children): `up` could not bring
+    PostgreSQL back (`make chaos` kills it)."""
+    try:
+        pid = int(lock.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        raw = ""
+    # The state follows the command name, which may hold spaces and parentheses.
+    if raw and raw[raw.rindex(")") + 2] != "Z":
+        return False
+    lock.unlink(missing_ok=True)
+    return True
+
+
 def find_bin_dir() -> Path:
     """The newest installed major version's bin dir."""
     versions = []
@@ -107,6 +130,8 @@ class Postgres(Service):
                     f"{version_file.read_text().strip()}, installed is {bin_dir.parent.name}; "
                     "remove the folder (its data is lost) or install that version"
                 )
+            remove_stale_lock(self.data_dir / "postmaster.pid")
+            remove_stale_lock(self.socket_dir / f".s.PGSQL.{self.settings.pg_port}.lock")
             return
         shutil.rmtree(self.data_dir, ignore_errors=True)  # a half-made cluster from a failed initdb
         with self.log_path.open("ab") as log:

@@ -1,0 +1,5 @@
+import sys
+
+from bench.chaos.drill import main
+
+sys.exit(main())
