@@ -43,6 +43,7 @@ from bench.chaos.traffic import (
 )
 from bourse.domain.amounts import parse_units
 from devstack.paths import REPO_ROOT
+from tests.integration.api_support import Client, Trader
 
 FIRST_ACCOUNT = 1001
 GAP_SECONDS = (2.0, 4.0)  # between faults: traffic alone, so each fault meets a flowing stream
@@ -67,7 +68,6 @@ def _say(text: str) -> None:
 def _fund_clients(stack: PrivateStack, count: int, seed: int) -> list[ClientRun]:
     from bourse.admin.client import AdminClient
     from bourse.settings import get_settings
-    from tests.integration.api_support import Client, Trader
 
     admin = AdminClient.local(get_settings())
     runs = []
@@ -87,7 +87,7 @@ def _fund_clients(stack: PrivateStack, count: int, seed: int) -> list[ClientRun]
     return runs
 
 
-def _wait_funded(client: Any) -> None:
+def _wait_funded(client: Client) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         response = client.signed("GET", "/api/v3/account", {"omitZeroBalances": "true"})
