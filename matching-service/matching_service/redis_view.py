@@ -128,18 +128,21 @@ class HashOps:
 # hashes), n string keys to set, h hash keys to HSET, d hash keys to HDEL, c pairs (closed
 # orders hash, its seq index) and f fill lists; the rest are reply lists. ARGV[1] = the commands
 # offset this write reflects, ARGV[2] = the reply TTL, ARGV[3..8] = g, n, h, d, c, f,
-# ARGV[9..11] = the closed-order cap, the fills cap and their TTL; then n string values, h
+# ARGV[9..11] = the closed-order cap, the fills cap and their TTL, ARGV[12] = the offset the
+# stored view must be at for this write to extend it (-1: any, a rebuild); then n string values, h
 # (field, value) pairs, d fields, c (field, row, seq) triples, f rows and the reply values.
 # The closed orders and fills go in with the HDEL that ends the order and before the reply:
 # whoever reads the reply finds the order closed in the view.
 _APPLY = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if current > tonumber(ARGV[1]) then return 0 end
+local base = tonumber(ARGV[12])
+if base >= 0 and current ~= base then return -1 end
 redis.call('SET', KEYS[1], ARGV[1])
 local g, n, h, d = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local c, f = tonumber(ARGV[7]), tonumber(ARGV[8])
 local closed_cap, fills_cap, recent_ttl = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
-local k, a = 2, 12
+local k, a = 2, 13
 for i = 1, g do redis.call('DEL', KEYS[k]); k = k + 1 end
 for i = 1, n do redis.call('SET', KEYS[k], ARGV[a]); k = k + 1; a = a + 1 end
 for i = 1, h do redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); k = k + 1; a = a + 2 end
@@ -172,6 +175,10 @@ return 1
 """
 
 _encoder = msgspec.json.Encoder()
+
+
+class ViewLost(RuntimeError):
+    """The stored live view is not the one a batch's changes extend (see ``apply``)."""
 
 
 class RedisView:
@@ -241,8 +248,15 @@ class RedisView:
         trades: Iterable[Trade] = (),
         replies: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
         ops: HashOps | None = None,
+        base: int = -1,
     ) -> bool:
-        """Write one batch's view; False if the stored view is already newer (we are stale)."""
+        """Write one batch's view; False if the stored view is already newer (we are stale).
+
+        ``base``: the offset of the view this batch's changes extend (the previous write's).
+        A stored view at any other offset, or none (Redis restarted from an older snapshot, or
+        empty: it lost writes), would take these changes on top of the wrong state, so nothing
+        is written and ``ViewLost`` is raised: only a rebuild from the engine at a batch
+        boundary puts it right (the service exits and recovers). -1: a rebuild, on any view."""
         ops = ops or HashOps()
         strings = list(values)
         strings.extend((trade_key(t.symbol), encode_event(t)) for t in trades)
@@ -259,7 +273,7 @@ class RedisView:
         args: list[Any] = [
             offset, self.reply_ttl_s, len(ops.deletes), len(strings), len(ops.hset),
             len(ops.hdel), len(ops.closed), len(ops.fills), recent_view.CLOSED_CAP,
-            recent_view.FILLS_CAP, recent_view.RECENT_TTL_S,
+            recent_view.FILLS_CAP, recent_view.RECENT_TTL_S, base,
         ]  # fmt: skip
         args.extend(v for _, v in strings)
         for _, name, value in ops.hset:
@@ -269,7 +283,13 @@ class RedisView:
             args += [name, row, seq]
         args.extend(row for _, row in ops.fills)
         args.extend(v for _, v in replies)
-        return bool(self._script(keys=keys, args=args))
+        written = int(self._script(keys=keys, args=args))
+        if written < 0:
+            raise ViewLost(
+                f"the live view is at offset {self.offset()}, not {base}, which this batch "
+                "extends: Redis lost writes (a restart from an older snapshot, a failover)"
+            )
+        return written == 1
 
     def rebuild(
         self,

@@ -57,7 +57,7 @@ from matching_service.admin_keys import AdminKeyError, load_verifier
 from matching_service.clocks import MissingClock, RecordedClocks, batch_headers
 from matching_service.metrics import Metrics
 from matching_service.pipeline import BatchOutput, run_batch
-from matching_service.redis_view import HashOps, RedisView
+from matching_service.redis_view import HashOps, RedisView, ViewLost
 from matching_service.snapshots import SnapshotStore
 
 log = logging.getLogger("matching_service")
@@ -89,6 +89,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_FENCED = 3
 EXIT_DIVERGED = 4
+EXIT_VIEW_LOST = 5  # Redis lost writes under the running service; a restart rebuilds the view
 
 
 class Fenced(Exception):
@@ -126,6 +127,7 @@ class MatchingService:
         self.last_seq = 0
         self.commands_since_snapshot = 0
         self.committed = 0  # next offset whose command is not yet committed (Kafka)
+        self._view_offset = 0  # the commands offset of the live view this process last wrote
         self._last_commit = time.monotonic()
         # One thread commits batch N (Kafka, then Redis) while the loop matches batch N+1.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="committer")
@@ -250,6 +252,7 @@ class MatchingService:
             )
             self.view.client.delete(self.view.offset_key)
             self.view.rebuild(self.engine, committed, replies)
+        self._view_offset = committed
         self.metrics.offset.set(committed)
         self.metrics.last_seq.set(self.last_seq)
         seconds = time.monotonic() - started
@@ -422,13 +425,17 @@ class MatchingService:
             out.orders, out.balances, out.symbols, out.fees, accounts=out.accounts,
             fills=out.fills,
         )  # fmt: skip
+        # Only on top of the view the previous batch left (else ViewLost: the service exits and
+        # recovery rebuilds the view from the engine; docs/engine.md, "Redis, the live view").
         self.view.apply(
             out.next_offset,
             values=values,
             trades=out.last_trades.values(),
             replies=out.replies,
             ops=ops,
+            base=self._view_offset,
         )
+        self._view_offset = out.next_offset
         m = self.metrics
         m.batch_seconds.observe(time.perf_counter() - started)
         m.batch_commands.observe(out.commands)
@@ -533,6 +540,12 @@ class MatchingService:
             )
             self._close(abort=False)
             return EXIT_FENCED
+        except ViewLost as exc:
+            # Committed to Kafka, not in the view: recovery (the next start) rebuilds the view
+            # from the engine at the committed offset and writes the replies it lacks.
+            log.error("live view lost writes; exiting to rebuild it", extra={"error": str(exc)})
+            self._close()
+            return EXIT_VIEW_LOST
         # SIGTERM: the batch in hand is committed (drained); leave a snapshot at the committed
         # position so the next start replays nothing.
         log.info("stopping", extra={"offset": self.position, "seq": self.last_seq})
