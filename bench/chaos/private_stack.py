@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -21,21 +20,11 @@ from pathlib import Path
 
 from devstack import processes
 from devstack.paths import REPO_ROOT
+from devstack.private import stack_env
 
 # The exchange's own processes have pid files named app-<name> (devstack/supervisor.py).
 APP_PREFIX = "app-"
 READY_MARK = "Bourse is ready"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class PrivateStack:
@@ -44,18 +33,8 @@ class PrivateStack:
         self.root = Path(tempfile.mkdtemp(prefix="bourse-chaos-"))
         self.root.chmod(self.root.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
         self.stack_dir = self.root / "stack"
-        kafka, controller, pg, redis, moto, gateway, metrics = free_ports(7)
-        self.gateway_port = gateway
         self.env = {
-            **os.environ,
-            "BOURSE_STACK_DIR": str(self.stack_dir),
-            "BOURSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
-            "BOURSE_KAFKA_CONTROLLER_PORT": str(controller),
-            "BOURSE_PG_DSN": f"postgresql://bourse@127.0.0.1:{pg}/bourse",
-            "BOURSE_REDIS_URL": f"redis://127.0.0.1:{redis}/0",
-            "BOURSE_MOTO_PORT": str(moto),
-            "BOURSE_GATEWAY_PORT": str(gateway),
-            "BOURSE_MATCHING_METRICS_PORT": str(metrics),
+            **stack_env(self.stack_dir, apps=True),
             "BOURSE_DEMO_MARKET": "0",
             # Every client comes from 127.0.0.1: Binance's per-IP weight would throttle the
             # drill itself, and rate limits are not what it tests.
@@ -67,6 +46,10 @@ class PrivateStack:
         }
         self.run_log = self.root / "run.out"
         self._run: subprocess.Popen[bytes] | None = None
+
+    @property
+    def gateway_port(self) -> int:
+        return int(self.env["BOURSE_GATEWAY_PORT"])
 
     @property
     def base_url(self) -> str:

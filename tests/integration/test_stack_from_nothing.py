@@ -3,7 +3,6 @@ up that reuses it, down, and no process of ours left. Slow: Kafka's cold start d
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import stat
@@ -17,20 +16,10 @@ import pytest
 
 from devstack import processes
 from devstack.paths import REPO_ROOT
+from devstack.private import stack_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SERVICES = ("kafka", "postgres", "redis", "moto")
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture()
@@ -38,16 +27,7 @@ def fresh_env() -> Iterator[dict[str, str]]:
     # Not pytest's tmp_path: that is private to root, and PostgreSQL runs as `postgres`.
     root = Path(tempfile.mkdtemp(prefix="bourse-stack-"))
     root.chmod(root.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
-    kafka, controller, pg, redis, moto = _free_ports(5)
-    env = {
-        **os.environ,
-        "BOURSE_STACK_DIR": str(root / "stack"),
-        "BOURSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
-        "BOURSE_KAFKA_CONTROLLER_PORT": str(controller),
-        "BOURSE_PG_DSN": f"postgresql://bourse@127.0.0.1:{pg}/bourse",
-        "BOURSE_REDIS_URL": f"redis://127.0.0.1:{redis}/0",
-        "BOURSE_MOTO_PORT": str(moto),
-    }
+    env = stack_env(root / "stack")
     yield env
     _devstack(env, "down")  # whatever happened above
     subprocess.run(["rm", "-rf", str(root)], check=False)

@@ -8,7 +8,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 
 from devstack import processes
 from devstack.paths import REPO_ROOT
+from devstack.private import stack_env
 
 pytestmark = [
     pytest.mark.integration,
@@ -27,17 +27,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user"),
 ]
 SERVICES = ("kafka", "postgres", "redis", "moto")
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _devstack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -52,16 +41,7 @@ def private_home_env() -> Iterator[dict[str, str]]:
     home = Path(tempfile.mkdtemp(prefix="bourse-private-home-"))
     home.chmod(0o700)  # as /root is: nobody but root may traverse it
     stack = home / "bourse" / ".devstack"
-    kafka, controller, pg, redis, moto = _free_ports(5)
-    env = {
-        **os.environ,
-        "BOURSE_STACK_DIR": str(stack),
-        "BOURSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
-        "BOURSE_KAFKA_CONTROLLER_PORT": str(controller),
-        "BOURSE_PG_DSN": f"postgresql://bourse@127.0.0.1:{pg}/bourse",
-        "BOURSE_REDIS_URL": f"redis://127.0.0.1:{redis}/0",
-        "BOURSE_MOTO_PORT": str(moto),
-    }
+    env = stack_env(stack)
     yield env
     _devstack(env, "down")  # whatever happened above
     _remove_pg_home(stack)
