@@ -22,6 +22,7 @@ from bourse.adapters.migrations import (
     apply_migrations,
 )
 from bourse.settings import Settings
+from tests.integration.record_support import drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +33,9 @@ def empty_db(local_stack: Settings) -> Iterator[str]:
     with psycopg.connect(local_stack.pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield make_conninfo(local_stack.pg_dsn, dbname=name)
-    with psycopg.connect(local_stack.pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    # Not a bare DROP .. WITH (FORCE): an autovacuum worker busy with the new tables cannot be
+    # signalled by the app's role (CI failed on it); drop_database waits it out.
+    drop_database(local_stack.pg_dsn, name)
 
 
 def _show(conn: psycopg.Connection, name: str) -> str:
