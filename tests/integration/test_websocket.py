@@ -271,6 +271,37 @@ def test_order_place_equals_rest(stack: ApiStack, alice: Trader) -> None:
         client.close()
 
 
+def test_order_test_cancel_replace_and_cancel_all_equal_rest(
+    stack: ApiStack, alice: Trader
+) -> None:
+    """order.test, order.cancelReplace and openOrders.cancelAll through the gateway's routes."""
+    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+             "quantity": "0.01", "price": "20000", "recvWindow": 60000}  # fmt: skip
+    client = WsClient(_url(stack, "/ws-api/v3"))
+    try:
+        tested = client.signed("order.test", alice, order)
+        assert tested["status"] == 200 and tested["result"] == {}, tested
+        placed = client.signed("order.place", alice, order)
+        order_id = placed["result"]["orderId"]
+        replaced = client.signed("order.cancelReplace", alice, {
+            **order, "price": "20001", "cancelReplaceMode": "STOP_ON_FAILURE",
+            "cancelOrderId": order_id})  # fmt: skip
+        assert replaced["status"] == 200, replaced
+        assert replaced["result"]["cancelResponse"]["orderId"] == order_id
+        new_id = replaced["result"]["newOrderResponse"]["orderId"]
+        again = {**order, "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrderId": order_id}
+        failed = client.signed("order.cancelReplace", alice, again)
+        assert failed["status"] == 400 and failed["error"]["code"] == -2022
+        assert failed["error"]["data"]["cancelResult"] == "FAILURE"
+        cancelled = client.signed("openOrders.cancelAll", alice, {"symbol": "BTCUSDT"})
+        assert cancelled["status"] == 200, cancelled
+        assert new_id in [o["orderId"] for o in cancelled["result"]]
+        left = stack.client(alice).signed("GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"})
+        assert left.json() == []
+    finally:
+        client.close()
+
+
 def test_session_logon_and_user_data(
     stack: ApiStack, store: ConnectionStore, alice: Trader
 ) -> None:

@@ -82,7 +82,12 @@ METHODS: dict[str, Method] = {
     "exchangeInfo": Method(h.exchange_info, None, ("GET", "/api/v3/exchangeInfo")),
     "depth": Method(h.depth, None, ("GET", "/api/v3/depth")),
     "order.place": Method(h.new_order, h.TRADE, ("POST", "/api/v3/order")),
+    "order.test": Method(h.test_order, h.TRADE, ("POST", "/api/v3/order/test")),
     "order.cancel": Method(h.cancel_order, h.TRADE, ("DELETE", "/api/v3/order")),
+    "order.cancelReplace": Method(
+        h.cancel_replace, h.TRADE, ("POST", "/api/v3/order/cancelReplace")
+    ),
+    "openOrders.cancelAll": Method(h.cancel_open_orders, h.TRADE, ("DELETE", "/api/v3/openOrders")),
     "order.status": Method(h.query_order, h.USER_DATA, ("GET", "/api/v3/order")),
     "openOrders.status": Method(h.open_orders, h.USER_DATA, ("GET", "/api/v3/openOrders")),
     "account.status": Method(h.account_info, h.USER_DATA, ("GET", "/api/v3/account")),
@@ -423,6 +428,9 @@ def handle(event: WsEvent, deps: h.Deps, store: Connections) -> dict[str, Any]:
         body = error_answer(None, BinanceError(-1135, "Invalid JSON request."))
     except BinanceError as exc:
         body = error_answer(request_id, exc)
+    except h.CancelReplaceFailed as exc:
+        # Binance's order.cancelReplace failure: the error with both results in ``data``.
+        body = {"id": request_id, "status": exc.error.http_status, "error": exc.body()}
     except UnknownConnection:
         body = error_answer(request_id, NOT_LOGGED_ON)
     except Exception:
