@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from websockets.sync.client import ClientConnection, connect
@@ -86,17 +86,17 @@ def order_params(rng: random.Random, symbol: str) -> dict[str, Any]:
             "quantity": quantity, "price": price}  # fmt: skip
 
 
-class Transport:
-    name = ""
+class Transport(Protocol):
+    """How a client reaches the exchange: REST or the WebSocket API."""
 
-    def call(self, method: str, params: dict[str, Any]) -> tuple[int | None, Any, str]:
-        raise NotImplementedError
+    name: str
 
-    def close(self) -> None:
-        pass
+    def call(self, method: str, params: dict[str, Any]) -> tuple[int | None, Any, str]: ...
+
+    def close(self) -> None: ...
 
 
-class RestTransport(Transport):
+class RestTransport:
     name = "rest"
     PATHS = {"order.place": ("POST", "/api/v3/order"), "order.cancel": ("DELETE", "/api/v3/order"),
              "order.status": ("GET", "/api/v3/order"),
@@ -117,8 +117,11 @@ class RestTransport(Transport):
             # not JSON: a gateway's own 5xx page; nothing says whether the order was placed
             return response.status_code, None, f"HTTP {response.status_code} not JSON"
 
+    def close(self) -> None:
+        """Nothing held between requests."""
 
-class WsTransport(Transport):
+
+class WsTransport:
     """One connection, one request at a time; any failure drops the connection, so that a
     late answer can never be taken for the next request's."""
 

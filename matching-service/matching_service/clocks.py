@@ -64,7 +64,8 @@ class ClockMap:
         self.ranges.insert(i, item)
 
     def at(self, offset: int) -> int:
-        i = bisect.bisect_right(self.ranges, (offset, float("inf"), 0)) - 1
+        # The last range starting at or before ``offset`` (ranges are disjoint).
+        i = bisect.bisect_right(self.ranges, offset, key=lambda r: r[0]) - 1
         if i >= 0:
             first, next_offset, clock = self.ranges[i]
             if first <= offset < next_offset:
