@@ -33,9 +33,9 @@ from websockets.exceptions import ConnectionClosed
 from bourse.adapters import api_keys, aws, key_revocation, listen_keys, redis_conn
 from bourse.adapters.api_keys import KeyRevocations
 from bourse.api.signing import ED25519
-from bourse.settings import Settings, get_settings
+from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, now_ms
-from tests.integration.ws_support import WsClient, private_tables, wait_for
+from tests.integration.ws_support import WsClient, gateway_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,24 +52,10 @@ REVOKED = {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action
 def stack(
     local_stack: Settings, aws_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiStack]:
-    with private_tables(aws_client("dynamodb"), local_stack) as tables:
-        s = ApiStack(local_stack, tmp_path_factory.mktemp("keys-gateway"), REDIS_DB)
-        s.env.update(tables)
-        own = {**tables, "BOURSE_COMMANDS_TOPIC": s.commands_topic}
-        saved = {name: os.environ.get(name) for name in own}
-        os.environ.update(own)
-        get_settings.cache_clear()
-        try:
-            s.start(matching=False)
-            yield s
-        finally:
-            s.stop()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            get_settings.cache_clear()
+    with gateway_stack(
+        local_stack, aws_client("dynamodb"), tmp_path_factory.mktemp("keys-gateway"), REDIS_DB
+    ) as stack:
+        yield stack
 
 
 def test_ed25519_key_revoked_through_the_gateway(stack: ApiStack) -> None:

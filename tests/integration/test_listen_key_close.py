@@ -21,9 +21,9 @@ import requests
 from websockets.exceptions import ConnectionClosed
 
 from bourse.adapters import aws, listen_keys
-from bourse.settings import Settings, get_settings
+from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Trader
-from tests.integration.ws_support import WsClient, private_tables
+from tests.integration.ws_support import WsClient, gateway_stack
 
 pytestmark = pytest.mark.integration
 
@@ -34,24 +34,10 @@ REDIS_DB = int(os.environ.get("BOURSE_TEST_LISTEN_KEY_CLOSE_REDIS_DB", "47"))
 def stack(
     local_stack: Settings, aws_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiStack]:
-    with private_tables(aws_client("dynamodb"), local_stack) as tables:
-        s = ApiStack(local_stack, tmp_path_factory.mktemp("listen-key-close"), REDIS_DB)
-        s.env.update(tables)
-        own = {**tables, "BOURSE_COMMANDS_TOPIC": s.commands_topic}
-        saved = {name: os.environ.get(name) for name in own}
-        os.environ.update(own)
-        get_settings.cache_clear()
-        try:
-            s.start(matching=False)
-            yield s
-        finally:
-            s.stop()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            get_settings.cache_clear()
+    with gateway_stack(
+        local_stack, aws_client("dynamodb"), tmp_path_factory.mktemp("listen-key-close"), REDIS_DB
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from bourse.api.signing import sign
-from bourse.settings import Settings
+from bourse.settings import Settings, get_settings
 from devstack.cfn import load_template, local_resolver
 from tests.integration.api_support import ApiStack, Trader, now_ms
 
@@ -141,3 +142,30 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return condition()
+
+
+@contextlib.contextmanager
+def gateway_stack(
+    settings: Settings, dynamodb: Any, logs: Path, redis_db: int
+) -> Iterator[ApiStack]:
+    """A local gateway without a matching service on tables of its own, with this process's
+    settings pointed at the same tables and commands topic while it runs (the tests read the
+    store and listen keys directly)."""
+    with private_tables(dynamodb, settings) as tables:
+        stack = ApiStack(settings, logs, redis_db)
+        stack.env.update(tables)
+        own = {**tables, "BOURSE_COMMANDS_TOPIC": stack.commands_topic}
+        saved = {name: os.environ.get(name) for name in own}
+        os.environ.update(own)
+        get_settings.cache_clear()
+        try:
+            stack.start(matching=False)
+            yield stack
+        finally:
+            stack.stop()
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            get_settings.cache_clear()

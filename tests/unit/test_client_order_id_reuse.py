@@ -17,13 +17,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from bourse.adapters import aws
 from bourse.adapters.idempotency import Claim, DynamoIdempotency
 from bourse.api import handlers as h
 from bourse.domain.commands import Command, NewOrder
 from bourse.domain.enums import OrderStatus, Outcome
 from bourse.domain.errors import BinanceError
 from bourse.domain.events import Reply, ReplyPart
+from tests.unit.moto_tables import dynamodb_table
 from tests.unit.test_api_handlers import (
     LIMIT,
     NOW,
@@ -206,22 +206,7 @@ def test_two_retries_after_close_make_one_order() -> None:
 
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoIdempotency]:
-    from moto import mock_aws
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        import boto3
-
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        monkeypatch.setattr(aws, "client", lambda service: ddb)
-        ddb.create_table(
-            TableName="idem",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        )
+    with dynamodb_table(monkeypatch, "idem", "id"):
         yield DynamoIdempotency("idem", 600, "scope")
 
 

@@ -17,7 +17,6 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bourse.adapters import aws
 from bourse.adapters.connections import Connection, account_stream
 from bourse.adapters.listen_key_streams import RECHECK_MS, ListenKeyStreams, LiveListenKeys
 from bourse.adapters.listen_keys import ListenKeys, ListenKeyValidity
@@ -27,6 +26,7 @@ from bourse.consumers.broadcaster import Broadcaster, SubscriberCache
 from bourse.streams.market import StreamState
 from bourse.ws import api as ws_api
 from bourse.ws.events import WsEvent
+from tests.unit.moto_tables import dynamodb_table
 from tests.unit.test_api_handlers import KEY as API_KEY
 from tests.unit.test_api_handlers import FakeBus, FakeKeys, FakeView
 from tests.unit.test_broadcaster_fanout import FakeSubscribers, _events, _msk
@@ -195,22 +195,7 @@ def test_the_broadcaster_ends_an_expired_keys_streams_and_sends_it_nothing() -> 
 
 @pytest.fixture
 def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from moto import mock_aws
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        import boto3
-
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        monkeypatch.setattr(aws, "client", lambda service: ddb)
-        ddb.create_table(
-            TableName="lk",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        )
+    with dynamodb_table(monkeypatch, "lk", "pk"):
         yield
 
 

@@ -21,7 +21,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bourse.adapters import aws
 from bourse.adapters.idempotency import Claim, DynamoIdempotency
 from bourse.api import handlers as h
 from bourse.api import retries
@@ -31,6 +30,7 @@ from bourse.domain.enums import OrderStatus, Outcome
 from bourse.domain.errors import BinanceError
 from bourse.domain.events import Reply, ReplyPart
 from bourse.record.views import AccountTradeRow, OrderRow
+from tests.unit.moto_tables import dynamodb_table
 from tests.unit.test_api_handlers import (
     KEY,
     LIMIT,
@@ -334,22 +334,7 @@ def test_a_retry_never_makes_a_second_order_and_answers_the_one(
 
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoIdempotency]:
-    from moto import mock_aws
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        import boto3
-
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        monkeypatch.setattr(aws, "client", lambda service: ddb)
-        ddb.create_table(
-            TableName="idem",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        )
+    with dynamodb_table(monkeypatch, "idem", "id"):
         yield DynamoIdempotency("idem", 600, "scope")
 
 
