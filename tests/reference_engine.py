@@ -138,6 +138,9 @@ class RefOrder:
     pending_stop: bool = False  # an untriggered stop
     status: OrderStatus = OrderStatus.NEW
     fills: list[Fill] = field(default_factory=list)
+    prevented: int = 0  # cumulative quantity STP took away (Binance's preventedQuantity)
+    prevented_quote: int = 0  # quote-qty orders: the budget STP DECREMENT took away
+    quote_done: bool = False  # quote-qty orders: budget spent as closely as LOT_SIZE allows
 
     @property
     def side(self) -> Side:
@@ -154,6 +157,19 @@ class RefOrder:
     @property
     def by_quote(self) -> bool:
         return self.info.quote_order_qty > 0
+
+    @property
+    def budget_left(self) -> int:
+        """Quote-qty orders: what is left of quoteOrderQty to spend."""
+        return self.info.quote_order_qty - self.cum_quote - self.prevented_quote
+
+    def available_at(self, price: int, step: int) -> int:
+        """The base quantity this order may still trade at ``price`` (a quote-qty order: what
+        its budget buys there, in whole lot steps)."""
+        if self.by_quote:
+            afford = self.budget_left * SCALE // price
+            return afford - afford % step
+        return self.remaining
 
     def displayed(self) -> int:
         return self.slice if self.is_iceberg else self.remaining
@@ -436,6 +452,7 @@ class ReferenceEngine:
             is_working=not order.pending_stop,
             is_maker=False,
             working_ts=order.working_ts,
+            prevented_qty=order.prevented,
         )
         fields.update(extra)
         self._emit(ExecutionReport, **fields)
@@ -951,8 +968,23 @@ class ReferenceEngine:
 
     def _filled(self, order: RefOrder) -> bool:
         if order.by_quote:
-            return order.cum_quote == order.info.quote_order_qty
+            return order.quote_done or order.budget_left == 0
         return order.remaining == 0
+
+    def _quote_done(self, sym: RefSymbol, taker: RefOrder) -> bool:
+        """rest-api.md: a MARKET order by quoteOrderQty "will not break LOT_SIZE filter rules;
+        the order will execute a quantity that will have the notional value as close as
+        possible to quoteOrderQty". So once it has traded, it is done (FILLED) as soon as the
+        next price on the book cannot take one more step of it; an empty book is liquidity
+        running out instead (it expires)."""
+        opposite = Side.SELL if taker.side is Side.BUY else Side.BUY
+        maker = self._best(sym, opposite)
+        if maker is None or taker.executed == 0:
+            return False
+        can = taker.available_at(maker.info.price, sym.spec.step_size)
+        if taker.side is Side.SELL:
+            can = min(can, taker.locked)
+        return can == 0
 
     def _run_taker(self, sym: RefSymbol, taker: RefOrder, behaves: OrderType) -> None:
         """Match a taker (``behaves`` is MARKET or LIMIT/LIMIT_MAKER) and finish it."""
@@ -981,8 +1013,7 @@ class ReferenceEngine:
             price = maker.info.price
             # how much this match can be
             if taker.by_quote:
-                afford = (taker.info.quote_order_qty - taker.cum_quote) * SCALE // price
-                qty = min(maker.displayed(), afford - afford % step)
+                qty = min(maker.displayed(), taker.available_at(price, step))
             else:
                 qty = min(taker.remaining, maker.displayed())
             if behaves is OrderType.MARKET and taker.side is Side.BUY and not taker.by_quote:
@@ -1018,16 +1049,21 @@ class ReferenceEngine:
 
     def _prevent(self, sym: RefSymbol, taker: RefOrder, maker: RefOrder) -> bool:
         mode = taker.info.stp_mode
-        maker_expires = mode in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH)
-        taker_expires = mode in (StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH)
-        maker_qty = maker.remaining if maker_expires else 0
-        taker_qty = 0
-        if taker_expires and taker.by_quote:
-            # a quote-qty taker's "remaining quantity": what its budget buys at the maker's price
-            afford = (taker.info.quote_order_qty - taker.cum_quote) * SCALE // maker.info.price
-            taker_qty = afford - afford % sym.spec.step_size
-        elif taker_expires:
-            taker_qty = taker.remaining
+        price = maker.info.price
+        # a quote-qty taker's "remaining quantity": what its budget buys at the maker's price
+        taker_left = taker.available_at(price, sym.spec.step_size)
+        if mode is StpMode.DECREMENT:
+            # stp_faq.md: both orders' prevented quantity grows by the prevented match's;
+            # the smaller order expires, both if they are equal
+            prevented = min(maker.remaining, taker_left)
+            maker_expires = maker.remaining == prevented
+            taker_expires = taker_left == prevented
+            maker_qty = taker_qty = prevented
+        else:
+            maker_expires = mode in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH)
+            taker_expires = mode in (StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH)
+            maker_qty = maker.remaining if maker_expires else 0
+            taker_qty = taker_left if taker_expires else 0
         pm_id = sym.next_prevented_id
         sym.next_prevented_id += 1
         self._emit(
@@ -1046,22 +1082,43 @@ class ReferenceEngine:
             sym.resting.remove(maker)
             self._unlock(maker, maker.locked)
             maker.status = OrderStatus.EXPIRED_IN_MATCH
+        if maker_qty:
+            maker.prevented += maker_qty
+            if not maker_expires:
+                # DECREMENT: it stays where it is in the queue, with less to trade
+                maker.remaining -= maker_qty
+                maker.slice = min(maker.slice, maker.remaining)
+                freed = notional(price, maker_qty) if maker.side is Side.BUY else maker_qty
+                self._unlock(maker, min(freed, maker.locked))
             self._report(
                 maker,
                 ExecutionType.TRADE_PREVENTION,
                 prevented_match_id=pm_id,
-                prevented_qty=maker_qty,
                 last_prevented_qty=maker_qty,
                 counter_order_id=taker.info.order_id,
                 is_maker=True,
             )
         if taker_expires:
             taker.status = OrderStatus.EXPIRED_IN_MATCH
+        if taker_qty:
+            taker.prevented += taker_qty
+            if not taker_expires:
+                prevented_quote = notional(price, taker_qty)
+                if taker.by_quote:
+                    taker.prevented_quote += prevented_quote
+                else:
+                    taker.remaining -= taker_qty
+                if taker.side is Side.SELL:
+                    freed = taker_qty
+                elif taker.info.price == 0:
+                    freed = prevented_quote  # a market BUY locked what the book would cost
+                else:
+                    freed = notional(taker.info.price, taker_qty)
+                self._unlock(taker, min(freed, taker.locked))
             self._report(
                 taker,
                 ExecutionType.TRADE_PREVENTION,
                 prevented_match_id=pm_id,
-                prevented_qty=taker_qty,
                 last_prevented_qty=taker_qty,
                 counter_order_id=maker.info.order_id,
             )
@@ -1141,6 +1198,10 @@ class ReferenceEngine:
                 maker.slice = min(maker.info.iceberg_qty, maker.remaining)
                 self.arrival += 1
                 maker.arrival = self.arrival
+        if taker.by_quote and self._quote_done(sym, taker):
+            # decided against the book as this trade left it (the filled maker gone)
+            taker.quote_done = True
+            taker.status = OrderStatus.FILLED
         for order in (maker, taker):
             fee, asset = commissions[order is maker]
             self._report(
@@ -1177,7 +1238,7 @@ class ReferenceEngine:
             for o in sym.resting + sym.stops:
                 key = (o.account, o.lock_asset)
                 expected_locks[key] = expected_locks.get(key, 0) + o.locked
-                assert o.remaining > 0 and o.executed + o.remaining == o.info.quantity
+                assert o.remaining > 0 and o.executed + o.prevented + o.remaining == o.info.quantity
                 if o in sym.resting:
                     if o.side is Side.BUY:
                         assert o.locked == notional(o.info.price, o.remaining)

@@ -63,6 +63,7 @@ from bourse.domain.events import (
     AdminAction,
     DepthUpdate,
     Event,
+    ExecutionReport,
     FundingUpdate,
     Reply,
     Trade,
@@ -618,12 +619,24 @@ class Checker:
                 assert e.final_update_id - e.first_update_id + 1 == len(e.bids) + len(e.asks)
                 self.update_ids[e.symbol] = e.final_update_id
                 assert all(q >= 0 for _, q in e.bids + e.asks)
+            elif isinstance(e, ExecutionReport):
+                self._count_semantics(e)
             name = type(e).__name__
             self.counts[name] = self.counts.get(name, 0) + 1
         reply = events[-1]
         key = f"{reply.command}:{reply.code}"
         self.counts[key] = self.counts.get(key, 0) + 1
         self.ref.check_invariants(self.totals)
+
+    def _count_semantics(self, e: ExecutionReport) -> None:
+        """Counts of the rarer semantics, so that a driver can demand that it saw them."""
+        if e.exec_type == "TRADE_PREVENTION" and e.status != "EXPIRED_IN_MATCH":
+            key = "stp-decremented"  # DECREMENT: an order lost quantity and went on
+        elif e.status == "FILLED" and 0 < e.cum_quote < e.order.quote_order_qty:
+            key = "quote-filled-short"  # FILLED with a budget left below one lot step
+        else:
+            return
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def compare_queries(self, accounts: list[int]) -> None:
         """The fast engine's read side (depth, open orders, symbols) against the reference's
@@ -799,6 +812,8 @@ def test_seeded_stress_matches_reference(seed: int) -> None:
     # the stream must actually exercise the engine, not just bounce off filters
     assert checker.counts.get("Trade", 0) > 500
     assert checker.counts.get("PreventedMatch", 0) > 20
+    assert checker.counts.get("stp-decremented", 0) > 0
+    assert checker.counts.get("quote-filled-short", 0) > 0
     assert checker.counts.get("NEW_ORDER:0", 0) > 2000
 
 

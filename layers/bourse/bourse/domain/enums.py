@@ -60,6 +60,7 @@ class ExecutionType(StrEnum):
     TRADE = "TRADE"
     EXPIRED = "EXPIRED"
     TRADE_PREVENTION = "TRADE_PREVENTION"
+    REPLACED = "REPLACED"  # amended in place (order amend keep priority)
 
 
 class StpMode(StrEnum):
@@ -67,6 +68,7 @@ class StpMode(StrEnum):
     EXPIRE_TAKER = "EXPIRE_TAKER"
     EXPIRE_MAKER = "EXPIRE_MAKER"
     EXPIRE_BOTH = "EXPIRE_BOTH"
+    DECREMENT = "DECREMENT"
 
 
 class SymbolStatus(StrEnum):

@@ -82,7 +82,7 @@ from bourse.engine.acceptance import (
     shape_is_plainly_valid,
 )
 from bourse.engine.balances import Balances
-from bourse.engine.book import compact
+from bourse.engine.book import BookSide, compact
 from bourse.engine.orders import Order
 from bourse.engine.registry import ACTIVE, FROZEN, REQUESTED, Registry, Withdrawal
 from bourse.engine.symbol_state import SymbolState
@@ -99,6 +99,7 @@ _S_CANCELED = OrderStatus.CANCELED
 _S_EXPIRED = OrderStatus.EXPIRED
 _S_EIM = OrderStatus.EXPIRED_IN_MATCH
 _STP_NONE = StpMode.NONE
+_DECREMENT = StpMode.DECREMENT
 _GTC = TimeInForce.GTC
 _FOK = TimeInForce.FOK
 _MARKET_TYPES = frozenset({OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT})
@@ -719,7 +720,8 @@ class Engine:
                 return
             if self._match(sym, taker, fills):
                 return  # expired in match
-        unfilled = taker.quote_rem > 0 if taker.info.quote_order_qty else taker.remaining > 0
+        # By quote, FILLED was decided by the last trade (_quote_spent); else the book ran out.
+        unfilled = taker.status != _S_FILLED if taker.info.quote_order_qty else taker.remaining > 0
         if unfilled:
             if not taker.is_market and (taker.tif == _GTC or taker.tif is None):
                 self._rest(sym, taker)
@@ -895,7 +897,7 @@ class Engine:
             taker.cum_quote += quote
             if by_quote:
                 taker.quote_rem -= quote
-                done = taker.quote_rem == 0
+                done = taker.quote_rem == 0 or _quote_spent(opp, taker, step)
             else:
                 done = taker.remaining == 0
             taker.status = taker_status = _S_FILLED if done else _S_PARTIAL
@@ -952,16 +954,23 @@ class Engine:
         """Apply the taker's STP mode to a self-match; True if the taker expired."""
         stp = taker.stp_mode
         price = maker.price
-        maker_expires = stp != StpMode.EXPIRE_TAKER
-        taker_expires = stp != StpMode.EXPIRE_MAKER
-        maker_qty = maker.remaining if maker_expires else 0
-        taker_qty = 0
-        if taker_expires:
-            if taker.quote_rem > 0:
-                taker_qty = taker.quote_rem * SCALE // price
-                taker_qty -= taker_qty % sym.step
-            else:
-                taker_qty = taker.remaining
+        if taker.quote_rem > 0:
+            # A quote-qty taker's "remaining quantity": what its budget buys at this price.
+            taker_avail = taker.quote_rem * SCALE // price
+            taker_avail -= taker_avail % sym.step
+        else:
+            taker_avail = taker.remaining
+        if stp == _DECREMENT:
+            # Both lose the prevented match's quantity; whichever has no more left expires.
+            amount = maker.remaining if maker.remaining < taker_avail else taker_avail
+            maker_expires = maker.remaining == amount
+            taker_expires = taker_avail == amount
+            maker_qty = taker_qty = amount
+        else:
+            maker_expires = stp != StpMode.EXPIRE_TAKER
+            taker_expires = stp != StpMode.EXPIRE_MAKER
+            maker_qty = maker.remaining if maker_expires else 0
+            taker_qty = taker_avail if taker_expires else 0
         pm_id = sym.prevented_id + 1
         sym.prevented_id = pm_id
         ts = self._ts
@@ -987,6 +996,15 @@ class Engine:
                     maker.prevented_qty, maker_qty, taker.order_id,
                 )
             )  # fmt: skip
+        elif maker_qty:
+            self._decrement_maker(sym, maker, maker_qty, level, touched)
+            events.append(
+                ExecutionReport(
+                    0, ts, maker.info, _PREVENTION, maker.status, "NONE", 0, 0, 0,
+                    maker.executed, maker.cum_quote, 0, "", -1, True, True, maker.working_ts,
+                    "", pm_id, maker.prevented_qty, maker_qty, taker.order_id,
+                )
+            )  # fmt: skip
         if taker_expires:
             self._release(taker)
             taker.status = _S_EIM
@@ -998,7 +1016,48 @@ class Engine:
                     taker.prevented_qty, taker_qty, maker.order_id,
                 )
             )  # fmt: skip
+        elif taker_qty:
+            self._decrement_taker(taker, taker_qty, price)
+            events.append(
+                ExecutionReport(
+                    0, ts, taker.info, _PREVENTION, taker.status, "NONE", 0, 0, 0,
+                    taker.executed, taker.cum_quote, 0, "", -1, True, False, ts, "", pm_id,
+                    taker.prevented_qty, taker_qty, maker.order_id,
+                )
+            )  # fmt: skip
         return taker_expires
+
+    def _decrement_maker(
+        self, sym: SymbolState, maker: Order, qty: int, level: Any, touched: dict[int, int]
+    ) -> None:
+        """STP DECREMENT of a resting order that stays: it keeps its place in the queue with
+        ``qty`` less, and releases what that quantity had locked."""
+        price = maker.price
+        if price not in touched:
+            touched[price] = level.qty
+        maker.remaining -= qty
+        maker.prevented_qty += qty
+        level.total -= qty
+        if maker.displayed > maker.remaining:
+            level.qty -= maker.displayed - maker.remaining
+            maker.displayed = maker.remaining
+        self._release_part(maker, price * qty // SCALE if maker.is_buy else qty)
+
+    def _decrement_taker(self, taker: Order, qty: int, price: int) -> None:
+        """STP DECREMENT of a taker that goes on matching: ``qty`` less (a quote-qty taker's
+        budget loses that quantity's notional at ``price``), and its lock with it."""
+        taker.prevented_qty += qty
+        quote = price * qty // SCALE
+        if taker.quote_rem > 0:
+            taker.quote_rem -= quote
+        else:
+            taker.remaining -= qty
+        if not taker.is_buy:
+            self._release_part(taker, qty)
+        elif taker.is_market:
+            self._release_part(taker, quote)
+        else:
+            self._release_part(taker, taker.price * qty // SCALE)
 
     def _rest(self, sym: SymbolState, order: Order) -> None:
         book = sym.book
@@ -1035,6 +1094,17 @@ class Engine:
                 taker.cum_quote, 0, "", -1, True, False, self._ts, "", -1, taker.prevented_qty,
             )
         )  # fmt: skip
+
+    def _release_part(self, order: Order, amount: int) -> None:
+        """Release ``amount`` of what ``order`` holds locked (never more than it holds)."""
+        if amount > order.lock:
+            amount = order.lock
+        if amount:
+            entry = order.lock_bal
+            self._touch(entry, order.account_id, order.lock_key[1])
+            entry[0] += amount
+            entry[1] -= amount
+            order.lock -= amount
 
     def _release(self, order: Order) -> None:
         amount = order.lock
@@ -1115,6 +1185,22 @@ def _changed_levels(
         if qty != touched[price]:
             out.append((price, qty))
     return tuple(out)
+
+
+def _quote_spent(opp: BookSide, taker: Order, step: int) -> bool:
+    """Whether a MARKET order by quote, having traded, is FILLED: what is left of its budget
+    cannot take one more lot step at the best price left (Binance: "as close as possible to
+    quoteOrderQty" without breaking LOT_SIZE). With no price left it is not: liquidity ran
+    out, and the order expires."""
+    keys = opp.keys
+    if not keys:
+        return False
+    price: int = keys[-1] if opp.is_bid else -keys[-1]
+    can: int = taker.quote_rem * SCALE // price
+    can -= can % step
+    if not taker.is_buy and taker.lock < can:
+        can = taker.lock  # a SELL by quote never sells more base than it locked
+    return can == 0
 
 
 def _order_id(order: Order) -> int:

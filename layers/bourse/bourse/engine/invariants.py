@@ -57,7 +57,7 @@ def problems(engine: Engine) -> list[str]:
         if set(book.orders) != open_ids:
             out.append(f"{name}: order index holds orders not on the book")
         for o in [*book.orders.values(), *sym.stops.all_sorted()]:
-            if o.remaining <= 0 or o.executed + o.remaining != o.info.quantity:
+            if o.remaining <= 0 or o.executed + o.prevented_qty + o.remaining != o.info.quantity:
                 out.append(f"{name}: order {o.order_id} quantities")
             if sym.by_account.get(o.account_id, {}).get(o.info.client_order_id) is not o:
                 out.append(f"{name}: order {o.order_id} missing from its account's open orders")
