@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Any, TypeVar
 
 import msgspec
@@ -76,6 +77,11 @@ from bourse.domain.events import (
     ReplyPart,
     SymbolUpdated,
     Trade,
+)
+from bourse.domain.exchange_filters import (
+    EXCHANGE_MAX_NUM_ALGO_ORDERS,
+    EXCHANGE_MAX_NUM_ICEBERG_ORDERS,
+    EXCHANGE_MAX_NUM_ORDERS,
 )
 from bourse.domain.symbols import (
     ASSET_RE,
@@ -141,6 +147,11 @@ class RefOrder:
     prevented: int = 0  # cumulative quantity STP took away (Binance's preventedQuantity)
     prevented_quote: int = 0  # quote-qty orders: the budget STP DECREMENT took away
     quote_done: bool = False  # quote-qty orders: budget spent as closely as LOT_SIZE allows
+    # trailing stops (Binance's trailing stop FAQ): whether it tracks prices yet, the best
+    # price since it started, and whether a reversal of trailingDelta BIPS has fired it
+    tracking: bool = False
+    best_price: int = 0
+    fired: bool = False
 
     @property
     def side(self) -> Side:
@@ -803,6 +814,8 @@ class ReferenceEngine:
         )
         if unsupported:
             return errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION), 0
+        if cmd.trailing_delta is not None and not spec.allow_trailing_stop:
+            return errors.rejected("Trailing stop orders are not supported for this symbol."), 0
         if cmd.stp_mode is not None and cmd.stp_mode not in spec.allowed_stp_modes:
             return errors.rejected(errors.MSG_STP_NOT_ALLOWED), 0
         is_stop = t in STOP_TYPES
@@ -826,12 +839,15 @@ class ReferenceEngine:
                     check_notional(spec, cmd.quote_order_qty, market=True)
                 elif last > 0:
                     check_notional(spec, notional(last, _given(cmd.quantity)), market=True)
-            else:  # STOP_LOSS, TAKE_PROFIT
-                check_notional(
-                    spec, notional(_given(cmd.stop_price), _given(cmd.quantity)), market=True
-                )
+            elif cmd.stop_price is not None:  # STOP_LOSS, TAKE_PROFIT
+                check_notional(spec, notional(cmd.stop_price, _given(cmd.quantity)), market=True)
+            elif last > 0:  # a trailing STOP_LOSS / TAKE_PROFIT without a stop price
+                check_notional(spec, notional(last, _given(cmd.quantity)), market=True)
             if t in LIMIT_TYPES:
                 check_percent_price(spec, _given(cmd.price), last)
+                self._check_percent_price_by_side(spec, cmd.side, _given(cmd.price), last)
+            if cmd.trailing_delta is not None:
+                self._check_trailing_delta(spec, t, cmd.side, cmd.trailing_delta)
             if cmd.iceberg_qty is not None:
                 parts = -(-_given(cmd.quantity) // cmd.iceberg_qty)
                 if parts > spec.iceberg_parts:
@@ -847,9 +863,26 @@ class ReferenceEngine:
             len([o for o in mine if o.is_iceberg]) >= spec.max_num_iceberg_orders
         ):
             return errors.filter_failure("MAX_NUM_ICEBERG_ORDERS"), 0
+        everywhere = [
+            o for s in self.symbols.values() for o in s.resting + s.stops
+            if o.account == cmd.account_id
+        ]  # fmt: skip
+        if len(everywhere) >= EXCHANGE_MAX_NUM_ORDERS:
+            return errors.filter_failure("EXCHANGE_MAX_NUM_ORDERS"), 0
+        if is_stop and sum(o.pending_stop for o in everywhere) >= EXCHANGE_MAX_NUM_ALGO_ORDERS:
+            return errors.filter_failure("EXCHANGE_MAX_NUM_ALGO_ORDERS"), 0
+        if cmd.iceberg_qty is not None and (
+            sum(o.is_iceberg for o in everywhere) >= EXCHANGE_MAX_NUM_ICEBERG_ORDERS
+        ):
+            return errors.filter_failure("EXCHANGE_MAX_NUM_ICEBERG_ORDERS"), 0
         if any(o.info.client_order_id == cmd.client_order_id for o in mine):
             return errors.rejected(errors.MSG_DUPLICATE_ORDER), 0
-        if is_stop and last > 0 and self._stop_holds(t, cmd.side, _given(cmd.stop_price), last):
+        if (
+            is_stop
+            and cmd.stop_price is not None
+            and last > 0
+            and self._stop_holds(t, cmd.side, cmd.stop_price, last)
+        ):
             return errors.rejected(errors.MSG_WOULD_TRIGGER), 0
         if t is OrderType.LIMIT_MAKER:
             opposite = self._levels(sym, Side.SELL if cmd.side is Side.BUY else Side.BUY)
@@ -882,6 +915,33 @@ class ReferenceEngine:
         return None, lock
 
     @staticmethod
+    def _check_percent_price_by_side(spec: SymbolSpec, side: Side, price: int, last: int) -> None:
+        """filters.md: a BUY within [last * bidMultiplierDown, last * bidMultiplierUp], a SELL
+        within the ask multipliers; a market without the filter sets them all to 0."""
+        if last <= 0 or spec.bid_multiplier_up == 0:
+            return
+        if side is Side.BUY:
+            low, high = spec.bid_multiplier_down, spec.bid_multiplier_up
+        else:
+            low, high = spec.ask_multiplier_down, spec.ask_multiplier_up
+        ratio = Fraction(price, last)
+        if not Fraction(low, SCALE) <= ratio <= Fraction(high, SCALE):
+            raise errors.filter_failure("PERCENT_PRICE_BY_SIDE")
+
+    @staticmethod
+    def _check_trailing_delta(spec: SymbolSpec, t: OrderType, side: Side, delta: int) -> None:
+        """The trailing stop FAQ's table: STOP_LOSS(_LIMIT) BUY and TAKE_PROFIT(_LIMIT) SELL
+        use the "above" bounds, the other four the "below" ones."""
+        stop_loss = t in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)
+        above = (stop_loss and side is Side.BUY) or (not stop_loss and side is Side.SELL)
+        if above:
+            bounds = (spec.min_trailing_above_delta, spec.max_trailing_above_delta)
+        else:
+            bounds = (spec.min_trailing_below_delta, spec.max_trailing_below_delta)
+        if not bounds[0] <= delta <= bounds[1]:
+            raise errors.filter_failure("TRAILING_DELTA")
+
+    @staticmethod
     def _stop_holds(t: OrderType, side: Side, stop_price: int, last: int) -> bool:
         rising = (t in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)) == (side is Side.BUY)
         return last >= stop_price if rising else last <= stop_price
@@ -907,6 +967,7 @@ class ReferenceEngine:
             quote_order_qty=cmd.quote_order_qty or 0,
             stp_mode=cmd.stp_mode if cmd.stp_mode is not None else spec.default_stp,
             created_ts=cmd.ts,
+            trailing_delta=cmd.trailing_delta or 0,
         )
         sym.next_order_id += 1
         order = RefOrder(
@@ -917,6 +978,8 @@ class ReferenceEngine:
         self._lock(order, lock)
         if cmd.type in STOP_TYPES:
             order.pending_stop = True
+            if cmd.trailing_delta is not None and cmd.stop_price is None and sym.last_price > 0:
+                self._start_tracking(order, sym.last_price)  # FAQ scenario E: from the last
             sym.stops.append(order)
             self._report(order, ExecutionType.NEW)
             return None, self._result(order)
@@ -924,7 +987,7 @@ class ReferenceEngine:
         self._report(order, ExecutionType.NEW)
         price_before = sym.last_price
         self._run_taker(sym, order, cmd.type)
-        if sym.last_price != price_before:
+        if sym.last_price != price_before or any(o.fired for o in sym.stops):
             self._trigger_stops(sym)
         # as the command left it, with all of this command's fills (a stop triggered by it may
         # have traded against it as a maker)
@@ -936,7 +999,11 @@ class ReferenceEngine:
             holding = [
                 o
                 for o in sym.stops
-                if self._stop_holds(o.info.type, o.side, o.info.stop_price, sym.last_price)
+                if o.fired
+                or (
+                    not o.info.trailing_delta
+                    and self._stop_holds(o.info.type, o.side, o.info.stop_price, sym.last_price)
+                )
             ]
             if not holding:
                 return
@@ -958,6 +1025,35 @@ class ReferenceEngine:
                 self._run_taker(sym, stop, OrderType.MARKET)
             else:
                 self._run_taker(sym, stop, OrderType.LIMIT)
+
+    def _start_tracking(self, order: RefOrder, price: int) -> None:
+        order.tracking = True
+        order.best_price = price
+        order.info = msgspec.structs.replace(order.info, trailing_time=self.ts)
+
+    def _watch_trailing(self, sym: RefSymbol, price: int) -> None:
+        """Every trade moves the trailing stops of its symbol (the trailing stop FAQ): one not
+        yet tracking starts at the first trade that meets its stop price (any trade, without
+        one); one tracking fires when the price has come back by trailingDelta BIPS from the
+        best price since it started, and otherwise records a better best price."""
+        for order in sym.stops:
+            delta = order.info.trailing_delta
+            if not delta or order.fired:
+                continue
+            if not order.tracking:
+                stop = order.info.stop_price
+                if stop == 0 or self._stop_holds(order.info.type, order.side, stop, price):
+                    self._start_tracking(order, price)
+                continue
+            move = Fraction(price - order.best_price, order.best_price) * 10_000
+            if order.side is Side.BUY:
+                if move >= delta:
+                    order.fired = True
+                order.best_price = min(order.best_price, price)
+            else:
+                if -move >= delta:
+                    order.fired = True
+                order.best_price = max(order.best_price, price)
 
     def _crosses(self, taker: RefOrder, behaves: OrderType, maker_price: int) -> bool:
         if behaves is OrderType.MARKET:
@@ -1152,6 +1248,7 @@ class ReferenceEngine:
             is_buyer_maker=buyer is maker,
         )
         sym.last_price = price
+        self._watch_trailing(sym, price)
         commissions = {}
         for order in (maker, taker):
             is_maker = order is maker

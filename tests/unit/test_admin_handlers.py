@@ -173,7 +173,10 @@ def test_list_and_add_markets() -> None:
     assert answer["symbol"] == "ETHUSDT" and answer["makerCommission"] == "0.00020000"
     assert set(answer) == {"symbol", "baseAsset", "quoteAsset", "status", "tickSize", "minPrice",
                            "maxPrice", "stepSize", "minQty", "maxQty", "minNotional",
-                           "makerCommission", "takerCommission"}  # fmt: skip
+                           "makerCommission", "takerCommission", "bidMultiplierUp",
+                           "bidMultiplierDown", "askMultiplierUp", "askMultiplierDown",
+                           "minTrailingAboveDelta", "maxTrailingAboveDelta",
+                           "minTrailingBelowDelta", "maxTrailingBelowDelta"}  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,12 @@ def test_stop_defaults_to_ack() -> None:
             "&newClientOrderId=bad%20id",
             -1100,
         ),
-        ("symbol=BTCUSDT&side=BUY&type=STOP_LOSS&quantity=1&stopPrice=1&trailingDelta=5", -2010),
+        (
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=1&trailingDelta=5",
+            -1106,
+        ),
+        ("symbol=BTCUSDT&side=BUY&type=STOP_LOSS&quantity=1&trailingDelta=1.5", -1100),
+        ("symbol=BTCUSDT&side=BUY&type=STOP_LOSS&quantity=1", -1102),  # no stopPrice/trailingDelta
     ],
 )
 def test_malformed_orders(query: str, code: int) -> None:

@@ -103,6 +103,11 @@ BTCUSDT = SymbolSpec(
     max_num_iceberg_orders=2,
     iceberg_parts=6,
     default_stp=StpMode.EXPIRE_MAKER,
+    # prices move by a few BIPS here: trailing deltas that small trigger, and both bounds bite
+    min_trailing_above_delta=1,
+    max_trailing_above_delta=50,
+    min_trailing_below_delta=2,
+    max_trailing_below_delta=40,
 )
 ETHBTC = SymbolSpec(
     symbol="ETHBTC",
@@ -128,6 +133,7 @@ ETHBTC = SymbolSpec(
     order_types=tuple(t for t in OrderType if t is not OrderType.TAKE_PROFIT),
     quote_order_qty_market_allowed=False,
     allowed_stp_modes=(StpMode.NONE, StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH),
+    allow_trailing_stop=False,
 )
 # Odd sizes: a 5-unit tick and a 0.2 step (5 * 2e7 = 1e8), fees that never divide evenly.
 DOGEUSDT = SymbolSpec(
@@ -148,6 +154,11 @@ DOGEUSDT = SymbolSpec(
     default_stp=StpMode.EXPIRE_BOTH,
     maker_commission=0,
     taker_commission=333_333,
+    # PERCENT_PRICE_BY_SIDE inside the wide PERCENT_PRICE: the far prices hit one side's band
+    bid_multiplier_up=105 * E8 // 100,
+    bid_multiplier_down=E8 // 2,
+    ask_multiplier_up=2 * E8,
+    ask_multiplier_down=95 * E8 // 100,
 )
 MIDS = {"BTCUSDT": 100 * E8, "ETHBTC": 5_000_000, "DOGEUSDT": 12_345}
 ASSETS = ("BTC", "USDT", "ETH", "DOGE")
@@ -390,6 +401,7 @@ class Generator:
         quantity: int | None = None
         qoq: int | None = None
         iceberg: int | None = None
+        trailing: int | None = None
         if kind < 40:
             otype = OrderType.LIMIT
             tif = ch.pick((TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK))
@@ -425,6 +437,10 @@ class Generator:
             if otype in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
                 tif = ch.pick((TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK))
                 price = self.price(ref, real)
+            if ch.chance(45):  # a trailing stop, half of them without a stop price
+                trailing = ch.pick((1, 2, 3, 5, 8, 15, 30, 45, 60, 300))
+                if ch.chance(50):
+                    stop = None
         if (
             otype in (OrderType.LIMIT, OrderType.LIMIT_MAKER)
             or otype in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
@@ -458,6 +474,7 @@ class Generator:
             time_in_force=tif,
             iceberg_qty=iceberg,
             stp_mode=stp,
+            trailing_delta=trailing,
         )
         if ch.chance(2):  # a shape error: a missing or an extra parameter, or account 0
             order = ch.pick(
@@ -468,6 +485,7 @@ class Generator:
                     replace(order, quantity=self.qty(real), quote_order_qty=10 * E8),
                     replace(order, account_id=0),
                     replace(order, time_in_force=TimeInForce.GTC),
+                    replace(order, trailing_delta=5),
                 )
             )
         return order
@@ -634,6 +652,9 @@ class Checker:
             key = "stp-decremented"  # DECREMENT: an order lost quantity and went on
         elif e.status == "FILLED" and 0 < e.cum_quote < e.order.quote_order_qty:
             key = "quote-filled-short"  # FILLED with a budget left below one lot step
+        elif e.order.trailing_delta and e.exec_type == "NEW" and e.is_working:
+            # a trailing stop triggered; "-from-stop": it had waited for its stop price first
+            key = "trailing-triggered" + ("-from-stop" if e.order.stop_price else "")
         else:
             return
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -814,6 +835,8 @@ def test_seeded_stress_matches_reference(seed: int) -> None:
     assert checker.counts.get("PreventedMatch", 0) > 20
     assert checker.counts.get("stp-decremented", 0) > 0
     assert checker.counts.get("quote-filled-short", 0) > 0
+    assert checker.counts.get("trailing-triggered", 0) > 0
+    assert checker.counts.get("trailing-triggered-from-stop", 0) > 0
     assert checker.counts.get("NEW_ORDER:0", 0) > 2000
 
 

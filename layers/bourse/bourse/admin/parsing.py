@@ -28,10 +28,22 @@ MARKET_AMOUNTS: dict[str, str] = {
     "minNotional": "min_notional",
     "makerCommission": "maker_commission",
     "takerCommission": "taker_commission",
+    # PERCENT_PRICE_BY_SIDE (all four, or all "0" to unlist it)
+    "bidMultiplierUp": "bid_multiplier_up",
+    "bidMultiplierDown": "bid_multiplier_down",
+    "askMultiplierUp": "ask_multiplier_up",
+    "askMultiplierDown": "ask_multiplier_down",
+}
+# TRAILING_DELTA bounds: JSON integers, in BIPS.
+MARKET_BIPS: dict[str, str] = {
+    "minTrailingAboveDelta": "min_trailing_above_delta",
+    "maxTrailingAboveDelta": "max_trailing_above_delta",
+    "minTrailingBelowDelta": "min_trailing_below_delta",
+    "maxTrailingBelowDelta": "max_trailing_below_delta",
 }
 MARKET_REQUIRED = ("symbol", "baseAsset", "quoteAsset", "tickSize", "minPrice", "maxPrice",
                    "stepSize", "minQty", "maxQty")  # fmt: skip
-MARKET_FIELDS = frozenset({"symbol", "baseAsset", "quoteAsset", *MARKET_AMOUNTS})
+MARKET_FIELDS = frozenset({"symbol", "baseAsset", "quoteAsset", *MARKET_AMOUNTS, *MARKET_BIPS})
 # What the API calls a permission -> what the key table stores (Binance's names).
 PERMISSIONS = {"READ": "USER_DATA", "TRADE": "TRADE"}
 API_PERMISSIONS = {stored: name for name, stored in PERMISSIONS.items()}
@@ -208,7 +220,9 @@ def market_patch(body: Body, current: SymbolSpec) -> SymbolSpec:
     if not changes:
         raise errors.BinanceError(
             errors.PARAM_EMPTY,
-            "Parameter was empty: send at least one of " + ", ".join(MARKET_AMOUNTS) + ".",
+            "Parameter was empty: send at least one of "
+            + ", ".join([*MARKET_AMOUNTS, *MARKET_BIPS])
+            + ".",
         )
     spec = replace(current, **changes)  # type: ignore[arg-type]  # (int fields only)
     spec.validate()
@@ -227,6 +241,13 @@ def _market_amounts(body: Body) -> dict[str, int]:
             units = body.amount(name)
             assert units is not None
             changes[field_name] = units
+    for name, field_name in MARKET_BIPS.items():
+        value = body.raw(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 10_000:
+            raise errors.invalid_parameter(f"{name} must be an integer from 1 to 9999 (BIPS).")
+        changes[field_name] = value
     return changes
 
 
@@ -245,7 +266,12 @@ def market_json(spec: SymbolSpec) -> dict[str, Any]:
         "minNotional": format_units(spec.min_notional),
         "makerCommission": format_units(spec.maker_commission),
         "takerCommission": format_units(spec.taker_commission),
+        **{name: format_units(getattr(spec, field)) for name, field in _BY_SIDE.items()},
+        **{name: getattr(spec, field) for name, field in MARKET_BIPS.items()},
     }
+
+
+_BY_SIDE = {name: field for name, field in MARKET_AMOUNTS.items() if "Multiplier" in name}
 
 
 # ---------------------------------------------------------------------------------- keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bourse.api.market import rate_to_bps, rate_to_decimal
+from bourse.api.responses import trailing_fields
 from bourse.domain.amounts import format_units
 from bourse.domain.enums import STOP_TYPES, OrderStatus
 from bourse.domain.events import OrderResult
@@ -106,4 +107,5 @@ def order_query(result: OrderResult) -> dict[str, Any]:
         "workingTime": working,
         "origQuoteOrderQty": format_units(order.quote_order_qty),
         "selfTradePreventionMode": str(order.stp_mode),
+        **trailing_fields(order),
     }  # fmt: skip

@@ -49,7 +49,13 @@ from bourse.domain.commands import (
 from bourse.domain.enums import CancelReplaceMode, Outcome
 from bourse.domain.errors import BinanceError
 from bourse.domain.events import Reply
-from bourse.domain.symbols import SymbolSpec, check_lot, check_notional, check_price
+from bourse.domain.symbols import (
+    SymbolSpec,
+    check_lot,
+    check_notional,
+    check_price,
+    check_trailing_delta,
+)
 
 TRADE = "TRADE"
 USER_DATA = "USER_DATA"
@@ -332,6 +338,10 @@ def check_static_filters(spec: SymbolSpec, order: NewOrder) -> None:
         check_price(spec, order.price)
     if order.stop_price is not None:
         check_price(spec, order.stop_price)
+    if order.trailing_delta is not None:
+        if not spec.allow_trailing_stop:
+            raise errors.rejected(errors.MSG_TRAILING_NOT_SUPPORTED)
+        check_trailing_delta(spec, order.type, order.side == "BUY", order.trailing_delta)
     market_like = order.price is None
     if order.quantity is not None:
         check_lot(spec, order.quantity, market=market_like)

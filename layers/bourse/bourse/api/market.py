@@ -13,6 +13,11 @@ from bourse.api.params import Params
 from bourse.api.rate_limits import Limits
 from bourse.domain import errors
 from bourse.domain.amounts import SCALE, format_units
+from bourse.domain.exchange_filters import (
+    EXCHANGE_MAX_NUM_ALGO_ORDERS,
+    EXCHANGE_MAX_NUM_ICEBERG_ORDERS,
+    EXCHANGE_MAX_NUM_ORDERS,
+)
 from bourse.domain.symbols import SymbolSpec
 
 DEFAULT_DEPTH_LIMIT = 100
@@ -63,13 +68,50 @@ def symbol_filters(spec: SymbolSpec) -> list[dict[str, Any]]:
             "applyMaxToMarket": spec.apply_max_to_market,
             "avgPriceMins": 0,
         },
+        *_percent_price_by_side(spec),
         {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": spec.max_num_orders},
         {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": spec.max_num_algo_orders},
         {
             "filterType": "MAX_NUM_ICEBERG_ORDERS",
             "maxNumIcebergOrders": spec.max_num_iceberg_orders,
         },
+        {
+            "filterType": "TRAILING_DELTA",
+            "minTrailingAboveDelta": spec.min_trailing_above_delta,
+            "maxTrailingAboveDelta": spec.max_trailing_above_delta,
+            "minTrailingBelowDelta": spec.min_trailing_below_delta,
+            "maxTrailingBelowDelta": spec.max_trailing_below_delta,
+        },
     ]
+
+
+def _percent_price_by_side(spec: SymbolSpec) -> list[dict[str, Any]]:
+    """Listed only when the market sets it (all four multipliers)."""
+    if not spec.has_percent_price_by_side:
+        return []
+    return [
+        {
+            "filterType": "PERCENT_PRICE_BY_SIDE",
+            "bidMultiplierUp": _multiplier(spec.bid_multiplier_up),
+            "bidMultiplierDown": _multiplier(spec.bid_multiplier_down),
+            "askMultiplierUp": _multiplier(spec.ask_multiplier_up),
+            "askMultiplierDown": _multiplier(spec.ask_multiplier_down),
+            "avgPriceMins": 0,
+        }
+    ]
+
+
+EXCHANGE_FILTERS: list[dict[str, Any]] = [
+    {"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": EXCHANGE_MAX_NUM_ORDERS},
+    {
+        "filterType": "EXCHANGE_MAX_NUM_ALGO_ORDERS",
+        "maxNumAlgoOrders": EXCHANGE_MAX_NUM_ALGO_ORDERS,
+    },
+    {
+        "filterType": "EXCHANGE_MAX_NUM_ICEBERG_ORDERS",
+        "maxNumIcebergOrders": EXCHANGE_MAX_NUM_ICEBERG_ORDERS,
+    },
+]
 
 
 def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
@@ -88,7 +130,7 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
         "ocoAllowed": False,
         "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": spec.quote_order_qty_market_allowed,
-        "allowTrailingStop": False,
+        "allowTrailingStop": spec.allow_trailing_stop,
         "cancelReplaceAllowed": True,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
@@ -137,7 +179,7 @@ def exchange_info(
         "timezone": "UTC",
         "serverTime": server_time,
         "rateLimits": (rate_limits or Limits()).published(),
-        "exchangeFilters": [],
+        "exchangeFilters": EXCHANGE_FILTERS,
         "symbols": [symbol_info(spec) for spec in chosen],
     }
 

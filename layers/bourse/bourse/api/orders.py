@@ -99,8 +99,6 @@ def parse_new_order(
     symbol = symbol_param(params)
     side = params.required_enum("side", Side, errors.INVALID_SIDE_ERROR)
     order_type = params.required_enum("type", OrderType, errors.INVALID_ORDER_TYPE_ERROR)
-    if "trailingDelta" in params:
-        raise errors.rejected("Trailing stop orders are not supported for this symbol.")
     client_order_id = params.optional_str("newClientOrderId") or generate_client_order_id()
     order = NewOrder(
         request_id=request_id,
@@ -118,6 +116,7 @@ def parse_new_order(
         iceberg_qty=params.optional_decimal("icebergQty"),
         stp_mode=params.optional_enum("selfTradePreventionMode", StpMode),
         deadline=request_deadline(params),
+        trailing_delta=params.optional_int("trailingDelta"),
     )
     validate_new_order_shape(order)
     resp_type = params.optional_enum("newOrderRespType", RespType) or default_resp_type(order_type)

@@ -12,7 +12,7 @@ from typing import Any
 from bourse.api.orders import RespType
 from bourse.domain.amounts import format_units
 from bourse.domain.enums import STOP_TYPES
-from bourse.domain.events import OrderResult
+from bourse.domain.events import OrderInfo, OrderResult
 
 
 def order_ack(result: OrderResult, transact_time: int) -> dict[str, Any]:
@@ -48,7 +48,16 @@ def order_result(result: OrderResult, transact_time: int) -> dict[str, Any]:
         body["icebergQty"] = format_units(order.iceberg_qty)
     body["workingTime"] = result.working_ts
     body["selfTradePreventionMode"] = str(order.stp_mode)
+    body.update(trailing_fields(order))
     return body
+
+
+def trailing_fields(order: OrderInfo) -> dict[str, int]:
+    """Binance's ``trailingDelta`` and ``trailingTime`` (-1 until the stop tracks prices),
+    present on trailing stops only."""
+    if not order.trailing_delta:
+        return {}
+    return {"trailingDelta": order.trailing_delta, "trailingTime": order.trailing_time}
 
 
 def order_full(result: OrderResult, transact_time: int) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class NewOrder:
     iceberg_qty: int | None = None
     stp_mode: StpMode | None = None  # None: the symbol's default
     deadline: int = 0
+    trailing_delta: int | None = None  # BIPS; a trailing stop (docs/engine.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +279,11 @@ ADMIN_COMMAND_NAMES: frozenset[str] = frozenset(COMMAND_NAMES[t] for t in ADMIN_
 _REQUIRED: dict[OrderType, tuple[str, ...]] = {
     OrderType.LIMIT: ("time_in_force", "quantity", "price"),
     OrderType.MARKET: (),  # exactly one of quantity / quote_order_qty, checked below
-    OrderType.STOP_LOSS: ("quantity", "stop_price"),
-    OrderType.STOP_LOSS_LIMIT: ("time_in_force", "quantity", "price", "stop_price"),
-    OrderType.TAKE_PROFIT: ("quantity", "stop_price"),
-    OrderType.TAKE_PROFIT_LIMIT: ("time_in_force", "quantity", "price", "stop_price"),
+    # Stops also need stop_price or trailing_delta (or both), checked below.
+    OrderType.STOP_LOSS: ("quantity",),
+    OrderType.STOP_LOSS_LIMIT: ("time_in_force", "quantity", "price"),
+    OrderType.TAKE_PROFIT: ("quantity",),
+    OrderType.TAKE_PROFIT_LIMIT: ("time_in_force", "quantity", "price"),
     OrderType.LIMIT_MAKER: ("quantity", "price"),
 }
 _ICEBERG_TYPES = frozenset(
@@ -295,7 +297,16 @@ BINANCE_PARAM = {
     "price": "price",
     "stop_price": "stopPrice",
     "iceberg_qty": "icebergQty",
+    "trailing_delta": "trailingDelta",
 }
+_TRIGGERED_TYPES = frozenset(
+    {
+        OrderType.STOP_LOSS,
+        OrderType.STOP_LOSS_LIMIT,
+        OrderType.TAKE_PROFIT,
+        OrderType.TAKE_PROFIT_LIMIT,
+    }
+)
 
 
 def validate_new_order_shape(order: NewOrder) -> None:
@@ -321,6 +332,10 @@ def validate_new_order_shape(order: NewOrder) -> None:
         if order.quantity is not None and order.quote_order_qty is not None:
             raise errors.BAD_COMBO_ERROR
     allowed = set(required) | {"iceberg_qty"} if order.type in _ICEBERG_TYPES else set(required)
+    if order.type in _TRIGGERED_TYPES:
+        if order.stop_price is None and order.trailing_delta is None:
+            raise errors.mandatory("stopPrice")
+        allowed |= {"stop_price", "trailing_delta"}
     if order.type is OrderType.MARKET:
         allowed |= {"quantity", "quote_order_qty"}
     for name in BINANCE_PARAM:

@@ -72,6 +72,7 @@ MSG_UNKNOWN_ORDER = "Unknown order sent."
 MSG_ORDER_NOT_EXIST = "Order does not exist."
 MSG_UNSUPPORTED_COMBINATION = "Unsupported order combination"
 MSG_ICEBERG_QTY = "IcebergQty exceeds QTY."
+MSG_TRAILING_NOT_SUPPORTED = "Trailing stop orders are not supported for this symbol."
 MSG_STP_NOT_ALLOWED = "This symbol does not support the selected self-trade prevention mode."
 MSG_ACCOUNT_DISABLED = "This action is disabled on this account."  # a frozen account's orders
 MSG_UNAUTHORIZED = "You are not authorized to execute this request."

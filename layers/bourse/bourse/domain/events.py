@@ -27,7 +27,7 @@ from bourse.domain.symbols import SymbolSpec
 
 
 class OrderInfo(msgspec.Struct, gc=False):
-    """What an order is, fixed when it is accepted (and shared by all its events).
+    """What an order is, fixed when it is accepted (and shared by its events; see below).
 
     ``type`` is the order's type as placed (a triggered STOP_LOSS_LIMIT stays STOP_LOSS_LIMIT,
     as on Binance). ``stp_mode`` is resolved (never None). ``time_in_force`` is None for
@@ -49,6 +49,11 @@ class OrderInfo(msgspec.Struct, gc=False):
     quote_order_qty: int  # 0 when none
     stp_mode: StpMode
     created_ts: int
+    # A trailing stop's trailingDelta in BIPS (0: not trailing) and the time it started
+    # tracking prices (-1 until then). The engine replaces a trailing stop's OrderInfo once,
+    # when it starts tracking; every other field stays as accepted.
+    trailing_delta: int = 0
+    trailing_time: int = -1
 
 
 class ExecutionReport(msgspec.Struct, gc=False):

@@ -19,6 +19,8 @@ ASSET_RE = re.compile(r"\A[A-Z0-9]{1,20}\Z")
 
 ALL_ORDER_TYPES: tuple[OrderType, ...] = tuple(OrderType)
 ALL_STP_MODES: tuple[StpMode, ...] = tuple(StpMode)
+BIPS = 10_000  # trailingDelta is in basis points: 10_000 BIPS = 100%
+MAX_TRAILING_DELTA = BIPS - 1  # a 100% fall would put a SELL trigger at a price of 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,18 @@ class SymbolSpec:
     # PERCENT_PRICE against the last trade price (Binance's avgPriceMins = 0); 1e-8 units
     multiplier_up: int = 5 * SCALE
     multiplier_down: int = SCALE // 5
+    # PERCENT_PRICE_BY_SIDE against the last trade price, 1e-8 units; all four 0: not listed
+    bid_multiplier_up: int = 0
+    bid_multiplier_down: int = 0
+    ask_multiplier_up: int = 0
+    ask_multiplier_down: int = 0
+    # TRAILING_DELTA, in BIPS: "above" bounds STOP_LOSS BUY and TAKE_PROFIT SELL (the stops
+    # that trigger on a rise), "below" the other two (see docs/engine.md, "Trailing stops")
+    min_trailing_above_delta: int = 10
+    max_trailing_above_delta: int = 2000
+    min_trailing_below_delta: int = 10
+    max_trailing_below_delta: int = 2000
+    allow_trailing_stop: bool = True
     # MAX_NUM_ORDERS / MAX_NUM_ALGO_ORDERS / MAX_NUM_ICEBERG_ORDERS per account, ICEBERG_PARTS
     max_num_orders: int = 200
     max_num_algo_orders: int = 5
@@ -100,6 +114,13 @@ class SymbolSpec:
             out.append("min_qty must be a multiple of step_size")
         if not (0 < self.multiplier_down <= SCALE <= self.multiplier_up):
             out.append("need 0 < multiplier_down <= 1 <= multiplier_up")
+        out.extend(self._percent_by_side_problems())
+        for lo, hi in (
+            ("min_trailing_above_delta", "max_trailing_above_delta"),
+            ("min_trailing_below_delta", "max_trailing_below_delta"),
+        ):
+            if not 1 <= getattr(self, lo) <= getattr(self, hi) <= MAX_TRAILING_DELTA:
+                out.append(f"need 1 <= {lo} <= {hi} <= {MAX_TRAILING_DELTA}")
         for name in (
             "max_num_orders",
             "max_num_algo_orders",
@@ -114,6 +135,26 @@ class SymbolSpec:
         if self.default_stp not in self.allowed_stp_modes:
             out.append("default_stp must be one of allowed_stp_modes")
         return out
+
+    @property
+    def has_percent_price_by_side(self) -> bool:
+        return self.bid_multiplier_up > 0
+
+    def _percent_by_side_problems(self) -> list[str]:
+        multipliers = (
+            self.bid_multiplier_up,
+            self.bid_multiplier_down,
+            self.ask_multiplier_up,
+            self.ask_multiplier_down,
+        )
+        if not any(multipliers):
+            return []
+        if not (
+            0 < self.bid_multiplier_down <= SCALE <= self.bid_multiplier_up <= MAX_UNITS
+            and 0 < self.ask_multiplier_down <= SCALE <= self.ask_multiplier_up <= MAX_UNITS
+        ):
+            return ["PERCENT_PRICE_BY_SIDE: need all four multipliers, 0 < down <= 1 <= up"]
+        return []
 
     def with_status(self, status: SymbolStatus) -> SymbolSpec:
         return replace(self, status=status)
@@ -154,6 +195,38 @@ def check_percent_price(spec: SymbolSpec, price: int, last_price: int) -> None:
         or price * SCALE < last_price * spec.multiplier_down
     ):
         raise errors.filter_failure("PERCENT_PRICE")
+
+
+def check_percent_price_by_side(
+    spec: SymbolSpec, price: int, last_price: int, *, is_buy: bool
+) -> None:
+    """PERCENT_PRICE_BY_SIDE: the bid multipliers for a BUY, the ask ones for a SELL, against
+    the last trade price (Binance's avgPriceMins = 0); not listed or no trade yet: no band."""
+    if last_price <= 0 or not spec.has_percent_price_by_side:
+        return
+    if is_buy:
+        up, down = spec.bid_multiplier_up, spec.bid_multiplier_down
+    else:
+        up, down = spec.ask_multiplier_up, spec.ask_multiplier_down
+    if price * SCALE > last_price * up or price * SCALE < last_price * down:
+        raise errors.filter_failure("PERCENT_PRICE_BY_SIDE")
+
+
+def trails_above(order_type: OrderType, is_buy: bool) -> bool:
+    """STOP_LOSS BUY and TAKE_PROFIT SELL (and their LIMIT forms): the stops that trigger on a
+    rise, whose trailingDelta the TRAILING_DELTA filter's "above" bounds govern."""
+    is_stop_loss = order_type in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)
+    return is_stop_loss == is_buy
+
+
+def check_trailing_delta(spec: SymbolSpec, order_type: OrderType, is_buy: bool, delta: int) -> None:
+    """TRAILING_DELTA: the above or below bounds, by the order's type and side."""
+    if trails_above(order_type, is_buy):
+        low, high = spec.min_trailing_above_delta, spec.max_trailing_above_delta
+    else:
+        low, high = spec.min_trailing_below_delta, spec.max_trailing_below_delta
+    if not low <= delta <= high:
+        raise errors.filter_failure("TRAILING_DELTA")
 
 
 def market_notional_estimate(qty: int, last_price: int) -> int | None:

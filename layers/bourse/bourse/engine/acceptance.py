@@ -6,16 +6,25 @@ replies with it, having changed nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from bourse.domain import errors
 from bourse.domain.amounts import SCALE, notional
 from bourse.domain.commands import CLIENT_ORDER_ID_RE, NewOrder
 from bourse.domain.enums import OrderType, StpMode
+from bourse.domain.exchange_filters import (
+    EXCHANGE_MAX_NUM_ALGO_ORDERS,
+    EXCHANGE_MAX_NUM_ICEBERG_ORDERS,
+    EXCHANGE_MAX_NUM_ORDERS,
+)
 from bourse.domain.symbols import (
     SymbolSpec,
     check_lot,
     check_notional,
     check_percent_price,
+    check_percent_price_by_side,
     check_price,
+    check_trailing_delta,
 )
 from bourse.engine.book import BookSide
 from bourse.engine.stops import would_trigger
@@ -46,6 +55,8 @@ def shape_is_plainly_valid(cmd: NewOrder) -> bool:
     if cmd.account_id < 1 or cmd.side not in _SIDES or cmd.stop_price is not None:
         return False
     if cmd.iceberg_qty is not None or not CLIENT_ORDER_ID_RE.match(cmd.client_order_id):
+        return False
+    if cmd.trailing_delta is not None:
         return False
     order_type = cmd.type
     if order_type is OrderType.LIMIT:
@@ -78,6 +89,8 @@ def check_combination(spec: SymbolSpec, cmd: NewOrder) -> StpMode:
         or (cmd.iceberg_qty is not None and cmd.time_in_force not in (None, "GTC"))
     ):
         raise errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
+    if cmd.trailing_delta is not None and not spec.allow_trailing_stop:
+        raise errors.rejected(errors.MSG_TRAILING_NOT_SUPPORTED)
     if cmd.stp_mode is None:
         return spec.default_stp
     if cmd.stp_mode not in spec.allowed_stp_modes:
@@ -114,14 +127,20 @@ def check_filters(sym: SymbolState, cmd: NewOrder) -> None:
             check_notional(spec, amount, market=False)
         if last > 0:
             check_percent_price(spec, price, last)
+            check_percent_price_by_side(spec, price, last, is_buy=cmd.side == "BUY")
     elif order_type in MARKET_STOP_TYPES:
-        assert cmd.stop_price is not None and qty is not None
-        check_notional(spec, notional(cmd.stop_price, qty), market=True)
+        assert qty is not None
+        # A trailing stop without a stop price is valued at the last price, like MARKET.
+        reference = cmd.stop_price if cmd.stop_price is not None else last
+        if reference > 0:
+            check_notional(spec, notional(reference, qty), market=True)
     elif cmd.quote_order_qty is not None:
         check_notional(spec, cmd.quote_order_qty, market=True)
     elif last > 0:
         assert qty is not None
         check_notional(spec, notional(last, qty), market=True)
+    if cmd.trailing_delta is not None:
+        check_trailing_delta(spec, order_type, cmd.side == "BUY", cmd.trailing_delta)
     if cmd.iceberg_qty is not None:
         assert qty is not None
         if -(-qty // cmd.iceberg_qty) > spec.iceberg_parts:
@@ -140,6 +159,29 @@ def check_filters(sym: SymbolState, cmd: NewOrder) -> None:
                 raise errors.filter_failure("MAX_NUM_ICEBERG_ORDERS")
 
 
+def check_exchange_filters(symbols: Iterable[SymbolState], cmd: NewOrder) -> None:
+    """EXCHANGE_MAX_NUM_ORDERS / _ALGO_ORDERS / _ICEBERG_ORDERS: the account's open orders
+    on every symbol (counted only up to what the order needs to know)."""
+    account = cmd.account_id
+    is_algo = cmd.type in STOP_TYPES
+    orders = algos = icebergs = 0
+    for sym in symbols:
+        open_orders = sym.by_account.get(account)
+        if not open_orders:
+            continue
+        orders += len(open_orders)
+        if is_algo:
+            algos += sum(1 for o in open_orders.values() if o.order_id in sym.stops)
+        if cmd.iceberg_qty is not None:
+            icebergs += sum(1 for o in open_orders.values() if o.iceberg_qty)
+    if orders >= EXCHANGE_MAX_NUM_ORDERS:
+        raise errors.filter_failure("EXCHANGE_MAX_NUM_ORDERS")
+    if is_algo and algos >= EXCHANGE_MAX_NUM_ALGO_ORDERS:
+        raise errors.filter_failure("EXCHANGE_MAX_NUM_ALGO_ORDERS")
+    if cmd.iceberg_qty is not None and icebergs >= EXCHANGE_MAX_NUM_ICEBERG_ORDERS:
+        raise errors.filter_failure("EXCHANGE_MAX_NUM_ICEBERG_ORDERS")
+
+
 def check_state(sym: SymbolState, cmd: NewOrder) -> None:
     """Duplicate client id, would-trigger and would-take."""
     open_orders = sym.by_account.get(cmd.account_id)
@@ -147,8 +189,10 @@ def check_state(sym: SymbolState, cmd: NewOrder) -> None:
         raise errors.rejected(errors.MSG_DUPLICATE_ORDER)
     is_buy = cmd.side == "BUY"
     if cmd.type in STOP_TYPES:
-        assert cmd.stop_price is not None
-        if would_trigger(cmd.type, is_buy, cmd.stop_price, sym.last_price):
+        # A trailing stop without a stop price starts tracking at once: nothing to trigger.
+        if cmd.stop_price is not None and would_trigger(
+            cmd.type, is_buy, cmd.stop_price, sym.last_price
+        ):
             raise errors.rejected(errors.MSG_WOULD_TRIGGER)
     elif cmd.type == OrderType.LIMIT_MAKER:
         assert cmd.price is not None

@@ -77,6 +77,7 @@ from bourse.domain.symbols import ASSET_RE, SymbolSpec
 from bourse.engine import acceptance
 from bourse.engine.acceptance import (
     check_combination,
+    check_exchange_filters,
     check_filters,
     check_state,
     shape_is_plainly_valid,
@@ -591,6 +592,7 @@ class Engine:
             raise errors.rejected(errors.MSG_MARKET_CLOSED)
         stp_mode = check_combination(spec, cmd)
         check_filters(sym, cmd)
+        check_exchange_filters(self._symbols.values(), cmd)
         check_state(sym, cmd)
         is_buy = cmd.side == "BUY"
         order_type = cmd.type
@@ -629,7 +631,8 @@ class Engine:
         info = OrderInfo(
             order_id, acct, spec.symbol, cmd.client_order_id, cmd.side, order_type,
             cmd.time_in_force, quantity, cmd.price or 0, cmd.stop_price or 0,
-            cmd.iceberg_qty or 0, qoq, stp_mode, ts,
+            cmd.iceberg_qty or 0, qoq, stp_mode, ts, cmd.trailing_delta or 0,
+            ts if cmd.trailing_delta and not cmd.stop_price and sym.last_price else -1,
         )  # fmt: skip
         if lock_entry is None:
             lock_entry = bal.entry(acct, lock_asset)
@@ -643,6 +646,8 @@ class Engine:
             lock_entry[1] += lock
             order.lock = lock
         if is_stop:
+            if info.trailing_time >= 0:
+                order.trail_extreme = sym.last_price  # no stop price: tracks from here
             sym.stops.add(order)
             sym.open_of(acct)[cmd.client_order_id] = order
             self._events.append(
@@ -660,9 +665,12 @@ class Engine:
         )  # fmt: skip
         fills: list[Fill] = []
         last_before = sym.last_price
+        mark = len(self._events)
         self._take(sym, order, fills)
         stops = sym.stops
-        if sym.last_price != last_before and (stops.rises or stops.falls):
+        if stops.trailing and fills:
+            self._observe_trades(sym, mark)
+        if (sym.last_price != last_before and (stops.rises or stops.falls)) or stops.fired:
             self._reply_order = order
             self._reply_fills = fills
             try:
@@ -705,7 +713,17 @@ class Engine:
                         entry[0] -= cost
                         entry[1] += cost
                         order.lock = cost
+            mark = len(self._events)
             self._take(sym, order, None)
+            if stops.trailing:
+                self._observe_trades(sym, mark)
+
+    def _observe_trades(self, sym: SymbolState, start: int) -> None:
+        """Show the trailing stops each trade since ``self._events[start]``, in order."""
+        stops = sym.stops
+        for event in self._events[start:]:
+            if type(event) is Trade:
+                stops.observe(event.price, self._ts)
 
     def _take(self, sym: SymbolState, taker: Order, fills: list[Fill] | None) -> None:
         """Match ``taker`` against the opposite side, then rest, expire or finish it."""

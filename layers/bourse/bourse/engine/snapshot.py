@@ -107,6 +107,8 @@ def _order(o: Order) -> list[Any]:
         i.stop_price, i.iceberg_qty, i.quote_order_qty, str(i.stp_mode), i.created_ts,
         o.remaining, o.displayed, o.executed, o.cum_quote, o.lock, str(o.status), o.working_ts,
         o.prevented_qty,
+        # A trailing stop's state, only on trailing stops (other rows keep their old shape).
+        *((i.trailing_delta, i.trailing_time, o.trail_extreme) if i.trailing_delta else ()),
     ]  # fmt: skip
 
 
@@ -165,7 +167,10 @@ def _int(value: Any) -> int:
 
 
 def _decode_spec(values: list[Any]) -> SymbolSpec:
-    raw = dict(zip(_SPEC_FIELDS, values, strict=True))
+    if len(values) > len(_SPEC_FIELDS):
+        raise ValueError("a symbol spec with unknown fields")
+    # A snapshot taken before a filter was added lacks its fields: they take the defaults.
+    raw = dict(zip(_SPEC_FIELDS, values, strict=False))
     raw["status"] = SymbolStatus(raw["status"])
     raw["order_types"] = tuple(OrderType(v) for v in raw["order_types"])
     raw["default_stp"] = StpMode(raw["default_stp"])
@@ -176,16 +181,19 @@ def _decode_spec(values: list[Any]) -> SymbolSpec:
 
 
 def _decode_order(row: list[Any], sym: SymbolState, engine: Engine) -> Order:
+    if len(row) not in (21, 24):
+        raise ValueError(f"an order row of {len(row)} values")
     (
         order_id, account_id, client_id, side, order_type, tif, quantity, price, stop_price,
         iceberg_qty, qoq, stp_mode, created_ts, remaining, displayed, executed, cum_quote, lock,
         status, working_ts, prevented_qty,
-    ) = row  # fmt: skip
+    ) = row[:21]  # fmt: skip
+    trailing_delta, trailing_time, trail_extreme = row[21:] if len(row) == 24 else (0, -1, 0)
     info = OrderInfo(
         _int(order_id), _int(account_id), sym.spec.symbol, str(client_id), Side(side),
         OrderType(order_type), None if tif is None else TimeInForce(tif), _int(quantity),
         _int(price), _int(stop_price), _int(iceberg_qty), _int(qoq), StpMode(stp_mode),
-        _int(created_ts),
+        _int(created_ts), _int(trailing_delta), _int(trailing_time),
     )  # fmt: skip
     is_buy = info.side is Side.BUY
     lock_asset, recv_asset = (sym.quote, sym.base) if is_buy else (sym.base, sym.quote)
@@ -206,4 +214,5 @@ def _decode_order(row: list[Any], sym: SymbolState, engine: Engine) -> Order:
     order.status = OrderStatus(status)
     order.working_ts = _int(working_ts)
     order.prevented_qty = _int(prevented_qty)
+    order.trail_extreme = _int(trail_extreme)
     return order

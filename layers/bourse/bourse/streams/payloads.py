@@ -212,6 +212,10 @@ def execution_report(ev: ExecutionReport) -> dict[str, Any]:
     }
     if ev.working_ts >= 0:
         body["W"] = ev.working_ts
+    if order.trailing_delta:
+        body["d"] = order.trailing_delta
+        if order.trailing_time >= 0:  # Binance: only once the stop tracks prices
+            body["D"] = order.trailing_time
     if ev.prevented_match_id >= 0:
         body["v"] = ev.prevented_match_id
         body["A"] = format_units(ev.prevented_qty)
