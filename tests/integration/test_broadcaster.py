@@ -37,7 +37,13 @@ from bourse.streams.frames import MAX_MESSAGE_BYTES
 from matching_service.workload import commands
 from tests.binance_book import LocalOrderBook
 from tests.integration.api_support import ApiStack, now_ms
-from tests.integration.ws_support import WsClient, private_tables, signed_params, wait_for
+from tests.integration.ws_support import (
+    WsClient,
+    ed25519_key,
+    ed_signed_params,
+    private_tables,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -380,7 +386,8 @@ def test_a_new_subscriber_receives_the_next_event(stack: ApiStack) -> None:
             user = WsClient(f"{url}/ws/{listen_key}")  # $connect answered: subscribed
             api = WsClient(f"{url}/ws-api/v3")
             try:
-                assert api.api("session.logon", signed_params(maker, {}))["status"] == 200
+                logon = ed_signed_params(ed25519_key(stack, maker), {})
+                assert api.api("session.logon", logon)["status"] == 200
                 assert api.api("userDataStream.subscribe")["result"] == {"subscriptionId": 0}
                 trade(f"sub-{n}")
                 # The first events after subscribing: the trade, the maker's NEW report.

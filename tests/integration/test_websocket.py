@@ -28,7 +28,14 @@ from bourse.adapters.connections import (
 from bourse.adapters.listen_keys import ListenKeys
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Trader
-from tests.integration.ws_support import WsClient, private_tables, signed_params, wait_for
+from tests.integration.ws_support import (
+    WsClient,
+    ed25519_key,
+    ed_signed_params,
+    private_tables,
+    signed_params,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -141,7 +148,8 @@ def test_subscriptions_are_recorded_for_the_broadcaster(
         assert len(on_trade) == 2 and len(on_depth) == 1
         market_id = on_depth[0].connection_id
         assert on_depth == [Connection(market_id, False)]
-        assert api.api("session.logon", signed_params(alice, {}))["status"] == 200
+        logon = ed_signed_params(ed25519_key(stack, alice), {})  # Ed25519 only, as on Binance
+        assert api.api("session.logon", logon)["status"] == 200
         assert api.api("userDataStream.subscribe")["result"] == {"subscriptionId": 0}
         (on_user,) = recent.read([user])
         assert len(on_user) == 2
@@ -308,9 +316,12 @@ def test_session_logon_and_user_data(
     client = WsClient(_url(stack, "/ws-api/v3"))
     try:
         assert client.api("session.status")["result"]["apiKey"] is None
-        logon = client.api("session.logon", signed_params(alice, {}))
+        refused = client.api("session.logon", signed_params(alice, {}))  # an HMAC key
+        assert (refused["status"], refused["error"]["code"]) == (400, -4056), refused
+        ed_key = ed25519_key(stack, alice)
+        logon = client.api("session.logon", ed_signed_params(ed_key, {}))
         assert logon["status"] == 200, logon
-        assert logon["result"]["apiKey"] == alice.api_key
+        assert logon["result"]["apiKey"] == ed_key.api_key
         assert logon["result"]["userDataStream"] is False
         # requests of the session need no signature
         order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",

@@ -33,7 +33,7 @@ from tests.unit.test_api_handlers import (
 )
 from tests.unit.test_api_handlers import result as order_result
 from tests.unit.test_rate_limits import LIMITS, FakeLimiter, _event, _signed
-from tests.unit.test_ws_transport import FakeStore, _ws_signed
+from tests.unit.test_ws_transport import FakeStore, _ws_signed, _ws_signed_ed, ws_keys
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +49,7 @@ class Exchange:
         self.bus = FakeBus(lambda c: ok_reply(c, ReplyPart(Outcome.SUCCESS, 0, "", order_result())))
         self.store = FakeStore()
         self.store.put_connection("conn-1", account_id=None, combined=False, expires_at=NOW)
-        self.deps = h.Deps(self.view, self.bus, FakeKeys(), lambda: NOW, lambda: "req-1",
+        self.deps = h.Deps(self.view, self.bus, ws_keys(), lambda: NOW, lambda: "req-1",
                            rate_limits=self.limiter)  # fmt: skip
         self.orders = build(ORDERS, lambda: self.deps)
         self.market = build(MARKET_DATA, lambda: self.deps)
@@ -135,7 +135,7 @@ def test_only_signed_websocket_orders_count() -> None:
     assert [r["rateLimitType"] for r in forged["rateLimits"]] == ["REQUEST_WEIGHT"]
     status = exchange.ws("order.status", _ws_signed({"symbol": "BTCUSDT", "orderId": 1}))
     assert exchange.limiter.orders == {} and status["rateLimits"][-1]["count"] == 1 + 4
-    assert exchange.ws("session.logon", _ws_signed({}))["status"] == 200
+    assert exchange.ws("session.logon", _ws_signed_ed({}))["status"] == 200
     placed = exchange.ws("order.place", {**LIMIT, "timestamp": NOW - 10})
     assert placed["status"] == 200 and exchange.limiter.orders[7] == 1
     assert exchange.limiter.weight[IP] == 1 + 4 + 2 + 1

@@ -4,12 +4,17 @@ connection store), and the local gateway's event shapes and path mapping."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.connections import (
     AccountSubscription,
     AlreadySubscribed,
@@ -17,7 +22,7 @@ from bourse.adapters.connections import (
     ConnectionState,
     Session,
 )
-from bourse.api.signing import sign
+from bourse.api.signing import ED25519, sign
 from bourse.domain.commands import NewOrder
 from bourse.domain.enums import Outcome
 from bourse.domain.events import ReplyPart
@@ -37,6 +42,7 @@ from tests.unit.test_api_handlers import (
     NOW,
     SECRET,
     FakeBus,
+    FakeKeys,
     deps,
     ok_reply,
     result,
@@ -108,9 +114,11 @@ class FakeStore:
         self.accounts: dict[str, dict[int, AccountSubscription]] = {}
 
     def put_connection(self, connection_id: str, *, account_id: int | None, combined: bool,
-                       expires_at: int, listen_key: str | None = None) -> None:  # fmt: skip
+                       expires_at: int, listen_key: str | None = None,
+                       return_rate_limits: bool = True) -> None:  # fmt: skip
         self.connections[connection_id] = {"combined": combined, "expires_at": expires_at,
-                                           "session": None, "next": 0}  # fmt: skip
+                                           "session": None, "next": 0,
+                                           "return_rate_limits": return_rate_limits}  # fmt: skip
         self.streams[connection_id] = []
         self.accounts[connection_id] = {}
         if account_id is not None:
@@ -121,7 +129,7 @@ class FakeStore:
         if c is None:
             return None
         return ConnectionState(connection_id, c["combined"], c["expires_at"], NOW - 1000,
-                               c["session"])  # fmt: skip
+                               c["session"], c["return_rate_limits"])  # fmt: skip
 
     def delete_connection(self, connection_id: str) -> None:
         for table in (self.connections, self.streams, self.accounts):
@@ -239,12 +247,33 @@ def _ws_signed(params: dict[str, Any], secret: str = SECRET) -> dict[str, Any]:
     return {**values, "signature": sign(secret, payload)}
 
 
+# session.logon takes Ed25519 keys only (Binance): account 7's second key.
+ED_PRIVATE = Ed25519PrivateKey.generate()
+ED_KEY = "E" * 64
+ED_PUBLIC = ED_PRIVATE.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+ED_API_KEY = ApiKey(ED_KEY, "", 7, key_type=ED25519, public_key=ED_PUBLIC.decode())
+
+
+def ws_keys() -> FakeKeys:
+    """The handlers' key store with account 7's Ed25519 key beside its HMAC one."""
+    keys = FakeKeys()
+    keys.keys[ED_KEY] = ED_API_KEY
+    return keys
+
+
+def _ws_signed_ed(params: dict[str, Any], timestamp: int = NOW - 10) -> dict[str, Any]:
+    values = {**params, "apiKey": ED_KEY, "timestamp": timestamp}
+    text = {k: ws_api.param_text(k, v) for k, v in values.items()}
+    signature = ED_PRIVATE.sign(ws_api.signature_payload(text).encode())
+    return {**values, "signature": base64.b64encode(signature).decode()}
+
+
 def _call(method: str, params: dict[str, Any] | list[Any] | None, store: FakeStore,
           bus: FakeBus | None = None) -> Any:  # fmt: skip
     request: dict[str, Any] = {"id": "r1", "method": method}
     if params is not None:
         request["params"] = params
-    return _body(ws_api.handle(_event(method, request), deps(bus), store))
+    return _body(ws_api.handle(_event(method, request), replace(deps(bus), keys=ws_keys()), store))
 
 
 def test_binance_signature_example() -> None:
@@ -288,8 +317,11 @@ def test_session_logon_and_user_data_subscriptions() -> None:
     store = FakeStore()
     store.put_connection("conn-1", account_id=None, combined=False, expires_at=NOW)
     assert _call("userDataStream.subscribe", None, store)["error"]["code"] == -1002
-    logon = _call("session.logon", _ws_signed({}), store)
-    assert logon["result"]["apiKey"] == KEY and logon["result"]["authorizedSince"] == NOW
+    refused = _call("session.logon", _ws_signed({}), store)  # an HMAC key: Binance's refusal
+    assert (refused["status"], refused["error"]["code"]) == (400, -4056)
+    assert _call("session.status", None, store)["result"]["apiKey"] is None
+    logon = _call("session.logon", _ws_signed_ed({}), store)
+    assert logon["result"]["apiKey"] == ED_KEY and logon["result"]["authorizedSince"] == NOW
     bus = FakeBus(lambda c: ok_reply(c, ReplyPart(Outcome.SUCCESS, 0, "", result())))
     placed = _call("order.place", {**LIMIT, "timestamp": NOW - 10}, store, bus)
     assert placed["status"] == 200

@@ -115,6 +115,8 @@ class ConnectionState:
     expires_at: int
     connected_at_ms: int
     session: Session | None
+    # The WebSocket API URL's ``returnRateLimits=false``: answers omit rateLimits by default.
+    return_rate_limits: bool = True
 
 
 @dataclass(frozen=True)
@@ -249,18 +251,19 @@ class ConnectionStore:
         combined: bool,
         expires_at: int,
         listen_key: str | None = None,
+        return_rate_limits: bool = True,
     ) -> None:
         """A new connection; with ``account_id`` it also receives that account's user data
         (a listen key connection: ``listen_key`` names it on combined connections)."""
-        self._ddb.put_item(
-            TableName=self.connections_table,
-            Item={
-                "connectionId": {"S": connection_id},
-                "combined": {"BOOL": combined},
-                "expiresAt": {"N": str(expires_at)},
-                "connectedAt": {"N": str(time.time_ns() // 1_000_000)},
-            },
-        )
+        item = {
+            "connectionId": {"S": connection_id},
+            "combined": {"BOOL": combined},
+            "expiresAt": {"N": str(expires_at)},
+            "connectedAt": {"N": str(time.time_ns() // 1_000_000)},
+        }
+        if not return_rate_limits:  # absent: the default, true (items written before it)
+            item["returnRateLimits"] = {"BOOL": False}
+        self._ddb.put_item(TableName=self.connections_table, Item=item)
         if account_id is not None:
             self.subscribe_account(connection_id, account_id, listen_key=listen_key)
 
@@ -285,6 +288,7 @@ class ConnectionStore:
             expires_at=int(item["expiresAt"]["N"]),
             connected_at_ms=int(item["connectedAt"]["N"]),
             session=session,
+            return_rate_limits=item.get("returnRateLimits", {"BOOL": True})["BOOL"],
         )
 
     def _require(self, connection_id: str) -> ConnectionState:

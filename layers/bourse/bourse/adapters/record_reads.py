@@ -15,7 +15,14 @@ from bourse.adapters import postgres
 from bourse.adapters.hot_cache import HotCache
 from bourse.domain.amounts import format_units
 from bourse.record.tickers import DAY_MS, Part, Ticker, combine, minute_span
-from bourse.record.views import AccountTradeRow, AggTradeRow, KlineRow, OrderRow, TradeRow
+from bourse.record.views import (
+    AccountTradeRow,
+    AggTradeRow,
+    KlineRow,
+    OrderRow,
+    PreventedMatchRow,
+    TradeRow,
+)
 
 _EDGE = """
 SELECT count(*), max(price), min(price), sum(qty), sum(quote_qty), min(trade_id), max(trade_id)
@@ -89,6 +96,26 @@ _KLINE = (
 )
 _ORDER = ", ".join(f.name for f in dataclasses.fields(OrderRow))
 _ACCOUNT_TRADE = ", ".join(f.name for f in dataclasses.fields(AccountTradeRow))
+# A prevented match is one or two TRADE_PREVENTION reports (the maker's, the taker's: each
+# side that expired), each naming the other order: one row per match, with the resting
+# maker's price and the taker's STP mode from ``orders`` (index order_events_prevented).
+_PREVENTION = "e.exec_type = 'TRADE_PREVENTION'"
+_PREVENTED = """
+SELECT m.symbol, m.prevented_match_id, m.taker_order_id, m.maker_order_id,
+       taker.stp_mode, maker.price, m.maker_prevented_qty, m.ts
+FROM (
+    SELECT e.symbol, e.prevented_match_id, min(e.ts) AS ts,
+           max(CASE WHEN e.is_maker THEN e.counter_order_id ELSE e.order_id END) AS taker_order_id,
+           max(CASE WHEN e.is_maker THEN e.order_id ELSE e.counter_order_id END) AS maker_order_id,
+           coalesce(max(e.last_prevented_qty) FILTER (WHERE e.is_maker), 0) AS maker_prevented_qty
+    FROM order_events e WHERE {where}
+    GROUP BY e.symbol, e.prevented_match_id
+    ORDER BY e.prevented_match_id LIMIT %(limit)s
+) m
+JOIN orders taker ON taker.symbol = m.symbol AND taker.order_id = m.taker_order_id
+JOIN orders maker ON maker.symbol = m.symbol AND maker.order_id = m.maker_order_id
+ORDER BY m.prevented_match_id
+"""
 # The cached 24 h ticker (trades of [c0, c1] up to trade last_id) still holds exactly the
 # trades of a window [start, end] with c0 <= start <= c1 <= end when no trade of the record is
 # in [c0, start) and none came after last_id: two index probes instead of a day of klines.
@@ -299,6 +326,29 @@ class RecordHistory:
         return self._page(
             AccountTradeRow, _ACCOUNT_TRADE, "account_trades", where, key, args, limit, newest
         )
+
+    def prevented_matches(
+        self,
+        account_id: int,
+        symbol: str,
+        *,
+        prevented_match_id: int | None,
+        order_id: int | None,
+        from_id: int | None,
+        limit: int,
+    ) -> list[PreventedMatchRow]:
+        where = ["e.symbol = %(symbol)s", "e.account_id = %(account)s", _PREVENTION]
+        if prevented_match_id is not None:
+            where.append("e.prevented_match_id = %(pm_id)s")
+        if order_id is not None:
+            where.append("(e.order_id = %(order_id)s OR e.counter_order_id = %(order_id)s)")
+        if from_id is not None:
+            where.append("e.prevented_match_id >= %(from_id)s")
+        query = _PREVENTED.format(where=" AND ".join(where))
+        args: dict[str, object] = {"symbol": symbol, "account": account_id,
+                                   "pm_id": prevented_match_id, "order_id": order_id,
+                                   "from_id": from_id, "limit": limit}  # fmt: skip
+        return self._rows(PreventedMatchRow, query, args)
 
 
 def _bounds(

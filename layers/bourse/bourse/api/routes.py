@@ -9,7 +9,9 @@ from typing import Any
 
 from bourse.api import handlers as h
 from bourse.api import history as hist
+from bourse.api import prevented_matches as pm
 from bourse.api import rate_limits as rl
+from bourse.api import trading_day as td
 from bourse.api import user_data as ud
 
 
@@ -42,6 +44,7 @@ MARKET_DATA: tuple[Route, ...] = (
     Route("GET", "/api/v3/avgPrice", hist.avg_price, False),
     Route("GET", "/api/v3/ticker/24hr", hist.ticker_24hr, False),
     Route("GET", "/api/v3/ticker", hist.rolling_ticker, False),
+    Route("GET", "/api/v3/ticker/tradingDay", td.trading_day_ticker, False),
 )
 ORDERS: tuple[Route, ...] = (
     Route("POST", "/api/v3/order", h.new_order, True),
@@ -61,6 +64,7 @@ ACCOUNT: tuple[Route, ...] = (
     Route("DELETE", "/api/v3/userDataStream", ud.close_listen_key, False, api_key_only=True),
     Route("GET", "/api/v3/allOrders", hist.all_orders, True),
     Route("GET", "/api/v3/myTrades", hist.my_trades, True),
+    Route("GET", "/api/v3/myPreventedMatches", pm.my_prevented_matches, True),
 )
 # The function (template.yaml logical id) that serves each group.
 BY_FUNCTION: dict[str, tuple[Route, ...]] = {
@@ -98,6 +102,7 @@ WEIGHTS: dict[tuple[str, str], rl.Weight] = {
     ("GET", "/api/v3/openOrders"): rl.one_or_all(6, 80),
     ("GET", "/api/v3/allOrders"): 20,
     ("GET", "/api/v3/myTrades"): rl.my_trades_weight,
+    ("GET", "/api/v3/myPreventedMatches"): pm.prevented_matches_weight,
     ("GET", "/api/v3/rateLimit/order"): 40,
     ("POST", "/api/v3/userDataStream"): 2,
     ("PUT", "/api/v3/userDataStream"): 2,

@@ -78,3 +78,18 @@ class AccountTradeRow:
     commission: int
     commission_asset: str
     ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreventedMatchRow:
+    """A self-trade STP prevented, from the TRADE_PREVENTION execution reports of its orders
+    (``order_events``): the maker's price and the taker's mode from ``orders``."""
+
+    symbol: str
+    prevented_match_id: int
+    taker_order_id: int
+    maker_order_id: int
+    stp_mode: str
+    price: int
+    maker_prevented_qty: int
+    ts: int

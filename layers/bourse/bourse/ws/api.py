@@ -9,8 +9,10 @@ Rate limits are REST's own (``bourse.api.limiting``), on the same counters, as B
 them between its APIs: a method weighs what its REST endpoint weighs (the session methods 2),
 charged to the source IP's minute; ``order.place`` also counts against the account's ORDERS.
 Every answer carries Binance's ``rateLimits`` array (the limiters the request counted against,
-with their counts) unless the request says ``"returnRateLimits": false``; a refusal is status
-429 (418 while banned) with ``error.data`` ``{"serverTime", "retryAfter"}``, and nothing runs.
+with their counts) unless the request says ``"returnRateLimits": false`` (or the connection's
+URL did, ``/ws-api/v3?returnRateLimits=false``, and the request does not say true); a refusal
+is status 429 (418 while banned) with ``error.data`` ``{"serverTime", "retryAfter"}``, and
+nothing runs.
 Commands reach the command log only for symbols the live view lists (-1121 otherwise,
 ``bourse.api.known_symbols``).
 
@@ -21,8 +23,8 @@ Security, as Binance's WebSocket API defines it:
   (values as sent, UTF-8, not percent-encoded); the signature is the hex HMAC-SHA256 of it
   (HMAC keys) or the base64 of its Ed25519 signature (Ed25519 keys, not percent-encoded);
 * after ``session.logon`` (itself signed that way) requests of the session omit ``apiKey`` and
-  ``signature``: they run as the logged-on key; ``timestamp`` is still required. Binance
-  accepts only Ed25519 keys here; Bourse accepts HMAC keys too.
+  ``signature``: they run as the logged-on key; ``timestamp`` is still required. As on
+  Binance only Ed25519 keys may log on (an HMAC key is -4056); signed requests take both.
 
 The API key is read from the key store on every request (so a revoked key is refused at once,
 -2015, and a session whose key was revoked is logged out, as Binance does), then goes through
@@ -46,13 +48,23 @@ from urllib.parse import urlencode
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.connections import AlreadySubscribed, ConnectionState, UnknownConnection
 from bourse.api import handlers as h
+from bourse.api import history as hist
 from bourse.api import limiting, user_data
+from bourse.api import prevented_matches as pm
 from bourse.api import rate_limits as rl
 from bourse.api.auth import API_KEY_RE, BAD_API_KEY_FORMAT, REJECTED_API_KEY, Caller, caller_of
 from bourse.api.known_symbols import KnownSymbolsBus
 from bourse.api.params import Params
 from bourse.api.routes import ORDER_PLACEMENT, WEIGHTS
-from bourse.api.signing import HMAC, INVALID_SIGNATURE, check_timestamp, sign, signature_valid
+from bourse.api.signing import (
+    ED25519,
+    HMAC,
+    INVALID_SIGNATURE,
+    check_timestamp,
+    sign,
+    signature_valid,
+)
+from bourse.api.trading_day import trading_day_ticker
 from bourse.domain import errors
 from bourse.domain.errors import BinanceError
 from bourse.ws.events import WsEvent, reply
@@ -81,6 +93,17 @@ METHODS: dict[str, Method] = {
     "time": Method(h.server_time, None, ("GET", "/api/v3/time")),
     "exchangeInfo": Method(h.exchange_info, None, ("GET", "/api/v3/exchangeInfo")),
     "depth": Method(h.depth, None, ("GET", "/api/v3/depth")),
+    "trades.recent": Method(hist.trades, None, ("GET", "/api/v3/trades")),
+    "trades.historical": Method(hist.historical_trades, None, ("GET", "/api/v3/historicalTrades")),
+    "trades.aggregate": Method(hist.agg_trades, None, ("GET", "/api/v3/aggTrades")),
+    "klines": Method(hist.klines, None, ("GET", "/api/v3/klines")),
+    "uiKlines": Method(hist.klines, None, ("GET", "/api/v3/uiKlines")),
+    "avgPrice": Method(hist.avg_price, None, ("GET", "/api/v3/avgPrice")),
+    "ticker.24hr": Method(hist.ticker_24hr, None, ("GET", "/api/v3/ticker/24hr")),
+    "ticker.tradingDay": Method(trading_day_ticker, None, ("GET", "/api/v3/ticker/tradingDay")),
+    "ticker": Method(hist.rolling_ticker, None, ("GET", "/api/v3/ticker")),
+    "ticker.price": Method(h.ticker_price, None, ("GET", "/api/v3/ticker/price")),
+    "ticker.book": Method(h.book_ticker, None, ("GET", "/api/v3/ticker/bookTicker")),
     "order.place": Method(h.new_order, h.TRADE, ("POST", "/api/v3/order")),
     "order.test": Method(h.test_order, h.TRADE, ("POST", "/api/v3/order/test")),
     "order.cancel": Method(h.cancel_order, h.TRADE, ("DELETE", "/api/v3/order")),
@@ -91,6 +114,17 @@ METHODS: dict[str, Method] = {
     "order.status": Method(h.query_order, h.USER_DATA, ("GET", "/api/v3/order")),
     "openOrders.status": Method(h.open_orders, h.USER_DATA, ("GET", "/api/v3/openOrders")),
     "account.status": Method(h.account_info, h.USER_DATA, ("GET", "/api/v3/account")),
+    "account.commission": Method(
+        h.account_commission, h.USER_DATA, ("GET", "/api/v3/account/commission")
+    ),
+    "account.rateLimits.orders": Method(
+        user_data.order_rate_limit, h.USER_DATA, ("GET", "/api/v3/rateLimit/order")
+    ),
+    "allOrders": Method(hist.all_orders, h.USER_DATA, ("GET", "/api/v3/allOrders")),
+    "myTrades": Method(hist.my_trades, h.USER_DATA, ("GET", "/api/v3/myTrades")),
+    "myPreventedMatches": Method(
+        pm.my_prevented_matches, h.USER_DATA, ("GET", "/api/v3/myPreventedMatches")
+    ),
 }
 # Binance's listenKey management over the WebSocket API (USER_STREAM: ``apiKey``, no
 # signature), the REST endpoints' handlers: ``stop`` ends the key's streams as DELETE does.
@@ -120,6 +154,9 @@ NOT_LOGGED_ON = BinanceError(
 ALREADY_SUBSCRIBED = BinanceError(-2035, "User Data Stream subscription already active.")
 NOT_SUBSCRIBED = BinanceError(-2036, "User Data Stream subscription not active.")
 PARAMS_NOT_OBJECT = BinanceError(-1135, "Invalid 'params' in JSON request; expected an object.")
+# Binance's session.logon takes Ed25519 keys only; its answer to an HMAC key (errors.md does
+# not list it).
+LOGON_NEEDS_ED25519 = BinanceError(-4056, "HMAC_SHA256 API key is not supported.")
 _SIGNATURE_PARAMS = frozenset({"apiKey", "signature"})
 # Binance's transport parameter: signed with the rest, never passed to a handler.
 RETURN_RATE_LIMITS = "returnRateLimits"
@@ -280,7 +317,7 @@ def _session_status(state: ConnectionState, ctx: Context) -> dict[str, Any]:
         "apiKey": state.session.api_key if state.session else None,
         "authorizedSince": state.session.since_ms if state.session else None,
         "connectedSince": state.connected_at_ms,
-        "returnRateLimits": True,
+        "returnRateLimits": state.return_rate_limits,
         "serverTime": now,
         "userDataStream": user_data,
     }
@@ -289,7 +326,11 @@ def _session_status(state: ConnectionState, ctx: Context) -> dict[str, Any]:
 def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
     cid = ctx.event.connection_id
     if name == "session.logon":
-        caller = _signed_with_timestamp(params, ctx).caller
+        # The key type is told only to whoever proved they hold the key (a valid signature).
+        authorized = _signed_with_timestamp(params, ctx)
+        if authorized.key.key_type != ED25519:
+            raise LOGON_NEEDS_ED25519
+        caller = authorized.caller
         ctx.store.set_session(cid, caller.api_key, caller.account_id)
         return _session_status(_state(ctx), ctx)
     if name == "session.status":
@@ -381,21 +422,49 @@ def _count_weight(name: str, raw_params: Any, ctx: Context) -> None:
     limiting.count_weight(store, ctx.event.source_ip, weight, ctx.deps.clock(), ctx.usage)
 
 
-def _return_rate_limits(params: dict[str, str]) -> bool:
-    value = params.get(RETURN_RATE_LIMITS, "true")
-    if value not in ("true", "false"):
+def _return_rate_limits(params: dict[str, str]) -> bool | None:
+    """The request's ``returnRateLimits``; None when it does not say (the connection's
+    default then)."""
+    value = params.get(RETURN_RATE_LIMITS)
+    if value not in (None, "true", "false"):
         raise errors.invalid_parameter(RETURN_RATE_LIMITS)
-    return value == "true"
+    return None if value is None else value == "true"
+
+
+# A connection's default never changes once $connect stored it, and connection ids are never
+# reused: kept per container, so a request reads it from DynamoDB once per connection.
+_CONNECTION_DEFAULTS: dict[str, bool] = {}
+_MAX_CONNECTION_DEFAULTS = 10_000
+
+
+def _connection_default(event: WsEvent, store: Connections) -> bool:
+    """The URL's ``returnRateLimits`` (true unless it said false). Rate limits are advice, not
+    the answer: a store that fails leaves them shown rather than failing the request."""
+    cid = event.connection_id
+    known = _CONNECTION_DEFAULTS.get(cid)
+    if known is not None:
+        return known
+    try:
+        state = store.get_connection(cid)
+    except Exception:
+        log.warning("connection unreadable: rateLimits shown", exc_info=True)
+        return True
+    if state is None:
+        return True
+    if len(_CONNECTION_DEFAULTS) >= _MAX_CONNECTION_DEFAULTS:
+        _CONNECTION_DEFAULTS.clear()
+    _CONNECTION_DEFAULTS[cid] = state.return_rate_limits
+    return state.return_rate_limits
 
 
 def _with_limits(
-    body: dict[str, Any], usage: limiting.Usage, deps: h.Deps, show: bool
+    body: dict[str, Any], usage: limiting.Usage, deps: h.Deps, show: Callable[[], bool]
 ) -> dict[str, Any]:
     """A refusal's ``error.data`` and, when shown and anything was counted, ``rateLimits``."""
     if usage.refusal is not None and "error" in body:
         body["error"]["data"] = usage.refusal.data(usage.refused_at)
     counted = usage.weight is not None or usage.orders is not None
-    if show and counted and deps.rate_limits is not None:
+    if counted and deps.rate_limits is not None and show():
         body["rateLimits"] = deps.rate_limits.limits.counted(usage.weight, usage.orders)
     return body
 
@@ -407,7 +476,7 @@ def handle(event: WsEvent, deps: h.Deps, store: Connections) -> dict[str, Any]:
     """One WebSocket API request (its route key is its method)."""
     request_id: Any = None
     usage = limiting.Usage()
-    show_limits = True
+    asked: bool | None = None  # the request's returnRateLimits, when it has one
     try:
         request = json.loads(event.body or "")
         if not isinstance(request, dict):
@@ -419,7 +488,7 @@ def handle(event: WsEvent, deps: h.Deps, store: Connections) -> dict[str, Any]:
         ctx = Context(event, deps, store, usage)
         _count_weight(name, request.get("params"), ctx)
         params = read_params(request)
-        show_limits = _return_rate_limits(params)
+        asked = _return_rate_limits(params)
         if name in METHODS:
             body = answer(request_id, run_method(METHODS[name], params, ctx))
         else:
@@ -436,4 +505,10 @@ def handle(event: WsEvent, deps: h.Deps, store: Connections) -> dict[str, Any]:
     except Exception:
         log.exception("WebSocket API request failed")
         body = error_answer(request_id, INTERNAL_ERROR)
-    return reply(_with_limits(body, usage, deps, show_limits))
+    shown = asked
+    return reply(
+        _with_limits(
+            body, usage, deps,
+            lambda: _connection_default(event, store) if shown is None else shown,
+        )
+    )  # fmt: skip

@@ -77,8 +77,10 @@ def connect(
     # $connect runs as the connection opens: its 2 hours start now.
     expires_at = int(time.time() if now_s is None else now_s) + MAX_CONNECTION_SECONDS
     store.put_connection(
-        event.connection_id, account_id=None, combined=combined, expires_at=expires_at
-    )
+        event.connection_id, account_id=None, combined=combined, expires_at=expires_at,
+        # Binance's WebSocket API URL option: rateLimits omitted unless a request asks.
+        return_rate_limits=event.query.get("returnRateLimits", "true").lower() != "false",
+    )  # fmt: skip
     if market:
         store.subscribe(event.connection_id, market)
     for account_id, listen_key in accounts:

@@ -21,6 +21,7 @@ class Connections(Protocol):
         combined: bool,
         expires_at: int,
         listen_key: str | None = None,
+        return_rate_limits: bool = True,
     ) -> None: ...
 
     def get_connection(self, connection_id: str) -> ConnectionState | None: ...
