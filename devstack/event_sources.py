@@ -22,7 +22,9 @@ SQS
   the queue's visibility timeout, until its redrive policy moves them to the DLQ.
 
 Topic names in the template are the production names; the ones in settings (tests rename
-them) are used in their place.
+them) are used in their place. The function runs with its environment from the template, as
+the gateway's functions do: so it reaches PostgreSQL as its own role (BOURSE_PG_USER), with
+exactly the privileges it has on AWS.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import base64
 import hashlib
 import importlib.util
 import logging
+import os
 import signal
 import sys
 import time
@@ -317,6 +320,19 @@ def run_sqs(spec: FunctionSpec, handler: Handler, settings: Settings, args: Any)
             )
 
 
+def _apply_template_environment(logical_id: str) -> None:
+    """The function's environment from template.yaml, as the gateway gives its functions
+    (devstack.gateway.runtime): its own PostgreSQL role (BOURSE_PG_USER) among the rest.
+    Variables this process already has win (tests move topics and ports that way)."""
+    from devstack.gateway.runtime import apply_environment
+    from devstack.gateway.template_api import load_rest_api
+
+    settings = get_settings()
+    api = load_rest_api(settings.stage, settings.region, settings.moto_port)
+    apply_environment(api.functions[logical_id].environment, dict(os.environ))
+    get_settings.cache_clear()  # read again with the function's environment
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.event_sources")
     parser.add_argument("function", help="logical id of the function in template.yaml")
@@ -327,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    _apply_template_environment(args.function)
     settings = get_settings()
     spec = function_spec(args.function, settings)
     handler = load_handler(spec)

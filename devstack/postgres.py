@@ -7,7 +7,9 @@ reach, so there the cluster lives in a folder of its own under ``/var/lib/bourse
 (named by a hash of the stack dir, owned by `postgres`, mode 0700), and the stack dir's
 ``pg-home`` file records where, for later runs and for ``make clean``. The cluster's superuser
 is reached over the unix socket in that folder; the app's role and database (from
-settings.pg_dsn) are created by us, then the migrations are applied as that role.
+settings.pg_dsn) are created by us, then the migrations are applied as that role, which
+creates the functions' own least-privilege roles (bourse_reader, bourse_recorder, ...) as it
+does on Aurora; the gateway and the consumers connect as those, as the functions do on AWS.
 """
 
 from __future__ import annotations
@@ -225,6 +227,10 @@ class Postgres(Service):
                 # CREATEDB so tests can make throwaway databases as the app's own role.
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(role)))
                 notes.append(f"created role {role}")
+            # CREATEROLE, as Aurora's master user has it: the migrations create the functions'
+            # own roles (0006_function_roles.sql) here exactly as on AWS. Also for a cluster
+            # made before they did.
+            conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(sql.Identifier(role)))
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
             if exists.fetchone() is None:
                 conn.execute(

@@ -44,8 +44,12 @@ class Settings:
     commands_topic: str
     events_topic: str
     marketdata_topic: str
-    # PostgreSQL (Aurora on AWS) and Redis (ElastiCache on AWS)
+    # PostgreSQL (Aurora on AWS) and Redis (ElastiCache on AWS). pg_dsn connects as the
+    # function's own role when BOURSE_PG_USER names one (template.yaml sets it per function;
+    # 0006_function_roles.sql grants each its least privilege); without it, as the DSN's user
+    # (the owner: the migrations, the local stack's tools).
     pg_dsn: str
+    pg_user: str
     # On AWS the record is reached through RDS Proxy with an IAM token as the password
     pg_iam_auth: bool
     redis_url: str
@@ -145,6 +149,10 @@ class Settings:
 
     @property
     def pg_port(self) -> int:
+        if "://" not in self.pg_dsn:  # key=value form (a function's, BOURSE_PG_USER)
+            from psycopg.conninfo import conninfo_to_dict
+
+            return int(str(conninfo_to_dict(self.pg_dsn).get("port") or 5432))
         return urlsplit(self.pg_dsn).port or 5432
 
     @property
@@ -167,6 +175,15 @@ def _local_topic_arn(stage: str, region: str, name: str) -> str:
     return f"arn:aws:sns:{region}:123456789012:{name}" if stage == "local" else ""
 
 
+def _dsn_as(dsn: str, user: str) -> str:
+    """``dsn`` with ``user`` as its user (any DSN form libpq takes); unchanged without one."""
+    if not user:
+        return dsn
+    from psycopg.conninfo import make_conninfo  # only functions that reach the record pay it
+
+    return make_conninfo(dsn, user=user)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     stage = _env("BOURSE_STAGE", "local")
@@ -185,7 +202,11 @@ def get_settings() -> Settings:
         commands_topic=commands,
         events_topic=_env("BOURSE_EVENTS_TOPIC", "bourse.events"),
         marketdata_topic=_env("BOURSE_MARKETDATA_TOPIC", "bourse.marketdata"),
-        pg_dsn=_env("BOURSE_PG_DSN", "postgresql://bourse@127.0.0.1:5433/bourse"),
+        pg_dsn=_dsn_as(
+            _env("BOURSE_PG_DSN", "postgresql://bourse@127.0.0.1:5433/bourse"),
+            _env("BOURSE_PG_USER", ""),
+        ),
+        pg_user=_env("BOURSE_PG_USER", ""),
         pg_iam_auth=_env("BOURSE_PG_IAM_AUTH", "false").lower() == "true",
         redis_url=_env("BOURSE_REDIS_URL", "redis://127.0.0.1:6380/0"),
         redis_auth_secret_arn=_env(
