@@ -150,6 +150,9 @@ class FakeStore:
         keys = [s.listen_key for s in self.accounts[connection_id].values() if s.listen_key]
         return [*self.streams[connection_id], *keys]
 
+    def set_combined(self, connection_id: str, combined: bool) -> None:
+        self.connections[connection_id]["combined"] = combined
+
     def subscribe_account(self, connection_id: str, account_id: int, *,
                           listen_key: str | None = None, with_subscription_id: bool = False,
                           api_key: str | None = None) -> int | None:  # fmt: skip
@@ -204,8 +207,9 @@ def test_connect_with_streams_and_listen_keys() -> None:
                                      keys.get)  # fmt: skip
     assert refused["statusCode"] == 400
     assert json.loads(refused["body"])["code"] == -1125
-    bad = market_streams.connect(_event("$connect", query={"streams": "BTC@x"}), store, keys.get)
-    assert bad["statusCode"] == 400 and json.loads(bad["body"])["code"] == 2
+    # A name that is no stream is ignored, as Binance does (ccxt.pro opens /ws/<n>).
+    ignored = market_streams.connect(_event("$connect", query={"streams": "0"}), store, keys.get)
+    assert ignored == {"statusCode": 200} and store.list_subscriptions("conn-1") == []
 
 
 def test_stream_messages() -> None:

@@ -6,9 +6,10 @@ Contract (the fan-out reads it; the WebSocket handlers write it):
   subscriptions. Both tables carry ``expiresAt`` (epoch seconds, the DynamoDB TTL attribute):
   API Gateway ends every connection after 2 h, so a connection whose ``$disconnect`` never
   ran (a crash) disappears by itself. Reads skip expired items, since TTL deletion lags.
-* ``combined`` is fixed at connect: ``/stream?streams=`` connections (and clients that ask
+* ``combined`` is set at connect: ``/stream?streams=`` connections (and clients that ask
   ``combined=true``) get every market payload wrapped as ``{"stream": name, "data": payload}``,
   ``/ws/`` ("raw") connections get the payload alone. ``Connection.frame`` does the wrapping.
+  Binance's ``SET_PROPERTY`` changes it later (``set_combined``).
 * Market subscriptions are keyed by Binance's stream name exactly as the client spelled it
   (lower-case symbol: ``btcusdt@trade``, ``btcusdt@depth@100ms``, ``!miniTicker@arr``);
   ``subscribe`` refuses a name that is not one (``InvalidStream``, ``bourse.ws.streams``).
@@ -429,6 +430,53 @@ class ConnectionStore:
                 stream = item["listenKey"]["S"]
             rows.append((int(item.get("subscribedAt", {"N": "0"})["N"]), stream))
         return [stream for _, stream in sorted(rows)]
+
+    def set_combined(self, connection_id: str, combined: bool) -> None:
+        """Binance's ``SET_PROPERTY ["combined", ...]``: how every later payload of the
+        connection is wrapped. The connection and each of its subscription items change (the
+        broadcaster reads ``combined`` from the items), and the subscriptions are recorded
+        again in Redis, so that the broadcaster's cached lists are overridden from the
+        acknowledgement on. ``UnknownConnection`` when the connection is gone."""
+        try:
+            self._ddb.update_item(
+                TableName=self.connections_table,
+                Key={"connectionId": {"S": connection_id}},
+                UpdateExpression="SET combined = :c",
+                ConditionExpression="attribute_exists(connectionId)",
+                ExpressionAttributeValues={":c": {"BOOL": combined}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise UnknownConnection(connection_id) from None
+            raise
+        recent: dict[Connection, list[str]] = {}
+        for item in list(self._query_connection(connection_id)):
+            stream = item["stream"]["S"]
+            try:
+                self._ddb.update_item(
+                    TableName=self.subscriptions_table,
+                    Key={"connectionId": {"S": connection_id}, "stream": {"S": stream}},
+                    UpdateExpression="SET combined = :c",
+                    # An update creates a missing item: never one for a stream just dropped.
+                    ConditionExpression="attribute_exists(connectionId)",
+                    ExpressionAttributeValues={":c": {"BOOL": combined}},
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    continue
+                raise
+            if stream.startswith(KEY_STREAM_PREFIX):
+                continue  # a mark, never delivered to
+            connection = Connection(
+                connection_id,
+                combined,
+                item["listenKey"]["S"] if "listenKey" in item else None,
+                int(item["subscriptionId"]["N"]) if "subscriptionId" in item else None,
+            )
+            recent.setdefault(connection, []).append(stream)
+        if self.recent is not None:
+            for connection, streams in recent.items():
+                self.recent.add(connection, streams)
 
     def connections_for_stream(self, stream: str) -> list[Connection]:
         return [

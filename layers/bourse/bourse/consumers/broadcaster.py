@@ -114,7 +114,9 @@ class SubscriberCache:
     subscription acknowledged a moment ago: every ``get`` adds, from one Redis pipeline, the
     subscriptions of the last ``RECENT_SECONDS`` (``RecentSubscriptions``, written before the
     client is answered). So a connection receives every batch handled after its subscription
-    was acknowledged. A connection found gone is dropped at once (``forget``), from both.
+    was acknowledged; where a connection is in both, the recent entry wins (it is never
+    older: ``SET_PROPERTY`` records the subscriptions again). A connection found gone is
+    dropped at once (``forget``), from both.
     Without ``recent`` (tests), new subscriptions arrive within two TTLs.
     """
 
@@ -193,13 +195,13 @@ class SubscriberCache:
         with self._lock:
             gone = set(self._gone)
         for key, conns in zip(keys, recent, strict=True):
-            if not conns:
+            fresh = {c.connection_id: c for c in conns if c.connection_id not in gone}
+            if not fresh:
                 continue
-            listed = out[key]
-            known = {c.connection_id for c in listed} | gone
-            extra = [c for c in conns if c.connection_id not in known]
-            if extra:
-                out[key] = [*listed, *extra]
+            # A recent entry is never older than the list's: it replaces the listed one (a
+            # SET_PROPERTY changed how the connection's payloads are wrapped).
+            listed = [fresh.pop(c.connection_id, c) for c in out[key]]
+            out[key] = [*listed, *fresh.values()]
 
     def forget(self, connection_ids: set[str]) -> None:
         now = self._clock()

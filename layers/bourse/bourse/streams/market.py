@@ -11,12 +11,14 @@ What a batch publishes, per symbol it touched, in this order:
 
 - ``<s>@trade`` per trade; ``<s>@aggTrade`` per run of trades of one taker at one price;
   ``<s>@bookTicker`` per depth update that changes the best bid or ask;
-- ``<s>@depth`` and ``<s>@depth@100ms``: the batch's depth updates merged into as few diffs
-  as the size limit allows (Binance merges a second's or 100 ms' worth; we merge a batch's);
+- ``<s>@depth`` and ``<s>@depth@100ms``: the batch's depth updates merged per second (per
+  100 ms) of event time, into as few diffs as the size limit allows (Binance merges a
+  second's or 100 ms' worth; we never merge across batches, nothing is held back);
 - ``<s>@depth5|10|20`` (and ``@100ms``): the top of the book after the batch, if it changed;
 - ``<s>@kline_<i>`` for every interval: each kline the batch closed (``x`` true), then the
-  current one; ``<s>@miniTicker``, ``<s>@ticker``, and one ``!miniTicker@arr`` and
-  ``!ticker@arr`` (the symbols with trades in the batch);
+  current one; ``<s>@miniTicker``, ``<s>@ticker``, ``<s>@ticker_<w>`` (1h, 4h, 1d),
+  ``<s>@avgPrice``, and one ``!miniTicker@arr``, ``!ticker@arr`` and ``!ticker_<w>@arr``
+  (the symbols with trades in the batch);
 - user data per account, in event order: executionReport, outboundAccountPosition,
   balanceUpdate (every funding step: deposit, withdrawal request, completion, failure,
   cancel).
@@ -24,7 +26,7 @@ What a batch publishes, per symbol it touched, in this order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,11 +43,20 @@ from bourse.domain.events import (
 from bourse.record.intervals import INTERVALS
 from bourse.streams import frames, payloads
 from bourse.streams.book import EMPTY, Level, LocalBook
-from bourse.streams.rolling import Candle, Rolling, fold_kline
+from bourse.streams.rolling import (
+    AVG_PRICE_MS,
+    TICKER_WINDOWS_MS,
+    Candle,
+    Rolling,
+    fold_kline,
+)
 
 PARTIAL_DEPTHS = (5, 10, 20)
 MINI_TICKER_ARR = "!miniTicker@arr"
 TICKER_ARR = "!ticker@arr"
+ALL_MARKET_ARRAYS = (
+    MINI_TICKER_ARR, TICKER_ARR, *(f"!ticker_{size}@arr" for size in TICKER_WINDOWS_MS)
+)  # fmt: skip
 _encode = msgspec.json.Encoder().encode
 
 
@@ -171,12 +182,12 @@ class StreamState:
             # Nothing else has a Binance stream: a funding step (FundingUpdate) reaches its
             # account as the balanceUpdate and outboundAccountPosition around it; AdminAction,
             # AccountUpdated, AccountFeesUpdated, SymbolUpdated, Reply are the admin plane's.
-        minis: list[bytes] = []
-        tickers: list[bytes] = []
+        # The all-market streams' arrays (!miniTicker@arr, !ticker@arr, !ticker_<w>@arr).
+        arrays: dict[str, list[bytes]] = {name: [] for name in ALL_MARKET_ARRAYS}
         for symbol, acc in touched.items():
             self._flush_agg(symbol, acc, out)
-            self._end_of_batch(symbol, acc, out, minis, tickers)
-        for stream, items in ((MINI_TICKER_ARR, minis), (TICKER_ARR, tickers)):
+            self._end_of_batch(symbol, acc, out, arrays)
+        for stream, items in arrays.items():
             for group in frames.chunks(items):
                 out.market.append(Message(stream, b"[" + b",".join(group) + b"]"))
         return out
@@ -240,15 +251,15 @@ class StreamState:
             out.market.append(Message(f"{ev.symbol.lower()}@bookTicker", _encode(payload)))
 
     def _end_of_batch(
-        self, symbol: str, acc: _SymbolBatch, out: Batch, minis: list[bytes], tickers: list[bytes]
+        self, symbol: str, acc: _SymbolBatch, out: Batch, arrays: dict[str, list[bytes]]
     ) -> None:
         name = symbol.lower()
         market = out.market
         if acc.depth:
-            for diff in frames.depth_diffs(symbol, acc.depth):
-                data = _encode(diff)
-                market.append(Message(f"{name}@depth", data))
-                market.append(Message(f"{name}@depth@100ms", data))
+            for stream, period_ms in ((f"{name}@depth", 1000), (f"{name}@depth@100ms", 100)):
+                for run in _by_period(acc.depth, period_ms):
+                    for diff in frames.depth_diffs(symbol, run):
+                        market.append(Message(stream, _encode(diff)))
         book = self.books.get(symbol)
         if acc.book_changed and book is not None:
             bids, asks = book.top(PARTIAL_DEPTHS[-1])
@@ -270,14 +281,35 @@ class StreamState:
                     stream, _encode(payloads.kline(symbol, interval, klines[interval], False, ts))
                 )
             )
-        window = self.rolling[symbol].window(ts)
+        rolling = self.rolling[symbol]
+        window = rolling.window(ts)
         mini = _encode(payloads.mini_ticker(symbol, window, ts))
-        minis.append(mini)
+        arrays[MINI_TICKER_ARR].append(mini)
         market.append(Message(f"{name}@miniTicker", mini))
         bid, ask = _bbo(book) if book is not None else (EMPTY, EMPTY)
         full = _encode(payloads.ticker(symbol, window, bid, ask, ts))
-        tickers.append(full)
+        arrays[TICKER_ARR].append(full)
         market.append(Message(f"{name}@ticker", full))
+        for size, span_ms in TICKER_WINDOWS_MS.items():
+            data = _encode(payloads.window_ticker(symbol, size, rolling.since(span_ms, ts), ts))
+            arrays[f"!ticker_{size}@arr"].append(data)
+            market.append(Message(f"{name}@ticker_{size}", data))
+        average = payloads.avg_price(symbol, rolling.since(AVG_PRICE_MS, ts), rolling.last_ts, ts)
+        market.append(Message(f"{name}@avgPrice", _encode(average)))
+
+
+def _by_period(updates: list[DepthUpdate], period_ms: int) -> Iterator[list[DepthUpdate]]:
+    """The batch's updates in runs of one period of event time each: a diff stream merges
+    what its update speed spans (1000 ms for ``@depth``, 100 ms for ``@depth@100ms``) and no
+    more. Nothing waits for a later batch: a stream is never held back (no timer runs here)."""
+    run: list[DepthUpdate] = []
+    for ev in updates:
+        if run and ev.ts // period_ms != run[-1].ts // period_ms:
+            yield run
+            run = []
+        run.append(ev)
+    if run:
+        yield run
 
 
 def _bbo(book: LocalBook) -> tuple[Level, Level]:

@@ -12,6 +12,7 @@ from typing import Any
 from bourse.domain.amounts import format_units
 from bourse.domain.enums import ExecutionType
 from bourse.domain.events import AccountBalances, BalanceUpdate, ExecutionReport, Trade
+from bourse.record.tickers import Ticker
 from bourse.streams.rolling import Candle, Window
 
 Levels = tuple[tuple[int, int], ...] | list[tuple[int, int]]
@@ -165,6 +166,43 @@ def ticker(
         "F": t.first_id,
         "L": t.last_id,
         "n": t.count,
+    }
+
+
+def window_ticker(symbol: str, window: str, t: Ticker, ts: int) -> dict[str, Any]:
+    """``<symbol>@ticker_<window>``: ``O`` the minute the window starts on, ``C`` now."""
+    change = t.last_price - t.open_price
+    return {
+        "e": f"{window}Ticker",
+        "E": ts,
+        "s": symbol,
+        "p": format_units(change),
+        "P": percent(change, t.open_price),
+        "o": format_units(t.open_price),
+        "h": format_units(t.high_price),
+        "l": format_units(t.low_price),
+        "c": format_units(t.last_price),
+        "w": format_units(t.quote_volume * 10**8 // t.volume if t.volume else 0),
+        "v": format_units(t.volume),
+        "q": format_units(t.quote_volume),
+        "O": t.open_time,
+        "C": t.close_time,
+        "F": t.first_id,
+        "L": t.last_id,
+        "n": t.count,
+    }
+
+
+def avg_price(symbol: str, t: Ticker, last_trade_ts: int, ts: int) -> dict[str, Any]:
+    """``<symbol>@avgPrice``: the volume-weighted price of the window's trades (REST
+    ``avgPrice``'s rule, rounded down)."""
+    return {
+        "e": "avgPrice",
+        "E": ts,
+        "s": symbol,
+        "i": "5m",
+        "w": format_units(t.quote_volume * 10**8 // t.volume if t.volume else t.last_price),
+        "T": last_trade_ts,
     }
 
 

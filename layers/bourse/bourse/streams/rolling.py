@@ -17,6 +17,9 @@ from bourse.record.tickers import Part, Ticker, combine
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
+# Binance's rolling window streams (<symbol>@ticker_<window>) and the avgPrice stream's span.
+TICKER_WINDOWS_MS = {"1h": 3_600_000, "4h": 14_400_000, "1d": DAY_MS}
+AVG_PRICE_MS = 5 * MINUTE_MS
 
 
 @dataclass(slots=True)
@@ -77,11 +80,12 @@ class Window:
 class Rolling:
     """One symbol's 24 h statistics."""
 
-    __slots__ = ("last_qty", "minutes", "prev_close")
+    __slots__ = ("last_qty", "last_ts", "minutes", "prev_close")
 
     def __init__(self) -> None:
         self.minutes: deque[Candle] = deque()
         self.last_qty = 0
+        self.last_ts = 0
         self.prev_close = 0
 
     def add(self, ev: Trade) -> None:
@@ -92,6 +96,7 @@ class Rolling:
         else:
             self.minutes.append(Candle.first(open_time, open_time + MINUTE_MS - 1, ev))
         self.last_qty = ev.qty
+        self.last_ts = ev.ts
 
     def window(self, now: int) -> Window:
         start = now - DAY_MS
@@ -107,3 +112,22 @@ class Rolling:
             parts[-1] = replace(parts[-1], close_qty=self.last_qty)
         # The payload names the symbol; the window itself does not need to.
         return Window(combine("", start, now, parts), self.prev_close)
+
+    def since(self, span_ms: int, now: int) -> Ticker:
+        """The statistics of a rolling window stream, as Binance defines them: from the start
+        of the minute ``span_ms`` before ``now`` (so up to 59,999 ms wider than the span) to
+        ``now``. Only spans up to the day that ``window`` keeps; call ``window`` first."""
+        start = now - span_ms
+        start -= start % MINUTE_MS
+        parts: list[Part] = []
+        for m in reversed(self.minutes):
+            if m.open_time < start:
+                break
+            parts.append(
+                Part(m.open, m.high, m.low, m.close, 0, m.volume, m.quote_volume, m.count,
+                     m.first_id, m.last_id)
+            )  # fmt: skip
+        parts.reverse()
+        if parts:
+            parts[-1] = replace(parts[-1], close_qty=self.last_qty)
+        return combine("", start, now, parts)

@@ -1,9 +1,11 @@
 """Connections and their market streams: ``$connect``, ``$disconnect``, Binance's SUBSCRIBE,
-UNSUBSCRIBE and LIST_SUBSCRIPTIONS, and the ``$default`` route's answer to anything else.
+UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY and GET_PROPERTY, and the ``$default`` route's
+answer to anything else.
 
 Messages and errors are Binance's (market streams): ``{"result": null, "id": 1}``,
 ``{"result": ["btcusdt@trade"], "id": 3}``, ``{"error": {"code": 2, "msg": "Invalid request:
-..."}, "id": 1}``; code 3 for a frame that is not JSON.
+..."}, "id": 1}``; code 3 for a frame that is not JSON; for the properties, code 0 ``Unknown
+property`` and code 1 ``Invalid value type: expected Boolean``.
 
 ``$connect`` takes the streams as query parameters (``streams=a/b``; ``combined=true`` wraps
 every payload as ``{"stream", "data"}``); Binance's paths (``/ws/<stream>``,
@@ -28,7 +30,9 @@ from bourse.ws.events import CONNECT, DISCONNECT, WsEvent, empty, reply
 from bourse.ws.ports import Connections, ListenKeyLookup
 from bourse.ws.streams import MAX_STREAMS_PER_CONNECTION, is_listen_key, is_stream
 
-STREAM_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS")
+STREAM_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
+# The one property Binance lets a market stream connection set.
+COMBINED = "combined"
 # Binance accepts a 64-bit integer, an alphanumeric string of at most 36, or null.
 _ID_RE = re.compile(r"\A[A-Za-z0-9-]{1,36}\Z")
 _INT64 = 2**63
@@ -55,9 +59,10 @@ def invalid(msg: str, request_id: Any = None) -> StreamRequestError:
 def connect(
     event: WsEvent, store: Connections, lookup: ListenKeyLookup, now_s: float | None = None
 ) -> dict[str, Any]:
-    """Registers the connection with the streams of its URL; a bad name or an unknown listen
-    key refuses the handshake (HTTP 400; the body, Binance's error, is only logged by API
-    Gateway)."""
+    """Registers the connection with the streams of its URL. A name that is neither a stream
+    nor a listen key is ignored, as Binance does (ccxt.pro opens ``/ws/<n>``, a connection
+    index, and subscribes afterwards); an unknown listen key or too many streams refuse the
+    handshake (HTTP 400; the body, Binance's error, is only logged by API Gateway)."""
     combined = event.query.get("combined", "false").lower() == "true"
     names = list(dict.fromkeys(n for n in event.query.get("streams", "").split("/") if n))
     if len(names) > MAX_STREAMS_PER_CONNECTION:
@@ -72,8 +77,6 @@ def connect(
             if account_id is None:
                 return reply({"code": -1125, "msg": "This listenKey does not exist."}, 400)
             accounts.append((account_id, name))
-        else:
-            return reply(invalid(f"invalid stream name `{name}`").body()["error"], 400)
     # $connect runs as the connection opens: its 2 hours start now.
     expires_at = int(time.time() if now_s is None else now_s) + MAX_CONNECTION_SECONDS
     store.put_connection(
@@ -133,8 +136,30 @@ def _stream_names(request: dict[str, Any], request_id: Any) -> list[str]:
     return list(params)
 
 
+def _property_name(request: dict[str, Any], request_id: Any, most: int) -> str:
+    """SET_PROPERTY / GET_PROPERTY: the property's name, checked as Binance checks it (the
+    name first, then the count, then whether the property exists)."""
+    params = request.get("params")
+    if not isinstance(params, list) or not params or not isinstance(params[0], str):
+        raise invalid("property name must be a string", request_id)
+    if len(params) > most:
+        raise invalid("too many parameters", request_id)
+    if params[0] != COMBINED:
+        raise StreamRequestError(0, "Unknown property", request_id)
+    return params[0]
+
+
+def _property_value(request: dict[str, Any], request_id: Any) -> bool:
+    params = request["params"]
+    value = params[1] if len(params) > 1 else None
+    if not isinstance(value, bool):
+        raise StreamRequestError(1, "Invalid value type: expected Boolean", request_id)
+    return value
+
+
 def handle_message(event: WsEvent, store: Connections) -> dict[str, Any]:
-    """SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, and any other method ($default)."""
+    """SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY, GET_PROPERTY, and any
+    other method ($default)."""
     request_id: Any = None
     try:
         request, request_id = parse_request(event.body)
@@ -154,6 +179,16 @@ def handle_message(event: WsEvent, store: Connections) -> dict[str, Any]:
                 raise invalid("too many parameters", request_id)
             return reply({"result": store.list_subscriptions(event.connection_id),
                           "id": request_id})  # fmt: skip
+        if method == "SET_PROPERTY":
+            _property_name(request, request_id, 2)
+            store.set_combined(event.connection_id, _property_value(request, request_id))
+            return reply({"result": None, "id": request_id})
+        if method == "GET_PROPERTY":
+            _property_name(request, request_id, 1)
+            state = store.get_connection(event.connection_id)
+            if state is None:
+                raise UnknownConnection(event.connection_id)
+            return reply({"result": state.combined, "id": request_id})
         expected = ", ".join(f"`{m}`" for m in (*STREAM_METHODS, *ALL_METHODS))
         raise invalid(f"unknown variant `{method}`, expected one of {expected}", request_id)
     except StreamRequestError as exc:
@@ -164,7 +199,7 @@ def handle_message(event: WsEvent, store: Connections) -> dict[str, Any]:
 
 def route(event: WsEvent, store: Connections, lookup: ListenKeyLookup) -> dict[str, Any]:
     """The connection function's routes: $connect, $disconnect, and the stream methods
-    (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, $default)."""
+    (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY, GET_PROPERTY, $default)."""
     if event.event_type == CONNECT:
         return connect(event, store, lookup)
     if event.event_type == DISCONNECT:

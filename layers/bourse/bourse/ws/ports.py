@@ -34,6 +34,8 @@ class Connections(Protocol):
 
     def list_subscriptions(self, connection_id: str) -> list[str]: ...
 
+    def set_combined(self, connection_id: str, combined: bool) -> None: ...
+
     def subscribe_account(
         self,
         connection_id: str,
