@@ -215,10 +215,12 @@ def test_ccxt_pro_market_streams(stack: ApiStack) -> None:
         client = pro(stack)
         try:
             await client.load_markets()
-            # Subscribed before trading: each watch returns once its first message arrived.
+            # Subscribed before trading; each watch returns once it shows the taker's fill (the
+            # book: the ask after the fill, not the one placed before it).
             book = asyncio.ensure_future(
                 _first(
-                    lambda: client.watch_order_book(symbol), lambda b: 33000.0 in dict(b["asks"])
+                    lambda: client.watch_order_book(symbol),
+                    lambda b: dict(b["asks"]).get(33000.0) == 0.15,
                 )
             )
             trades = asyncio.ensure_future(
