@@ -25,9 +25,11 @@ from bourse.domain import errors
 from bourse.domain.amounts import MAX_UNITS, SCALE, fee_for, notional
 from bourse.domain.commands import (
     ADMIN_COMMANDS,
+    CLIENT_ORDER_ID_RE,
     COMMAND_NAMES,
     FEE_ACCOUNT,
     AddSymbol,
+    AmendOrder,
     CancelAll,
     CancelOrder,
     CancelReplace,
@@ -70,6 +72,7 @@ from bourse.domain.events import (
     ExecutionReport,
     Fill,
     FundingUpdate,
+    OrderAmended,
     OrderInfo,
     OrderResult,
     PreventedMatch,
@@ -252,6 +255,7 @@ class ReferenceEngine:
             CancelOrder: self._cancel_cmd,
             CancelReplace: self._cancel_replace_cmd,
             CancelAll: self._cancel_all_cmd,
+            AmendOrder: self._amend_cmd,
             AddSymbol: self._add_symbol,
             UpdateSymbol: self._update_symbol,
             SetSymbolStatus: self._set_status,
@@ -748,6 +752,90 @@ class ReferenceEngine:
             return e.code, e.msg, ()
         parts = [ReplyPart(Outcome.SUCCESS, 0, "", self._do_cancel(o, "")) for o in orders]
         return 0, "", parts
+
+    def _amend_error(self, cmd: AmendOrder) -> tuple[BinanceError | None, RefOrder | None]:
+        """rest-api.md "Order Amend Keep Priority" and errors.md's -2038 messages."""
+        if cmd.symbol not in self.symbols:
+            return errors.INVALID_SYMBOL_ERROR, None
+        sym = self.symbols[cmd.symbol]
+        if cmd.order_id is None and cmd.orig_client_order_id is None:
+            return errors.mandatory("orderId"), None
+        if not CLIENT_ORDER_ID_RE.match(cmd.new_client_order_id):
+            return errors.illegal_chars("newClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$"), None
+        if cmd.new_qty <= 0:
+            return errors.INVALID_QUANTITY_ERROR, None
+        if self.accounts.get(cmd.account_id):
+            return errors.amend_rejected(errors.MSG_ACCOUNT_DISABLED), None
+        if sym.spec.status is not SymbolStatus.TRADING:
+            return errors.amend_rejected(errors.MSG_MARKET_CLOSED), None
+        mine = [o for o in sym.resting + sym.stops if o.account == cmd.account_id]
+        if cmd.order_id is not None:
+            found = [o for o in mine if o.info.order_id == cmd.order_id]
+        else:
+            found = [o for o in mine if o.info.client_order_id == cmd.orig_client_order_id]
+        if not found:
+            return errors.amend_rejected(), None
+        order = found[0]
+        if cmd.new_qty == order.info.quantity:
+            return errors.amend_rejected(errors.MSG_NO_STATE_CHANGE), None
+        if cmd.new_qty > order.info.quantity:
+            return errors.amend_rejected(errors.MSG_AMEND_INCREASE), None
+        try:
+            market = order.info.type in (OrderType.STOP_LOSS, OrderType.TAKE_PROFIT)
+            check_lot(sym.spec, cmd.new_qty, market=market)
+        except BinanceError as e:
+            return e, None
+        if any(o is not order and o.info.client_order_id == cmd.new_client_order_id for o in mine):
+            return errors.amend_rejected(errors.MSG_DUPLICATE_ORDER), None
+        return None, order
+
+    def _amend_cmd(self, cmd: AmendOrder) -> HandlerResult:
+        """Order amend keep priority (faqs/order_amend_keep_priority.md): only the quantity
+        shrinks; the order keeps its id and its place in the queue."""
+        e, order = self._amend_error(cmd)
+        if e is not None:
+            return e.code, e.msg, ()
+        assert order is not None
+        sym = self.symbols[cmd.symbol]
+        old = order.info
+        order.info = msgspec.structs.replace(
+            old, quantity=cmd.new_qty, client_order_id=cmd.new_client_order_id
+        )
+        # Binance: original quantity - executed - prevented = what is left to execute
+        left = cmd.new_qty - order.executed - order.prevented
+        if left <= 0:
+            (sym.stops if order.pending_stop else sym.resting).remove(order)
+            order.remaining = 0
+            self._unlock(order, order.locked)
+            order.status = OrderStatus.EXPIRED
+        else:
+            order.remaining = left
+            order.slice = min(order.slice, left)
+            keep = notional(order.info.price, left) if order.side is Side.BUY else left
+            self._unlock(order, order.locked - keep)
+        self._report(order, ExecutionType.REPLACED, cancel_client_order_id=old.client_order_id)
+        execution_id = self.seq  # the REPLACED report's
+        self._emit(
+            OrderAmended,
+            symbol=cmd.symbol,
+            order_id=old.order_id,
+            account_id=old.account_id,
+            execution_id=execution_id,
+            orig_client_order_id=old.client_order_id,
+            new_client_order_id=cmd.new_client_order_id,
+            orig_qty=old.quantity,
+            new_qty=cmd.new_qty,
+        )
+        self.detail = json.dumps(
+            {
+                "executionId": execution_id,
+                "origClientOrderId": old.client_order_id,
+                "preventedQty": order.prevented,
+            },
+            separators=(",", ":"),
+        )
+        order.fills = []
+        return 0, "", (ReplyPart(Outcome.SUCCESS, 0, "", self._result(order)),)
 
     def _cancel_replace_cmd(self, cmd: CancelReplace) -> HandlerResult:
         c, n = cmd.cancel, cmd.new_order

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 from bourse.domain.commands import (
     AddSymbol,
+    AmendOrder,
     CancelAll,
     CancelOrder,
     CancelReplace,
@@ -124,6 +125,15 @@ def commands(count: int, *, seed: int = 1, accounts: int = 20) -> Iterator[Comma
             recent.append((account, sym, cid))
         elif r < 0.955:
             cmd = CancelAll(rid(), ts, account, sym)
+        elif r < 0.965 and recent:
+            # Amend keep priority to about half a typical size: often a reduction, sometimes
+            # an increase (-2038) or an order already gone.
+            acc, csym, ocid = recent[rng.randrange(len(recent))]
+            cspec = next(s for s in specs if s.symbol == csym)
+            half = _round(rng.randint(*_MIDS[csym][1:]) // 2, cspec.step_size) or cspec.step_size
+            cmd = AmendOrder(rid(), ts, acc, csym, half, f"a{n}", orig_client_order_id=ocid)
+            recent.remove((acc, csym, ocid))
+            recent.append((acc, csym, f"a{n}"))
         else:
             tif = TimeInForce.GTC
             cmd = NewOrder(rid(), ts, account, sym, side, OrderType.LIMIT, cid, quantity=qty,

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from bourse.domain.codec import CommandDecodeError, decode_command, encode_command
 from bourse.domain.commands import (
     AddSymbol,
+    AmendOrder,
     CancelAll,
     CancelOrder,
     CancelReplace,
@@ -71,6 +72,8 @@ def test_new_orders_round_trip(order: NewOrder) -> None:
         CancelOrder("r1", 5, 7, "BTCUSDT", order_id=3, cancel_client_order_id="x"),
         CancelOrder("r2", 5, 7, "BTCUSDT", orig_client_order_id="abc"),
         CancelAll("r3", 5, 7, "ETHBTC"),
+        AmendOrder("r3a", 5, 7, "ETHBTC", 10**6, "new-id", order_id=3),
+        AmendOrder("r3b", 5, 7, "ETHBTC", 10**6, "new-id", None, "old-id", deadline=9),
         Deposit("r4", 5, 7, "BTC", 10**8),
         Deposit("r4", 5, 7, "BTC", 10**8, "tx-1", "arn:aws:iam::1:user/op"),
         WithdrawRequest("r5", 5, 7, "USDT", 1, "w1"),

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from bourse.domain.amounts import MAX_UNITS
 from bourse.domain.commands import (
     AddSymbol,
+    AmendOrder,
     CancelAll,
     CancelOrder,
     CancelReplace,
@@ -256,8 +257,10 @@ class Generator:
         roll = ch.int(0, 999)
         if roll < 640:
             return self.new_order(ref)
-        if roll < 780:
+        if roll < 745:
             return self.cancel(ref)
+        if roll < 780:
+            return self.amend(ref)
         if roll < 850:
             return self.cancel_replace(ref)
         if roll < 870:
@@ -530,6 +533,44 @@ class Generator:
         name = "NOPE" if self.ch.chance(1) else self.symbol_name()
         return self.cancel_part(ref, self.account(), name)
 
+    def amend(self, ref: ReferenceEngine) -> AmendOrder:
+        """Order amend keep priority: mostly a valid reduction, sometimes every refusal."""
+        ch = self.ch
+        acct = self.account()
+        name = "NOPE" if ch.chance(1) else self.symbol_name()
+        target = self.pick_open(ref, acct, name)
+        new_cid = ch.pick(CLIENT_IDS) if ch.chance(30) else f"a{self.n}"
+        if ch.chance(2):
+            new_cid = "bad id!"
+        rid, ts = self._rid(), self._ts()
+        if target is None or name == "NOPE":
+            qty = ch.int(1, 12) * E8 // 100
+            if ch.chance(5):
+                return AmendOrder(rid, ts, acct, name, qty, new_cid)  # no id: -1102
+            if ch.chance(50):
+                return AmendOrder(rid, ts, acct, name, qty, new_cid, order_id=ch.int(1, 60))
+            return AmendOrder(rid, ts, acct, name, qty, new_cid, None, ch.pick(CLIENT_IDS))
+        step = self.spec(name).step_size
+        q = target.info.quantity
+        if ch.chance(20):
+            new_cid = target.info.client_order_id  # keeping it is allowed
+        how = ch.int(0, 99)
+        if how < 5:
+            new = q  # no change: -2038
+        elif how < 10:
+            new = q + step  # an increase: -2038
+        elif how < 20:
+            new = step * ch.int(1, target.executed // step + 1)  # at most what it traded
+        elif how < 23:
+            new = q - step // 2  # off the lot grid
+        elif how < 25:
+            new = ch.pick((0, -step))
+        else:
+            new = max(step, q - step * ch.int(1, 6))
+        if ch.chance(60):
+            return AmendOrder(rid, ts, acct, name, new, new_cid, order_id=target.info.order_id)
+        return AmendOrder(rid, ts, acct, name, new, new_cid, None, target.info.client_order_id)
+
     def cancel_replace(self, ref: ReferenceEngine) -> CancelReplace:
         acct, name = self.account(), self.symbol_name()
         cancel = self.cancel_part(ref, acct, name)
@@ -648,7 +689,9 @@ class Checker:
 
     def _count_semantics(self, e: ExecutionReport) -> None:
         """Counts of the rarer semantics, so that a driver can demand that it saw them."""
-        if e.exec_type == "TRADE_PREVENTION" and e.status != "EXPIRED_IN_MATCH":
+        if e.exec_type == "REPLACED":
+            key = f"amended-{e.status}"
+        elif e.exec_type == "TRADE_PREVENTION" and e.status != "EXPIRED_IN_MATCH":
             key = "stp-decremented"  # DECREMENT: an order lost quantity and went on
         elif e.status == "FILLED" and 0 < e.cum_quote < e.order.quote_order_qty:
             key = "quote-filled-short"  # FILLED with a budget left below one lot step
@@ -835,6 +878,9 @@ def test_seeded_stress_matches_reference(seed: int) -> None:
     assert checker.counts.get("PreventedMatch", 0) > 20
     assert checker.counts.get("stp-decremented", 0) > 0
     assert checker.counts.get("quote-filled-short", 0) > 0
+    assert checker.counts.get("amended-NEW", 0) > 20
+    assert checker.counts.get("amended-EXPIRED", 0) > 0
+    assert checker.counts.get("AMEND_ORDER:-2038", 0) > 20
     assert checker.counts.get("trailing-triggered", 0) > 0
     assert checker.counts.get("trailing-triggered-from-stop", 0) > 0
     assert checker.counts.get("NEW_ORDER:0", 0) > 2000

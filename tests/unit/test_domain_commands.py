@@ -281,6 +281,7 @@ def test_command_names_cover_every_command() -> None:
             "CANCEL_ORDER",
             "CANCEL_REPLACE",
             "CANCEL_ALL",
+            "AMEND_ORDER",
             "ADD_SYMBOL",
             "UPDATE_SYMBOL",
             "SET_SYMBOL_STATUS",
@@ -295,5 +296,5 @@ def test_command_names_cover_every_command() -> None:
             "REJECTED_ADMIN",
         ]
     )
-    trader = {"NEW_ORDER", "CANCEL_ORDER", "CANCEL_REPLACE", "CANCEL_ALL"}
+    trader = {"NEW_ORDER", "CANCEL_ORDER", "CANCEL_REPLACE", "CANCEL_ALL", "AMEND_ORDER"}
     assert set(COMMAND_NAMES.values()) - trader == ADMIN_COMMAND_NAMES

@@ -18,6 +18,7 @@ from bourse.record.tickers import DAY_MS, Part, Ticker, combine, minute_span
 from bourse.record.views import (
     AccountTradeRow,
     AggTradeRow,
+    AmendmentRow,
     KlineRow,
     OrderRow,
     PreventedMatchRow,
@@ -100,6 +101,11 @@ _ACCOUNT_TRADE = ", ".join(f.name for f in dataclasses.fields(AccountTradeRow))
 # side that expired), each naming the other order: one row per match, with the resting
 # maker's price and the taker's STP mode from ``orders`` (index order_events_prevented).
 _PREVENTION = "e.exec_type = 'TRADE_PREVENTION'"
+_AMENDMENTS = """
+SELECT symbol, order_id, execution_id, orig_client_order_id, new_client_order_id, orig_qty,
+       new_qty, ts
+FROM order_amendments WHERE {where} ORDER BY execution_id LIMIT %(limit)s
+"""
 _PREVENTED = """
 SELECT m.symbol, m.prevented_match_id, m.taker_order_id, m.maker_order_id,
        taker.stp_mode, maker.price, m.maker_prevented_qty, m.ts
@@ -349,6 +355,22 @@ class RecordHistory:
                                    "pm_id": prevented_match_id, "order_id": order_id,
                                    "from_id": from_id, "limit": limit}  # fmt: skip
         return self._rows(PreventedMatchRow, query, args)
+
+    def order_amendments(
+        self, account_id: int, symbol: str, order_id: int, *, from_id: int | None, limit: int
+    ) -> list[AmendmentRow]:
+        where = "symbol = %(symbol)s AND order_id = %(order_id)s AND account_id = %(account)s"
+        if from_id is not None:
+            where += " AND execution_id >= %(from_id)s"
+        query = _AMENDMENTS.format(where=where)
+        args: dict[str, object] = {
+            "symbol": symbol,
+            "order_id": order_id,
+            "account": account_id,
+            "from_id": from_id,
+            "limit": limit,
+        }
+        return self._rows(AmendmentRow, query, args)
 
 
 def _bounds(

@@ -30,6 +30,7 @@ from bourse.record.rows import (
     ACCOUNT_TRADE_COLUMNS,
     ADMIN_LOG_COLUMNS,
     AGG_TRADE_COLUMNS,
+    AMENDMENT_COLUMNS,
     BALANCE_COLUMNS,
     FUNDING_COLUMNS,
     KLINE_COLUMNS,
@@ -154,6 +155,7 @@ WHERE accounts.last_seq < EXCLUDED.last_seq
 
 _COPIED: dict[str, Sequence[str]] = {
     "order_events": ORDER_EVENT_COLUMNS,
+    "order_amendments": AMENDMENT_COLUMNS,
     "trades": TRADE_COLUMNS,
     "account_trades": ACCOUNT_TRADE_COLUMNS,
     "ledger_entries": LEDGER_COLUMNS,
@@ -296,6 +298,7 @@ class RecordStore:
         if rows.accounts:
             cur.executemany(_MERGE_ACCOUNT, list(rows.accounts.values()))
         self._copy(cur, "order_events", ORDER_EVENT_COLUMNS, rows.order_events)
+        self._copy(cur, "order_amendments", AMENDMENT_COLUMNS, rows.amendments)
         self._copy(cur, "trades", TRADE_COLUMNS, rows.trades)
         self._copy(cur, "account_trades", ACCOUNT_TRADE_COLUMNS, rows.account_trades)
         self._copy(cur, "ledger_entries", LEDGER_COLUMNS, rows.ledger)

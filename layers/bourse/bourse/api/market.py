@@ -132,6 +132,7 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
         "quoteOrderQtyMarketAllowed": spec.quote_order_qty_market_allowed,
         "allowTrailingStop": spec.allow_trailing_stop,
         "cancelReplaceAllowed": True,
+        "amendAllowed": True,  # PUT /api/v3/order/amend/keepPriority, on every symbol
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
         "filters": symbol_filters(spec),

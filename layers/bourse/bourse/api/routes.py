@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bourse.api import amendments as am
 from bourse.api import handlers as h
 from bourse.api import history as hist
 from bourse.api import prevented_matches as pm
@@ -52,6 +53,7 @@ ORDERS: tuple[Route, ...] = (
     Route("DELETE", "/api/v3/order", h.cancel_order, True),
     Route("DELETE", "/api/v3/openOrders", h.cancel_open_orders, True),
     Route("POST", "/api/v3/order/cancelReplace", h.cancel_replace, True),
+    Route("PUT", "/api/v3/order/amend/keepPriority", am.amend_keep_priority, True),
 )
 ACCOUNT: tuple[Route, ...] = (
     Route("GET", "/api/v3/account", h.account_info, True),
@@ -65,6 +67,7 @@ ACCOUNT: tuple[Route, ...] = (
     Route("GET", "/api/v3/allOrders", hist.all_orders, True),
     Route("GET", "/api/v3/myTrades", hist.my_trades, True),
     Route("GET", "/api/v3/myPreventedMatches", pm.my_prevented_matches, True),
+    Route("GET", "/api/v3/order/amendments", am.order_amendments, True),
 )
 # The function (template.yaml logical id) that serves each group.
 BY_FUNCTION: dict[str, tuple[Route, ...]] = {
@@ -96,6 +99,8 @@ WEIGHTS: dict[tuple[str, str], rl.Weight] = {
     ("DELETE", "/api/v3/order"): 1,
     ("DELETE", "/api/v3/openOrders"): 1,
     ("POST", "/api/v3/order/cancelReplace"): 1,
+    ("PUT", "/api/v3/order/amend/keepPriority"): 4,
+    ("GET", "/api/v3/order/amendments"): 4,
     ("GET", "/api/v3/account"): 20,
     ("GET", "/api/v3/account/commission"): 20,
     ("GET", "/api/v3/order"): 4,

@@ -76,6 +76,23 @@ class CancelReplace:
 
 
 @dataclass(frozen=True, slots=True)
+class AmendOrder:
+    """Reduce an open order's quantity in place, keeping its queue priority (Binance's order
+    amend keep priority). ``new_client_order_id`` is always set: the API draws a random one
+    when the request has none (the engine never invents ids)."""
+
+    request_id: str
+    ts: int
+    account_id: int
+    symbol: str
+    new_qty: int
+    new_client_order_id: str
+    order_id: int | None = None  # takes precedence over orig_client_order_id, as on Binance
+    orig_client_order_id: str | None = None
+    deadline: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class CancelAll:
     request_id: str
     ts: int
@@ -223,6 +240,7 @@ Command = (
     | CancelOrder
     | CancelReplace
     | CancelAll
+    | AmendOrder
     | AddSymbol
     | UpdateSymbol
     | SetSymbolStatus
@@ -242,6 +260,7 @@ COMMAND_NAMES: dict[type, str] = {
     CancelOrder: "CANCEL_ORDER",
     CancelReplace: "CANCEL_REPLACE",
     CancelAll: "CANCEL_ALL",
+    AmendOrder: "AMEND_ORDER",
     AddSymbol: "ADD_SYMBOL",
     UpdateSymbol: "UPDATE_SYMBOL",
     SetSymbolStatus: "SET_SYMBOL_STATUS",

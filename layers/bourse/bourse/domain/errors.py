@@ -61,6 +61,7 @@ BAD_API_KEY_FMT = -2014
 REJECTED_MBX_KEY = -2015
 CANCEL_REPLACE_PARTIAL = -2021
 CANCEL_REPLACE_FAILED = -2022
+ORDER_AMEND_REJECTED = -2038
 
 # Messages used with NEW_ORDER_REJECTED (-2010) and CANCEL_REJECTED (-2011).
 MSG_INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."
@@ -76,6 +77,9 @@ MSG_TRAILING_NOT_SUPPORTED = "Trailing stop orders are not supported for this sy
 MSG_STP_NOT_ALLOWED = "This symbol does not support the selected self-trade prevention mode."
 MSG_ACCOUNT_DISABLED = "This action is disabled on this account."  # a frozen account's orders
 MSG_UNAUTHORIZED = "You are not authorized to execute this request."
+# Messages used with ORDER_AMEND_REJECTED (-2038), errors.md's wording.
+MSG_AMEND_INCREASE = "Order amend (quantity increase) is not supported."
+MSG_NO_STATE_CHANGE = "The requested action would change no state; rejecting"
 
 
 def filter_failure(filter_name: str) -> BinanceError:
@@ -88,6 +92,10 @@ def rejected(msg: str) -> BinanceError:
 
 def cancel_rejected(msg: str = MSG_UNKNOWN_ORDER) -> BinanceError:
     return BinanceError(CANCEL_REJECTED, msg)
+
+
+def amend_rejected(msg: str = MSG_UNKNOWN_ORDER) -> BinanceError:
+    return BinanceError(ORDER_AMEND_REJECTED, msg)
 
 
 def mandatory(param: str) -> BinanceError:

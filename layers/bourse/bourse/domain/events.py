@@ -114,6 +114,22 @@ class PreventedMatch(msgspec.Struct, gc=False):
     taker_prevented_qty: int
 
 
+class OrderAmended(msgspec.Struct, gc=False):
+    """An order's quantity reduced in place (AMEND_ORDER): Binance's order amendment record,
+    emitted just after the order's ExecutionReport REPLACED, whose seq is ``execution_id``."""
+
+    seq: int
+    ts: int
+    symbol: str
+    order_id: int
+    account_id: int
+    execution_id: int
+    orig_client_order_id: str
+    new_client_order_id: str
+    orig_qty: int
+    new_qty: int
+
+
 class BalanceUpdate(msgspec.Struct, gc=False):
     """A funding step's change of the account's FREE balance: Binance's balanceUpdate (deposit
     +amount, withdrawal request -amount, failed/canceled withdrawal +amount, completed 0)."""
@@ -256,6 +272,7 @@ Event = (
     ExecutionReport
     | Trade
     | PreventedMatch
+    | OrderAmended
     | BalanceUpdate
     | AccountBalances
     | DepthUpdate

@@ -25,6 +25,7 @@ from bourse.domain.commands import (
     KEY_ACTIONS,
     WITHDRAW_OUTCOMES,
     AddSymbol,
+    AmendOrder,
     CancelAll,
     CancelOrder,
     CancelReplace,
@@ -65,6 +66,7 @@ from bourse.domain.events import (
     ExecutionReport,
     Fill,
     FundingUpdate,
+    OrderAmended,
     OrderInfo,
     OrderResult,
     PreventedMatch,
@@ -74,7 +76,7 @@ from bourse.domain.events import (
     Trade,
 )
 from bourse.domain.symbols import ASSET_RE, SymbolSpec
-from bourse.engine import acceptance
+from bourse.engine import acceptance, amend
 from bourse.engine.acceptance import (
     check_combination,
     check_exchange_filters,
@@ -93,6 +95,7 @@ _TRADE = ExecutionType.TRADE
 _EXPIRED = ExecutionType.EXPIRED
 _CANCELED = ExecutionType.CANCELED
 _PREVENTION = ExecutionType.TRADE_PREVENTION
+_REPLACED = ExecutionType.REPLACED
 _S_NEW = OrderStatus.NEW
 _S_PARTIAL = OrderStatus.PARTIALLY_FILLED
 _S_FILLED = OrderStatus.FILLED
@@ -137,6 +140,7 @@ class Engine:
             CancelOrder: self._on_cancel,
             CancelReplace: self._on_cancel_replace,
             CancelAll: self._on_cancel_all,
+            AmendOrder: self._on_amend,
             AddSymbol: self._on_add_symbol,
             UpdateSymbol: self._on_update_symbol,
             SetSymbolStatus: self._on_set_status,
@@ -190,7 +194,10 @@ class Engine:
                       self._detail)
             )  # fmt: skip
         else:
-            events.append(Reply(0, cmd.ts, cmd.request_id, COMMAND_NAMES[kind], code, msg, parts))
+            detail = self._detail if kind is AmendOrder and not code else ""
+            events.append(
+                Reply(0, cmd.ts, cmd.request_id, COMMAND_NAMES[kind], code, msg, parts, detail)
+            )
         seq = self._seq
         for event in events:
             seq += 1
@@ -532,6 +539,78 @@ class Engine:
             result = self._cancel(sym, order, "")
             parts.append(ReplyPart(_SUCCESS, 0, "", result))
         return 0, "", tuple(parts)
+
+    def _on_amend(self, cmd: AmendOrder) -> Result:
+        """Reduce an open order's quantity in place: it keeps its queue position (docs/engine.md
+        "Amend keep priority")."""
+        sym = self._symbol(cmd.symbol)
+        amend.check_request(cmd, bool(self._reg.accounts.get(cmd.account_id)), sym)
+        order = amend.find_open(sym, cmd)
+        amend.check_new_qty(sym, order, cmd)
+
+        # Accepted: from here on state changes.
+        self._cmd_sym = sym
+        old = order.info
+        info = msgspec.structs.replace(
+            old, quantity=cmd.new_qty, client_order_id=cmd.new_client_order_id
+        )
+        order.info = info
+        open_orders = sym.by_account[order.account_id]
+        del open_orders[old.client_order_id]
+        is_stop = order.order_id in sym.stops
+        left = cmd.new_qty - order.executed - order.prevented_qty
+        if left <= 0:
+            # Amended to no more than it already traded: nothing left to work, it expires.
+            self._take_off(sym, order, is_stop)
+            order.remaining = 0
+            self._release(order)
+            order.status = _S_EXPIRED
+        else:
+            if not is_stop:
+                side = sym.book.bids if order.is_buy else sym.book.asks
+                touched = self._touched_bids if order.is_buy else self._touched_asks
+                level = side.levels[order.price]
+                if order.price not in touched:
+                    touched[order.price] = level.qty
+                level.total -= order.remaining - left
+                if order.displayed > left:
+                    level.qty -= order.displayed - left
+                    order.displayed = left
+            order.remaining = left
+            keep = order.price * left // SCALE if order.is_buy else left
+            self._release_part(order, order.lock - keep)
+            open_orders[info.client_order_id] = order
+        # Seqs are stamped in list order at the end of process(): this is the report's.
+        execution_id = self._seq + len(self._events) + 1
+        ts = self._ts
+        self._events.append(
+            ExecutionReport(
+                0, ts, info, _REPLACED, order.status, "NONE", 0, 0, 0, order.executed,
+                order.cum_quote, 0, "", -1, not is_stop, False, order.working_ts,
+                old.client_order_id, -1, order.prevented_qty, 0, -1,
+            )
+        )  # fmt: skip
+        self._events.append(
+            OrderAmended(0, ts, info.symbol, info.order_id, info.account_id, execution_id,
+                         old.client_order_id, info.client_order_id, old.quantity, cmd.new_qty)
+        )  # fmt: skip
+        self._detail = _json.encode(
+            {"executionId": execution_id, "origClientOrderId": old.client_order_id,
+             "preventedQty": order.prevented_qty}
+        ).decode()  # fmt: skip
+        return 0, "", (ReplyPart(_SUCCESS, 0, "", _result(order, ())),)
+
+    def _take_off(self, sym: SymbolState, order: Order, is_stop: bool) -> None:
+        """Take an open order off its book (or the stops); the caller releases its lock."""
+        if is_stop:
+            sym.stops.remove(order.order_id)
+            return
+        side = sym.book.bids if order.is_buy else sym.book.asks
+        touched = self._touched_bids if order.is_buy else self._touched_asks
+        if order.price not in touched:
+            touched[order.price] = side.levels[order.price].qty
+        side.unlink(order)
+        del sym.book.orders[order.order_id]
 
     def _on_cancel_replace(self, cmd: CancelReplace) -> Result:
         cancel, new = cmd.cancel, cmd.new_order

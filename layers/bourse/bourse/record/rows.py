@@ -1,5 +1,5 @@
-"""Events -> rows of the record's tables (migrations/0002_record.sql, 0005_admin_funding.sql),
-without I/O.
+"""Events -> rows of the record's tables (migrations/0002_record.sql, 0005_admin_funding.sql,
+0007_order_amendments.sql), without I/O.
 
 ``map_events`` takes events in seq order that the record does not hold yet (the writer drops
 those at or below its high-water mark first) and returns every row they add or change. Row
@@ -33,6 +33,7 @@ from bourse.domain.events import (
     Event,
     ExecutionReport,
     FundingUpdate,
+    OrderAmended,
     SymbolUpdated,
     Trade,
 )
@@ -53,6 +54,10 @@ ORDER_EVENT_COLUMNS = (
     "commission_asset", "trade_id", "is_maker", "is_working", "working_ts",
     "cancel_client_order_id", "prevented_match_id", "prevented_qty", "last_prevented_qty",
     "counter_order_id",
+)  # fmt: skip
+AMENDMENT_COLUMNS = (
+    "symbol", "order_id", "execution_id", "account_id", "orig_client_order_id",
+    "new_client_order_id", "orig_qty", "new_qty", "ts", "seq",
 )  # fmt: skip
 TRADE_COLUMNS = (
     "symbol", "trade_id", "seq", "ts", "price", "qty", "quote_qty", "buyer_order_id",
@@ -195,6 +200,7 @@ class Rows:
     gaps: list[tuple[int, int]] = field(default_factory=list)
     orders: dict[tuple[str, int], Row] = field(default_factory=dict)
     order_events: list[Row] = field(default_factory=list)
+    amendments: list[Row] = field(default_factory=list)
     trades: list[Row] = field(default_factory=list)
     account_trades: list[Row] = field(default_factory=list)
     ledger: list[Row] = field(default_factory=list)
@@ -459,6 +465,12 @@ def map_events(
                 rows.balances[(ev.account_id, asset)] = (
                     ev.account_id, asset, free, locked, seq, ev.ts,
                 )  # fmt: skip
+        elif isinstance(ev, OrderAmended):
+            rows.amendments.append(
+                (ev.symbol, ev.order_id, ev.execution_id, ev.account_id,
+                 ev.orig_client_order_id, ev.new_client_order_id, ev.orig_qty, ev.new_qty,
+                 ev.ts, seq)
+            )  # fmt: skip
         elif isinstance(ev, FundingUpdate):
             _funding_rows(ev, rows)
         elif isinstance(ev, AdminAction):

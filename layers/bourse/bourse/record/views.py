@@ -81,6 +81,20 @@ class AccountTradeRow:
 
 
 @dataclass(frozen=True, slots=True)
+class AmendmentRow:
+    """One amendment of an order (``order_amendments``, migration 0007)."""
+
+    symbol: str
+    order_id: int
+    execution_id: int
+    orig_client_order_id: str
+    new_client_order_id: str
+    orig_qty: int
+    new_qty: int
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
 class PreventedMatchRow:
     """A self-trade STP prevented, from the TRADE_PREVENTION execution reports of its orders
     (``order_events``): the maker's price and the taker's mode from ``orders``."""

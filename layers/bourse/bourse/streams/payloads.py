@@ -225,7 +225,12 @@ def execution_report(ev: ExecutionReport) -> dict[str, Any]:
         "P": format_units(order.stop_price),
         "F": format_units(order.iceberg_qty),
         "g": -1,
-        "C": order.client_order_id if canceled else "",
+        # "C", the original client id: the order's own on a cancel, its old one on an amendment.
+        "C": order.client_order_id
+        if canceled
+        else ev.cancel_client_order_id
+        if ev.exec_type is ExecutionType.REPLACED
+        else "",
         "x": str(ev.exec_type),
         "X": str(ev.status),
         "r": ev.reject_reason,
