@@ -332,11 +332,15 @@ def test_session_logon_and_user_data_subscriptions() -> None:
     assert isinstance(bus.sent[0], NewOrder) and bus.sent[0].account_id == 7
     assert _call("userDataStream.subscribe", None, store)["result"] == {"subscriptionId": 0}
     assert _call("userDataStream.subscribe", None, store)["error"]["code"] == -2035
+    assert _call("session.subscriptions", None, store)["result"] == [{"subscriptionId": 0}]
+    assert _call("session.subscriptions", {"x": "1"}, store)["error"]["code"] == -1106
     assert _call("userDataStream.unsubscribe", {"subscriptionId": 5}, store)["error"]["code"] == (
         -2036)  # fmt: skip
     assert _call("userDataStream.unsubscribe", {"subscriptionId": 0}, store)["result"] == {}
+    assert _call("session.subscriptions", None, store)["result"] == []
     assert _call("userDataStream.subscribe.signature", _ws_signed({}), store)["result"] == {
         "subscriptionId": 1}  # fmt: skip
+    assert _call("session.subscriptions", None, store)["result"] == [{"subscriptionId": 1}]
     assert _call("session.logout", None, store)["result"]["apiKey"] is None
 
 

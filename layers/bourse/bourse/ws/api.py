@@ -137,6 +137,7 @@ SESSION_METHODS = (
     "session.logon",
     "session.status",
     "session.logout",
+    "session.subscriptions",
     "userDataStream.subscribe",
     "userDataStream.subscribe.signature",
     "userDataStream.unsubscribe",
@@ -340,6 +341,10 @@ def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
         _no_params(params)
         ctx.store.clear_session(cid)
         return _session_status(_state(ctx), ctx)
+    if name == "session.subscriptions":
+        _no_params(params)
+        ids = (s.subscription_id for s in ctx.store.account_subscriptions(cid))
+        return [{"subscriptionId": i} for i in sorted(i for i in ids if i is not None)]
     if name == "userDataStream.subscribe":
         _no_params(params)
         state = _state(ctx)
