@@ -47,6 +47,7 @@ from urllib.parse import urlencode
 
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.connections import AlreadySubscribed, ConnectionState, UnknownConnection
+from bourse.api import amendments as am
 from bourse.api import handlers as h
 from bourse.api import history as hist
 from bourse.api import limiting, user_data
@@ -124,6 +125,12 @@ METHODS: dict[str, Method] = {
     "myTrades": Method(hist.my_trades, h.USER_DATA, ("GET", "/api/v3/myTrades")),
     "myPreventedMatches": Method(
         pm.my_prevented_matches, h.USER_DATA, ("GET", "/api/v3/myPreventedMatches")
+    ),
+    "order.amend.keepPriority": Method(
+        am.amend_keep_priority, h.TRADE, ("PUT", "/api/v3/order/amend/keepPriority")
+    ),
+    "order.amendments": Method(
+        am.order_amendments, h.USER_DATA, ("GET", "/api/v3/order/amendments")
     ),
 }
 # Binance's listenKey management over the WebSocket API (USER_STREAM: ``apiKey``, no
