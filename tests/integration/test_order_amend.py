@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Client
 from tests.integration.record_support import scratch_database
+from tests.integration.ws_support import WsClient, private_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,12 +30,22 @@ SYMBOL = "BTCUSDT"
 
 
 @pytest.fixture(scope="module")
-def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
+def tables(local_stack: Settings, aws_client: Any) -> Iterator[dict[str, str]]:
+    with private_tables(aws_client("dynamodb"), local_stack) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def stack(
+    local_stack: Settings, tables: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiStack]:
     with scratch_database(local_stack.pg_dsn, "test_order_amend") as dsn:
         s = ApiStack(local_stack, tmp_path_factory.mktemp("order-amend"), REDIS_DB, dsn)
+        s.env.update(tables)
         try:
             s.start()
             s.spawn_recorder()
+            s.spawn_broadcaster()
             yield s
         finally:
             s.stop()
@@ -155,3 +167,52 @@ def test_refused_amendments_change_nothing(
                               {"symbol": SYMBOL, "orderId": placed["orderId"]}))  # fmt: skip
     assert (order["origQty"], order["status"]) == ("2.00000000", "NEW")
     _ok(trader.signed("DELETE", "/api/v3/order", {"symbol": SYMBOL, "orderId": placed["orderId"]}))
+
+
+def test_websocket_api_amend_and_the_replaced_execution_report(stack: ApiStack) -> None:
+    """order.amend.keepPriority and order.amendments over the WebSocket API; the user data
+    stream shows the amendment as Binance's executionReport REPLACED."""
+    owner = stack.trader(716, {"BTC": "10"})
+    trader = stack.client(owner)
+    answer = requests.post(f"{stack.base_url}/api/v3/userDataStream",
+                           headers={"X-MBX-APIKEY": owner.api_key}, timeout=30)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    user = WsClient(f"ws://127.0.0.1:{stack.port}/ws/{answer.json()['listenKey']}")
+    api = WsClient(f"ws://127.0.0.1:{stack.port}/ws-api/v3")
+    try:
+        placed = _ok(trader.signed("POST", "/api/v3/order", {
+            "symbol": SYMBOL, "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+            "quantity": "3", "price": "98000", "newClientOrderId": "ws-old"}))  # fmt: skip
+        amended = api.signed("order.amend.keepPriority", owner, {
+            "symbol": SYMBOL, "orderId": placed["orderId"], "newQty": "2",
+            "newClientOrderId": "ws-new"})  # fmt: skip
+        assert amended["status"] == 200, amended
+        result = amended["result"]
+        assert result["amendedOrder"]["qty"] == "2.00000000"
+        report = _replaced(user)
+        assert (report["i"], report["c"], report["C"], report["q"], report["X"]) == (
+            placed["orderId"], "ws-new", "ws-old", "2.00000000", "NEW")  # fmt: skip
+        assert report["I"] == result["executionId"]
+        deadline = time.monotonic() + 60
+        while True:
+            listed = api.signed("order.amendments", owner,
+                                {"symbol": SYMBOL, "orderId": placed["orderId"]})  # fmt: skip
+            assert listed["status"] == 200, listed
+            if listed["result"]:
+                break
+            assert time.monotonic() < deadline, "the recorder did not write the amendment"
+            time.sleep(0.2)
+        (row,) = listed["result"]
+        assert (row["executionId"], row["origQty"], row["newQty"]) == (
+            result["executionId"], "3.00000000", "2.00000000")  # fmt: skip
+    finally:
+        user.close()
+        api.close()
+
+
+def _replaced(user: WsClient) -> dict[str, Any]:
+    """The next executionReport REPLACED on the user data stream."""
+    while True:
+        message: dict[str, Any] = user.recv(timeout=60)
+        if message.get("e") == "executionReport" and message.get("x") == "REPLACED":
+            return message
