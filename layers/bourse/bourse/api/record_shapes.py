@@ -38,6 +38,12 @@ def order(row: OrderRow) -> dict[str, Any]:
         "workingTime": row.working_ts,
         "origQuoteOrderQty": format_units(row.quote_order_qty),
         "selfTradePreventionMode": row.stp_mode,
+        # as the live view shows them (bourse.api.responses.trailing_fields): trailing stops only
+        **(
+            {"trailingDelta": row.trailing_delta, "trailingTime": row.trailing_time}
+            if row.trailing_delta
+            else {}
+        ),
     }
 
 

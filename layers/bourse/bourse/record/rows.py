@@ -46,7 +46,7 @@ ORDER_COLUMNS = (
     "symbol", "order_id", "account_id", "client_order_id", "side", "type", "time_in_force",
     "quantity", "price", "stop_price", "iceberg_qty", "quote_order_qty", "stp_mode", "status",
     "executed_qty", "cum_quote", "prevented_qty", "is_working", "working_ts", "created_ts",
-    "update_ts", "last_seq",
+    "update_ts", "last_seq", "trailing_delta", "trailing_time",
 )  # fmt: skip
 ORDER_EVENT_COLUMNS = (
     "seq", "ts", "symbol", "order_id", "account_id", "exec_type", "status", "reject_reason",
@@ -289,7 +289,7 @@ def _order_rows(ev: ExecutionReport, rows: Rows) -> None:
         _TEXT[o.time_in_force], o.quantity, o.price,
         o.stop_price, o.iceberg_qty, o.quote_order_qty, _TEXT[o.stp_mode], _TEXT[ev.status],
         ev.cum_qty, ev.cum_quote, ev.prevented_qty, ev.is_working, ev.working_ts,
-        o.created_ts, ev.ts, ev.seq,
+        o.created_ts, ev.ts, ev.seq, o.trailing_delta, o.trailing_time,
     )  # fmt: skip
     rows.order_events.append(
         (

@@ -63,6 +63,8 @@ class OrderRow:
     working_ts: int
     created_ts: int
     update_ts: int
+    trailing_delta: int = 0  # BIPS; 0: not a trailing stop
+    trailing_time: int = -1
 
 
 @dataclass(frozen=True, slots=True)
