@@ -1,4 +1,3 @@
--- (renamed from 0006 by the coordinator: 0006 is the per-function roles migration, 0007-0009 are taken by amend, order lists and trailing stops)
 -- GET /api/v3/myPreventedMatches reads a symbol's TRADE_PREVENTION execution reports by
 -- prevented match id or by either order of the match (order_id or counter_order_id): a
 -- partial index keeps that a scan of the few prevention rows, not of every order event.
