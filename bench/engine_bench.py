@@ -3,7 +3,10 @@
 Runs ``bench/workload.py`` (1,000,000 commands, one symbol, 1,000 funded accounts) through
 ``bourse.engine.Engine`` with full risk checks and event emission, timing every
 ``process()`` call with ``perf_counter_ns``; throughput is commands divided by the summed
-time inside ``process()`` (generating the commands is not counted). The naive reference
+time inside ``process()`` (generating the commands and tallying the mix is not counted). The
+garbage collector runs as in the matching service (``bench/production_gc.py``), pauses
+included. Before the last line it prints the mix: the commands by kind, what was rejected and
+why, trades, stops triggered, iceberg refills, prevented self-trades, events. The naive reference
 engine (tests/reference_engine.py) gets a fixed prefix of the same stream because it is
 orders of magnitude slower; the output says how many commands it ran.
 
@@ -14,7 +17,6 @@ The last line is the one the issue asks for:
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import time
@@ -24,37 +26,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "bourse")]
 
+from bench.production_gc import production_gc  # noqa: E402
 from bench.workload import commands, setup_commands  # noqa: E402
+from bench.workload_mix import Mix  # noqa: E402
 from bourse.engine import Engine  # noqa: E402
 from tests.reference_engine import ReferenceEngine  # noqa: E402
 
 
-def run_engine(count: int, accounts: int, seed: int) -> tuple[array[int], float, float, int]:
+def run_engine(count: int, accounts: int, seed: int, mix: Mix) -> tuple[array[int], float, float]:
     engine = Engine()
     for cmd in setup_commands(accounts):
         engine.process(cmd)
     stream = commands(count, accounts, seed)
     latencies = array("q", bytes(8 * count))
-    gc.collect()
-    gc.freeze()
-    gc.disable()
     clock = time.perf_counter_ns
     process = engine.process
-    events = 0
-    start = time.perf_counter()
-    cpu_start = time.process_time()
-    try:
+    tally = mix.add
+    with production_gc():
+        start = time.perf_counter()
+        cpu_start = time.process_time()
         for i, cmd in enumerate(stream):
             t0 = clock()
             out = process(cmd)
-            latencies[i] = clock() - t0
-            events += len(out)
-    finally:
-        gc.enable()
-        gc.unfreeze()
-    cpu = time.process_time() - cpu_start
-    wall = time.perf_counter() - start
-    return latencies, wall, cpu, events
+            elapsed = latencies[i] = clock() - t0
+            tally(cmd, out, elapsed)
+        cpu = time.process_time() - cpu_start
+        wall = time.perf_counter() - start
+    return latencies, wall, cpu
 
 
 def run_reference(count: int, accounts: int, seed: int) -> float:
@@ -62,11 +60,11 @@ def run_reference(count: int, accounts: int, seed: int) -> float:
     for cmd in setup_commands(accounts):
         reference.process(cmd)
     stream = list(commands(count, accounts, seed))
-    gc.collect()
-    start = time.perf_counter()
-    for cmd in stream:
-        reference.process(cmd)
-    return count / (time.perf_counter() - start)
+    with production_gc():
+        start = time.perf_counter()
+        for cmd in stream:
+            reference.process(cmd)
+        return count / (time.perf_counter() - start)
 
 
 def percentile(sorted_ns: array[int], fraction: float) -> int:
@@ -82,7 +80,8 @@ def main() -> None:
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
-    latencies, wall, cpu, events = run_engine(args.commands, args.accounts, args.seed)
+    mix = Mix()
+    latencies, wall, cpu = run_engine(args.commands, args.accounts, args.seed, mix)
     total_ns = sum(latencies)
     ordered = array("q", sorted(latencies))
     rate = args.commands / (total_ns / 1e9)
@@ -93,9 +92,13 @@ def main() -> None:
     ref_rate = run_reference(ref_count, args.accounts, args.seed)
     print(
         f"workload: {args.commands} commands, {args.accounts} accounts, seed {args.seed}; "
-        f"{events} events; wall {wall:.1f}s, process CPU {cpu:.1f}s (both incl. generating "
-        f"the commands); load average {load_before:.2f} before the run on {os.cpu_count()} CPUs"
+        f"wall {wall:.1f}s, process CPU {cpu:.1f}s (both incl. generating and tallying the "
+        f"commands); load average {load_before:.2f} before the run, "
+        f"{os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs"
     )
+    for line in mix.lines():
+        print(line)
+    print(mix.cost_line())
     print(f"reference engine measured on the first {ref_count} commands of the same stream")
     print(
         f"engine: {rate:.0f} commands/s p50={p50:.1f}us p99={p99:.1f}us max={worst:.2f}ms "
