@@ -32,6 +32,7 @@ RECORD_TABLES: dict[str, str] = {
     "admin_log": "seq",
     "funding": "funding_id, kind",
     "accounts": "account_id",
+    "order_amendments": "seq",
 }
 
 
@@ -95,10 +96,9 @@ def dump(dsn: str) -> dict[str, str]:
 
 def truncate_record(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
-        conn.execute(
-            "TRUNCATE applied_events, record_gaps, orders, order_events, trades, account_trades,"
-            " balances, ledger_entries, klines, agg_trades, symbols, admin_log, funding, accounts"
-        )
+        # every table the recorder writes: a table left out keeps a run's rows into the next
+        tables = ", ".join(["applied_events", "record_gaps", *RECORD_TABLES])
+        conn.execute(f"TRUNCATE {tables}".encode())
 
 
 def record_balances(dsn: str) -> dict[int, dict[str, tuple[int, int]]]:
