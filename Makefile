@@ -149,6 +149,12 @@ matching-image: $(SAM_STAMP)
 bench-engine: $(STAMP)
 	$(PY) bench/engine_bench.py
 
+## Microseconds and events per command of each path through the engine, in isolation
+## (ENGINE_PATHS_ARGS="--profile 15" adds cProfile's top functions per path).
+.PHONY: bench-engine-paths
+bench-engine-paths: $(STAMP)
+	$(PY) bench/engine_paths.py $(ENGINE_PATHS_ARGS)
+
 ## 200,000 commands through Kafka and the matching service, beside the engine alone.
 .PHONY: bench-service
 bench-service: $(STAMP) system-packages
