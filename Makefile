@@ -155,11 +155,12 @@ bench-engine: $(STAMP)
 bench-engine-paths: $(STAMP)
 	$(PY) bench/engine_paths.py $(ENGINE_PATHS_ARGS)
 
-## 200,000 commands through Kafka and the matching service, beside the engine alone.
+## 200,000 commands through Kafka and the matching service, beside the engine alone, then
+## commands paced at 5,000/s and their reply latency (SERVICE_BENCH_ARGS="--rate 2000").
 .PHONY: bench-service
 bench-service: $(STAMP) system-packages
 	$(PY) -m devstack up
-	$(PY) bench/service_bench.py
+	$(PY) bench/service_bench.py $(SERVICE_BENCH_ARGS)
 
 ## POST /api/v3/order (RESULT) through the local gateway with the whole pipeline live.
 .PHONY: bench-api
