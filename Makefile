@@ -9,7 +9,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: run test up down status seed lint typecheck validate bench-engine clean system-packages venv tools
+.PHONY: run test up down status logs seed lint typecheck validate bench-engine clean system-packages venv tools
 
 ## The venv: pinned app + dev dependencies, and a .pth that puts the bourse layer, the matching
 ## service and the local stack on sys.path (they are deployed from these folders as they are).
@@ -44,6 +44,15 @@ down:
 
 status: $(STAMP)
 	$(PY) -m devstack status
+
+## `make logs` follows every process's log, `make logs gateway matching` only those (the words
+## after `logs` are process names, not targets: the rule below makes them do nothing).
+ifeq (logs,$(firstword $(MAKECMDGOALS)))
+LOGS_NAMES := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+$(eval $(LOGS_NAMES):;@:)
+endif
+logs: $(STAMP)
+	@$(PY) -m devstack logs -f $(LOGS_NAMES)
 
 ## Seeds a running exchange (make run) through the admin API; make run seeds by itself.
 seed: $(STAMP)

@@ -47,29 +47,66 @@ def cmd_status(settings: Settings) -> int:
         ports = ",".join(str(p) for p in service.ports)
         pid = f"pid {status.pid}" if status.pid else "-"
         _say(
-            f"{service.name:<9} {status.state:<14} 127.0.0.1:{ports:<11} {pid:<11} "
+            f"{service.name:<11} {status.state:<14} 127.0.0.1:{ports:<11} {pid:<11} "
             f"log {service.log_path}"
         )
     return 0
 
 
-def run_seed_hook(settings: Settings) -> bool:
-    """Call devstack.seed.seed() when that module exists (it seeds markets and a demo account)
-    and print what it reports (the demo API key and, the first time only, its secret)."""
+def run_seed_hook(settings: Settings) -> object | None:
+    """Call devstack.seed.seed() when that module exists (it seeds markets and a demo account),
+    print what it reports (the demo API key and, the first time only, its secret) and return
+    the report; None when there is no seed module."""
     if importlib.util.find_spec("devstack.seed") is None:
-        return False
-    report = importlib.import_module("devstack.seed").seed()
+        return None
+    report: object = importlib.import_module("devstack.seed").seed()
     for line in report.lines() if hasattr(report, "lines") else []:
         _say(line)
-    return True
+    return report
 
 
-def ready_line(settings: Settings) -> str:
-    return (
-        f"Bourse is ready: Kafka {settings.kafka_bootstrap} | PostgreSQL {settings.pg_dsn} | "
-        f"Redis {settings.redis_url} | AWS endpoint http://127.0.0.1:{settings.moto_port} | "
-        f"gateway {settings.gateway_url}"
-    )
+def banner(settings: Settings, api_key: str | None, credentials: Path | None) -> list[str]:
+    """What `make run` prints once everything answers: every endpoint, the demo credentials,
+    three commands to try. The first line is the one scripts wait for ("Bourse is ready")."""
+    web = settings.gateway_url
+    ws = web.replace("http://", "ws://", 1)
+    prom = f"http://127.0.0.1:{settings.prometheus_port}"
+    paths = StackPaths.from_settings(settings)
+    rows = [
+        ("trading page", f"{web}/"),
+        ("REST API", f"{web}/api/v3/  (docs/api.md)"),
+        (
+            "WebSocket streams",
+            f"{ws}/ws/btcusdt@trade, {ws}/stream?streams=...  (docs/websocket.md)",
+        ),
+        ("WebSocket API", f"{ws}/ws-api/v3"),
+        ("admin API", f"{web}/admin/  (SigV4: .venv/bin/bourse-admin --local ...)"),
+        ("Prometheus", f"{prom}/  (alerts: {prom}/alerts)"),
+        ("Pushgateway", f"http://127.0.0.1:{settings.pushgateway_port}/"),
+        ("Kafka", settings.kafka_bootstrap),
+        ("PostgreSQL", settings.pg_dsn),
+        ("Redis", f"{settings.redis_url}  (AUTH required)"),
+        ("AWS endpoint (moto)", f"http://127.0.0.1:{settings.moto_port}"),
+    ]
+    lines = ["", "Bourse is ready", ""]
+    lines += [f"  {name:<19} {value}" for name, value in rows]
+    if api_key is not None:
+        lines += ["", f"  demo API key        {api_key}"]
+        if credentials is not None:
+            lines.append(f"  its secret          in {credentials}")
+    lines += [
+        "",
+        "  try:",
+        f"    curl -s '{web}/api/v3/depth?symbol=BTCUSDT&limit=5'",
+        f"    curl -s '{web}/api/v3/ticker/24hr?symbol=BTCUSDT'",
+        f"    curl -s '{prom}/api/v1/query?query=bourse_matching_commands_total'",
+        "",
+        f"  below: your requests, warnings and errors; the rest in {paths.logs}/<process>.log",
+        "  (`make logs [process]`; the demo market's own requests are in gateway.log only)",
+        "  Ctrl-C stops everything",
+        "",
+    ]
+    return lines
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -90,10 +127,11 @@ def cmd_run(settings: Settings) -> int:
         # Seeding goes through the admin plane (the gateway's admin API, sequenced by the
         # matching service), so it runs once both answer: as on a deployed stack.
         supervisor.start_all()
-        run_seed_hook(settings)
-        _say(ready_line(settings))
-        _say(f"trading page: {settings.gateway_url}/ (docs/frontend.md)")
-        _say("Ctrl-C stops everything")
+        report = run_seed_hook(settings)
+        api_key = getattr(report, "api_key", None)
+        credentials = getattr(report, "credentials_file", None)
+        for line in banner(settings, api_key, credentials):
+            _say(line)
         while True:
             time.sleep(0.5)
             supervisor.poll()
@@ -113,7 +151,7 @@ def cmd_run(settings: Settings) -> int:
 
 
 def cmd_seed(settings: Settings) -> int:
-    if not run_seed_hook(settings):
+    if run_seed_hook(settings) is None:
         return _error("seed: devstack/seed.py does not exist yet")
     return 0
 
@@ -173,7 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     inv.add_argument("function", help="the function's logical id, e.g. MarketDataFunction")
     inv.add_argument("-e", "--event", help="the event JSON file, e.g. events/market_data-ping.json")
     logs = sub.add_parser("logs", help="show (and follow) the logs")
-    logs.add_argument("names", nargs="*", help="kafka, postgres, redis, moto, maven, ...")
+    logs.add_argument(
+        "names", nargs="*",
+        help="kafka, postgres, redis, moto, prometheus, pushgateway, matching, gateway, ...",
+    )  # fmt: skip
     logs.add_argument("-n", "--lines", type=int, default=20)
     logs.add_argument("-f", "--follow", action="store_true")
     args = parser.parse_args(argv)

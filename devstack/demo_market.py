@@ -38,6 +38,7 @@ import requests
 from bourse.admin.client import AdminClient, AdminError
 from bourse.domain.amounts import SCALE, format_units, parse_units
 from bourse.settings import Settings, get_settings
+from devstack.console import DEMO_MARKET_AGENT
 from devstack.seed import ensure_account
 
 log = logging.getLogger("demo_market")
@@ -70,6 +71,8 @@ class Client:
         self.api_key = api_key
         self.secret = secret
         self.session = requests.Session()
+        # make run's console leaves this quoting traffic to gateway.log (devstack/console.py)
+        self.session.headers["User-Agent"] = f"{DEMO_MARKET_AGENT}/1"
 
     def public(self, path: str, **params: Any) -> Any:
         response = self.session.get(self.base_url + path, params=params, timeout=REQUEST_TIMEOUT_S)

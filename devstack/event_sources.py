@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue", help="SQS queue name (default: from settings)")
     parser.add_argument("--batch-size", type=int, help="override the template's BatchSize")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # The level in each line lets `make run`'s console pick out warnings (devstack/console.py).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     _apply_template_environment(args.function)

@@ -23,8 +23,9 @@ def free_ports(count: int) -> list[int]:
 
 def stack_env(stack_dir: Path, *, apps: bool = False) -> dict[str, str]:
     """The environment of a stack in ``stack_dir`` on free ports: Kafka, PostgreSQL, Redis and
-    moto; with ``apps``, the gateway and the matching service's metrics too (``devstack run``)."""
-    kafka, controller, pg, redis, moto, gateway, metrics = free_ports(7)
+    moto, Prometheus and its Pushgateway, and the matching service's metrics port that this
+    Prometheus scrapes; with ``apps``, the gateway too (``devstack run``)."""
+    kafka, controller, pg, redis, moto, gateway, metrics, prom, push = free_ports(9)
     env = {
         **os.environ,
         "BOURSE_STACK_DIR": str(stack_dir),
@@ -33,8 +34,11 @@ def stack_env(stack_dir: Path, *, apps: bool = False) -> dict[str, str]:
         "BOURSE_PG_DSN": f"postgresql://bourse@127.0.0.1:{pg}/bourse",
         "BOURSE_REDIS_URL": f"redis://127.0.0.1:{redis}/0",
         "BOURSE_MOTO_PORT": str(moto),
+        "BOURSE_PROMETHEUS_PORT": str(prom),
+        "BOURSE_PUSHGATEWAY_PORT": str(push),
+        # Always: else this stack's Prometheus would scrape the default stack's service.
+        "BOURSE_MATCHING_METRICS_PORT": str(metrics),
     }
     if apps:
         env["BOURSE_GATEWAY_PORT"] = str(gateway)
-        env["BOURSE_MATCHING_METRICS_PORT"] = str(metrics)
     return env

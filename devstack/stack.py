@@ -20,6 +20,7 @@ from devstack.kafka import Kafka
 from devstack.moto import Moto
 from devstack.paths import StackPaths
 from devstack.postgres import Postgres
+from devstack.prometheus import Prometheus, Pushgateway
 from devstack.redis import Redis
 from devstack.service import Service, StackError
 from devstack.supervisor import stop_leftovers
@@ -30,7 +31,8 @@ Say = Callable[[str], None]
 def services(settings: Settings, paths: StackPaths) -> list[Service]:
     # Start order; `down` stops in reverse.
     return [Kafka(settings, paths), Postgres(settings, paths), Redis(settings, paths),
-            Moto(settings, paths)]  # fmt: skip
+            Moto(settings, paths), Pushgateway(settings, paths),
+            Prometheus(settings, paths)]  # fmt: skip
 
 
 @dataclass

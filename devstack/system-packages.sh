@@ -10,6 +10,11 @@ for dir in /usr/lib/postgresql/*/bin; do
 done
 [ -n "$postgres_bin" ] || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The local Prometheus (promtool comes with it: CI checks the rules and the generated config)
+# and its Pushgateway.
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+  || missing+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
 # Kafka 4.x needs Java 17+; the packaged JRE is enough (we never compile Java).
 if ! command -v java >/dev/null 2>&1; then
   missing+=(openjdk-17-jre-headless)
@@ -33,8 +38,9 @@ fi
 
 echo "installing system packages: ${missing[*]}"
 log=$(mktemp /tmp/bourse-apt.XXXXXX.log)
-# Debian may start its own postgresql/redis services on install; they use the default ports
-# (5432/6379), ours use different ones, and the stack never relies on them.
+# Debian may start its own postgresql/redis/prometheus services on install; they use the
+# default ports (5432/6379/9090/9091), ours use different ones, and the stack never relies on
+# them.
 if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
         --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
   echo "error: apt-get could not install ${missing[*]}; see $log" >&2

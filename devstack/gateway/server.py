@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from email.utils import formatdate
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -412,6 +413,7 @@ class _Handler(BaseHTTPRequestHandler):
     websocket: WebSocketGateway | None = None
 
     def _serve(self) -> None:
+        self._started = time.monotonic()
         # WebSocket handshakes and @connections calls (devstack/gateway/websocket.py)
         if self.websocket is not None and self.websocket.handle(self):
             return
@@ -436,6 +438,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The combined log format's user agent, and the milliseconds to the status line, as
+        # `sam local start-api` shows them: `make run`'s console (devstack/console.py) prints
+        # this line short and tells the demo market's own requests apart by their agent.
+        started = getattr(self, "_started", None)
+        took = f" {(time.monotonic() - started) * 1000:.1f}ms" if started is not None else ""
+        headers = getattr(self, "headers", None)  # absent when the request line was unreadable
+        agent = (headers.get("User-Agent") or "-") if headers is not None else "-"
+        agent = agent.replace('"', "'")
+        status = code.value if isinstance(code, HTTPStatus) else code
+        self.log_message('"%s" %s%s "%s"', self.requestline, status, took, agent)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines carry signatures and listen keys (devstack/gateway/log_redaction.py).

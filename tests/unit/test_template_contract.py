@@ -55,6 +55,7 @@ DEFAULTS_HOLD_ON_AWS = {
     "aws_endpoint_url", "aws_credentials",  # empty off the local stage
     "commands_topic", "events_topic", "marketdata_topic",  # same names on MSK (kafka_topics.py)
     "stack_dir", "kafka_controller_port", "moto_port", "gateway_port",
+    "prometheus_port", "pushgateway_port",
     "gateway_ws_idle_seconds", "gateway_ws_max_seconds",
     "demo_market", "demo_market_seed", "demo_market_interval_ms",
     "matching_transactional_id", "matching_group_id", "matching_batch_max", "matching_poll_ms",

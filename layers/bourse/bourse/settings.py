@@ -81,6 +81,10 @@ class Settings:
     kafka_controller_port: int
     moto_port: int
     gateway_port: int
+    # Prometheus and its Pushgateway (devstack/prometheus.py): not Debian's default ports 9090
+    # and 9091, where the packages' own services may listen once installed
+    prometheus_port: int
+    pushgateway_port: int
     # Warm containers per function in the local gateway (Lambda's concurrency, scaled down)
     gateway_max_containers: int
     # The demo market (devstack/demo_market.py) that `make run` starts: on/off, its random
@@ -231,6 +235,8 @@ def get_settings() -> Settings:
         kafka_controller_port=_env_int("BOURSE_KAFKA_CONTROLLER_PORT", 9093),
         moto_port=moto_port,
         gateway_port=_env_int("BOURSE_GATEWAY_PORT", 3000),
+        prometheus_port=_env_int("BOURSE_PROMETHEUS_PORT", 9190),
+        pushgateway_port=_env_int("BOURSE_PUSHGATEWAY_PORT", 9191),
         gateway_max_containers=_env_int("BOURSE_GATEWAY_MAX_CONTAINERS", 4),
         demo_market=_env("BOURSE_DEMO_MARKET", "1").lower() not in ("0", "false", "off", "no"),
         demo_market_seed=_env_int("BOURSE_DEMO_MARKET_SEED", 7),
