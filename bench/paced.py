@@ -40,6 +40,12 @@ class PacedResult:
     missing: int = 0
     send_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    reply_seconds: float = 0.0  # from the first send to the last reply
+
+    @property
+    def reply_rate(self) -> float:
+        n = len(self.latencies_ms)
+        return n / self.reply_seconds if self.reply_seconds else 0.0
 
     @property
     def achieved_rate(self) -> float:
@@ -62,6 +68,7 @@ class ReplyCollector(threading.Thread):
         self.outstanding: dict[str, float] = {}  # insertion order: oldest first
         self.latencies_ms: list[float] = []
         self.stop_at: float | None = None  # perf_counter time to give up on what is left
+        self.last_reply_at = 0.0
 
     def expect(self, request_id: str, scheduled: float) -> None:
         self.incoming.append((request_id, scheduled))
@@ -99,6 +106,7 @@ class ReplyCollector(threading.Thread):
         scheduled = self.outstanding.pop(rid, None)
         if scheduled is not None:
             self.latencies_ms.append((now - scheduled) * 1000)
+            self.last_reply_at = now
 
 
 def _first(outstanding: dict[str, float], n: int) -> list[str]:
@@ -147,4 +155,5 @@ def run_paced(
     collector.join()
     result.missing = len(collector.outstanding) + len(collector.incoming)
     result.latencies_ms = collector.latencies_ms
+    result.reply_seconds = max(0.0, collector.last_reply_at - start)
     return result

@@ -250,7 +250,8 @@ def paced_line(result: PacedResult) -> str:
     return (
         f"paced: asked {result.asked_rate:.0f}/s for {result.seconds:.0f} s; sent "
         f"{result.sent} in {result.send_seconds:.1f} s ({result.achieved_rate:.0f}/s), "
-        f"unsent={result.unsent}; replies {len(result.latencies_ms)}, "
+        f"unsent={result.unsent}; replies {len(result.latencies_ms)} "
+        f"({result.reply_rate:.0f}/s from the first send to the last reply), "
         f"missing={result.missing}; reply p50={result.percentile(0.5):.1f}ms "
         f"p99={result.percentile(0.99):.1f}ms max={result.percentile(1.0):.1f}ms"
     )
