@@ -11,8 +11,10 @@ and whether their default route goes to a NAT gateway) and which group each reso
   groups, so the cluster's group must let itself in and out on the broker port (9098, IAM over
   TLS) and let HTTPS out to Lambda and STS (through the NAT gateways, or interface endpoints
   for both), or the recorder and broadcaster are never invoked;
-- the ECS services (the matching service, the Pushgateway), RDS Proxy, Aurora, Redis, MSK and
-  the interface endpoints.
+- the ECS services (the matching service, the Pushgateway, and the Prometheus agent: a service
+  whose ``Metadata.DeployCheck.network`` is ``scraper`` needs the Pushgateway and the matching
+  task's metrics port, and nothing else), RDS Proxy, Aurora, Redis, MSK and the interface
+  endpoints.
 
 Security-group ids flow as they do when deployed: a nested stack's parameter takes the value
 the root template passes (``!GetAtt Network.Outputs.X``), which is the Network stack's output,
@@ -45,6 +47,7 @@ KAFKA_IAM = 9098
 POSTGRES = 5432
 REDIS = 6379
 PUSHGATEWAY = 9091
+MATCHING_METRICS = 9108
 
 
 class Unknown:
@@ -546,7 +549,15 @@ def build_model(stack: Stack, root_parameters: Mapping[str, str]) -> Model:
                 for port in ports:
                     task_kind = "pushgateway" if port == PUSHGATEWAY else "task"
                     targets.append(Target(name, port, placement, task_kind))
-                if PUSHGATEWAY in ports:
+                role = ((resource.get("Metadata") or {}).get("DeployCheck") or {}).get("network")
+                if role == "scraper":
+                    workloads.append(
+                        Workload(name, "scraper", placement, [
+                            ("pushgateway", PUSHGATEWAY), ("task", MATCHING_METRICS),
+                            ("endpoint", HTTPS), ("aws", HTTPS),
+                        ])
+                    )  # fmt: skip
+                elif PUSHGATEWAY in ports:
                     workloads.append(Workload(name, "pushgateway", placement, [("aws", HTTPS)]))
                 else:
                     workloads.append(

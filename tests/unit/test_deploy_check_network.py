@@ -433,3 +433,61 @@ def test_without_rds_proxy_the_functions_need_aurora_itself(tmp_path: Path) -> N
     stack.nested["Network"]["Resources"].update(_both("Function", "Database", 5432))
     # the proxy's own flows remain, unused but harmless; nothing else is reported
     assert problems(stack) == []
+
+
+def _with_prometheus_agent(stack: Stack, scraper: bool = True) -> dict[str, Any]:
+    """A Prometheus agent in the matching stack, as infra/observability.yaml has one: its own
+    group, HTTPS out, the Pushgateway on 9091 and the matching task's metrics port 9108."""
+    resources: dict[str, Any] = stack.nested["Matching"]["Resources"]
+    resources["AgentGroup"] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+        "GroupDescription": "agent", "SecurityGroupEgress": [
+            *HTTPS_OUT,
+            {"IpProtocol": "tcp", "FromPort": 9091, "ToPort": 9091,
+             "DestinationSecurityGroupId": {"Ref": "PushgatewaySecurityGroupId"}},
+            {"IpProtocol": "tcp", "FromPort": 9108, "ToPort": 9108,
+             "DestinationSecurityGroupId": {"Ref": "SecurityGroupId"}},
+        ]}}  # fmt: skip
+    for name, group in (("PushgatewayFromAgent", "PushgatewaySecurityGroupId"),
+                        ("MatchingFromAgent", "SecurityGroupId")):  # fmt: skip
+        port = 9091 if name.startswith("Pushgateway") else 9108
+        resources[name] = {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {
+            "GroupId": {"Ref": group}, "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+            "SourceSecurityGroupId": {"Ref": "AgentGroup"}}}  # fmt: skip
+    resources["AgentTask"] = {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+        "ContainerDefinitions": [{"Name": "agent"}]}}  # fmt: skip
+    service: dict[str, Any] = {
+        "Type": "AWS::ECS::Service",
+        "Properties": {
+            "TaskDefinition": {"Ref": "AgentTask"},
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": {
+                    "Subnets": {"Ref": "PrivateSubnetIds"},
+                    "SecurityGroups": [{"Ref": "AgentGroup"}],
+                }
+            },
+        },
+    }
+    if scraper:
+        service["Metadata"] = {"DeployCheck": {"network": "scraper"}}
+    resources["AgentService"] = service
+    return resources
+
+
+def test_a_prometheus_agent_needs_the_pushgateway_and_the_metrics_port(tmp_path: Path) -> None:
+    stack = make_stack(tmp_path)
+    resources = _with_prometheus_agent(stack)
+    assert problems(stack) == []
+    del resources["MatchingFromAgent"]
+    found = problems(stack)
+    assert any(p.startswith("Matching/AgentService cannot reach Matching/Service on 9108")
+               for p in found), found  # fmt: skip
+
+
+def test_a_portless_service_without_the_scraper_mark_is_held_to_the_matching_needs(
+    tmp_path: Path,
+) -> None:
+    stack = make_stack(tmp_path)
+    _with_prometheus_agent(stack, scraper=False)
+    found = problems(stack)
+    assert any(p.startswith("Matching/AgentService cannot reach") and "9098" in p
+               for p in found), found  # fmt: skip
