@@ -6,6 +6,13 @@ conditional on the view's offset: a fenced instance that committed a batch just 
 fenced, and writes late, cannot overwrite a newer view with an older one. The script touches
 keys of several hash slots, which a single Redis (local, ElastiCache non-cluster) accepts; on
 a cluster the same payload would be split per slot.
+
+The batch travels as one MessagePack argument (keys and values), which the script unpacks
+with Redis's own ``cmsgpack``: redis-py packs each command argument in Python, and at ~9
+arguments per command that packing cost more CPU than the engine's encoding of the events
+(docs/benchmarks.md). Every value is JSON, so it travels as a MessagePack string: Redis's
+``cmsgpack`` predates the binary type. Standalone Redis lets a script reach keys it was not
+handed in KEYS; the only declared key is the offset, which every write reads first.
 """
 
 from __future__ import annotations
@@ -124,33 +131,33 @@ class HashOps:
         return ops
 
 
-# KEYS[1] = the offset key, then six runs of keys: g keys to delete (a rebuild replaces whole
-# hashes), n string keys to set, h hash keys to HSET, d hash keys to HDEL, c pairs (closed
-# orders hash, its seq index) and f fill lists; the rest are reply lists. ARGV[1] = the commands
-# offset this write reflects, ARGV[2] = the reply TTL, ARGV[3..8] = g, n, h, d, c, f,
-# ARGV[9..11] = the closed-order cap, the fills cap and their TTL, ARGV[12] = the offset the
-# stored view must be at for this write to extend it (-1: any, a rebuild); then n string values, h
-# (field, value) pairs, d fields, c (field, row, seq) triples, f rows and the reply values.
-# The closed orders and fills go in with the HDEL that ends the order and before the reply:
-# whoever reads the reply finds the order closed in the view.
+# KEYS[1] = the offset key. ARGV[1] = the commands offset this write reflects, ARGV[2] = the
+# offset the stored view must be at for this write to extend it (-1: any, a rebuild), ARGV[3]
+# = the reply TTL, ARGV[4..6] = the closed-order cap, the fills cap and their TTL, ARGV[7] =
+# the payload, a MessagePack array of seven flat arrays: keys to delete (a rebuild replaces
+# whole hashes), (key, value) strings to set, (key, field, value) to HSET, (key, field) to
+# HDEL, (closed hash, its seq index, field, row, seq) closed orders, (key, row) fills and
+# (key, value) replies. The closed orders and fills go in with the HDEL that ends the order
+# and before the reply: whoever reads the reply finds the order closed in the view.
 _APPLY = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if current > tonumber(ARGV[1]) then return 0 end
-local base = tonumber(ARGV[12])
+local base = tonumber(ARGV[2])
 if base >= 0 and current ~= base then return -1 end
 redis.call('SET', KEYS[1], ARGV[1])
-local g, n, h, d = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local c, f = tonumber(ARGV[7]), tonumber(ARGV[8])
-local closed_cap, fills_cap, recent_ttl = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
-local k, a = 2, 13
-for i = 1, g do redis.call('DEL', KEYS[k]); k = k + 1 end
-for i = 1, n do redis.call('SET', KEYS[k], ARGV[a]); k = k + 1; a = a + 1 end
-for i = 1, h do redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); k = k + 1; a = a + 2 end
-for i = 1, d do redis.call('HDEL', KEYS[k], ARGV[a]); k = k + 1; a = a + 1 end
-for i = 1, c do
-  local hash, index = KEYS[k], KEYS[k + 1]
-  redis.call('HSET', hash, ARGV[a], ARGV[a + 1])
-  redis.call('ZADD', index, ARGV[a + 2], ARGV[a])
+local reply_ttl, closed_cap, fills_cap, recent_ttl = ARGV[3], tonumber(ARGV[4]),
+  tonumber(ARGV[5]), ARGV[6]
+local p = cmsgpack.unpack(ARGV[7])
+local deletes, strings, hset, hdel, closed, fills, replies =
+  p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+for i = 1, #deletes do redis.call('DEL', deletes[i]) end
+for i = 1, #strings, 2 do redis.call('SET', strings[i], strings[i + 1]) end
+for i = 1, #hset, 3 do redis.call('HSET', hset[i], hset[i + 1], hset[i + 2]) end
+for i = 1, #hdel, 2 do redis.call('HDEL', hdel[i], hdel[i + 1]) end
+for i = 1, #closed, 5 do
+  local hash, index, name = closed[i], closed[i + 1], closed[i + 2]
+  redis.call('HSET', hash, name, closed[i + 3])
+  redis.call('ZADD', index, closed[i + 4], name)
   local over = redis.call('ZCARD', index) - closed_cap
   if over > 0 then
     local popped = redis.call('ZPOPMIN', index, over)
@@ -158,23 +165,21 @@ for i = 1, c do
   end
   redis.call('EXPIRE', hash, recent_ttl)
   redis.call('EXPIRE', index, recent_ttl)
-  k = k + 2; a = a + 3
 end
-for i = 1, f do
-  redis.call('RPUSH', KEYS[k], ARGV[a])
-  redis.call('LTRIM', KEYS[k], -fills_cap, -1)
-  redis.call('EXPIRE', KEYS[k], recent_ttl)
-  k = k + 1; a = a + 1
+for i = 1, #fills, 2 do
+  redis.call('RPUSH', fills[i], fills[i + 1])
+  redis.call('LTRIM', fills[i], -fills_cap, -1)
+  redis.call('EXPIRE', fills[i], recent_ttl)
 end
-while k <= #KEYS do
-  redis.call('RPUSH', KEYS[k], ARGV[a])
-  redis.call('EXPIRE', KEYS[k], ARGV[2])
-  k = k + 1; a = a + 1
+for i = 1, #replies, 2 do
+  redis.call('RPUSH', replies[i], replies[i + 1])
+  redis.call('EXPIRE', replies[i], reply_ttl)
 end
 return 1
 """
 
 _encoder = msgspec.json.Encoder()
+_payload_encoder = msgspec.msgpack.Encoder()
 
 
 class ViewLost(RuntimeError):
@@ -258,31 +263,38 @@ class RedisView:
         is written and ``ViewLost`` is raised: only a rebuild from the engine at a batch
         boundary puts it right (the service exits and recovers). -1: a rebuild, on any view."""
         ops = ops or HashOps()
-        strings = list(values)
-        strings.extend((trade_key(t.symbol), encode_event(t)) for t in trades)
-        strings.extend(ops.strings)
-        keys: list[Any] = [self.offset_key]
-        keys.extend(ops.deletes)
-        keys.extend(k for k, _ in strings)
-        keys.extend(k for k, _, _ in ops.hset)
-        keys.extend(k for k, _ in ops.hdel)
-        for account, _, _, _ in ops.closed:
-            keys += [recent_view.closed_key(account), recent_view.closed_index_key(account)]
-        keys.extend(recent_view.fills_key(account) for account, _ in ops.fills)
-        keys.extend(reply_key(rid) for rid, _ in replies)
+        strings: list[str] = []
+        for key, value in values:
+            strings += (key, value.decode())
+        for trade in trades:
+            strings += (trade_key(trade.symbol), encode_event(trade).decode())
+        for key, value in ops.strings:
+            strings += (key, value.decode())
+        hset: list[str] = []
+        for key, name, value in ops.hset:
+            hset += (key, name, value.decode())
+        hdel: list[str] = []
+        for key, name in ops.hdel:
+            hdel += (key, name)
+        closed: list[str] = []
+        for account, name, seq, row in ops.closed:
+            # The seq as text: Lua would print a number past 1e14 in exponent form.
+            closed += (recent_view.closed_key(account), recent_view.closed_index_key(account),
+                       name, row.decode(), str(seq))  # fmt: skip
+        fills: list[str] = []
+        for account, row in ops.fills:
+            fills += (recent_view.fills_key(account), row.decode())
+        reply_values: list[str] = []
+        for request_id, value in replies:
+            reply_values += (reply_key(request_id), value.decode())
+        payload = _payload_encoder.encode(
+            [ops.deletes, strings, hset, hdel, closed, fills, reply_values]
+        )
+        keys = [self.offset_key]
         args: list[Any] = [
-            offset, self.reply_ttl_s, len(ops.deletes), len(strings), len(ops.hset),
-            len(ops.hdel), len(ops.closed), len(ops.fills), recent_view.CLOSED_CAP,
-            recent_view.FILLS_CAP, recent_view.RECENT_TTL_S, base,
+            offset, base, self.reply_ttl_s, recent_view.CLOSED_CAP, recent_view.FILLS_CAP,
+            recent_view.RECENT_TTL_S, payload,
         ]  # fmt: skip
-        args.extend(v for _, v in strings)
-        for _, name, value in ops.hset:
-            args += [name, value]
-        args.extend(name for _, name in ops.hdel)
-        for _, name, seq, row in ops.closed:
-            args += [name, row, seq]
-        args.extend(row for _, row in ops.fills)
-        args.extend(v for _, v in replies)
         written = int(self._script(keys=keys, args=args))
         if written < 0:
             raise ViewLost(

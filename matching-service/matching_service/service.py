@@ -24,6 +24,13 @@ Exactly once, and why a crash cannot publish a duplicate
 Redis, the live view, is written after each commit with the batch's commands offset; on
 start-up the view is rebuilt from the engine, and the replies of commands committed to Kafka
 but never written to Redis (crash between the two) are written then.
+
+Four stages overlap, each in batch order: a child process fetches and parses command records
+(``fetcher``), the main thread matches batch N+2, the Kafka thread commits batch N+1's
+transaction and the view thread writes batch N's view. The Kafka thread hands a batch to the
+view thread only once its transaction has committed, so a reply is never visible before its
+events are; transaction N+1 begins only after N has committed; and view write N+1 extends view
+write N (``RedisView.apply``'s base).
 """
 
 from __future__ import annotations
@@ -55,7 +62,9 @@ from bourse.engine import Engine
 from bourse.settings import Settings
 from matching_service.admin_keys import AdminKeyError, load_verifier
 from matching_service.clocks import MissingClock, RecordedClocks, batch_headers
+from matching_service.fetcher import Fetcher, FetcherGone, consumer_config
 from matching_service.metrics import Metrics
+from matching_service.phases import PhaseClock
 from matching_service.pipeline import BatchOutput, run_batch
 from matching_service.redis_view import HashOps, RedisView, ViewLost
 from matching_service.snapshots import SnapshotStore
@@ -129,9 +138,16 @@ class MatchingService:
         self.committed = 0  # next offset whose command is not yet committed (Kafka)
         self._view_offset = 0  # the commands offset of the live view this process last wrote
         self._last_commit = time.monotonic()
-        # One thread commits batch N (Kafka, then Redis) while the loop matches batch N+1.
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="committer")
-        self._pending: Future[None] | None = None
+        # One thread commits batch N's transaction while the loop matches batch N+1, another
+        # writes batch N-1's view meanwhile (matching_view_overlap; else the Kafka thread
+        # writes each batch's view itself after its commit).
+        self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-commit")
+        self._view_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="view-write")
+        self._pending: Future[None] | None = None  # the last batch's transaction
+        self._pending_view: Future[None] | None = None  # the last committed batch's view write
+        self.phases = PhaseClock(self.metrics.registry)
+        self.overlapped = settings.matching_pipeline == "overlapped"
+        self.fetcher: Fetcher | None = None  # the serving loop's consumer, when overlapped
         self.producer: KafkaProducer | None = None
         self.consumer: KafkaConsumer | None = None
         self.snapshots = SnapshotStore(
@@ -157,10 +173,12 @@ class MatchingService:
             )
         self.producer = kafka_adapter.producer(
             transactional_id=s.matching_transactional_id,
-            # One transaction per batch flushes anyway; a short linger only lets a batch's few
-            # large records share a request. Compression off: records travel over the loopback
-            # or the VPC, and CPU is what limits the service.
-            linger_ms=2,
+            # No linger: a batch's records are complete when they are sent, and kafka-python's
+            # commit does not flush, so a linger only delays every EndTxn by that much.
+            # Compression off: records travel over the loopback or the VPC, and the service is
+            # CPU-bound (docs/benchmarks.md: gzip, the only codec without a native package,
+            # costs more CPU than a batch's whole transaction).
+            linger_ms=0,
             batch_size=1 << 20,
             max_request_size=4 << 20,
             retry_backoff_ms=5,
@@ -170,15 +188,7 @@ class MatchingService:
         # Group id for the committed offset only: partitions are assigned by hand (there is
         # exactly one), so there is no rebalance on start and no heartbeat to miss.
         self.consumer = kafka_adapter.consumer(
-            group_id=s.matching_group_id,
-            client_id="matching",
-            max_poll_records=s.matching_batch_max,
-            fetch_max_bytes=64 << 20,
-            max_partition_fetch_bytes=32 << 20,
-            fetch_max_wait_ms=s.matching_poll_ms,
-            # kafka-python verifies CRCs in Python code unless the crc32c package is present;
-            # the broker has verified them on produce and TCP on the way.
-            check_crcs=False,
+            group_id=s.matching_group_id, client_id="matching", **consumer_config(s)
         )
         self.consumer.assign([self.tp])
 
@@ -369,7 +379,7 @@ class MatchingService:
 
     def publish(self, out: BatchOutput) -> None:
         producer = self.producer
-        assert producer is not None and self.consumer is not None
+        assert producer is not None
         topic = self.settings.events_topic
         try:
             headers = batch_headers(out.first_offset, out.next_offset, out.clock)
@@ -387,17 +397,18 @@ class MatchingService:
             raise
 
     def step(self, records: list[tuple[int, bytes]]) -> BatchOutput:
-        """Apply a batch to the engine and hand its publication to the committer thread.
+        """Apply a batch to the engine and hand its publication to the Kafka thread.
 
-        The engine runs one batch ahead of Kafka: while batch N's transaction commits and its
-        Redis view is written (network waits, which release the GIL), batch N+1 is matched.
-        Batch N+1's transaction still begins only after N's has committed, so the log order and
-        the guarantees are those of a strictly sequential loop; a crash loses at most the
-        uncommitted batch, which recovery replays."""
+        The engine runs one batch ahead of Kafka: while batch N's transaction commits (and
+        batch N-1's view is written), batch N+1 is matched. Batch N+1's transaction still
+        begins only after N's has committed, so the log order and the guarantees are those of
+        a strictly sequential loop; a crash loses at most the uncommitted batch, which
+        recovery replays, and views not yet written, which recovery writes."""
         started = time.perf_counter()
         # The sequencer's clock for the whole batch, recorded with its events (clocks.py).
         now = int(time.time() * 1000)
-        out = run_batch(self.engine, records, verifier=self._verifier(), clock=lambda _o: now)
+        with self.phases.timing("match"):
+            out = run_batch(self.engine, records, verifier=self._verifier(), clock=lambda _o: now)
         out.clock = now
         if out.late:
             log.warning("late commands refused", extra={"count": out.late, "clock": now})
@@ -405,36 +416,73 @@ class MatchingService:
         if out.last_seq:
             self.last_seq = out.last_seq
         # The books as this batch left them: read now, before the next batch changes them.
-        values = self.view.book_values(self.engine, out.depth_symbols, out.next_offset)
-        self.drain()
-        self._pending = self._committer.submit(self._finish, out, values, started)
+        with self.phases.timing("book"):
+            values = self.view.book_values(self.engine, out.depth_symbols, out.next_offset)
+        with self.phases.timing("wait_kafka"):
+            self._wait_kafka()
+        self._pending = self._kafka_thread.submit(self._commit, out, values, started)
         self.commands_since_snapshot += out.commands + out.undecodable
         return out
 
     def drain(self) -> None:
-        """Wait for the batch in flight (re-raising its failure, e.g. Fenced)."""
+        """Wait for the batch in flight and its view write (re-raising their failure, e.g.
+        Fenced, ViewLost)."""
+        self._wait_kafka()
+        self._wait_view()  # the Kafka job above may just have handed it over
+
+    def _settled(self) -> bool:
+        """Something was in flight and all of it has finished (its outcome not yet seen)."""
+        pending = [f for f in (self._pending, self._pending_view) if f is not None]
+        return bool(pending) and all(f.done() for f in pending)
+
+    def _wait_kafka(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.result()
+        # A failed view write surfaces here at the latest one batch later, not at the next
+        # commit: the loop stops matching on top of a view it can no longer write.
+        if self._pending_view is not None and self._pending_view.done():
+            self._wait_view()
 
-    def _finish(self, out: BatchOutput, values: list[tuple[str, bytes]], started: float) -> None:
-        self.publish(out)
+    def _wait_view(self) -> None:
+        if self._pending_view is not None:
+            pending, self._pending_view = self._pending_view, None
+            pending.result()
+
+    def _commit(self, out: BatchOutput, values: list[tuple[str, bytes]], started: float) -> None:
+        """The Kafka thread: batch N's transaction, then its view write handed over."""
+        with self.phases.timing("kafka"):
+            self.publish(out)
         self.committed = out.next_offset
         self._last_commit = time.monotonic()
-        ops = HashOps.from_events(
-            out.orders, out.balances, out.symbols, out.fees, accounts=out.accounts,
-            fills=out.fills,
-        )  # fmt: skip
+        # Only now, its events committed, may the batch's replies become visible.
+        if not self.overlapped:
+            self._write_view(out, values, started)
+            return
+        # One view write in flight at most; its failure fails this job, so the loop sees it.
+        with self.phases.timing("wait_view"):
+            self._wait_view()
+        self._pending_view = self._view_thread.submit(self._write_view, out, values, started)
+
+    def _write_view(
+        self, out: BatchOutput, values: list[tuple[str, bytes]], started: float
+    ) -> None:
+        with self.phases.timing("view_ops"):
+            ops = HashOps.from_events(
+                out.orders, out.balances, out.symbols, out.fees, accounts=out.accounts,
+                fills=out.fills,
+            )  # fmt: skip
         # Only on top of the view the previous batch left (else ViewLost: the service exits and
         # recovery rebuilds the view from the engine; docs/engine.md, "Redis, the live view").
-        self.view.apply(
-            out.next_offset,
-            values=values,
-            trades=out.last_trades.values(),
-            replies=out.replies,
-            ops=ops,
-            base=self._view_offset,
-        )
+        with self.phases.timing("redis"):
+            self.view.apply(
+                out.next_offset,
+                values=values,
+                trades=out.last_trades.values(),
+                replies=out.replies,
+                ops=ops,
+                base=self._view_offset,
+            )
         self._view_offset = out.next_offset
         m = self.metrics
         m.batch_seconds.observe(time.perf_counter() - started)
@@ -483,6 +531,8 @@ class MatchingService:
                 log.critical("cannot start: %s", exc)
                 return EXIT_ERROR
             log.info("admin signing keys loaded", extra={"kids": list(self.verifier.kids)})
+        if self.overlapped:
+            self.fetcher = Fetcher(self.settings)  # its start-up overlaps recovery
         self._connect()
         self.metrics.track_snapshot_age(lambda: self.snapshots.last_saved_monotonic)
         try:
@@ -495,7 +545,15 @@ class MatchingService:
                 ) from exc
         except Diverged as exc:
             log.critical("refusing to publish: %s", exc)
+            self._close()
             return EXIT_DIVERGED
+        consumer = self.consumer
+        assert consumer is not None
+        if self.fetcher is not None:
+            self.fetcher.start_at(self.position)
+            # Recovery's consumer has done its work: the fetcher reads from here on.
+            consumer.close(autocommit=False)
+            self.consumer = None
         # Listening only from here on makes the port a readiness signal (devstack, Docker).
         self.metrics.serve(self.settings.matching_metrics_port)
         if self.settings.pushgateway_url:
@@ -510,23 +568,31 @@ class MatchingService:
         gc.set_threshold(100_000, 50, 100)
         self.metrics.ready.set(1)
         log.info("serving", extra={"offset": self.position, "seq": self.last_seq})
-        consumer = self.consumer
-        assert consumer is not None
         poll_ms = self.settings.matching_poll_ms
         batch_max = self.settings.matching_batch_max
         refresh_s = self.settings.matching_offset_refresh_seconds
         try:
             while not self.stopping:
-                polled = consumer.poll(timeout_ms=poll_ms, max_records=batch_max)
-                records = polled.get(self.tp)
-                if records:
-                    self.step([(r.offset, r.value) for r in records])
+                polled_at = time.perf_counter()
+                if self.fetcher is not None:
+                    records = self.fetcher.poll(poll_ms / 1000)
+                    high = self.fetcher.highwater
+                else:
+                    polled = consumer.poll(timeout_ms=poll_ms, max_records=batch_max)
+                    records = [(r.offset, r.value) for r in polled.get(self.tp, ())]
                     high = consumer.highwater(self.tp)
+                if records:
+                    self.phases.add("poll", time.perf_counter() - polled_at)
+                    self.step(records)
                     if high is not None:
                         self.metrics.lag.set(max(0, high - self.position))
-                elif self._pending is not None and self._pending.done():
+                elif self._settled():
                     self.drain()  # idle: surface the last batch's outcome now
-                elif self._pending is None and time.monotonic() - self._last_commit >= refresh_s:
+                elif (
+                    self._pending is None
+                    and self._pending_view is None
+                    and time.monotonic() - self._last_commit >= refresh_s
+                ):
                     # Idle for long: commit the same offset again so that it cannot expire
                     # (Kafka drops a memberless group's offsets offsets.retention.minutes after
                     # its last commit, and this service never joins its group).
@@ -540,6 +606,10 @@ class MatchingService:
             )
             self._close(abort=False)
             return EXIT_FENCED
+        except FetcherGone as exc:
+            log.error("the commands fetcher stopped; exiting", extra={"error": str(exc)})
+            self._close()
+            return EXIT_ERROR
         except ViewLost as exc:
             # Committed to Kafka, not in the view: recovery (the next start) rebuilds the view
             # from the engine at the committed offset and writes the replies it lacks.
@@ -552,7 +622,11 @@ class MatchingService:
         self.maybe_snapshot(force=True)
         self.snapshots.wait()
         self._close()
-        log.info("stopped", extra={"offset": self.position, "seq": self.last_seq})
+        log.info(
+            "stopped",
+            extra={"offset": self.position, "seq": self.last_seq,
+                   "phase_seconds": self.phases.totals()},
+        )  # fmt: skip
         return EXIT_OK
 
     def _install_signals(self) -> None:
@@ -563,7 +637,11 @@ class MatchingService:
         signal.signal(signal.SIGINT, stop)
 
     def _close(self, abort: bool = True) -> None:
-        self._committer.shutdown(wait=True, cancel_futures=True)
+        # Kafka first: a commit that completes still hands its view write over.
+        self._kafka_thread.shutdown(wait=True, cancel_futures=True)
+        self._view_thread.shutdown(wait=True, cancel_futures=True)
+        if self.fetcher is not None:
+            self.fetcher.close()
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         if self.producer is not None:

@@ -97,6 +97,10 @@ class Settings:
     matching_group_id: str  # the consumer group whose committed offset is the engine's input
     matching_batch_max: int  # commands per Kafka transaction, at most
     matching_poll_ms: int
+    # "overlapped": commands fetched in a process of their own, batch N's live view written
+    # while batch N+1's Kafka transaction runs; "sequential": the previous pipeline (fetched
+    # in-process, each view written after its commit on the same thread), kept for measuring
+    matching_pipeline: str
     # An idle matching service commits its offset again this often, so that Kafka never
     # expires it (offsets.retention.minutes after the last commit; 7 days by default).
     matching_offset_refresh_seconds: int
@@ -247,6 +251,7 @@ def get_settings() -> Settings:
         matching_group_id=_env("BOURSE_MATCHING_GROUP_ID", f"matching-{commands}"),
         matching_batch_max=_env_int("BOURSE_MATCHING_BATCH_MAX", 2000),
         matching_poll_ms=_env_int("BOURSE_MATCHING_POLL_MS", 20),
+        matching_pipeline=_env("BOURSE_MATCHING_PIPELINE", "overlapped"),
         matching_offset_refresh_seconds=_env_int("BOURSE_MATCHING_OFFSET_REFRESH_SECONDS", 3600),
         matching_metrics_port=_env_int("BOURSE_MATCHING_METRICS_PORT", 9108),
         pushgateway_url=_env("BOURSE_PUSHGATEWAY_URL", ""),
