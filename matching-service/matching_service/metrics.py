@@ -74,8 +74,9 @@ class Metrics:
             start_http_server(port, addr="0.0.0.0", registry=self.registry)
 
     def push_every(self, url: str, job: str, seconds: float = 15.0) -> threading.Thread:
-        """On Fargate nothing scrapes the task's port, so the registry is also pushed to the
-        Pushgateway (infra/observability.yaml); a failed push is logged, never fatal."""
+        """The registry is also pushed to the Pushgateway (infra/observability.yaml): its series
+        keep job="bourse-matching" whatever scrapes them, and its push time tells a dead task
+        from a quiet one. A failed push is logged, never fatal."""
 
         def loop() -> None:
             while True:
