@@ -282,6 +282,8 @@ def test_command_names_cover_every_command() -> None:
             "CANCEL_REPLACE",
             "CANCEL_ALL",
             "AMEND_ORDER",
+            "NEW_ORDER_LIST",
+            "CANCEL_ORDER_LIST",
             "ADD_SYMBOL",
             "UPDATE_SYMBOL",
             "SET_SYMBOL_STATUS",
@@ -296,5 +298,13 @@ def test_command_names_cover_every_command() -> None:
             "REJECTED_ADMIN",
         ]
     )
-    trader = {"NEW_ORDER", "CANCEL_ORDER", "CANCEL_REPLACE", "CANCEL_ALL", "AMEND_ORDER"}
+    trader = {
+        "NEW_ORDER",
+        "CANCEL_ORDER",
+        "CANCEL_REPLACE",
+        "CANCEL_ALL",
+        "AMEND_ORDER",
+        "NEW_ORDER_LIST",
+        "CANCEL_ORDER_LIST",
+    }
     assert set(COMMAND_NAMES.values()) - trader == ADMIN_COMMAND_NAMES

@@ -111,7 +111,7 @@ def test_snapshot_is_plain_json_and_rejects_garbage() -> None:
     b = Bench()
     b.order(1, "BUY", 10, 100)
     state = orjson.loads(b.engine.snapshot())
-    assert state["version"] == 2
+    assert state["version"] == 3
     with pytest.raises(ValueError):
         Engine.restore(b"{}")
     state["seq"] = "1"

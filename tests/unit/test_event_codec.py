@@ -29,7 +29,16 @@ def events() -> list[Event]:
     out: list[Event] = []
     for cmd in commands(4_000, seed=21):
         out.extend(engine.process(cmd))
-    return out
+    return out + _order_list_events()
+
+
+def _order_list_events() -> list[Event]:
+    """The workload places no order lists: one OCO, from an engine of its own."""
+    from tests.unit.test_engine_order_lists import LM, SL, Bench, leg, place_list, traded_at
+
+    b = Bench()
+    traded_at(b, 100)
+    return place_list(b, "OCO", leg(1, "SELL", LM, 5, price=110), leg(1, "SELL", SL, 5, stop=90))
 
 
 def test_stream_has_every_event_type_but_admin_ones(events: list[Event]) -> None:

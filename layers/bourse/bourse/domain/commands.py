@@ -101,6 +101,38 @@ class CancelAll:
     deadline: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class NewOrderList:
+    """An OCO, OTO or OTOCO (``kind``), its orders in Binance's parameter order: OCO (above,
+    below); OTO (working, pending); OTOCO (working, pending above, pending below). Every leg
+    names the list's account and symbol; legs' ``request_id``/``ts``/``deadline`` are not
+    looked at (docs/engine.md, "Order lists")."""
+
+    request_id: str
+    ts: int
+    account_id: int
+    symbol: str
+    kind: str  # ORDER_LIST_KINDS
+    list_client_order_id: str
+    orders: tuple[NewOrder, ...]
+    deadline: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrderList:
+    request_id: str
+    ts: int
+    account_id: int
+    symbol: str
+    order_list_id: int | None = None  # takes precedence over list_client_order_id
+    list_client_order_id: str | None = None
+    cancel_client_order_id: str = ""
+    deadline: int = 0
+
+
+ORDER_LIST_KINDS = ("OCO", "OTO", "OTOCO")
+
+
 # ---------------------------------------------------------------------------------------------
 # Admin commands: only the admin plane may issue them. On the command log each travels inside
 # a SIGNED record (bourse.domain.codec.decode_record, docs/engine.md "Admin commands and who may
@@ -241,6 +273,8 @@ Command = (
     | CancelReplace
     | CancelAll
     | AmendOrder
+    | NewOrderList
+    | CancelOrderList
     | AddSymbol
     | UpdateSymbol
     | SetSymbolStatus
@@ -261,6 +295,8 @@ COMMAND_NAMES: dict[type, str] = {
     CancelReplace: "CANCEL_REPLACE",
     CancelAll: "CANCEL_ALL",
     AmendOrder: "AMEND_ORDER",
+    NewOrderList: "NEW_ORDER_LIST",
+    CancelOrderList: "CANCEL_ORDER_LIST",
     AddSymbol: "ADD_SYMBOL",
     UpdateSymbol: "UPDATE_SYMBOL",
     SetSymbolStatus: "SET_SYMBOL_STATUS",

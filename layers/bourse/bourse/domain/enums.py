@@ -51,6 +51,7 @@ class OrderStatus(StrEnum):
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
     EXPIRED_IN_MATCH = "EXPIRED_IN_MATCH"
+    PENDING_NEW = "PENDING_NEW"  # an order list's pending order, not yet placed
 
 
 class ExecutionType(StrEnum):
@@ -88,3 +89,21 @@ class Outcome(StrEnum):
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     NOT_ATTEMPTED = "NOT_ATTEMPTED"
+
+
+class ContingencyType(StrEnum):
+    OCO = "OCO"
+    OTO = "OTO"
+
+
+class ListStatusType(StrEnum):
+    RESPONSE = "RESPONSE"
+    EXEC_STARTED = "EXEC_STARTED"
+    UPDATED = "UPDATED"
+    ALL_DONE = "ALL_DONE"
+
+
+class ListOrderStatus(StrEnum):
+    EXECUTING = "EXECUTING"
+    ALL_DONE = "ALL_DONE"
+    REJECT = "REJECT"

@@ -62,6 +62,16 @@ REJECTED_MBX_KEY = -2015
 CANCEL_REPLACE_PARTIAL = -2021
 CANCEL_REPLACE_FAILED = -2022
 ORDER_AMEND_REJECTED = -2038
+# Order lists (errors.md).
+OCO_ORDER_TYPE_REJECTED = -1158
+OCO_ICEBERGQTY_TIMEINFORCE = -1160
+BUY_OCO_LIMIT_MUST_BE_BELOW = -1165
+SELL_OCO_LIMIT_MUST_BE_ABOVE = -1166
+BOTH_OCO_ORDERS_CANNOT_BE_LIMIT = -1168
+BUY_OCO_STOP_LOSS_MUST_BE_ABOVE = -1196
+SELL_OCO_STOP_LOSS_MUST_BE_BELOW = -1197
+BUY_OCO_TAKE_PROFIT_MUST_BE_BELOW = -1198
+SELL_OCO_TAKE_PROFIT_MUST_BE_ABOVE = -1199
 
 # Messages used with NEW_ORDER_REJECTED (-2010) and CANCEL_REJECTED (-2011).
 MSG_INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."
@@ -80,6 +90,9 @@ MSG_UNAUTHORIZED = "You are not authorized to execute this request."
 # Messages used with ORDER_AMEND_REJECTED (-2038), errors.md's wording.
 MSG_AMEND_INCREASE = "Order amend (quantity increase) is not supported."
 MSG_NO_STATE_CHANGE = "The requested action would change no state; rejecting"
+# Bourse's own: amending an order of an open order list is not built yet (docs/api.md).
+MSG_AMEND_ORDER_LIST = "Order amend is not supported for orders of an open order list."
+MSG_OCO_BAD_PRICES = "The relationship of the prices for the orders is not correct."
 
 
 def filter_failure(filter_name: str) -> BinanceError:
@@ -160,3 +173,34 @@ EXECUTION_UNKNOWN_ERROR = BinanceError(
     "Send status unknown; execution status unknown.",
     http_status=503,
 )
+
+# Order lists: Binance's texts from errors.md.
+OCO_ORDER_TYPE_ERROR = BinanceError(OCO_ORDER_TYPE_REJECTED, "Order type not supported in OCO.")
+BUY_OCO_LIMIT_ERROR = BinanceError(
+    BUY_OCO_LIMIT_MUST_BE_BELOW, "A limit order in a buy OCO must be below."
+)
+SELL_OCO_LIMIT_ERROR = BinanceError(
+    SELL_OCO_LIMIT_MUST_BE_ABOVE, "A limit order in a sell OCO must be above."
+)
+OCO_BOTH_LIMIT_ERROR = BinanceError(
+    BOTH_OCO_ORDERS_CANNOT_BE_LIMIT, "At least one OCO order must be contingent."
+)
+BUY_OCO_STOP_LOSS_ERROR = BinanceError(
+    BUY_OCO_STOP_LOSS_MUST_BE_ABOVE, "A stop loss order in a buy OCO must be above."
+)
+SELL_OCO_STOP_LOSS_ERROR = BinanceError(
+    SELL_OCO_STOP_LOSS_MUST_BE_BELOW, "A stop loss order in a sell OCO must be below."
+)
+BUY_OCO_TAKE_PROFIT_ERROR = BinanceError(
+    BUY_OCO_TAKE_PROFIT_MUST_BE_BELOW, "A take profit order in a buy OCO must be below."
+)
+SELL_OCO_TAKE_PROFIT_ERROR = BinanceError(
+    SELL_OCO_TAKE_PROFIT_MUST_BE_ABOVE, "A take profit order in a sell OCO must be above."
+)
+
+
+def oco_iceberg_tif(param: str) -> BinanceError:
+    return BinanceError(
+        OCO_ICEBERGQTY_TIMEINFORCE,
+        f"Parameter '{param}' is not supported if aboveTimeInForce/belowTimeInForce is not GTC.",
+    )

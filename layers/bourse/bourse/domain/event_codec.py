@@ -31,6 +31,7 @@ from bourse.domain.events import (
     ExecutionReport,
     FundingUpdate,
     OrderAmended,
+    ListStatus,
     PreventedMatch,
     Reply,
     SymbolUpdated,
@@ -50,6 +51,7 @@ EVENT_TYPES: tuple[type[Any], ...] = (
     AdminAction,
     AccountUpdated,
     FundingUpdate,
+    ListStatus,
     Reply,
 )
 EVENT_NAMES: dict[type[Any], str] = {cls: cls.__name__ for cls in EVENT_TYPES}

@@ -15,7 +15,10 @@ from __future__ import annotations
 import msgspec
 
 from bourse.domain.enums import (
+    ContingencyType,
     ExecutionType,
+    ListOrderStatus,
+    ListStatusType,
     OrderStatus,
     OrderType,
     Outcome,
@@ -54,6 +57,7 @@ class OrderInfo(msgspec.Struct, gc=False):
     # when it starts tracking; every other field stays as accepted.
     trailing_delta: int = 0
     trailing_time: int = -1
+    order_list_id: int = -1  # Binance's orderListId: -1 unless the order is in an order list
 
 
 class ExecutionReport(msgspec.Struct, gc=False):
@@ -201,6 +205,29 @@ class OrderResult(msgspec.Struct, gc=False):
     cancel_client_order_id: str = ""
 
 
+class OrderListInfo(msgspec.Struct, gc=False):
+    """An order list as a command left it: Binance's listStatus without its orderReports.
+    ``orders`` are (orderId, clientOrderId), ascending id."""
+
+    order_list_id: int
+    account_id: int
+    symbol: str
+    contingency_type: ContingencyType
+    list_status_type: ListStatusType
+    list_order_status: ListOrderStatus
+    list_client_order_id: str
+    transaction_ts: int
+    orders: tuple[tuple[int, str], ...]
+
+
+class ListStatus(msgspec.Struct, gc=False):
+    """A change of an order list: Binance's listStatus (docs/engine.md, "Order lists")."""
+
+    seq: int
+    ts: int
+    order_list: OrderListInfo
+
+
 class ReplyPart(msgspec.Struct, gc=False):
     outcome: Outcome
     code: int  # 0 for success
@@ -223,6 +250,7 @@ class Reply(msgspec.Struct, gc=False, omit_defaults=True):
     msg: str
     parts: tuple[ReplyPart, ...]
     detail: str = ""
+    order_list: OrderListInfo | None = None  # NEW_ORDER_LIST, CANCEL_ORDER_LIST
 
 
 class AdminAction(msgspec.Struct, gc=False):
@@ -281,5 +309,6 @@ Event = (
     | AdminAction
     | AccountUpdated
     | FundingUpdate
+    | ListStatus
     | Reply
 )

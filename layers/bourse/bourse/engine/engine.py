@@ -28,6 +28,7 @@ from bourse.domain.commands import (
     AmendOrder,
     CancelAll,
     CancelOrder,
+    CancelOrderList,
     CancelReplace,
     Command,
     CreateAccount,
@@ -35,6 +36,7 @@ from bourse.domain.commands import (
     Deposit,
     KeyChange,
     NewOrder,
+    NewOrderList,
     RejectedAdmin,
     SetAccountFees,
     SetAccountStatus,
@@ -86,6 +88,8 @@ from bourse.engine.acceptance import (
 )
 from bourse.engine.balances import Balances
 from bourse.engine.book import BookSide, compact
+from bourse.engine.book import compact
+from bourse.engine.order_lists import OrderLists
 from bourse.engine.orders import Order
 from bourse.engine.registry import ACTIVE, FROZEN, REQUESTED, Registry, Withdrawal
 from bourse.engine.symbol_state import SymbolState
@@ -102,6 +106,7 @@ _S_FILLED = OrderStatus.FILLED
 _S_CANCELED = OrderStatus.CANCELED
 _S_EXPIRED = OrderStatus.EXPIRED
 _S_EIM = OrderStatus.EXPIRED_IN_MATCH
+_CLOSED = frozenset({_S_FILLED, _S_CANCELED, _S_EXPIRED, _S_EIM})
 _STP_NONE = StpMode.NONE
 _DECREMENT = StpMode.DECREMENT
 _GTC = TimeInForce.GTC
@@ -125,6 +130,7 @@ class Engine:
         self._symbols: dict[str, SymbolState] = {}
         self._bal = Balances()
         self._reg = Registry()
+        self._lists = OrderLists()
         # Per-command scratch.
         self._ts = 0
         self._events: list[Any] = []
@@ -141,6 +147,8 @@ class Engine:
             CancelReplace: self._on_cancel_replace,
             CancelAll: self._on_cancel_all,
             AmendOrder: self._on_amend,
+            NewOrderList: self._on_new_order_list,
+            CancelOrderList: self._on_cancel_order_list,
             AddSymbol: self._on_add_symbol,
             UpdateSymbol: self._on_update_symbol,
             SetSymbolStatus: self._on_set_status,
@@ -196,7 +204,8 @@ class Engine:
         else:
             detail = self._detail if kind is AmendOrder and not code else ""
             events.append(
-                Reply(0, cmd.ts, cmd.request_id, COMMAND_NAMES[kind], code, msg, parts, detail)
+                Reply(0, cmd.ts, cmd.request_id, COMMAND_NAMES[kind], code, msg, parts, detail,
+                      self._lists.take_reply())
             )
         seq = self._seq
         for event in events:
@@ -343,7 +352,8 @@ class Engine:
         self._events.append(SymbolUpdated(0, cmd.ts, sym.spec))
         open_orders = [*sym.book.orders.values(), *sym.stops.all_sorted()]
         for order in sorted(open_orders, key=_order_id):
-            self._cancel(sym, order, "")
+            if order.status not in _CLOSED:  # not already cancelled with its order list
+                self._cancel(sym, order, "")
         return 0, "", ()
 
     def _account(self, account_id: int) -> None:
@@ -485,7 +495,11 @@ class Engine:
 
     def _find_open(self, sym: SymbolState, cmd: CancelOrder) -> Order:
         if cmd.order_id is not None:
-            order = sym.book.orders.get(cmd.order_id) or sym.stops.get(cmd.order_id)
+            order = (
+                sym.book.orders.get(cmd.order_id)
+                or sym.stops.get(cmd.order_id)
+                or self._lists.find_pending(sym.spec.symbol, cmd.order_id)
+            )
             if order is None or order.account_id != cmd.account_id:
                 raise errors.cancel_rejected()
             return order
@@ -496,6 +510,13 @@ class Engine:
         return order
 
     def _cancel(self, sym: SymbolState, order: Order, cancel_client_id: str) -> OrderResult:
+        """Cancel an open order; one of an order list cancels its whole list."""
+        lst = self._lists.list_of(order)
+        if lst is not None:
+            return self._lists.cancel_leg(self, sym, lst, order, cancel_client_id)
+        return self._cancel_one(sym, order, cancel_client_id)
+
+    def _cancel_one(self, sym: SymbolState, order: Order, cancel_client_id: str) -> OrderResult:
         """Take an open order (resting or untriggered stop) off and release its lock."""
         self._cmd_sym = sym
         is_stop = order.order_id in sym.stops
@@ -536,8 +557,11 @@ class Engine:
             raise errors.cancel_rejected()
         parts = []
         for order in sorted(open_orders.values(), key=_order_id):
+            if order.status in _CLOSED:
+                continue  # already cancelled with its order list
             result = self._cancel(sym, order, "")
             parts.append(ReplyPart(_SUCCESS, 0, "", result))
+            parts.extend(self._lists.take_cascaded())
         return 0, "", tuple(parts)
 
     def _on_amend(self, cmd: AmendOrder) -> Result:
@@ -546,6 +570,9 @@ class Engine:
         sym = self._symbol(cmd.symbol)
         amend.check_request(cmd, bool(self._reg.accounts.get(cmd.account_id)), sym)
         order = amend.find_open(sym, cmd)
+        if self._lists.list_of(order) is not None:
+            # Binance amends an OCO pair together and a pending order alone; not built yet.
+            raise errors.amend_rejected(errors.MSG_AMEND_ORDER_LIST)
         amend.check_new_qty(sym, order, cmd)
 
         # Accepted: from here on state changes.
@@ -611,6 +638,13 @@ class Engine:
             touched[order.price] = side.levels[order.price].qty
         side.unlink(order)
         del sym.book.orders[order.order_id]
+    # ------------------------------------------------------------------ order lists
+
+    def _on_new_order_list(self, cmd: NewOrderList) -> Result:
+        return 0, "", self._lists.place(self, cmd)
+
+    def _on_cancel_order_list(self, cmd: CancelOrderList) -> Result:
+        return 0, "", self._lists.cancel(self, cmd)
 
     def _on_cancel_replace(self, cmd: CancelReplace) -> Result:
         cancel, new = cmd.cancel, cmd.new_order
@@ -756,6 +790,8 @@ class Engine:
                 self._run_stops(sym)
             finally:
                 self._reply_order = None
+        if self._lists.due:
+            self._lists.run_due(self)  # OTO working orders this order filled
         return _result(order, tuple(fills))
 
     def _run_stops(self, sym: SymbolState) -> None:
@@ -773,6 +809,8 @@ class Engine:
                 ExecutionReport(0, ts, info, _NEW, _S_NEW, "NONE", 0, 0, 0, 0, 0, 0, "", -1,
                                 True, False, ts)
             )  # fmt: skip
+            if info.order_list_id >= 0:
+                self._lists.on_trigger(self, sym, order)  # an OCO leg: the other one expires
             if info.type in _MARKET_TYPES:
                 order.is_market = True
                 if order.is_buy:
@@ -1018,6 +1056,8 @@ class Engine:
                     True, False, ts, "", -1, taker.prevented_qty,
                 )
             )  # fmt: skip
+            if maker.info.order_list_id >= 0:
+                self._lists.on_maker_trade(self, sym, maker)
             if fills is not None:
                 fills.append(Fill(price, qty, taker_fee, taker_fee_asset, trade_id))
             elif maker is self._reply_order:
@@ -1093,6 +1133,8 @@ class Engine:
                     maker.prevented_qty, maker_qty, taker.order_id,
                 )
             )  # fmt: skip
+            if maker.info.order_list_id >= 0:
+                self._lists.on_maker_expired(self, sym, maker)
         elif maker_qty:
             self._decrement_maker(sym, maker, maker_qty, level, touched)
             events.append(
@@ -1102,6 +1144,9 @@ class Engine:
                     "", pm_id, maker.prevented_qty, maker_qty, taker.order_id,
                 )
             )  # fmt: skip
+            if maker.info.order_list_id >= 0:
+                # An OCO leg that lost quantity works alone from here, as if it had traded.
+                self._lists.on_maker_trade(self, sym, maker)
         if taker_expires:
             self._release(taker)
             taker.status = _S_EIM

@@ -64,7 +64,8 @@ def problems(engine: Engine) -> list[str]:
             key = o.lock_key
             expected_locks[key] = expected_locks.get(key, 0) + o.lock
         n_open = sum(len(v) for v in sym.by_account.values())
-        if n_open != len(book.orders) + len(sym.stops):
+        pending = engine._lists.pending_count(name)  # order lists' orders not yet placed
+        if n_open != len(book.orders) + len(sym.stops) + pending:
             out.append(f"{name}: open-order index size")
     for key, (_free, locked) in bal.accounts.items():
         if locked != expected_locks.get(key, 0):

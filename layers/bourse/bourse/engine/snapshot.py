@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bourse.domain.enums import OrderStatus, OrderType, Side, StpMode, SymbolStatus, TimeInForce
+from bourse.domain.enums import (
+    ContingencyType,
+    OrderStatus,
+    OrderType,
+    Side,
+    StpMode,
+    SymbolStatus,
+    TimeInForce,
+)
 from bourse.domain.events import OrderInfo
 from bourse.domain.symbols import SymbolSpec
 from bourse.engine.orders import Order
@@ -26,7 +34,10 @@ from bourse.engine.symbol_state import SymbolState
 if TYPE_CHECKING:
     from bourse.engine.engine import Engine
 
-FORMAT_VERSION = 2  # 2: accounts, deposits, withdrawals, applied admin ids, delisted, commissions
+# 2: accounts, deposits, withdrawals, applied admin ids, delisted, commissions;
+# 3: order lists (orders carry their list id; open lists and their pending orders).
+FORMAT_VERSION = 3
+_READABLE_VERSIONS = (2, 3)
 _SPEC_FIELDS = [f.name for f in fields(SymbolSpec)]
 
 
@@ -53,7 +64,25 @@ def _state(engine: Engine) -> dict[str, Any]:
         "totals": [[asset, str(total)] for asset, total in sorted(bal.totals.items())],
         "symbols": [_symbol_state(sym) for sym in engine._symbols.values()],
         **_registry(engine),
+        **_order_lists(engine),
     }
+
+
+def _order_lists(engine: Engine) -> dict[str, Any]:
+    lists = engine._lists
+    return {
+        "next_order_list_id": lists.next_list_id,
+        "order_lists": [
+            [
+                lst.list_id, lst.account_id, lst.symbol, str(lst.contingency), lst.client_id,
+                lst.created_ts, [[oid, cid] for oid, cid in lst.refs],
+                None if lst.working is None else lst.working.order_id,
+                [_order(o) for o in lst.pending], [o.order_id for o in lst.oco],
+                [[oid, need] for oid, need in sorted(lst.needs.items())],
+            ]
+            for lst in lists.open.values()
+        ],
+    }  # fmt: skip
 
 
 def _registry(engine: Engine) -> dict[str, Any]:
@@ -106,7 +135,7 @@ def _order(o: Order) -> list[Any]:
         None if i.time_in_force is None else str(i.time_in_force), i.quantity, i.price,
         i.stop_price, i.iceberg_qty, i.quote_order_qty, str(i.stp_mode), i.created_ts,
         o.remaining, o.displayed, o.executed, o.cum_quote, o.lock, str(o.status), o.working_ts,
-        o.prevented_qty,
+        o.prevented_qty, i.order_list_id,
         # A trailing stop's state, only on trailing stops (other rows keep their old shape).
         *((i.trailing_delta, i.trailing_time, o.trail_extreme) if i.trailing_delta else ()),
     ]  # fmt: skip
@@ -116,7 +145,7 @@ def decode(data: bytes) -> Engine:
     from bourse.engine.engine import Engine
 
     state = orjson.loads(data)
-    if not isinstance(state, dict) or state.get("version") != FORMAT_VERSION:
+    if not isinstance(state, dict) or state.get("version") not in _READABLE_VERSIONS:
         raise ValueError("not a Bourse engine snapshot of a known version")
     engine = Engine()
     engine._seq = _int(state["seq"])
@@ -157,7 +186,40 @@ def decode(data: bytes) -> Engine:
             order = _decode_order(row, sym, engine)
             sym.stops.add(order)
             sym.open_of(order.account_id)[order.info.client_order_id] = order
+    _decode_order_lists(state, engine)
     return engine
+
+
+def _decode_order_lists(state: dict[str, Any], engine: Engine) -> None:
+    from bourse.engine.order_lists import OrderList
+
+    lists = engine._lists
+    lists.next_list_id = _int(state.get("next_order_list_id", 0))
+    for raw in state.get("order_lists", []):
+        list_id, acct, symbol, contingency, client_id, ts, leg_ids, working, pending, oco, needs = (
+            raw
+        )
+        sym = engine._symbols[str(symbol)]
+        lst = OrderList(_int(list_id), _int(acct), sym.spec.symbol, ContingencyType(contingency),
+                        str(client_id), _int(ts))  # fmt: skip
+        by_id: dict[int, Order] = {}
+        for row in pending:
+            order = _decode_order(row, sym, engine)
+            sym.open_of(order.account_id)[order.info.client_order_id] = order
+            lst.pending.append(order)
+            by_id[order.order_id] = order
+        lst.refs = tuple((_int(oid), str(cid)) for oid, cid in leg_ids)
+        for oid, _cid in lst.refs:
+            found = sym.book.orders.get(oid) or sym.stops.get(oid) or by_id.get(oid)
+            if found is not None:  # else a leg that has ended (a working order that filled)
+                by_id[oid] = found
+        lst.legs = [by_id[oid] for oid, _cid in lst.refs if oid in by_id]
+        lst.working = None if working is None else by_id.get(working)
+        lst.oco = [by_id[oid] for oid in oco]
+        lst.needs = {_int(oid): _int(need) for oid, need in needs}
+        lists.open[lst.list_id] = lst
+        for oid in by_id:
+            lists.of_order[(lst.symbol, oid)] = lst
 
 
 def _int(value: Any) -> int:
@@ -188,12 +250,14 @@ def _decode_order(row: list[Any], sym: SymbolState, engine: Engine) -> Order:
         iceberg_qty, qoq, stp_mode, created_ts, remaining, displayed, executed, cum_quote, lock,
         status, working_ts, prevented_qty,
     ) = row[:21]  # fmt: skip
-    trailing_delta, trailing_time, trail_extreme = row[21:] if len(row) == 24 else (0, -1, 0)
+    # Format 3 rows carry the order list id at 21 (22 or 25 fields); format 2 rows have none.
+    list_id, rest = (_int(row[21]), row[22:]) if len(row) in (22, 25) else (-1, row[21:])
+    trailing_delta, trailing_time, trail_extreme = rest if len(rest) == 3 else (0, -1, 0)
     info = OrderInfo(
         _int(order_id), _int(account_id), sym.spec.symbol, str(client_id), Side(side),
         OrderType(order_type), None if tif is None else TimeInForce(tif), _int(quantity),
         _int(price), _int(stop_price), _int(iceberg_qty), _int(qoq), StpMode(stp_mode),
-        _int(created_ts), _int(trailing_delta), _int(trailing_time),
+        _int(created_ts), _int(trailing_delta), _int(trailing_time), list_id,
     )  # fmt: skip
     is_buy = info.side is Side.BUY
     lock_asset, recv_asset = (sym.quote, sym.base) if is_buy else (sym.base, sym.quote)

@@ -38,6 +38,7 @@ from bourse.domain.events import (
     DepthUpdate,
     Event,
     ExecutionReport,
+    ListStatus,
     Trade,
 )
 from bourse.record.intervals import INTERVALS
@@ -175,6 +176,9 @@ class StreamState:
                 out.user.setdefault(ev.order.account_id, []).append(
                     _encode(payloads.execution_report(ev))
                 )
+            elif isinstance(ev, ListStatus):
+                account_id = ev.order_list.account_id
+                out.user.setdefault(account_id, []).append(_encode(payloads.list_status(ev)))
             elif isinstance(ev, AccountBalances):
                 out.user.setdefault(ev.account_id, []).extend(_positions(ev))
             elif isinstance(ev, BalanceUpdate):

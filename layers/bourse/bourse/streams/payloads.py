@@ -11,7 +11,13 @@ from typing import Any
 
 from bourse.domain.amounts import format_units
 from bourse.domain.enums import ExecutionType
-from bourse.domain.events import AccountBalances, BalanceUpdate, ExecutionReport, Trade
+from bourse.domain.events import (
+    AccountBalances,
+    BalanceUpdate,
+    ExecutionReport,
+    ListStatus,
+    Trade,
+)
 from bourse.record.tickers import Ticker
 from bourse.streams.rolling import Candle, Window
 
@@ -224,7 +230,7 @@ def execution_report(ev: ExecutionReport) -> dict[str, Any]:
         "p": format_units(order.price),
         "P": format_units(order.stop_price),
         "F": format_units(order.iceberg_qty),
-        "g": -1,
+        "g": order.order_list_id,
         # "C", the original client id: the order's own on a cancel, its old one on an amendment.
         "C": order.client_order_id
         if canceled
@@ -265,6 +271,25 @@ def execution_report(ev: ExecutionReport) -> dict[str, Any]:
         body["B"] = format_units(ev.last_prevented_qty)
         body["U"] = ev.counter_order_id
     return body
+
+
+def list_status(ev: ListStatus) -> dict[str, Any]:
+    """Binance's listStatus (user-data-stream.md); "r" is always "NONE": a refused list
+    changes nothing and is answered by its request's error instead."""
+    lst = ev.order_list
+    return {
+        "e": "listStatus",
+        "E": ev.ts,
+        "s": lst.symbol,
+        "g": lst.order_list_id,
+        "c": str(lst.contingency_type),
+        "l": str(lst.list_status_type),
+        "L": str(lst.list_order_status),
+        "r": "NONE",
+        "C": lst.list_client_order_id,
+        "T": ev.ts,
+        "O": [{"s": lst.symbol, "i": oid, "c": cid} for oid, cid in lst.orders],
+    }
 
 
 def account_position(ev: AccountBalances) -> dict[str, Any]:
