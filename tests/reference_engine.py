@@ -32,6 +32,7 @@ from bourse.domain.commands import (
     AmendOrder,
     CancelAll,
     CancelOrder,
+    CancelOrderList,
     CancelReplace,
     Command,
     CreateAccount,
@@ -39,6 +40,7 @@ from bourse.domain.commands import (
     Deposit,
     KeyChange,
     NewOrder,
+    NewOrderList,
     RejectedAdmin,
     SetAccountFees,
     SetAccountStatus,
@@ -51,7 +53,10 @@ from bourse.domain.commands import (
 from bourse.domain.enums import (
     STOP_TYPES,
     CancelReplaceMode,
+    ContingencyType,
     ExecutionType,
+    ListOrderStatus,
+    ListStatusType,
     OrderStatus,
     OrderType,
     Outcome,
@@ -72,8 +77,10 @@ from bourse.domain.events import (
     ExecutionReport,
     Fill,
     FundingUpdate,
+    ListStatus,
     OrderAmended,
     OrderInfo,
+    OrderListInfo,
     OrderResult,
     PreventedMatch,
     Reply,
@@ -104,6 +111,14 @@ LIMIT_TYPES = (
     OrderType.STOP_LOSS_LIMIT,
     OrderType.TAKE_PROFIT_LIMIT,
 )
+ENDED = (
+    OrderStatus.FILLED,
+    OrderStatus.CANCELED,
+    OrderStatus.EXPIRED,
+    OrderStatus.EXPIRED_IN_MATCH,
+)
+STOP_LOSS_TYPES = (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)
+TAKE_PROFIT_TYPES = (OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT)
 NO_TIF_TYPES = (OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT, OrderType.LIMIT_MAKER)
 # ADMIN_COMMANDS as a tuple, for isinstance (commands are never subclassed)
 ADMIN_TYPES = (
@@ -197,11 +212,41 @@ class RefWithdrawal:
     status: str  # REQUESTED, then COMPLETED, FAILED or CANCELED
 
 
+@dataclass(eq=False)
+class RefList:
+    """An open order list (docs/engine.md "Order lists")."""
+
+    list_id: int
+    account: int
+    symbol: str
+    kind: str  # OCO, OTO, OTOCO
+    client_id: str
+    ts: int
+    orders: list[RefOrder]  # ascending order id
+    working: RefOrder | None = None  # until it fills
+    pair: list[RefOrder] = field(default_factory=list)  # the live OCO pair
+    needs: dict[int, int] = field(default_factory=dict)  # pair leg id -> its own lock
+
+    def info(self, done: bool) -> OrderListInfo:
+        return OrderListInfo(
+            order_list_id=self.list_id,
+            account_id=self.account,
+            symbol=self.symbol,
+            contingency_type=ContingencyType.OCO if self.kind == "OCO" else ContingencyType.OTO,
+            list_status_type=ListStatusType.ALL_DONE if done else ListStatusType.EXEC_STARTED,
+            list_order_status=ListOrderStatus.ALL_DONE if done else ListOrderStatus.EXECUTING,
+            list_client_order_id=self.client_id,
+            transaction_ts=self.ts,
+            orders=tuple((o.info.order_id, o.info.client_order_id) for o in self.orders),
+        )
+
+
 @dataclass
 class RefSymbol:
     spec: SymbolSpec
     resting: list[RefOrder] = field(default_factory=list)  # on the book, any side, any order
     stops: list[RefOrder] = field(default_factory=list)  # untriggered stops
+    pending: list[RefOrder] = field(default_factory=list)  # order lists' PENDING_NEW orders
     last_price: int = 0  # 0: no trade yet
     next_order_id: int = 1
     next_trade_id: int = 1
@@ -226,6 +271,13 @@ class ReferenceEngine:
         self.applied: set[str] = set()  # admin request ids seen (replays are refused)
         self.delisted: set[str] = set()
         self.detail = ""
+        # order lists
+        self.lists: dict[int, RefList] = {}  # open ones
+        self.next_list_id = 0
+        self.due: list[RefList] = []  # working order filled, pending orders not placed yet
+        self.placing_due = False
+        self.reply_list: OrderListInfo | None = None
+        self.also_canceled: list[OrderResult] = []  # a list's other orders, for CANCEL_ALL
 
     # ------------------------------------------------------------------ public interface
     def balances(self) -> dict[int, dict[str, tuple[int, int]]]:
@@ -240,8 +292,7 @@ class ReferenceEngine:
     def open_refs(self, account_id: int, symbol: str) -> list[RefOrder]:
         """The account's open orders in the symbol (resting and untriggered), by order id."""
         sym = self.symbols[symbol]
-        found = [o for o in sym.resting + sym.stops if o.account == account_id]
-        return sorted(found, key=lambda o: o.info.order_id)
+        return sorted(self._mine(sym, account_id), key=lambda o: o.info.order_id)
 
     def process(self, cmd: Command) -> list[Event]:
         self.out = []
@@ -256,6 +307,8 @@ class ReferenceEngine:
             CancelReplace: self._cancel_replace_cmd,
             CancelAll: self._cancel_all_cmd,
             AmendOrder: self._amend_cmd,
+            NewOrderList: self._new_list_cmd,
+            CancelOrderList: self._cancel_list_cmd,
             AddSymbol: self._add_symbol,
             UpdateSymbol: self._update_symbol,
             SetSymbolStatus: self._set_status,
@@ -272,6 +325,7 @@ class ReferenceEngine:
         handler = handlers[type(cmd)]
         admin = cmd if isinstance(cmd, ADMIN_TYPES) else None
         self.detail = ""
+        self.reply_list = None
         parts: Sequence[ReplyPart]
         if admin is not None and type(cmd) is not RejectedAdmin and cmd.request_id in self.applied:
             e = errors.UNAUTHORIZED_ERROR  # a replayed admin record
@@ -343,6 +397,7 @@ class ReferenceEngine:
             msg=msg,
             parts=tuple(parts),
             detail=self.detail,
+            order_list=self.reply_list if code == 0 else None,
         )
         return self.out
 
@@ -548,7 +603,8 @@ class ReferenceEngine:
         sym.spec = sym.spec.with_status(SymbolStatus.BREAK)
         self._emit(SymbolUpdated, spec=sym.spec)
         for order in sorted(sym.resting + sym.stops, key=lambda o: o.info.order_id):
-            self._do_cancel(order, "")
+            if order.status not in ENDED:  # not canceled with its list already
+                self._do_cancel(order, "")
         return 0, "", ()
 
     def _set_fees(self, cmd: SetAccountFees) -> HandlerResult:
@@ -702,7 +758,7 @@ class ReferenceEngine:
     # ------------------------------------------------------------------ cancels
     def _find_open(self, cmd: CancelOrder) -> RefOrder | None:
         sym = self.symbols[cmd.symbol]
-        for o in sym.resting + sym.stops:
+        for o in sym.resting + sym.stops + sym.pending:
             if o.account != cmd.account_id:
                 continue
             if cmd.order_id is not None:
@@ -722,7 +778,27 @@ class ReferenceEngine:
         return None
 
     def _do_cancel(self, order: RefOrder, cancel_client_order_id: str) -> OrderResult:
+        lst = self._list_of(order)
+        if lst is not None:  # the whole list goes
+            results = self._cancel_list(lst, cancel_client_order_id)
+            mine = [r for r in results if r.order.order_id == order.info.order_id]
+            self.also_canceled = [r for r in results if r.order.order_id != order.info.order_id]
+            return mine[0]
+        return self._cancel_one(order, cancel_client_order_id)
+
+    def _cancel_one(self, order: RefOrder, cancel_client_order_id: str) -> OrderResult:
         sym = self.symbols[order.info.symbol]
+        if order in sym.pending:
+            sym.pending.remove(order)
+            order.status = OrderStatus.CANCELED
+            order.fills = []
+            self._report(
+                order,
+                ExecutionType.CANCELED,
+                cancel_client_order_id=cancel_client_order_id,
+                is_working=False,
+            )
+            return self._result(order, cancel_client_order_id)
         if order.pending_stop:
             sym.stops.remove(order)
         else:
@@ -750,7 +826,16 @@ class ReferenceEngine:
         if not orders:
             e = errors.cancel_rejected()
             return e.code, e.msg, ()
-        parts = [ReplyPart(Outcome.SUCCESS, 0, "", self._do_cancel(o, "")) for o in orders]
+        parts = []
+        done: set[int] = set()
+        for o in orders:
+            if o.info.order_id in done:
+                continue  # canceled with its list
+            self.also_canceled = []
+            parts.append(ReplyPart(Outcome.SUCCESS, 0, "", self._do_cancel(o, "")))
+            for r in self.also_canceled:
+                parts.append(ReplyPart(Outcome.SUCCESS, 0, "", r))
+                done.add(r.order.order_id)
         return 0, "", parts
 
     def _amend_error(self, cmd: AmendOrder) -> tuple[BinanceError | None, RefOrder | None]:
@@ -768,14 +853,17 @@ class ReferenceEngine:
             return errors.amend_rejected(errors.MSG_ACCOUNT_DISABLED), None
         if sym.spec.status is not SymbolStatus.TRADING:
             return errors.amend_rejected(errors.MSG_MARKET_CLOSED), None
-        mine = [o for o in sym.resting + sym.stops if o.account == cmd.account_id]
+        mine = self._mine(sym, cmd.account_id)  # an order list's pending orders included
         if cmd.order_id is not None:
-            found = [o for o in mine if o.info.order_id == cmd.order_id]
+            placed = [o for o in mine if o not in sym.pending]
+            found = [o for o in placed if o.info.order_id == cmd.order_id]
         else:
             found = [o for o in mine if o.info.client_order_id == cmd.orig_client_order_id]
         if not found:
             return errors.amend_rejected(), None
         order = found[0]
+        if self._list_of(order) is not None:
+            return errors.amend_rejected(errors.MSG_AMEND_ORDER_LIST), None
         if cmd.new_qty == order.info.quantity:
             return errors.amend_rejected(errors.MSG_NO_STATE_CHANGE), None
         if cmd.new_qty > order.info.quantity:
@@ -885,14 +973,35 @@ class ReferenceEngine:
             validate_new_order_shape(cmd)
         except BinanceError as e:
             return e, 0
-        if self.accounts.get(cmd.account_id):
-            return errors.rejected(errors.MSG_ACCOUNT_DISABLED), 0  # a frozen account
-        sym = self.symbols.get(cmd.symbol)
+        err = self._market_error(cmd.account_id, cmd.symbol)
+        if err is not None:
+            return err, 0
+        sym = self.symbols[cmd.symbol]
+        err = (
+            self._combination_error(sym.spec, cmd)
+            or self._filter_error(sym, cmd)
+            or self._state_error(sym, cmd)
+        )
+        if err is not None:
+            return err, 0
+        lock = self._lock_for(sym, cmd)
+        asset = sym.spec.quote_asset if cmd.side is Side.BUY else sym.spec.base_asset
+        if self._free(cmd.account_id, asset) < lock:
+            return errors.rejected(errors.MSG_INSUFFICIENT_BALANCE), 0
+        return None, lock
+
+    def _market_error(self, account_id: int, symbol: str) -> BinanceError | None:
+        if self.accounts.get(account_id):
+            return errors.rejected(errors.MSG_ACCOUNT_DISABLED)  # a frozen account
+        sym = self.symbols.get(symbol)
         if sym is None:
-            return errors.INVALID_SYMBOL_ERROR, 0
-        spec = sym.spec
-        if spec.status is not SymbolStatus.TRADING:
-            return errors.rejected(errors.MSG_MARKET_CLOSED), 0
+            return errors.INVALID_SYMBOL_ERROR
+        if sym.spec.status is not SymbolStatus.TRADING:
+            return errors.rejected(errors.MSG_MARKET_CLOSED)
+        return None
+
+    @staticmethod
+    def _combination_error(spec: SymbolSpec, cmd: NewOrder) -> BinanceError | None:
         t = cmd.type
         unsupported = (
             t not in spec.order_types
@@ -901,11 +1010,20 @@ class ReferenceEngine:
             or (cmd.iceberg_qty is not None and cmd.time_in_force not in (None, TimeInForce.GTC))
         )
         if unsupported:
-            return errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION), 0
+            return errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
         if cmd.trailing_delta is not None and not spec.allow_trailing_stop:
-            return errors.rejected("Trailing stop orders are not supported for this symbol."), 0
+            return errors.rejected("Trailing stop orders are not supported for this symbol.")
         if cmd.stp_mode is not None and cmd.stp_mode not in spec.allowed_stp_modes:
-            return errors.rejected(errors.MSG_STP_NOT_ALLOWED), 0
+            return errors.rejected(errors.MSG_STP_NOT_ALLOWED)
+        return None
+
+    def _mine(self, sym: RefSymbol, account_id: int) -> list[RefOrder]:
+        """The account's open orders in the symbol: resting, untriggered, pending (lists)."""
+        return [o for o in sym.resting + sym.stops + sym.pending if o.account == account_id]
+
+    def _filter_error(self, sym: RefSymbol, cmd: NewOrder) -> BinanceError | None:
+        spec = sym.spec
+        t = cmd.type
         is_stop = t in STOP_TYPES
         market_like = t in (OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT)
         last = sym.last_price
@@ -941,66 +1059,67 @@ class ReferenceEngine:
                 if parts > spec.iceberg_parts:
                     raise errors.filter_failure("ICEBERG_PARTS")
         except BinanceError as e:
-            return e, 0
-        mine = [o for o in sym.resting + sym.stops if o.account == cmd.account_id]
+            return e
+        mine = self._mine(sym, cmd.account_id)
         if len(mine) >= spec.max_num_orders:
-            return errors.filter_failure("MAX_NUM_ORDERS"), 0
+            return errors.filter_failure("MAX_NUM_ORDERS")
         if is_stop and len([o for o in mine if o.pending_stop]) >= spec.max_num_algo_orders:
-            return errors.filter_failure("MAX_NUM_ALGO_ORDERS"), 0
+            return errors.filter_failure("MAX_NUM_ALGO_ORDERS")
         if cmd.iceberg_qty is not None and (
             len([o for o in mine if o.is_iceberg]) >= spec.max_num_iceberg_orders
         ):
-            return errors.filter_failure("MAX_NUM_ICEBERG_ORDERS"), 0
-        everywhere = [
-            o for s in self.symbols.values() for o in s.resting + s.stops
-            if o.account == cmd.account_id
-        ]  # fmt: skip
+            return errors.filter_failure("MAX_NUM_ICEBERG_ORDERS")
+        everywhere = [o for s in self.symbols.values() for o in self._mine(s, cmd.account_id)]
         if len(everywhere) >= EXCHANGE_MAX_NUM_ORDERS:
-            return errors.filter_failure("EXCHANGE_MAX_NUM_ORDERS"), 0
+            return errors.filter_failure("EXCHANGE_MAX_NUM_ORDERS")
         if is_stop and sum(o.pending_stop for o in everywhere) >= EXCHANGE_MAX_NUM_ALGO_ORDERS:
-            return errors.filter_failure("EXCHANGE_MAX_NUM_ALGO_ORDERS"), 0
+            return errors.filter_failure("EXCHANGE_MAX_NUM_ALGO_ORDERS")
         if cmd.iceberg_qty is not None and (
             sum(o.is_iceberg for o in everywhere) >= EXCHANGE_MAX_NUM_ICEBERG_ORDERS
         ):
-            return errors.filter_failure("EXCHANGE_MAX_NUM_ICEBERG_ORDERS"), 0
-        if any(o.info.client_order_id == cmd.client_order_id for o in mine):
-            return errors.rejected(errors.MSG_DUPLICATE_ORDER), 0
+            return errors.filter_failure("EXCHANGE_MAX_NUM_ICEBERG_ORDERS")
+        return None
+
+    def _state_error(self, sym: RefSymbol, cmd: NewOrder) -> BinanceError | None:
+        """Duplicate client id, would trigger, would take."""
+        t = cmd.type
+        last = sym.last_price
+        if any(
+            o.info.client_order_id == cmd.client_order_id for o in self._mine(sym, cmd.account_id)
+        ):
+            return errors.rejected(errors.MSG_DUPLICATE_ORDER)
         if (
-            is_stop
+            t in STOP_TYPES
             and cmd.stop_price is not None
             and last > 0
             and self._stop_holds(t, cmd.side, cmd.stop_price, last)
         ):
-            return errors.rejected(errors.MSG_WOULD_TRIGGER), 0
-        if t is OrderType.LIMIT_MAKER:
-            opposite = self._levels(sym, Side.SELL if cmd.side is Side.BUY else Side.BUY)
-            if opposite:
-                best = opposite[0][0]
-                price = _given(cmd.price)
-                if (cmd.side is Side.BUY and price >= best) or (
-                    cmd.side is Side.SELL and price <= best
-                ):
-                    return errors.rejected(errors.MSG_WOULD_TAKE), 0
-        # what the order locks
+            return errors.rejected(errors.MSG_WOULD_TRIGGER)
+        if t is OrderType.LIMIT_MAKER and self._would_take(sym, cmd.side, _given(cmd.price)):
+            return errors.rejected(errors.MSG_WOULD_TAKE)
+        return None
+
+    def _would_take(self, sym: RefSymbol, side: Side, price: int) -> bool:
+        opposite = self._levels(sym, Side.SELL if side is Side.BUY else Side.BUY)
+        if not opposite:
+            return False
+        best = opposite[0][0]
+        return price >= best if side is Side.BUY else price <= best
+
+    def _lock_for(self, sym: RefSymbol, cmd: NewOrder) -> int:
+        """What an order locks when placed now."""
+        t = cmd.type
         if cmd.side is Side.BUY:
-            asset = spec.quote_asset
             if cmd.price is not None:
-                lock = notional(cmd.price, _given(cmd.quantity))
-            elif t is OrderType.MARKET and cmd.quote_order_qty is not None:
-                lock = cmd.quote_order_qty
-            elif t is OrderType.MARKET:
-                lock = self._walk_buy_cost(sym, _given(cmd.quantity))
-            else:  # STOP_LOSS / TAKE_PROFIT BUY lock when triggered
-                lock = 0
-        else:
-            asset = spec.base_asset
+                return notional(cmd.price, _given(cmd.quantity))
             if t is OrderType.MARKET and cmd.quote_order_qty is not None:
-                lock = self._walk_sell_base(sym, cmd.quote_order_qty)
-            else:
-                lock = _given(cmd.quantity)
-        if self._free(cmd.account_id, asset) < lock:
-            return errors.rejected(errors.MSG_INSUFFICIENT_BALANCE), 0
-        return None, lock
+                return cmd.quote_order_qty
+            if t is OrderType.MARKET:
+                return self._walk_buy_cost(sym, _given(cmd.quantity))
+            return 0  # STOP_LOSS / TAKE_PROFIT BUY lock when triggered
+        if t is OrderType.MARKET and cmd.quote_order_qty is not None:
+            return self._walk_sell_base(sym, cmd.quote_order_qty)
+        return _given(cmd.quantity)
 
     @staticmethod
     def _check_percent_price_by_side(spec: SymbolSpec, side: Side, price: int, last: int) -> None:
@@ -1079,7 +1198,9 @@ class ReferenceEngine:
             self._trigger_stops(sym)
         # as the command left it, with all of this command's fills (a stop triggered by it may
         # have traded against it as a maker)
-        return None, self._result(order)
+        result = self._result(order)
+        self._place_due()
+        return None, result
 
     # ------------------------------------------------------------------ matching
     def _trigger_stops(self, sym: RefSymbol) -> None:
@@ -1100,6 +1221,9 @@ class ReferenceEngine:
             stop.pending_stop = False
             stop.working_ts = self.ts
             self._report(stop, ExecutionType.NEW)
+            lst = self._list_of(stop)
+            if lst is not None and stop in lst.pair:
+                self._fire(lst, stop)
             if stop.info.type in (OrderType.STOP_LOSS, OrderType.TAKE_PROFIT):
                 if stop.side is Side.BUY:
                     cost = self._walk_buy_cost(sym, stop.remaining)
@@ -1282,6 +1406,11 @@ class ReferenceEngine:
                 counter_order_id=taker.info.order_id,
                 is_maker=True,
             )
+            lst = self._list_of(maker)
+            if lst is not None and maker_expires:
+                self._list_expires(lst, maker)
+            elif lst is not None and maker in lst.pair:
+                self._fire(lst, maker)  # an OCO leg that lost quantity works alone from here
         if taker_expires:
             taker.status = OrderStatus.EXPIRED_IN_MATCH
         if taker_qty:
@@ -1400,6 +1529,384 @@ class ReferenceEngine:
                 trade_id=trade_id,
                 is_maker=order is maker,
             )
+        lst = self._list_of(maker)
+        if lst is not None and maker in lst.pair:
+            self._fire(lst, maker)
+        elif lst is not None and maker is lst.working and maker.remaining == 0:
+            self.due.append(lst)
+
+    # ------------------------------------------------------------------ order lists
+    # Written from docs/engine.md "Order lists" and Binance's rest-api.md / errors.md.
+
+    def _list_of(self, order: RefOrder) -> RefList | None:
+        if order.info.order_list_id < 0:
+            return None
+        lst = self.lists.get(order.info.order_list_id)
+        return lst if lst is not None and order in lst.orders else None
+
+    def _list_done(self, lst: RefList) -> None:
+        del self.lists[lst.list_id]
+        self._emit(ListStatus, order_list=lst.info(done=True))
+
+    @staticmethod
+    def _pair_error(above: NewOrder, below: NewOrder) -> BinanceError | None:
+        if above.side is not below.side or above.quantity != below.quantity:
+            return errors.invalid_parameter()
+        allowed = (*STOP_LOSS_TYPES, *TAKE_PROFIT_TYPES, OrderType.LIMIT_MAKER)
+        if above.type not in allowed or below.type not in allowed:
+            return errors.OCO_ORDER_TYPE_ERROR
+        if above.type is OrderType.LIMIT_MAKER and below.type is OrderType.LIMIT_MAKER:
+            return errors.OCO_BOTH_LIMIT_ERROR
+        if above.side is Side.BUY:
+            # a buy OCO: the stop loss above, the limit maker / take profit below
+            if above.type is OrderType.LIMIT_MAKER:
+                return errors.BUY_OCO_LIMIT_ERROR
+            if above.type in TAKE_PROFIT_TYPES:
+                return errors.BUY_OCO_TAKE_PROFIT_ERROR
+            if below.type in STOP_LOSS_TYPES:
+                return errors.BUY_OCO_STOP_LOSS_ERROR
+            return None
+        if above.type in STOP_LOSS_TYPES:
+            return errors.SELL_OCO_STOP_LOSS_ERROR
+        if below.type is OrderType.LIMIT_MAKER:
+            return errors.SELL_OCO_LIMIT_ERROR
+        if below.type in TAKE_PROFIT_TYPES:
+            return errors.SELL_OCO_TAKE_PROFIT_ERROR
+        return None
+
+    @staticmethod
+    def _compared_price(leg: NewOrder) -> int:
+        if leg.type in (OrderType.LIMIT_MAKER, OrderType.TAKE_PROFIT_LIMIT):
+            return _given(leg.price)
+        return _given(leg.stop_price)
+
+    def _list_error(self, cmd: NewOrderList) -> BinanceError | None:
+        """Every check of docs/engine.md's NEW_ORDER_LIST row but the balance, in order."""
+        n = {"OCO": 2, "OTO": 2, "OTOCO": 3}.get(cmd.kind)
+        if n is None:
+            return errors.invalid_parameter("contingencyType")
+        if len(cmd.orders) != n:
+            return errors.invalid_parameter()
+        if not re.fullmatch(r"[.A-Za-z0-9:/_-]{1,36}", cmd.list_client_order_id):
+            return errors.illegal_chars("listClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
+        for leg in cmd.orders:
+            if leg.account_id != cmd.account_id or leg.symbol != cmd.symbol:
+                return errors.invalid_parameter()
+            try:
+                validate_new_order_shape(leg)
+            except BinanceError as shape_error:
+                return shape_error
+            if leg.quote_order_qty is not None or leg.trailing_delta is not None:
+                return errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
+        legs = cmd.orders
+        if cmd.kind == "OCO":
+            above, below = legs[0], legs[1]
+        else:
+            if legs[0].type not in (OrderType.LIMIT, OrderType.LIMIT_MAKER):
+                return errors.INVALID_ORDER_TYPE_ERROR
+            above, below = legs[-2], legs[-1]
+        if cmd.kind != "OTO":
+            err = self._pair_error(above, below)
+            if err is not None:
+                return err
+        err = self._market_error(cmd.account_id, cmd.symbol)
+        if err is not None:
+            return err
+        sym = self.symbols[cmd.symbol]
+        for leg in legs:
+            err = self._combination_error(sym.spec, leg)
+            if err is not None:
+                return err
+        for leg in legs:
+            err = self._filter_error(sym, leg)
+            if err is not None:
+                return err
+        if cmd.kind != "OTO":
+            high, low = self._compared_price(above), self._compared_price(below)
+            last = sym.last_price if cmd.kind == "OCO" else 0
+            if high <= low or (last > 0 and not low < last < high):
+                return errors.rejected(errors.MSG_OCO_BAD_PRICES)
+        placed_now = legs if cmd.kind == "OCO" else legs[:1]
+        for leg in placed_now:
+            err = self._state_error(sym, leg)
+            if err is not None:
+                return err
+        mine = self._mine(sym, cmd.account_id)
+        if len(mine) + len(legs) > sym.spec.max_num_orders:
+            return errors.filter_failure("MAX_NUM_ORDERS")
+        stops_in_list = len([leg for leg in legs if leg.type in STOP_TYPES])
+        stops_open = len(
+            [o for o in mine if o.pending_stop or (o in sym.pending and o.info.type in STOP_TYPES)]
+        )
+        if stops_in_list and stops_open + stops_in_list > sym.spec.max_num_algo_orders:
+            return errors.filter_failure("MAX_NUM_ALGO_ORDERS")
+        ids = [leg.client_order_id for leg in legs]
+        taken = {o.info.client_order_id for o in mine}
+        if len(set(ids)) < len(ids) or any(i in taken for i in ids):
+            return errors.rejected(errors.MSG_DUPLICATE_ORDER)
+        for lst in self.lists.values():
+            if lst.account == cmd.account_id and lst.client_id == cmd.list_client_order_id:
+                return errors.rejected(errors.MSG_DUPLICATE_ORDER)
+        return None
+
+    def _share(self, lst: RefList, pair: list[RefOrder], needs: dict[int, int]) -> None:
+        """An OCO pair locks its larger need once; the limit maker holds its own need."""
+        lst.pair = pair
+        lst.needs = needs
+        makers = [o for o in pair if o.info.type is OrderType.LIMIT_MAKER]
+        first = makers[0] if makers else pair[0]
+        other = pair[1] if first is pair[0] else pair[0]
+        self._lock(first, needs[first.info.order_id])
+        self._lock(other, max(0, needs[other.info.order_id] - needs[first.info.order_id]))
+
+    def _rest_now(self, sym: RefSymbol, order: RefOrder) -> None:
+        self.arrival += 1
+        order.arrival = self.arrival
+        if order.is_iceberg:
+            order.slice = min(order.info.iceberg_qty, order.remaining)
+        sym.resting.append(order)
+
+    def _new_list_cmd(self, cmd: NewOrderList) -> HandlerResult:
+        e = self._list_error(cmd)
+        if e is not None:
+            return e.code, e.msg, ()
+        sym = self.symbols[cmd.symbol]
+        spec = sym.spec
+        legs = list(cmd.orders)
+        needs = [self._lock_for(sym, leg) for leg in legs]
+        lock = max(needs) if cmd.kind == "OCO" else needs[0]
+        lock_asset = spec.quote_asset if legs[0].side is Side.BUY else spec.base_asset
+        if self._free(cmd.account_id, lock_asset) < lock:
+            e = errors.rejected(errors.MSG_INSUFFICIENT_BALANCE)
+            return e.code, e.msg, ()
+        list_id = self.next_list_id
+        self.next_list_id += 1
+        # order ids: working, then the pair's stop-loss leg, then its other leg
+        numbering = list(range(len(legs)))
+        if cmd.kind != "OTO":
+            a, b = len(legs) - 2, len(legs) - 1
+            if legs[a].type not in STOP_LOSS_TYPES:
+                numbering[a], numbering[b] = b, a
+        made: dict[int, RefOrder] = {}
+        for i in numbering:
+            leg = legs[i]
+            info = OrderInfo(
+                order_id=sym.next_order_id,
+                account_id=cmd.account_id,
+                symbol=cmd.symbol,
+                client_order_id=leg.client_order_id,
+                side=leg.side,
+                type=leg.type,
+                time_in_force=leg.time_in_force,
+                quantity=_given(leg.quantity),
+                price=leg.price or 0,
+                stop_price=leg.stop_price or 0,
+                iceberg_qty=leg.iceberg_qty or 0,
+                quote_order_qty=0,
+                stp_mode=leg.stp_mode if leg.stp_mode is not None else spec.default_stp,
+                created_ts=cmd.ts,
+                order_list_id=list_id,
+            )
+            sym.next_order_id += 1
+            leg_asset = spec.quote_asset if leg.side is Side.BUY else spec.base_asset
+            made[i] = RefOrder(info=info, remaining=info.quantity, lock_asset=leg_asset)
+        orders = sorted(made.values(), key=lambda o: o.info.order_id)
+        lst = RefList(list_id, cmd.account_id, cmd.symbol, cmd.kind, cmd.list_client_order_id,
+                      cmd.ts, orders)  # fmt: skip
+        self.lists[list_id] = lst
+        if cmd.kind == "OCO":
+            pair = orders
+            self._share(lst, pair, {made[i].info.order_id: needs[i] for i in range(2)})
+            for o in pair:
+                if o.info.type in STOP_TYPES:
+                    o.pending_stop = True
+                    sym.stops.append(o)
+        else:
+            lst.working = made[0]
+            self._lock(made[0], needs[0])
+            for o in orders:
+                if o is not made[0]:
+                    o.status = OrderStatus.PENDING_NEW
+                    sym.pending.append(o)
+        for o in orders:
+            if o.status is OrderStatus.PENDING_NEW:
+                self._report(o, ExecutionType.NEW, is_working=False)
+            elif o.pending_stop:
+                self._report(o, ExecutionType.NEW)
+            else:
+                o.working_ts = self.ts
+                self._report(o, ExecutionType.NEW)
+        self._emit(ListStatus, order_list=lst.info(done=False))
+        working = lst.working
+        for o in orders:
+            if o.info.type is OrderType.LIMIT_MAKER and o.status is OrderStatus.NEW:
+                self._rest_now(sym, o)
+        if working is not None and working.info.type is OrderType.LIMIT:
+            price_before = sym.last_price
+            self._run_taker(sym, working, OrderType.LIMIT)
+            if sym.last_price != price_before or any(o.fired for o in sym.stops):
+                self._trigger_stops(sym)
+        if working is not None and working.status is OrderStatus.FILLED:
+            if lst not in self.due:
+                self.due.append(lst)
+        elif working is not None and working.status in ENDED:
+            self._list_expires(lst, working)
+        parts = [ReplyPart(Outcome.SUCCESS, 0, "", self._result(o)) for o in orders]
+        self.reply_list = lst.info(done=list_id not in self.lists)
+        self._place_due()
+        return 0, "", parts
+
+    def _cancel_list_cmd(self, cmd: CancelOrderList) -> HandlerResult:
+        if cmd.symbol not in self.symbols:
+            e = errors.INVALID_SYMBOL_ERROR
+            return e.code, e.msg, ()
+        if cmd.order_list_id is None and cmd.list_client_order_id is None:
+            e = errors.mandatory("orderListId")
+            return e.code, e.msg, ()
+        found = None
+        for lst in self.lists.values():
+            if lst.account != cmd.account_id or lst.symbol != cmd.symbol:
+                continue
+            if cmd.order_list_id is not None:
+                if lst.list_id == cmd.order_list_id and cmd.list_client_order_id in (
+                    None,
+                    lst.client_id,
+                ):
+                    found = lst
+            elif lst.client_id == cmd.list_client_order_id:
+                found = lst
+        if found is None:
+            e = errors.cancel_rejected()
+            return e.code, e.msg, ()
+        results = self._cancel_list(found, cmd.cancel_client_order_id)
+        self.reply_list = found.info(done=True)
+        return 0, "", [ReplyPart(Outcome.SUCCESS, 0, "", r) for r in results]
+
+    def _cancel_list(self, lst: RefList, cancel_client_order_id: str) -> list[OrderResult]:
+        del self.lists[lst.list_id]
+        results = [
+            self._cancel_one(o, cancel_client_order_id) for o in lst.orders if o.status not in ENDED
+        ]
+        self._emit(ListStatus, order_list=lst.info(done=True))
+        return results
+
+    def _take_off(self, order: RefOrder) -> None:
+        """A list's order that expires because its list ended."""
+        sym = self.symbols[order.info.symbol]
+        for where in (sym.resting, sym.stops, sym.pending):
+            if order in where:
+                where.remove(order)
+        self._unlock(order, order.locked)
+        order.status = OrderStatus.EXPIRED
+        self._report(order, ExecutionType.EXPIRED)
+
+    def _fire(self, lst: RefList, fired: RefOrder) -> None:
+        """One leg of a live OCO starts working: the other expires, the list ends."""
+        total = sum(o.locked for o in lst.pair)
+        need = lst.needs[fired.info.order_id] if fired.info.type in STOP_TYPES else fired.locked
+        entry = self._entry(fired.account, fired.lock_asset)
+        for o in lst.pair:
+            o.locked = 0
+        fired.locked = need
+        entry[0] += total - need
+        entry[1] -= total - need
+        for o in lst.pair:
+            if o is not fired:
+                self._take_off(o)
+        self._list_done(lst)
+
+    def _list_expires(self, lst: RefList, gone: RefOrder) -> None:
+        """A list's order ended without filling (expired, or in match): the rest expire."""
+        if lst.list_id not in self.lists:
+            return
+        sym = self.symbols[lst.symbol]
+        for o in lst.pair:
+            if o is not gone and o.status not in ENDED:
+                self._take_off(o)
+        for o in lst.orders:
+            if o in sym.pending:
+                sym.pending.remove(o)
+                o.status = OrderStatus.EXPIRED
+                self._report(o, ExecutionType.EXPIRED, is_working=False)
+        self._list_done(lst)
+
+    def _place_due(self) -> None:
+        if self.placing_due:
+            return
+        self.placing_due = True
+        try:
+            while self.due:
+                lst = self.due.pop(0)
+                if lst.list_id in self.lists:
+                    self._place_pending(lst)
+        finally:
+            self.placing_due = False
+
+    def _pending_problem(self, sym: RefSymbol, pending: list[RefOrder]) -> str:
+        needs = [self._lock_for(sym, self._as_new(o)) for o in pending]
+        if max(needs) and self._free(pending[0].account, pending[0].lock_asset) < max(needs):
+            return "INSUFFICIENT_BALANCES"
+        for o in pending:
+            info = o.info
+            if info.type in STOP_TYPES:
+                if sym.last_price > 0 and self._stop_holds(
+                    info.type, info.side, info.stop_price, sym.last_price
+                ):
+                    return "STOP_PRICE_WOULD_TRIGGER_IMMEDIATELY"
+            elif info.type is OrderType.LIMIT_MAKER and self._would_take(
+                sym, info.side, info.price
+            ):
+                return "WOULD_MATCH_IMMEDIATELY"
+        return ""
+
+    @staticmethod
+    def _as_new(o: RefOrder) -> NewOrder:
+        i = o.info
+        return NewOrder("", 0, i.account_id, i.symbol, i.side, i.type, i.client_order_id,
+                        quantity=i.quantity, price=i.price or None)  # fmt: skip
+
+    def _place_pending(self, lst: RefList) -> None:
+        sym = self.symbols[lst.symbol]
+        pending = [o for o in lst.orders if o in sym.pending]
+        lst.working = None
+        problem = self._pending_problem(sym, pending)
+        if problem:
+            for o in pending:
+                sym.pending.remove(o)
+                o.status = OrderStatus.EXPIRED
+                self._report(o, ExecutionType.EXPIRED, reject_reason=problem, is_working=False)
+            self._list_done(lst)
+            return
+        needs = {o.info.order_id: self._lock_for(sym, self._as_new(o)) for o in pending}
+        for o in pending:
+            sym.pending.remove(o)
+            o.status = OrderStatus.NEW
+            if o.info.type in STOP_TYPES:
+                o.pending_stop = True
+                sym.stops.append(o)
+            else:
+                o.working_ts = self.ts
+            self._report(o, ExecutionType.NEW)
+        if len(pending) == 2:
+            self._share(lst, pending, needs)
+            self._emit(ListStatus, order_list=lst.info(done=False))
+            for o in pending:
+                if o.info.type is OrderType.LIMIT_MAKER:
+                    self._rest_now(sym, o)
+            return
+        (order,) = pending
+        self._lock(order, needs[order.info.order_id])
+        self._list_done(lst)
+        t = order.info.type
+        if t in STOP_TYPES:
+            return
+        if t is OrderType.LIMIT_MAKER:
+            self._rest_now(sym, order)
+            return
+        price_before = sym.last_price
+        self._run_taker(sym, order, OrderType.MARKET if t is OrderType.MARKET else OrderType.LIMIT)
+        if sym.last_price != price_before or any(o.fired for o in sym.stops):
+            self._trigger_stops(sym)
 
     # ------------------------------------------------------------------ invariants
     def check_invariants(self, totals: dict[str, int]) -> None:
@@ -1420,7 +1927,7 @@ class ReferenceEngine:
                 key = (w.account, w.asset)
                 expected_locks[key] = expected_locks.get(key, 0) + w.amount
         for sym in self.symbols.values():
-            for o in sym.resting + sym.stops:
+            for o in sym.resting + sym.stops + sym.pending:
                 key = (o.account, o.lock_asset)
                 expected_locks[key] = expected_locks.get(key, 0) + o.locked
                 assert o.remaining > 0 and o.executed + o.prevented + o.remaining == o.info.quantity

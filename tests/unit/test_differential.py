@@ -2,19 +2,20 @@
 
 Random command streams (2-6 accounts so that self-trades and STP are frequent, one to three
 symbols, every order type, every STP mode, cancels by id and by client id, cancel-replace in
-both modes, cancel-all, funding, fee changes, halts, and some deliberately invalid commands;
-prices clustered around the last trade so that orders cross often) go to both engines; every
-command must give identical event lists and the run must end with identical balances. The
-invariants of docs/engine.md are checked on the reference after every command; every 20
-commands the fast engine's read side (depth, open orders, symbols) is compared with the
-reference's state and its own invariant checker must be silent.
+both modes, cancel-all, order lists (OCO, OTO, OTOCO; valid and not) and their cancels,
+funding, fee changes, halts, and some deliberately invalid commands; prices clustered around
+the last trade so that orders cross often) go to both engines; every command must give
+identical event lists and the run must end with identical balances. The invariants of
+docs/engine.md are checked on the reference after every command; every 20 commands the fast
+engine's read side (depth, open orders, symbols) is compared with the reference's state and its
+own invariant checker must be silent.
 
 Two drivers share one generator: hypothesis (a derandomized byte tape per example, shrunk on
-failure) and a plain seeded stress loop with snapshot/restore of the fast engine mid-stream
-(on failure it delta-debugs the stream to a short repro). On a mismatch the message lists the
-commands and the first differing event, field by field. Replay a seed by hand with
-``python -m tests.unit.test_differential SEED N``; explore further with
-``BOURSE_DIFF_EXAMPLES=5000 BOURSE_DIFF_RANDOM=1 pytest tests/unit/test_differential.py``.
+failure) and a plain seeded stress loop with snapshot/restore of the fast engine mid-stream (on
+failure it delta-debugs the stream to a short repro). On a mismatch the message lists the
+commands and the first differing event, field by field. Replay a seed by hand with ``python -m
+tests.unit.test_differential SEED N``; explore further with ``BOURSE_DIFF_EXAMPLES=5000
+BOURSE_DIFF_RANDOM=1 pytest tests/unit/test_differential.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from bourse.domain.commands import (
     AmendOrder,
     CancelAll,
     CancelOrder,
+    CancelOrderList,
     CancelReplace,
     Command,
     CreateAccount,
@@ -44,6 +46,7 @@ from bourse.domain.commands import (
     Deposit,
     KeyChange,
     NewOrder,
+    NewOrderList,
     RejectedAdmin,
     SetAccountFees,
     SetAccountStatus,
@@ -255,8 +258,12 @@ class Generator:
             name = halted[0].spec.symbol
             return SetSymbolStatus(self._rid(), self._ts(), name, SymbolStatus.TRADING)
         roll = ch.int(0, 999)
-        if roll < 640:
+        if roll < 560:
             return self.new_order(ref)
+        if roll < 620:
+            return self.order_list(ref)
+        if roll < 640:
+            return self.cancel_list(ref)
         if roll < 745:
             return self.cancel(ref)
         if roll < 780:
@@ -497,7 +504,7 @@ class Generator:
         sym = ref.symbols.get(name)
         if sym is None:
             return None
-        mine = [o for o in sym.resting + sym.stops if o.account == acct]
+        mine = [o for o in sym.resting + sym.stops + sym.pending if o.account == acct]
         if not mine or self.ch.chance(8):
             return None
         return self.ch.pick(sorted(mine, key=lambda o: o.info.order_id))
@@ -528,6 +535,125 @@ class Generator:
         return CancelOrder(
             self._rid(), self._ts(), acct, name, None, target.info.client_order_id, cancel_cid
         )
+
+    def oco_pair(
+        self, ref: ReferenceEngine, acct: int, name: str, side: Side, qty: int
+    ) -> tuple[NewOrder, NewOrder]:
+        """An above and a below leg around the last price, now and then the wrong way round,
+        of a type the position does not take, or too close."""
+        ch = self.ch
+        real = name if name != "NOPE" else self.symbols[0].symbol
+        spec = self.spec(real)
+        sym = ref.symbols.get(real)
+        last = sym.last_price if sym is not None and sym.last_price else MIDS[real]
+        tick = spec.tick_size
+        hi = last + ch.int(1, 6) * tick
+        lo = max(last - ch.int(1, 6) * tick, tick)
+        if ch.chance(5):
+            hi, lo = lo, hi
+        stop_loss = ch.pick((OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT))
+        other = ch.pick(
+            (
+                OrderType.LIMIT_MAKER,
+                OrderType.LIMIT_MAKER,
+                OrderType.TAKE_PROFIT,
+                OrderType.TAKE_PROFIT_LIMIT,
+            )
+        )
+        if side is Side.SELL:
+            above_type, below_type = other, stop_loss
+        else:
+            above_type, below_type = stop_loss, other
+        if ch.chance(5):
+            above_type, below_type = below_type, above_type
+        if ch.chance(2):
+            above_type = ch.pick((OrderType.LIMIT, OrderType.MARKET, OrderType.LIMIT_MAKER))
+
+        def leg(otype: OrderType, at: int, cid: str) -> NewOrder:
+            price = stop = tif = None
+            if otype in (OrderType.LIMIT_MAKER, OrderType.LIMIT):
+                price = at
+            elif otype in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+                # the limit a few ticks beyond the stop, the stop at the compared price
+                stop = at
+                price = max(at + ch.int(-2, 2) * tick, tick)
+                if otype is OrderType.TAKE_PROFIT_LIMIT:
+                    price = at  # a TAKE_PROFIT_LIMIT is compared by its limit price
+                tif = TimeInForce.GTC
+            elif otype is not OrderType.MARKET:
+                stop = at
+            if otype is OrderType.LIMIT:
+                tif = TimeInForce.GTC
+            return NewOrder(
+                "", 0, acct, name, side, otype, cid, quantity=qty, price=price,
+                stop_price=stop, time_in_force=tif,
+            )  # fmt: skip
+
+        return (
+            leg(above_type, hi, ch.pick(CLIENT_IDS)),
+            leg(below_type, lo, ch.pick(CLIENT_IDS)),
+        )
+
+    def order_list(self, ref: ReferenceEngine) -> NewOrderList:
+        ch = self.ch
+        acct = self.account()
+        name = "NOPE" if ch.chance(1) else self.symbol_name()
+        real = name if name != "NOPE" else self.symbols[0].symbol
+        kind = ch.pick(("OCO", "OCO", "OTO", "OTOCO", "OCO" if ch.chance(97) else "OPO"))
+        side = ch.pick((Side.BUY, Side.SELL))
+        qty = self.qty(real)
+        stp = None if ch.chance(70) else ch.pick(list(StpMode))
+        list_cid = ch.pick(("L1", "L2", "L3", "L4")) if not ch.chance(2) else "bad id!"
+        legs: tuple[NewOrder, ...]
+        if kind == "OCO":
+            legs = self.oco_pair(ref, acct, name, side, qty)
+        else:
+            working = self.new_order(ref, account=acct, name=name)
+            if ch.chance(90):
+                working = replace(
+                    working,
+                    type=ch.pick((OrderType.LIMIT, OrderType.LIMIT, OrderType.LIMIT_MAKER)),
+                    price=self.price(ref, real),
+                    quantity=self.qty(real),
+                    quote_order_qty=None,
+                    stop_price=None,
+                    time_in_force=None,
+                )
+                if working.type is OrderType.LIMIT:
+                    working = replace(working, time_in_force=ch.pick(
+                        (TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC)
+                    ))  # fmt: skip
+                else:
+                    working = replace(working, iceberg_qty=None)
+            pending_side = Side.SELL if working.side is Side.BUY else Side.BUY
+            if kind == "OTO":
+                pending = self.new_order(ref, account=acct, name=name)
+                if ch.chance(80):
+                    pending = replace(pending, side=pending_side, quote_order_qty=None,
+                                      quantity=pending.quantity or qty)  # fmt: skip
+                legs = (working, pending)
+            else:
+                legs = (working, *self.oco_pair(ref, acct, name, pending_side, qty))
+        legs = tuple(replace(leg, stp_mode=stp) for leg in legs)
+        if ch.chance(2):
+            legs = legs[:1]
+        return NewOrderList(self._rid(), self._ts(), acct, name, kind, list_cid, legs)
+
+    def cancel_list(self, ref: ReferenceEngine) -> CancelOrderList:
+        ch = self.ch
+        acct, name = self.account(), self.symbol_name()
+        mine = [lst for lst in ref.lists.values() if lst.account == acct]
+        list_id = ch.pick(mine).list_id if mine and ch.chance(80) else ch.int(0, 30)
+        cid = ch.pick(("", "x1"))
+        how = ch.int(0, 99)
+        if how < 3:
+            return CancelOrderList(self._rid(), self._ts(), acct, name, None, None, cid)
+        if how < 25:
+            list_cid = ch.pick(("L1", "L2", "L3", "L4"))
+            return CancelOrderList(self._rid(), self._ts(), acct, name, None, list_cid, cid)
+        if how < 30:
+            return CancelOrderList(self._rid(), self._ts(), acct, name, list_id, "L1", cid)
+        return CancelOrderList(self._rid(), self._ts(), acct, name, list_id, None, cid)
 
     def cancel(self, ref: ReferenceEngine) -> CancelOrder:
         name = "NOPE" if self.ch.chance(1) else self.symbol_name()
@@ -884,6 +1010,7 @@ def test_seeded_stress_matches_reference(seed: int) -> None:
     assert checker.counts.get("trailing-triggered", 0) > 0
     assert checker.counts.get("trailing-triggered-from-stop", 0) > 0
     assert checker.counts.get("NEW_ORDER:0", 0) > 2000
+    assert checker.counts.get("NEW_ORDER_LIST:0", 0) > 100
 
 
 def test_fast_engine_is_under_test() -> None:

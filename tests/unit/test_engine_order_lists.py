@@ -404,7 +404,7 @@ def _command(draw: st.DrawFn, ts: int) -> Any:
         pair = (leg(acct, side, draw(st.sampled_from([SL, SLL])), qty, price=hi + 1, stop=hi,
                     cid=cid + "a"),
                 leg(acct, side, LM, qty, price=lo, cid=cid + "b"))  # fmt: skip
-    pair = tuple(_plain_price(p) for p in pair)
+    pair = (_plain_price(pair[0]), _plain_price(pair[1]))
     if kind == "oco":
         return NewOrderList(f"r{ts}", ts, acct, SYMBOL, "OCO", f"l{ts}", pair)
     other = "SELL" if side == "BUY" else "BUY"

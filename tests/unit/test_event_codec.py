@@ -34,7 +34,8 @@ def events() -> list[Event]:
 
 def _order_list_events() -> list[Event]:
     """The workload places no order lists: one OCO, from an engine of its own."""
-    from tests.unit.test_engine_order_lists import LM, SL, Bench, leg, place_list, traded_at
+    from tests.unit.test_engine_helpers import Bench
+    from tests.unit.test_engine_order_lists import LM, SL, leg, place_list, traded_at
 
     b = Bench()
     traded_at(b, 100)

@@ -197,10 +197,3 @@ BUY_OCO_TAKE_PROFIT_ERROR = BinanceError(
 SELL_OCO_TAKE_PROFIT_ERROR = BinanceError(
     SELL_OCO_TAKE_PROFIT_MUST_BE_ABOVE, "A take profit order in a sell OCO must be above."
 )
-
-
-def oco_iceberg_tif(param: str) -> BinanceError:
-    return BinanceError(
-        OCO_ICEBERGQTY_TIMEINFORCE,
-        f"Parameter '{param}' is not supported if aboveTimeInForce/belowTimeInForce is not GTC.",
-    )

@@ -88,7 +88,6 @@ from bourse.engine.acceptance import (
 )
 from bourse.engine.balances import Balances
 from bourse.engine.book import BookSide, compact
-from bourse.engine.book import compact
 from bourse.engine.order_lists import OrderLists
 from bourse.engine.orders import Order
 from bourse.engine.registry import ACTIVE, FROZEN, REQUESTED, Registry, Withdrawal
@@ -204,8 +203,17 @@ class Engine:
         else:
             detail = self._detail if kind is AmendOrder and not code else ""
             events.append(
-                Reply(0, cmd.ts, cmd.request_id, COMMAND_NAMES[kind], code, msg, parts, detail,
-                      self._lists.take_reply())
+                Reply(
+                    0,
+                    cmd.ts,
+                    cmd.request_id,
+                    COMMAND_NAMES[kind],
+                    code,
+                    msg,
+                    parts,
+                    detail,
+                    self._lists.take_reply(),
+                )
             )
         seq = self._seq
         for event in events:
@@ -638,6 +646,7 @@ class Engine:
             touched[order.price] = side.levels[order.price].qty
         side.unlink(order)
         del sym.book.orders[order.order_id]
+
     # ------------------------------------------------------------------ order lists
 
     def _on_new_order_list(self, cmd: NewOrderList) -> Result:

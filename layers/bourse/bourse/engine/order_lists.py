@@ -37,10 +37,12 @@ from bourse.domain.enums import (
     OrderType,
     Outcome,
     Side,
+    StpMode,
     SymbolStatus,
 )
 from bourse.domain.events import (
     ExecutionReport,
+    Fill,
     ListStatus,
     OrderInfo,
     OrderListInfo,
@@ -49,7 +51,7 @@ from bourse.domain.events import (
 )
 from bourse.engine import acceptance
 from bourse.engine.orders import Order
-from bourse.engine.stops import would_trigger
+from bourse.engine.stops import Stops, would_trigger
 
 if TYPE_CHECKING:
     from bourse.engine.engine import Engine
@@ -161,14 +163,12 @@ class OrderLists:
     def place(self, engine: Engine, cmd: NewOrderList) -> tuple[ReplyPart, ...]:
         legs = _check_shape(cmd)
         sym = _check_market(engine, cmd)
-        for leg in legs:
-            if leg.type in STOP_TYPES and leg.stop_price is None:
-                raise errors.mandatory("stopPrice")
         is_oco = cmd.kind == "OCO"
         live = legs if is_oco else legs[:1]  # what goes to the book or the stops now
         stp = [acceptance.check_combination(sym.spec, leg) for leg in legs]
         for leg in legs:
             acceptance.check_filters(sym, leg)
+            acceptance.check_exchange_filters(engine._symbols.values(), leg)
         if is_oco:
             _check_oco_prices(legs[0], legs[1], sym.last_price)
         elif cmd.kind == "OTOCO":
@@ -206,11 +206,11 @@ class OrderLists:
                 # Orders that rest now are indexed by the engine's _rest.
                 sym.open_of(order.account_id)[order.info.client_order_id] = order
         if is_oco:
-            lst.oco = orders
+            lst.oco = sorted(orders, key=_order_id)
             _share_lock(engine, lst, {o.order_id: n for o, n in zip(orders, needs, strict=True)})
         else:
             lst.working = orders[0]
-            lst.pending = orders[1:]
+            lst.pending = sorted(orders[1:], key=_order_id)
             _hold(engine, orders[0], needs[0])
         events = engine._events
         for order in lst.legs:
@@ -230,11 +230,9 @@ class OrderLists:
             if order.info.type is OrderType.LIMIT_MAKER and (is_oco or order is lst.working):
                 engine._rest(sym, order)
         working = lst.working
+        fills: list[Fill] = []
         if working is not None and working.info.type is OrderType.LIMIT:
-            last_before = sym.last_price
-            engine._take(sym, working, None)
-            if sym.last_price != last_before:
-                engine._run_stops(sym)
+            _take_as_new_order(engine, sym, working, fills)
         if working is not None and working.status is OrderStatus.FILLED:
             if lst not in self.due:
                 self.due.append(lst)
@@ -242,7 +240,10 @@ class OrderLists:
             self._end_pending(engine, sym, lst)
         # The reply shows the list as placed: pending orders of a working order that filled
         # at once are still PENDING_NEW there (rest-api.md, OTO), placed just after.
-        parts = tuple(ReplyPart(Outcome.SUCCESS, 0, "", _result(o)) for o in lst.legs)
+        parts = tuple(
+            ReplyPart(Outcome.SUCCESS, 0, "", _result(o, fills=fills if o is working else []))
+            for o in lst.legs
+        )
         if self.open.get(lst.list_id) is lst:
             self.reply = lst.info(ListStatusType.EXEC_STARTED, _EXECUTING)
         else:
@@ -251,8 +252,6 @@ class OrderLists:
         return parts
 
     def _check_client_ids(self, sym: SymbolState, cmd: NewOrderList, legs: list[NewOrder]) -> None:
-        if not CLIENT_ORDER_ID_RE.match(cmd.list_client_order_id):
-            raise errors.illegal_chars("listClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
         ids = [leg.client_order_id for leg in legs]
         open_orders = sym.by_account.get(cmd.account_id) or {}
         if len(set(ids)) != len(ids) or any(i in open_orders for i in ids):
@@ -331,7 +330,7 @@ class OrderLists:
                     lst = candidate
                     break
         if lst is None or lst.account_id != cmd.account_id or lst.symbol != sym.spec.symbol:
-            raise errors.cancel_rejected("Order list does not exist.")
+            raise errors.cancel_rejected()  # "Unknown order sent.", as for an order
         results = self._cancel_list(engine, sym, lst, cmd.cancel_client_order_id)
         self.reply = lst.info(ListStatusType.ALL_DONE, _ALL_DONE)
         return tuple(ReplyPart(Outcome.SUCCESS, 0, "", r) for r in results)
@@ -398,7 +397,7 @@ class OrderLists:
             order.status = OrderStatus.NEW
             is_stop = order.info.type in STOP_TYPES
             if is_stop:
-                sym.stops.add(order)
+                _add_stop(sym.stops, order)
             else:
                 order.working_ts = ts
             events.append(_report(ts, order, ExecutionType.NEW, OrderStatus.NEW, not is_stop))
@@ -422,10 +421,7 @@ class OrderLists:
             engine._rest(sym, order)
             return
         order.is_market = order.info.type is OrderType.MARKET
-        last_before = sym.last_price
-        engine._take(sym, order, None)
-        if sym.last_price != last_before:
-            engine._run_stops(sym)
+        _take_as_new_order(engine, sym, order, [])
 
     def _end_pending(self, engine: Engine, sym: SymbolState, lst: OrderList) -> None:
         """The working order ended without filling: the pending orders expire with it."""
@@ -462,11 +458,14 @@ def _check_shape(cmd: NewOrderList) -> list[NewOrder]:
     legs = list(cmd.orders)
     if len(legs) != LEG_COUNT[cmd.kind]:
         raise errors.invalid_parameter()
+    if not CLIENT_ORDER_ID_RE.match(cmd.list_client_order_id):
+        raise errors.illegal_chars("listClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
     for leg in legs:
         if (leg.account_id, leg.symbol) != (cmd.account_id, cmd.symbol):
             raise errors.invalid_parameter()
         validate_new_order_shape(leg)
-        if leg.quote_order_qty is not None:
+        if leg.quote_order_qty is not None or leg.trailing_delta is not None:
+            # Trailing legs (Binance's *TrailingDelta) are not built yet (docs/api.md).
             raise errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
     if cmd.kind == "OCO":
         _check_oco_pair(legs[0], legs[1])
@@ -486,9 +485,6 @@ def _check_oco_pair(above: NewOrder, below: NewOrder) -> None:
         raise errors.OCO_ORDER_TYPE_ERROR
     if above.type is below.type is OrderType.LIMIT_MAKER:
         raise errors.OCO_BOTH_LIMIT_ERROR
-    for leg in (above, below):
-        if leg.iceberg_qty is not None and leg.time_in_force not in (None, "GTC"):
-            raise errors.oco_iceberg_tif("icebergQty")
     if above.side == Side.BUY:
         if above.type is OrderType.LIMIT_MAKER:
             raise errors.BUY_OCO_LIMIT_ERROR
@@ -537,7 +533,12 @@ def _check_counts(sym: SymbolState, legs: list[NewOrder]) -> None:
     open_orders = sym.by_account.get(legs[0].account_id) or {}
     if len(open_orders) + len(legs) > spec.max_num_orders:
         raise errors.filter_failure("MAX_NUM_ORDERS")
-    algos = sum(1 for o in open_orders.values() if o.info.type in STOP_TYPES)
+    algos = sum(
+        1
+        for o in open_orders.values()
+        if o.order_id in sym.stops
+        or (o.status is OrderStatus.PENDING_NEW and o.info.type in STOP_TYPES)
+    )
     new_algos = sum(1 for leg in legs if leg.type in STOP_TYPES)
     if new_algos and algos + new_algos > spec.max_num_algo_orders:
         raise errors.filter_failure("MAX_NUM_ALGO_ORDERS")
@@ -600,7 +601,7 @@ def _id_order(kind: str, legs: list[NewOrder]) -> list[int]:
     return pair if kind == "OCO" else [0, *pair]
 
 
-def _new_order(engine: Engine, sym: SymbolState, cmd: NewOrder, stp: object,
+def _new_order(engine: Engine, sym: SymbolState, cmd: NewOrder, stp: StpMode,
                list_id: int) -> Order:  # fmt: skip
     order_id = sym.next_order_id
     sym.next_order_id = order_id + 1
@@ -608,13 +609,42 @@ def _new_order(engine: Engine, sym: SymbolState, cmd: NewOrder, stp: object,
     info = OrderInfo(
         order_id, acct, sym.spec.symbol, cmd.client_order_id, cmd.side, cmd.type,
         cmd.time_in_force, cmd.quantity or 0, cmd.price or 0, cmd.stop_price or 0,
-        cmd.iceberg_qty or 0, 0, stp, engine._ts, order_list_id=list_id,  # type: ignore[arg-type]
+        cmd.iceberg_qty or 0, 0, stp, engine._ts, order_list_id=list_id,
     )  # fmt: skip
     is_buy = cmd.side == Side.BUY
     lock_asset, recv_asset = (sym.quote, sym.base) if is_buy else (sym.base, sym.quote)
     bal = engine._bal
     return Order(info, is_buy, (acct, lock_asset), bal.entry(acct, lock_asset),
                  (acct, recv_asset), bal.entry(acct, recv_asset))  # fmt: skip
+
+
+def _take_as_new_order(engine: Engine, sym: SymbolState, order: Order, fills: list[Fill]) -> None:
+    """Run ``order`` as a NEW_ORDER's taker runs (engine._place): match, show the trades to
+    trailing stops, trigger the stops that hold; fills of it by stops it triggers count."""
+    last_before = sym.last_price
+    mark = len(engine._events)
+    engine._take(sym, order, fills)
+    stops = sym.stops
+    if stops.trailing and fills:
+        engine._observe_trades(sym, mark)
+    if (sym.last_price != last_before and (stops.rises or stops.falls)) or stops.fired:
+        engine._reply_order, engine._reply_fills = order, fills
+        try:
+            engine._run_stops(sym)
+        finally:
+            engine._reply_order = None
+
+
+def _add_stop(stops: Stops, order: Order) -> None:
+    """Stops keeps each direction in insertion order and takes that for id order (the first
+    holding stop is the one with the smallest id); a pending order is placed after orders
+    with larger ids were, so its direction is put back in id order."""
+    stops.add(order)
+    group = stops.rises if order.order_id in stops.rises else stops.falls
+    if max(group) != order.order_id:
+        ordered = sorted(group.items())
+        group.clear()
+        group.update(ordered)
 
 
 def _hold(engine: Engine, order: Order, amount: int) -> None:
@@ -668,9 +698,10 @@ def _report(ts: int, order: Order, exec_type: ExecutionType, status: OrderStatus
     )  # fmt: skip
 
 
-def _result(order: Order, cancel_client_id: str = "") -> OrderResult:
+def _result(order: Order, cancel_client_id: str = "", fills: list[Fill] | None = None
+            ) -> OrderResult:  # fmt: skip
     return OrderResult(order.info, order.status, order.executed, order.cum_quote,
-                       order.working_ts, (), cancel_client_id)  # fmt: skip
+                       order.working_ts, tuple(fills or ()), cancel_client_id)  # fmt: skip
 
 
 def _order_id(order: Order) -> int:

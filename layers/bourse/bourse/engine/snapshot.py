@@ -243,7 +243,7 @@ def _decode_spec(values: list[Any]) -> SymbolSpec:
 
 
 def _decode_order(row: list[Any], sym: SymbolState, engine: Engine) -> Order:
-    if len(row) not in (21, 24):
+    if len(row) not in (21, 22, 24, 25):  # format 2: 21 or 24; format 3: 22 or 25
         raise ValueError(f"an order row of {len(row)} values")
     (
         order_id, account_id, client_id, side, order_type, tif, quantity, price, stop_price,
