@@ -1589,15 +1589,6 @@ class ReferenceEngine:
             return errors.invalid_parameter()
         if not re.fullmatch(r"[.A-Za-z0-9:/_-]{1,36}", cmd.list_client_order_id):
             return errors.illegal_chars("listClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
-        for leg in cmd.orders:
-            if leg.account_id != cmd.account_id or leg.symbol != cmd.symbol:
-                return errors.invalid_parameter()
-            try:
-                validate_new_order_shape(leg)
-            except BinanceError as shape_error:
-                return shape_error
-            if leg.quote_order_qty is not None or leg.trailing_delta is not None:
-                return errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
         legs = cmd.orders
         if cmd.kind == "OCO":
             above, below = legs[0], legs[1]
@@ -1609,6 +1600,15 @@ class ReferenceEngine:
             err = self._pair_error(above, below)
             if err is not None:
                 return err
+        for leg in cmd.orders:
+            if leg.account_id != cmd.account_id or leg.symbol != cmd.symbol:
+                return errors.invalid_parameter()
+            try:
+                validate_new_order_shape(leg)
+            except BinanceError as shape_error:
+                return shape_error
+            if leg.quote_order_qty is not None or leg.trailing_delta is not None:
+                return errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
         err = self._market_error(cmd.account_id, cmd.symbol)
         if err is not None:
             return err

@@ -400,14 +400,14 @@ def test_a_table_no_grant_covers_is_caught(tmp_path: Path, monkeypatch: pytest.M
     the recorder writing it would fail here until that migration grants it."""
     for path in MIGRATIONS_DIR.glob("*.sql"):
         (tmp_path / path.name).write_text(path.read_text())
-    (tmp_path / "9999_new_table.sql").write_text("CREATE TABLE order_lists (id bigint);")
+    (tmp_path / "9999_new_table.sql").write_text("CREATE TABLE future_table (id bigint);")
     monkeypatch.setattr(f"{__name__}.MIGRATIONS_DIR", tmp_path)
     _grants.cache_clear()
     try:
         _roles, granted = _grants()
-        assert ("SELECT", "order_lists") in granted["bourse_reader"]
-        assert ("INSERT", "order_lists") not in granted["bourse_recorder"]
-        assert ("SELECT", "order_lists") not in granted["bourse_recorder"]
+        assert ("SELECT", "future_table") in granted["bourse_reader"]
+        assert ("INSERT", "future_table") not in granted["bourse_recorder"]
+        assert ("SELECT", "future_table") not in granted["bourse_recorder"]
     finally:
         _grants.cache_clear()
 

@@ -77,6 +77,7 @@ def closed_order(report: ExecutionReport) -> OrderRow:
         status=_text(report.status),
         executed_qty=report.cum_qty,
         cum_quote=report.cum_quote,
+        order_list_id=o.order_list_id,
         is_working=report.is_working,
         working_ts=report.working_ts,
         created_ts=o.created_ts,

@@ -20,6 +20,7 @@ from bourse.record.views import (
     AggTradeRow,
     AmendmentRow,
     KlineRow,
+    OrderListRow,
     OrderRow,
     PreventedMatchRow,
     TradeRow,
@@ -101,6 +102,11 @@ _ACCOUNT_TRADE = ", ".join(f.name for f in dataclasses.fields(AccountTradeRow))
 # side that expired), each naming the other order: one row per match, with the resting
 # maker's price and the taker's STP mode from ``orders`` (index order_events_prevented).
 _PREVENTION = "e.exec_type = 'TRADE_PREVENTION'"
+_ORDER_LISTS = """
+SELECT order_list_id, account_id, symbol, contingency_type, list_status_type, list_order_status,
+       list_client_order_id, transaction_time, orders
+FROM order_lists WHERE {where} ORDER BY order_list_id {order} LIMIT {limit}
+"""
 _AMENDMENTS = """
 SELECT symbol, order_id, execution_id, orig_client_order_id, new_client_order_id, orig_qty,
        new_qty, ts
@@ -355,6 +361,61 @@ class RecordHistory:
                                    "pm_id": prevented_match_id, "order_id": order_id,
                                    "from_id": from_id, "limit": limit}  # fmt: skip
         return self._rows(PreventedMatchRow, query, args)
+
+    # ------------------------------------------------------------------ order lists
+
+    def order_list(
+        self, account_id: int, order_list_id: int | None, list_client_order_id: str | None
+    ) -> OrderListRow | None:
+        """By id (then the client id must match, when given), else the newest list with
+        that client id."""
+        where = "account_id = %(account)s"
+        if order_list_id is not None:
+            where += " AND order_list_id = %(id)s"
+        if list_client_order_id is not None:
+            where += " AND list_client_order_id = %(cid)s"
+        rows = self._rows(
+            OrderListRow,
+            _ORDER_LISTS.format(where=where, order="DESC", limit="1"),
+            {"account": account_id, "id": order_list_id, "cid": list_client_order_id},
+        )
+        return rows[0] if rows else None
+
+    def order_lists(
+        self,
+        account_id: int,
+        *,
+        from_id: int | None,
+        start_time: int | None,
+        end_time: int | None,
+        limit: int,
+    ) -> list[OrderListRow]:
+        """allOrderList: from ``from_id`` up, else the newest ``limit`` in the time window;
+        ascending list id either way."""
+        where = "account_id = %(account)s"
+        if from_id is not None:
+            where += " AND order_list_id >= %(from_id)s"
+        if start_time is not None:
+            where += " AND transaction_time >= %(start)s"
+        if end_time is not None:
+            where += " AND transaction_time <= %(end)s"
+        args: dict[str, object] = {
+            "account": account_id,
+            "from_id": from_id,
+            "start": start_time,
+            "end": end_time,
+            "limit": limit,
+        }
+        if from_id is not None:
+            query = _ORDER_LISTS.format(where=where, order="ASC", limit="%(limit)s")
+            return self._rows(OrderListRow, query, args)
+        query = _ORDER_LISTS.format(where=where, order="DESC", limit="%(limit)s")
+        return self._rows(OrderListRow, query, args)[::-1]
+
+    def open_order_lists(self, account_id: int) -> list[OrderListRow]:
+        where = "account_id = %(account)s AND list_order_status = 'EXECUTING'"
+        query = _ORDER_LISTS.format(where=where, order="ASC", limit="ALL")
+        return self._rows(OrderListRow, query, {"account": account_id})
 
     def order_amendments(
         self, account_id: int, symbol: str, order_id: int, *, from_id: int | None, limit: int

@@ -37,6 +37,7 @@ from bourse.record.rows import (
     LEDGER_COLUMNS,
     ORDER_COLUMNS,
     ORDER_EVENT_COLUMNS,
+    ORDER_LIST_COLUMNS,
     TRADE_COLUMNS,
     Row,
     Rows,
@@ -150,6 +151,17 @@ VALUES ({", ".join(["%s"] * len(ACCOUNT_COLUMNS))})
 ON CONFLICT (account_id) DO UPDATE SET
     status = EXCLUDED.status, last_seq = EXCLUDED.last_seq, update_ts = EXCLUDED.update_ts
 WHERE accounts.last_seq < EXCLUDED.last_seq
+"""
+
+# An order list's row follows its newest ListStatus (orders as JSON text -> jsonb).
+_MERGE_ORDER_LIST = f"""
+INSERT INTO order_lists ({", ".join(ORDER_LIST_COLUMNS)})
+VALUES ({", ".join(["%s"] * 8)}, %s::jsonb, %s, %s)
+ON CONFLICT (order_list_id) DO UPDATE SET
+    list_status_type = EXCLUDED.list_status_type,
+    list_order_status = EXCLUDED.list_order_status,
+    update_ts = EXCLUDED.update_ts, last_seq = EXCLUDED.last_seq
+WHERE order_lists.last_seq < EXCLUDED.last_seq
 """
 
 
@@ -297,6 +309,8 @@ class RecordStore:
             cur.executemany(_MERGE_FUNDING, list(rows.funding.values()))
         if rows.accounts:
             cur.executemany(_MERGE_ACCOUNT, list(rows.accounts.values()))
+        if rows.order_lists:
+            cur.executemany(_MERGE_ORDER_LIST, list(rows.order_lists.values()))
         self._copy(cur, "order_events", ORDER_EVENT_COLUMNS, rows.order_events)
         self._copy(cur, "order_amendments", AMENDMENT_COLUMNS, rows.amendments)
         self._copy(cur, "trades", TRADE_COLUMNS, rows.trades)

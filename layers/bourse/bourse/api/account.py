@@ -88,7 +88,7 @@ def order_query(result: OrderResult) -> dict[str, Any]:
     return {
         "symbol": order.symbol,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": order.order_list_id,
         "clientOrderId": order.client_order_id,
         "price": format_units(order.price),
         "origQty": format_units(order.quantity),

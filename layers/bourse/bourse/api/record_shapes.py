@@ -20,7 +20,7 @@ def order(row: OrderRow) -> dict[str, Any]:
     return {
         "symbol": row.symbol,
         "orderId": row.order_id,
-        "orderListId": -1,
+        "orderListId": row.order_list_id,
         "clientOrderId": row.client_order_id,
         "price": format_units(row.price),
         "origQty": format_units(row.quantity),

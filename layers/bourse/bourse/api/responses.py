@@ -20,7 +20,7 @@ def order_ack(result: OrderResult, transact_time: int) -> dict[str, Any]:
     return {
         "symbol": order.symbol,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": order.order_list_id,
         "clientOrderId": order.client_order_id,
         "transactTime": transact_time,
     }

@@ -10,6 +10,7 @@ from typing import Any
 from bourse.api import amendments as am
 from bourse.api import handlers as h
 from bourse.api import history as hist
+from bourse.api import order_lists as ol
 from bourse.api import prevented_matches as pm
 from bourse.api import rate_limits as rl
 from bourse.api import trading_day as td
@@ -54,6 +55,10 @@ ORDERS: tuple[Route, ...] = (
     Route("DELETE", "/api/v3/openOrders", h.cancel_open_orders, True),
     Route("POST", "/api/v3/order/cancelReplace", h.cancel_replace, True),
     Route("PUT", "/api/v3/order/amend/keepPriority", am.amend_keep_priority, True),
+    Route("POST", "/api/v3/orderList/oco", ol.new_oco, True),
+    Route("POST", "/api/v3/orderList/oto", ol.new_oto, True),
+    Route("POST", "/api/v3/orderList/otoco", ol.new_otoco, True),
+    Route("DELETE", "/api/v3/orderList", ol.cancel_order_list, True),
 )
 ACCOUNT: tuple[Route, ...] = (
     Route("GET", "/api/v3/account", h.account_info, True),
@@ -68,6 +73,9 @@ ACCOUNT: tuple[Route, ...] = (
     Route("GET", "/api/v3/myTrades", hist.my_trades, True),
     Route("GET", "/api/v3/myPreventedMatches", pm.my_prevented_matches, True),
     Route("GET", "/api/v3/order/amendments", am.order_amendments, True),
+    Route("GET", "/api/v3/orderList", ol.query_order_list, True),
+    Route("GET", "/api/v3/allOrderList", ol.all_order_lists, True),
+    Route("GET", "/api/v3/openOrderList", ol.open_order_lists, True),
 )
 # The function (template.yaml logical id) that serves each group.
 BY_FUNCTION: dict[str, tuple[Route, ...]] = {
@@ -101,6 +109,13 @@ WEIGHTS: dict[tuple[str, str], rl.Weight] = {
     ("POST", "/api/v3/order/cancelReplace"): 1,
     ("PUT", "/api/v3/order/amend/keepPriority"): 4,
     ("GET", "/api/v3/order/amendments"): 4,
+    ("POST", "/api/v3/orderList/oco"): 1,
+    ("POST", "/api/v3/orderList/oto"): 1,
+    ("POST", "/api/v3/orderList/otoco"): 1,
+    ("DELETE", "/api/v3/orderList"): 1,
+    ("GET", "/api/v3/orderList"): 4,
+    ("GET", "/api/v3/allOrderList"): 20,
+    ("GET", "/api/v3/openOrderList"): 6,
     ("GET", "/api/v3/account"): 20,
     ("GET", "/api/v3/account/commission"): 20,
     ("GET", "/api/v3/order"): 4,
@@ -115,5 +130,12 @@ WEIGHTS: dict[tuple[str, str], rl.Weight] = {
 }
 # The endpoints that count against the account's ORDERS limits (order/test counts weight only).
 ORDER_PLACEMENT: frozenset[tuple[str, str]] = frozenset(
-    {("POST", "/api/v3/order"), ("POST", "/api/v3/order/cancelReplace")}
+    {
+        ("POST", "/api/v3/order"),
+        ("POST", "/api/v3/order/cancelReplace"),
+        # Binance counts 2 (OCO, OTO) or 3 (OTOCO) unfilled orders; here each request is one.
+        ("POST", "/api/v3/orderList/oco"),
+        ("POST", "/api/v3/orderList/oto"),
+        ("POST", "/api/v3/orderList/otoco"),
+    }
 )

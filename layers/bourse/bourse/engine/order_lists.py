@@ -20,13 +20,7 @@ from typing import TYPE_CHECKING
 
 from bourse.domain import errors
 from bourse.domain.amounts import SCALE
-from bourse.domain.commands import (
-    CLIENT_ORDER_ID_RE,
-    CancelOrderList,
-    NewOrder,
-    NewOrderList,
-    validate_new_order_shape,
-)
+from bourse.domain.commands import CancelOrderList, NewOrder, NewOrderList
 from bourse.domain.enums import (
     STOP_TYPES,
     ContingencyType,
@@ -49,6 +43,7 @@ from bourse.domain.events import (
     OrderResult,
     ReplyPart,
 )
+from bourse.domain.order_lists import STOP_LOSS_TYPES, validate_order_list_shape
 from bourse.engine import acceptance
 from bourse.engine.orders import Order
 from bourse.engine.stops import Stops, would_trigger
@@ -57,13 +52,6 @@ if TYPE_CHECKING:
     from bourse.engine.engine import Engine
     from bourse.engine.symbol_state import SymbolState
 
-STOP_LOSS_TYPES = frozenset({OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT})
-TAKE_PROFIT_TYPES = frozenset({OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT})
-# rest-api.md lists LIMIT_MAKER for aboveType only, but a buy OCO's limit maker must be
-# below (its own rule, and errors.md -1165), so both positions take every OCO type.
-OCO_TYPES = STOP_LOSS_TYPES | TAKE_PROFIT_TYPES | {OrderType.LIMIT_MAKER}
-WORKING_TYPES = frozenset({OrderType.LIMIT, OrderType.LIMIT_MAKER})
-LEG_COUNT = {"OCO": 2, "OTO": 2, "OTOCO": 3}
 _ENDED = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.EXPIRED_IN_MATCH}
 )
@@ -161,7 +149,7 @@ class OrderLists:
     # ------------------------------------------------------------------ placing a list
 
     def place(self, engine: Engine, cmd: NewOrderList) -> tuple[ReplyPart, ...]:
-        legs = _check_shape(cmd)
+        legs = list(validate_order_list_shape(cmd))
         sym = _check_market(engine, cmd)
         is_oco = cmd.kind == "OCO"
         live = legs if is_oco else legs[:1]  # what goes to the book or the stops now
@@ -450,55 +438,6 @@ class OrderLists:
 
 # ---------------------------------------------------------------------------------------------
 # Checks (read only)
-
-
-def _check_shape(cmd: NewOrderList) -> list[NewOrder]:
-    if cmd.kind not in LEG_COUNT:
-        raise errors.invalid_parameter("contingencyType")
-    legs = list(cmd.orders)
-    if len(legs) != LEG_COUNT[cmd.kind]:
-        raise errors.invalid_parameter()
-    if not CLIENT_ORDER_ID_RE.match(cmd.list_client_order_id):
-        raise errors.illegal_chars("listClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
-    for leg in legs:
-        if (leg.account_id, leg.symbol) != (cmd.account_id, cmd.symbol):
-            raise errors.invalid_parameter()
-        validate_new_order_shape(leg)
-        if leg.quote_order_qty is not None or leg.trailing_delta is not None:
-            # Trailing legs (Binance's *TrailingDelta) are not built yet (docs/api.md).
-            raise errors.rejected(errors.MSG_UNSUPPORTED_COMBINATION)
-    if cmd.kind == "OCO":
-        _check_oco_pair(legs[0], legs[1])
-    else:
-        if legs[0].type not in WORKING_TYPES:
-            raise errors.INVALID_ORDER_TYPE_ERROR
-        if cmd.kind == "OTOCO":
-            _check_oco_pair(legs[1], legs[2])
-    return legs
-
-
-def _check_oco_pair(above: NewOrder, below: NewOrder) -> None:
-    """Binance's OCO leg rules: types per position, then per side (errors.md -1158..-1199)."""
-    if above.side != below.side or above.quantity != below.quantity:
-        raise errors.invalid_parameter()
-    if above.type not in OCO_TYPES or below.type not in OCO_TYPES:
-        raise errors.OCO_ORDER_TYPE_ERROR
-    if above.type is below.type is OrderType.LIMIT_MAKER:
-        raise errors.OCO_BOTH_LIMIT_ERROR
-    if above.side == Side.BUY:
-        if above.type is OrderType.LIMIT_MAKER:
-            raise errors.BUY_OCO_LIMIT_ERROR
-        if above.type in TAKE_PROFIT_TYPES:
-            raise errors.BUY_OCO_TAKE_PROFIT_ERROR
-        if below.type in STOP_LOSS_TYPES:
-            raise errors.BUY_OCO_STOP_LOSS_ERROR
-    else:
-        if above.type in STOP_LOSS_TYPES:
-            raise errors.SELL_OCO_STOP_LOSS_ERROR
-        if below.type is OrderType.LIMIT_MAKER:
-            raise errors.SELL_OCO_LIMIT_ERROR
-        if below.type in TAKE_PROFIT_TYPES:
-            raise errors.SELL_OCO_TAKE_PROFIT_ERROR
 
 
 def _reference_price(leg: NewOrder) -> int:

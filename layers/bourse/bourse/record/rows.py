@@ -19,7 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bourse.domain.enums import (
+    ContingencyType,
     ExecutionType,
+    ListOrderStatus,
+    ListStatusType,
     OrderStatus,
     OrderType,
     Side,
@@ -33,6 +36,7 @@ from bourse.domain.events import (
     Event,
     ExecutionReport,
     FundingUpdate,
+    ListStatus,
     OrderAmended,
     SymbolUpdated,
     Trade,
@@ -46,7 +50,7 @@ ORDER_COLUMNS = (
     "symbol", "order_id", "account_id", "client_order_id", "side", "type", "time_in_force",
     "quantity", "price", "stop_price", "iceberg_qty", "quote_order_qty", "stp_mode", "status",
     "executed_qty", "cum_quote", "prevented_qty", "is_working", "working_ts", "created_ts",
-    "update_ts", "last_seq", "trailing_delta", "trailing_time",
+    "update_ts", "last_seq", "trailing_delta", "trailing_time", "order_list_id",
 )  # fmt: skip
 ORDER_EVENT_COLUMNS = (
     "seq", "ts", "symbol", "order_id", "account_id", "exec_type", "status", "reject_reason",
@@ -54,6 +58,11 @@ ORDER_EVENT_COLUMNS = (
     "commission_asset", "trade_id", "is_maker", "is_working", "working_ts",
     "cancel_client_order_id", "prevented_match_id", "prevented_qty", "last_prevented_qty",
     "counter_order_id",
+)  # fmt: skip
+ORDER_LIST_COLUMNS = (
+    "order_list_id", "account_id", "symbol", "contingency_type", "list_status_type",
+    "list_order_status", "list_client_order_id", "transaction_time", "orders", "update_ts",
+    "last_seq",
 )  # fmt: skip
 AMENDMENT_COLUMNS = (
     "symbol", "order_id", "execution_id", "account_id", "orig_client_order_id",
@@ -103,7 +112,17 @@ LEDGER_FUNDING = {("DEPOSIT", "CREDITED"): "DEPOSIT", ("WITHDRAWAL", "COMPLETED"
 # which at tens of thousands of events per batch costs more than the dict lookup.
 _TEXT: dict[object, str | None] = {
     m: m.value
-    for e in (ExecutionType, OrderStatus, OrderType, Side, StpMode, TimeInForce)
+    for e in (
+        ExecutionType,
+        OrderStatus,
+        OrderType,
+        Side,
+        StpMode,
+        TimeInForce,
+        ContingencyType,
+        ListStatusType,
+        ListOrderStatus,
+    )
     for m in e
 }
 _TEXT[None] = None
@@ -201,6 +220,7 @@ class Rows:
     orders: dict[tuple[str, int], Row] = field(default_factory=dict)
     order_events: list[Row] = field(default_factory=list)
     amendments: list[Row] = field(default_factory=list)
+    order_lists: dict[int, Row] = field(default_factory=dict)  # newest per list id
     trades: list[Row] = field(default_factory=list)
     account_trades: list[Row] = field(default_factory=list)
     ledger: list[Row] = field(default_factory=list)
@@ -289,7 +309,7 @@ def _order_rows(ev: ExecutionReport, rows: Rows) -> None:
         _TEXT[o.time_in_force], o.quantity, o.price,
         o.stop_price, o.iceberg_qty, o.quote_order_qty, _TEXT[o.stp_mode], _TEXT[ev.status],
         ev.cum_qty, ev.cum_quote, ev.prevented_qty, ev.is_working, ev.working_ts,
-        o.created_ts, ev.ts, ev.seq, o.trailing_delta, o.trailing_time,
+        o.created_ts, ev.ts, ev.seq, o.trailing_delta, o.trailing_time, o.order_list_id,
     )  # fmt: skip
     rows.order_events.append(
         (
@@ -465,6 +485,14 @@ def map_events(
                 rows.balances[(ev.account_id, asset)] = (
                     ev.account_id, asset, free, locked, seq, ev.ts,
                 )  # fmt: skip
+        elif isinstance(ev, ListStatus):
+            lst = ev.order_list
+            orders = json.dumps([[oid, cid] for oid, cid in lst.orders])
+            rows.order_lists[lst.order_list_id] = (
+                lst.order_list_id, lst.account_id, lst.symbol, _TEXT[lst.contingency_type],
+                _TEXT[lst.list_status_type], _TEXT[lst.list_order_status],
+                lst.list_client_order_id, lst.transaction_ts, orders, ev.ts, seq,
+            )  # fmt: skip
         elif isinstance(ev, OrderAmended):
             rows.amendments.append(
                 (ev.symbol, ev.order_id, ev.execution_id, ev.account_id,

@@ -65,6 +65,7 @@ class OrderRow:
     update_ts: int
     trailing_delta: int = 0  # BIPS; 0: not a trailing stop
     trailing_time: int = -1
+    order_list_id: int = -1  # Binance's orderListId (migration 0008)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +110,18 @@ class PreventedMatchRow:
     price: int
     maker_prevented_qty: int
     ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderListRow:
+    """An order list as its newest ListStatus left it (``order_lists``, migration 0008)."""
+
+    order_list_id: int
+    account_id: int
+    symbol: str
+    contingency_type: str
+    list_status_type: str
+    list_order_status: str
+    list_client_order_id: str
+    transaction_time: int
+    orders: list[tuple[int, str]]  # (orderId, clientOrderId), ascending id
