@@ -69,6 +69,7 @@ from bourse.api.trading_day import trading_day_ticker
 from bourse.domain import errors
 from bourse.domain.errors import BinanceError
 from bourse.ws.events import WsEvent, reply
+from bourse.ws.order_list_methods import ORDER_LIST_METHODS
 from bourse.ws.ports import Connections
 
 log = logging.getLogger("bourse.ws")
@@ -133,6 +134,7 @@ METHODS: dict[str, Method] = {
         am.order_amendments, h.USER_DATA, ("GET", "/api/v3/order/amendments")
     ),
 }
+METHODS.update({name: Method(*spec) for name, spec in ORDER_LIST_METHODS.items()})
 # Binance's listenKey management over the WebSocket API (USER_STREAM: ``apiKey``, no
 # signature), the REST endpoints' handlers: ``stop`` ends the key's streams as DELETE does.
 LISTEN_KEY_METHODS: dict[str, Callable[[h.Request, h.Deps], Any]] = {
