@@ -33,6 +33,7 @@ RECORD_TABLES: dict[str, str] = {
     "funding": "funding_id, kind",
     "accounts": "account_id",
     "order_amendments": "seq",
+    "order_lists": "order_list_id",
 }
 
 
