@@ -41,6 +41,7 @@ class PacedResult:
     send_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     reply_seconds: float = 0.0  # from the first send to the last reply
+    acked_ms: list[float] = field(default_factory=list)  # scheduled time -> produce acked
 
     @property
     def reply_rate(self) -> float:
@@ -51,8 +52,8 @@ class PacedResult:
     def achieved_rate(self) -> float:
         return self.sent / self.send_seconds if self.send_seconds else 0.0
 
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_ms)
+    def percentile(self, fraction: float, of: list[float] | None = None) -> float:
+        ordered = sorted(self.latencies_ms if of is None else of)
         if not ordered:
             return float("nan")
         return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -118,6 +119,11 @@ def _first(outstanding: dict[str, float], n: int) -> list[str]:
     return out
 
 
+def _acked(into: list[float], scheduled: float, _metadata: object) -> None:
+    # The producer's I/O thread calls this once the broker has the record (acks=all).
+    into.append((time.perf_counter() - scheduled) * 1000)
+
+
 def run_paced(
     producer: Any,
     topic: str,
@@ -145,7 +151,8 @@ def run_paced(
             time.sleep(scheduled - now)
         rid, record = records[i]
         collector.expect(rid, scheduled)
-        producer.send(topic, record, partition=0)
+        future = producer.send(topic, record, partition=0)
+        future.add_callback(_acked, result.acked_ms, scheduled)
         sent += 1
     result.send_seconds = time.perf_counter() - start
     producer.flush()

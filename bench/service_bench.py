@@ -253,7 +253,9 @@ def paced_line(result: PacedResult) -> str:
         f"unsent={result.unsent}; replies {len(result.latencies_ms)} "
         f"({result.reply_rate:.0f}/s from the first send to the last reply), "
         f"missing={result.missing}; reply p50={result.percentile(0.5):.1f}ms "
-        f"p99={result.percentile(0.99):.1f}ms max={result.percentile(1.0):.1f}ms"
+        f"p99={result.percentile(0.99):.1f}ms max={result.percentile(1.0):.1f}ms; produce "
+        f"acked p50={result.percentile(0.5, result.acked_ms):.1f}ms "
+        f"p99={result.percentile(0.99, result.acked_ms):.1f}ms"
     )
 
 
