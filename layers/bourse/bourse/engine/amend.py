@@ -1,15 +1,32 @@
-"""The checks an AMEND_ORDER passes before it changes anything (Binance's order amend keep
-priority; docs/engine.md "Amend keep priority"). Everything here only reads state."""
+"""AMEND_ORDER: reduce an open order's quantity in place (Binance's order amend keep
+priority; docs/engine.md "Amend keep priority"): the checks it passes before it changes
+anything, which only read state, then the change."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import msgspec
+
 from bourse.domain import errors
+from bourse.domain.amounts import SCALE
 from bourse.domain.commands import CLIENT_ORDER_ID_RE, AmendOrder
-from bourse.domain.enums import SymbolStatus
+from bourse.domain.enums import ExecutionType, OrderStatus, Outcome, SymbolStatus
+from bourse.domain.events import ExecutionReport, OrderAmended, ReplyPart
 from bourse.domain.symbols import check_lot
 from bourse.engine.acceptance import MARKET_STOP_TYPES
+from bourse.engine.cancels import take_off
+from bourse.engine.command_output import order_result, release, release_part
 from bourse.engine.orders import Order
 from bourse.engine.symbol_state import SymbolState
+
+if TYPE_CHECKING:
+    from bourse.engine.state import EngineState, Result
+
+_REPLACED = ExecutionType.REPLACED
+_S_EXPIRED = OrderStatus.EXPIRED
+_SUCCESS = Outcome.SUCCESS
+_json = msgspec.json.Encoder()
 
 
 def check_request(cmd: AmendOrder, frozen: bool, sym: SymbolState) -> None:
@@ -52,3 +69,67 @@ def check_new_qty(sym: SymbolState, order: Order, cmd: AmendOrder) -> None:
     other = sym.by_account.get(cmd.account_id, {}).get(cmd.new_client_order_id)
     if other is not None and other is not order:
         raise errors.amend_rejected(errors.MSG_DUPLICATE_ORDER)
+
+
+def on_amend(eng: EngineState, cmd: AmendOrder) -> Result:
+    """Reduce an open order's quantity in place: it keeps its queue position (docs/engine.md
+    "Amend keep priority")."""
+    sym = eng._symbol(cmd.symbol)
+    check_request(cmd, bool(eng._reg.accounts.get(cmd.account_id)), sym)
+    order = find_open(sym, cmd)
+    if eng._lists.list_of(order) is not None:
+        # Binance amends an OCO pair together and a pending order alone; not built yet.
+        raise errors.amend_rejected(errors.MSG_AMEND_ORDER_LIST)
+    check_new_qty(sym, order, cmd)
+
+    # Accepted: from here on state changes.
+    eng._cmd_sym = sym
+    old = order.info
+    info = msgspec.structs.replace(
+        old, quantity=cmd.new_qty, client_order_id=cmd.new_client_order_id
+    )
+    order.info = info
+    open_orders = sym.by_account[order.account_id]
+    del open_orders[old.client_order_id]
+    is_stop = order.order_id in sym.stops
+    left = cmd.new_qty - order.executed - order.prevented_qty
+    if left <= 0:
+        # Amended to no more than it already traded: nothing left to work, it expires.
+        take_off(eng, sym, order, is_stop)
+        order.remaining = 0
+        release(eng, order)
+        order.status = _S_EXPIRED
+    else:
+        if not is_stop:
+            side = sym.book.bids if order.is_buy else sym.book.asks
+            touched = eng._touched_bids if order.is_buy else eng._touched_asks
+            level = side.levels[order.price]
+            if order.price not in touched:
+                touched[order.price] = level.qty
+            level.total -= order.remaining - left
+            if order.displayed > left:
+                level.qty -= order.displayed - left
+                order.displayed = left
+        order.remaining = left
+        keep = order.price * left // SCALE if order.is_buy else left
+        release_part(eng, order, order.lock - keep)
+        open_orders[info.client_order_id] = order
+    # Seqs are stamped in list order at the end of process(): this is the report's.
+    execution_id = eng._seq + len(eng._events) + 1
+    ts = eng._ts
+    eng._events.append(
+        ExecutionReport(
+            0, ts, info, _REPLACED, order.status, "NONE", 0, 0, 0, order.executed,
+            order.cum_quote, 0, "", -1, not is_stop, False, order.working_ts,
+            old.client_order_id, -1, order.prevented_qty, 0, -1,
+        )
+    )  # fmt: skip
+    eng._events.append(
+        OrderAmended(0, ts, info.symbol, info.order_id, info.account_id, execution_id,
+                     old.client_order_id, info.client_order_id, old.quantity, cmd.new_qty)
+    )  # fmt: skip
+    eng._detail = _json.encode(
+        {"executionId": execution_id, "origClientOrderId": old.client_order_id,
+         "preventedQty": order.prevented_qty}
+    ).decode()  # fmt: skip
+    return 0, "", (ReplyPart(_SUCCESS, 0, "", order_result(order, ())),)

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from bourse.domain.amounts import notional
 
 if TYPE_CHECKING:
-    from bourse.engine.engine import Engine
+    from bourse.engine.state import EngineState
 
 
-def problems(engine: Engine) -> list[str]:
+def problems(engine: EngineState) -> list[str]:
     """Every violated invariant, in words (empty when the state is sound)."""
     out: list[str] = []
     bal = engine._bal

@@ -45,11 +45,15 @@ from bourse.domain.events import (
 )
 from bourse.domain.order_lists import STOP_LOSS_TYPES, validate_order_list_shape
 from bourse.engine import acceptance
+from bourse.engine.cancels import cancel_one
+from bourse.engine.command_output import release, touch
+from bourse.engine.matching import rest, take
 from bourse.engine.orders import Order
+from bourse.engine.stop_triggers import observe_trades, run_stops
 from bourse.engine.stops import Stops, would_trigger
 
 if TYPE_CHECKING:
-    from bourse.engine.engine import Engine
+    from bourse.engine.state import EngineState, Result
     from bourse.engine.symbol_state import SymbolState
 
 _ENDED = frozenset(
@@ -148,7 +152,7 @@ class OrderLists:
 
     # ------------------------------------------------------------------ placing a list
 
-    def place(self, engine: Engine, cmd: NewOrderList) -> tuple[ReplyPart, ...]:
+    def place(self, engine: EngineState, cmd: NewOrderList) -> tuple[ReplyPart, ...]:
         legs = list(validate_order_list_shape(cmd))
         sym = _check_market(engine, cmd)
         is_oco = cmd.kind == "OCO"
@@ -191,7 +195,7 @@ class OrderLists:
             self.of_order[(lst.symbol, order.order_id)] = lst
             is_pending = not is_oco and order is not orders[0]
             if is_pending or (is_oco and order.info.type in STOP_TYPES):
-                # Orders that rest now are indexed by the engine's _rest.
+                # Orders that rest now are indexed by matching.rest.
                 sym.open_of(order.account_id)[order.info.client_order_id] = order
         if is_oco:
             lst.oco = sorted(orders, key=_order_id)
@@ -216,7 +220,7 @@ class OrderLists:
         # working order may trade at once.
         for order in orders:
             if order.info.type is OrderType.LIMIT_MAKER and (is_oco or order is lst.working):
-                engine._rest(sym, order)
+                rest(engine, sym, order)
         working = lst.working
         fills: list[Fill] = []
         if working is not None and working.info.type is OrderType.LIMIT:
@@ -250,7 +254,7 @@ class OrderLists:
 
     # ------------------------------------------------------------------ engine hooks
 
-    def run_due(self, engine: Engine) -> None:
+    def run_due(self, engine: EngineState) -> None:
         """Place the pending orders of lists whose working order filled (after the match that
         filled it: placing orders inside a match would change the book being walked)."""
         if self.running:
@@ -264,7 +268,7 @@ class OrderLists:
         finally:
             self.running = False
 
-    def on_maker_trade(self, engine: Engine, sym: SymbolState, maker: Order) -> None:
+    def on_maker_trade(self, engine: EngineState, sym: SymbolState, maker: Order) -> None:
         """A list's resting order traded: an OCO leg starts working; an OTO's working order
         that filled makes its list due."""
         lst = self.of_order.get((sym.spec.symbol, maker.order_id))
@@ -275,13 +279,13 @@ class OrderLists:
         elif maker is lst.working and maker.remaining == 0 and lst not in self.due:
             self.due.append(lst)
 
-    def on_trigger(self, engine: Engine, sym: SymbolState, order: Order) -> None:
+    def on_trigger(self, engine: EngineState, sym: SymbolState, order: Order) -> None:
         """A list's stop triggered (already out of the stops and the open orders)."""
         lst = self.of_order.get((sym.spec.symbol, order.order_id))
         if lst is not None and order in lst.oco:
             self._oco_fires(engine, sym, lst, order)
 
-    def on_maker_expired(self, engine: Engine, sym: SymbolState, maker: Order) -> None:
+    def on_maker_expired(self, engine: EngineState, sym: SymbolState, maker: Order) -> None:
         """A list's resting order expired in match (STP): the rest of its list expires."""
         lst = self.of_order.get((sym.spec.symbol, maker.order_id))
         if lst is None:
@@ -291,7 +295,7 @@ class OrderLists:
                 _expire(engine, sym, order)
         self._end_pending(engine, sym, lst)
 
-    def cancel_leg(self, engine: Engine, sym: SymbolState, lst: OrderList, order: Order,
+    def cancel_leg(self, engine: EngineState, sym: SymbolState, lst: OrderList, order: Order,
                    cancel_client_id: str) -> OrderResult:  # fmt: skip
         """Cancelling one order of a list cancels the whole list; the asked-for order's
         result is returned, the others' are kept in ``cascaded``."""
@@ -300,7 +304,7 @@ class OrderLists:
         self.cascaded.extend(r for r in results if r is not asked)
         return asked
 
-    def cancel(self, engine: Engine, cmd: CancelOrderList) -> tuple[ReplyPart, ...]:
+    def cancel(self, engine: EngineState, cmd: CancelOrderList) -> tuple[ReplyPart, ...]:
         sym = engine._symbol(cmd.symbol)
         if cmd.order_list_id is None and cmd.list_client_order_id is None:
             raise errors.mandatory("orderListId")
@@ -325,7 +329,7 @@ class OrderLists:
 
     # ------------------------------------------------------------------ transitions
 
-    def _cancel_list(self, engine: Engine, sym: SymbolState, lst: OrderList,
+    def _cancel_list(self, engine: EngineState, sym: SymbolState, lst: OrderList,
                      cancel_client_id: str) -> list[OrderResult]:  # fmt: skip
         self._close(lst)
         engine._cmd_sym = sym
@@ -340,16 +344,18 @@ class OrderLists:
                 )  # fmt: skip
                 results.append(_result(order, cancel_client_id))
             elif order.status not in _ENDED:
-                results.append(engine._cancel_one(sym, order, cancel_client_id))
+                results.append(cancel_one(engine, sym, order, cancel_client_id))
         lst.pending = []
         self._done(engine, lst)
         return results
 
-    def _oco_fires(self, engine: Engine, sym: SymbolState, lst: OrderList, fired: Order) -> None:
+    def _oco_fires(
+        self, engine: EngineState, sym: SymbolState, lst: OrderList, fired: Order
+    ) -> None:
         """One leg of a live OCO starts working: the pair's lock becomes that leg's own, the
         other leg expires, and the list is done."""
         entry = fired.lock_bal
-        engine._touch(entry, fired.account_id, fired.lock_key[1])
+        touch(engine, entry, fired.account_id, fired.lock_key[1])
         total = sum(o.lock for o in lst.oco)
         need = lst.needs[fired.order_id] if fired.info.type in STOP_TYPES else fired.lock
         for order in lst.oco:
@@ -363,7 +369,7 @@ class OrderLists:
         self._close(lst)
         self._done(engine, lst)
 
-    def _activate_pending(self, engine: Engine, sym: SymbolState, lst: OrderList) -> None:
+    def _activate_pending(self, engine: EngineState, sym: SymbolState, lst: OrderList) -> None:
         pending = lst.pending
         lst.pending = []
         lst.working = None  # filled: nothing more depends on it
@@ -395,7 +401,7 @@ class OrderLists:
             events.append(ListStatus(0, ts, lst.info(ListStatusType.EXEC_STARTED, _EXECUTING)))
             for order in pending:
                 if order.info.type is OrderType.LIMIT_MAKER:
-                    engine._rest(sym, order)
+                    rest(engine, sym, order)
             return
         order = pending[0]
         _hold(engine, order, needs[order.order_id])
@@ -403,15 +409,15 @@ class OrderLists:
         self._done(engine, lst)
         if order.info.type in STOP_TYPES:
             return
-        # From here the engine's _rest indexes it, if it rests at all.
+        # From here matching.rest indexes it, if it rests at all.
         del sym.by_account[order.account_id][order.info.client_order_id]
         if order.info.type is OrderType.LIMIT_MAKER:
-            engine._rest(sym, order)
+            rest(engine, sym, order)
             return
         order.is_market = order.info.type is OrderType.MARKET
         _take_as_new_order(engine, sym, order, [])
 
-    def _end_pending(self, engine: Engine, sym: SymbolState, lst: OrderList) -> None:
+    def _end_pending(self, engine: EngineState, sym: SymbolState, lst: OrderList) -> None:
         """The working order ended without filling: the pending orders expire with it."""
         if self.open.get(lst.list_id) is not lst:
             return
@@ -431,7 +437,7 @@ class OrderLists:
         for order in lst.legs:
             self.of_order.pop((lst.symbol, order.order_id), None)
 
-    def _done(self, engine: Engine, lst: OrderList) -> None:
+    def _done(self, engine: EngineState, lst: OrderList) -> None:
         info = lst.info(ListStatusType.ALL_DONE, _ALL_DONE)
         engine._events.append(ListStatus(0, engine._ts, info))
 
@@ -455,7 +461,7 @@ def _check_oco_prices(above: NewOrder, below: NewOrder, last: int) -> None:
         raise errors.rejected(errors.MSG_OCO_BAD_PRICES)
 
 
-def _check_market(engine: Engine, cmd: NewOrderList) -> SymbolState:
+def _check_market(engine: EngineState, cmd: NewOrderList) -> SymbolState:
     if engine._reg.accounts.get(cmd.account_id):
         raise errors.rejected(errors.MSG_ACCOUNT_DISABLED)
     sym = engine._symbols.get(cmd.symbol)
@@ -503,7 +509,7 @@ def _lock_needed_order(sym: SymbolState, order: Order) -> int:
     return info.price * info.quantity // SCALE
 
 
-def _placement_problem(engine: Engine, sym: SymbolState, pending: list[Order]) -> str:
+def _placement_problem(engine: EngineState, sym: SymbolState, pending: list[Order]) -> str:
     """Why pending orders cannot be placed now ("" if they can): funds, or a stop that would
     trigger / a LIMIT_MAKER that would take at once."""
     needs = [_lock_needed_order(sym, o) for o in pending]
@@ -540,7 +546,7 @@ def _id_order(kind: str, legs: list[NewOrder]) -> list[int]:
     return pair if kind == "OCO" else [0, *pair]
 
 
-def _new_order(engine: Engine, sym: SymbolState, cmd: NewOrder, stp: StpMode,
+def _new_order(engine: EngineState, sym: SymbolState, cmd: NewOrder, stp: StpMode,
                list_id: int) -> Order:  # fmt: skip
     order_id = sym.next_order_id
     sym.next_order_id = order_id + 1
@@ -557,19 +563,21 @@ def _new_order(engine: Engine, sym: SymbolState, cmd: NewOrder, stp: StpMode,
                  (acct, recv_asset), bal.entry(acct, recv_asset))  # fmt: skip
 
 
-def _take_as_new_order(engine: Engine, sym: SymbolState, order: Order, fills: list[Fill]) -> None:
-    """Run ``order`` as a NEW_ORDER's taker runs (engine._place): match, show the trades to
+def _take_as_new_order(
+    engine: EngineState, sym: SymbolState, order: Order, fills: list[Fill]
+) -> None:
+    """Run ``order`` as a NEW_ORDER's taker runs (placing.place): match, show the trades to
     trailing stops, trigger the stops that hold; fills of it by stops it triggers count."""
     last_before = sym.last_price
     mark = len(engine._events)
-    engine._take(sym, order, fills)
+    take(engine, sym, order, fills)
     stops = sym.stops
     if stops.trailing and fills:
-        engine._observe_trades(sym, mark)
+        observe_trades(engine, sym, mark)
     if (sym.last_price != last_before and (stops.rises or stops.falls)) or stops.fired:
         engine._reply_order, engine._reply_fills = order, fills
         try:
-            engine._run_stops(sym)
+            run_stops(engine, sym)
         finally:
             engine._reply_order = None
 
@@ -586,16 +594,16 @@ def _add_stop(stops: Stops, order: Order) -> None:
         group.update(ordered)
 
 
-def _hold(engine: Engine, order: Order, amount: int) -> None:
+def _hold(engine: EngineState, order: Order, amount: int) -> None:
     if amount:
         entry = order.lock_bal
-        engine._touch(entry, order.account_id, order.lock_key[1])
+        touch(engine, entry, order.account_id, order.lock_key[1])
         entry[0] -= amount
         entry[1] += amount
         order.lock += amount
 
 
-def _share_lock(engine: Engine, lst: OrderList, needs: dict[int, int]) -> None:
+def _share_lock(engine: EngineState, lst: OrderList, needs: dict[int, int]) -> None:
     """Lock an OCO pair once: its LIMIT_MAKER (if any) holds its own need, the other leg the
     rest of the larger need."""
     lst.needs = needs
@@ -605,7 +613,7 @@ def _share_lock(engine: Engine, lst: OrderList, needs: dict[int, int]) -> None:
     _hold(engine, second, max(0, needs[second.order_id] - needs[first.order_id]))
 
 
-def _expire(engine: Engine, sym: SymbolState, order: Order) -> None:
+def _expire(engine: EngineState, sym: SymbolState, order: Order) -> None:
     """Take a live leg off (book or stops) because its list ended; releases its lock."""
     if order.status in _ENDED:
         return
@@ -622,7 +630,7 @@ def _expire(engine: Engine, sym: SymbolState, order: Order) -> None:
     open_orders = sym.by_account.get(order.account_id) or {}
     if open_orders.get(order.info.client_order_id) is order:
         del open_orders[order.info.client_order_id]
-    engine._release(order)
+    release(engine, order)
     order.status = OrderStatus.EXPIRED
     engine._events.append(_report(engine._ts, order, ExecutionType.EXPIRED, OrderStatus.EXPIRED,
                                   on_book))  # fmt: skip
@@ -645,3 +653,11 @@ def _result(order: Order, cancel_client_id: str = "", fills: list[Fill] | None =
 
 def _order_id(order: Order) -> int:
     return order.order_id
+
+
+def on_new_order_list(engine: EngineState, cmd: NewOrderList) -> Result:
+    return 0, "", engine._lists.place(engine, cmd)
+
+
+def on_cancel_order_list(engine: EngineState, cmd: CancelOrderList) -> Result:
+    return 0, "", engine._lists.cancel(engine, cmd)

@@ -27,12 +27,13 @@ from bourse.domain.enums import (
 )
 from bourse.domain.events import OrderInfo
 from bourse.domain.symbols import SymbolSpec
+from bourse.engine.order_lists import OrderList
 from bourse.engine.orders import Order
 from bourse.engine.registry import Withdrawal
 from bourse.engine.symbol_state import SymbolState
 
 if TYPE_CHECKING:
-    from bourse.engine.engine import Engine
+    from bourse.engine.state import EngineState
 
 # 2: accounts, deposits, withdrawals, applied admin ids, delisted, commissions;
 # 3: order lists (orders carry their list id; open lists and their pending orders).
@@ -41,15 +42,15 @@ _READABLE_VERSIONS = (2, 3)
 _SPEC_FIELDS = [f.name for f in fields(SymbolSpec)]
 
 
-def encode(engine: Engine) -> bytes:
+def encode(engine: EngineState) -> bytes:
     return orjson.dumps(_state(engine))
 
 
-def state_hash(engine: Engine) -> str:
+def state_hash(engine: EngineState) -> str:
     return hashlib.sha256(encode(engine)).hexdigest()
 
 
-def _state(engine: Engine) -> dict[str, Any]:
+def _state(engine: EngineState) -> dict[str, Any]:
     bal = engine._bal
     balances = [
         [acct, asset, str(free), str(locked)]
@@ -68,7 +69,7 @@ def _state(engine: Engine) -> dict[str, Any]:
     }
 
 
-def _order_lists(engine: Engine) -> dict[str, Any]:
+def _order_lists(engine: EngineState) -> dict[str, Any]:
     lists = engine._lists
     return {
         "next_order_list_id": lists.next_list_id,
@@ -85,7 +86,7 @@ def _order_lists(engine: Engine) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _registry(engine: Engine) -> dict[str, Any]:
+def _registry(engine: EngineState) -> dict[str, Any]:
     reg = engine._reg
     return {
         "accounts": [[acct, frozen] for acct, frozen in sorted(reg.accounts.items())],
@@ -141,13 +142,11 @@ def _order(o: Order) -> list[Any]:
     ]  # fmt: skip
 
 
-def decode(data: bytes) -> Engine:
-    from bourse.engine.engine import Engine
-
+def load(engine: EngineState, data: bytes) -> None:
+    """Fill a new, empty engine with the state ``data`` encodes."""
     state = orjson.loads(data)
     if not isinstance(state, dict) or state.get("version") not in _READABLE_VERSIONS:
         raise ValueError("not a Bourse engine snapshot of a known version")
-    engine = Engine()
     engine._seq = _int(state["seq"])
     bal = engine._bal
     for acct, asset, free, locked in state["balances"]:
@@ -187,12 +186,9 @@ def decode(data: bytes) -> Engine:
             sym.stops.add(order)
             sym.open_of(order.account_id)[order.info.client_order_id] = order
     _decode_order_lists(state, engine)
-    return engine
 
 
-def _decode_order_lists(state: dict[str, Any], engine: Engine) -> None:
-    from bourse.engine.order_lists import OrderList
-
+def _decode_order_lists(state: dict[str, Any], engine: EngineState) -> None:
     lists = engine._lists
     lists.next_list_id = _int(state.get("next_order_list_id", 0))
     for raw in state.get("order_lists", []):
@@ -242,7 +238,7 @@ def _decode_spec(values: list[Any]) -> SymbolSpec:
     return spec
 
 
-def _decode_order(row: list[Any], sym: SymbolState, engine: Engine) -> Order:
+def _decode_order(row: list[Any], sym: SymbolState, engine: EngineState) -> Order:
     if len(row) not in (21, 22, 24, 25):  # format 2: 21 or 24; format 3: 22 or 25
         raise ValueError(f"an order row of {len(row)} values")
     (
