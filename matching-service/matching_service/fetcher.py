@@ -72,7 +72,8 @@ def _fetch(conn: Connection, settings: Settings, parent: int) -> None:
     consumer.seek(tp, start)
     encode = msgspec.msgpack.Encoder().encode
     try:
-        while os.getppid() == parent:
+        # The parent sends nothing after the start offset: its end readable means closed.
+        while os.getppid() == parent and not conn.poll():
             polled = consumer.poll(
                 timeout_ms=settings.matching_poll_ms, max_records=settings.matching_batch_max
             )
