@@ -33,6 +33,20 @@ $(SAM_STAMP): requirements/sam.txt | $(STAMP)
 venv: $(STAMP)
 tools: $(SAM_STAMP)
 
+## The engine compiled by mypyc from its own source (docs/engine.md, "Two forms of one
+## source"), into build/engine, apart from the sources: BOURSE_ENGINE=pure still runs the
+## source. The script compiles only when the sources' hash differs from the build's
+## (make's mtimes alone would recompile after every checkout); ~45 s when it does.
+ENGINE_BUILD := build/engine
+ENGINE_BUILT := $(ENGINE_BUILD)/engine-build.json
+ENGINE_SOURCES := $(wildcard layers/bourse/bourse/engine/*.py) layers/bourse/bourse/engine_form.py \
+  matching-service/matching_service/build_engine.py
+$(ENGINE_BUILT): $(ENGINE_SOURCES) | $(STAMP)
+	$(PY) -m matching_service.build_engine --build-dir $(ENGINE_BUILD)
+
+.PHONY: engine-compiled
+engine-compiled: $(ENGINE_BUILT)
+
 system-packages:
 	@bash devstack/system-packages.sh
 
@@ -59,13 +73,22 @@ seed: $(STAMP)
 	$(PY) -m devstack seed
 
 ## Brings the whole exchange up in the foreground; Ctrl-C stops all of it.
-run: $(STAMP) $(SAM_STAMP) system-packages frontend rds-ca
+run: $(STAMP) $(SAM_STAMP) system-packages frontend rds-ca engine-compiled
 	$(PY) -m devstack run
 
 ## The whole suite against the real stack (started here if it is not up).
-test: $(STAMP) $(SAM_STAMP) system-packages frontend rds-ca
+## The suite runs the compiled engine (BOURSE_ENGINE=compiled: a missing build fails, never
+## falls back); then the engine's own tests, the differential and snapshot ones among them,
+## again on the pure source (make test-engine-pure, ~20 s).
+test: $(STAMP) $(SAM_STAMP) system-packages frontend rds-ca engine-compiled
 	$(PY) -m devstack up
-	$(PY) -m pytest $(PYTEST_ARGS)
+	BOURSE_ENGINE=compiled $(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-engine-pure
+
+ENGINE_PURE_TESTS := tests/unit/test_differential.py $(wildcard tests/unit/test_engine_*.py)
+.PHONY: test-engine-pure
+test-engine-pure: $(STAMP)
+	BOURSE_ENGINE=pure $(PY) -m pytest -q $(ENGINE_PURE_TESTS)
 
 ## The trading page (frontend/public, docs/frontend.md) needs only its chart library from the
 ## npm registry: `npm ci` from the lock file, then the built file into the served folder. npm
@@ -155,19 +178,19 @@ matching-image: $(SAM_STAMP)
 	$(SAM_VENV)/bin/python infra/release.py matching-image --stage $(STAGE) \
 	  --tag $${MATCHING_IMAGE_TAG:-$$(git rev-parse --short=12 HEAD)}
 
-bench-engine: $(STAMP)
+bench-engine: $(STAMP) engine-compiled
 	$(PY) bench/engine_bench.py
 
 ## Microseconds and events per command of each path through the engine, in isolation
 ## (ENGINE_PATHS_ARGS="--profile 15" adds cProfile's top functions per path).
 .PHONY: bench-engine-paths
-bench-engine-paths: $(STAMP)
+bench-engine-paths: $(STAMP) engine-compiled
 	$(PY) bench/engine_paths.py $(ENGINE_PATHS_ARGS)
 
 ## 200,000 commands through Kafka and the matching service, beside the engine alone, then
 ## commands paced at 5,000/s and their reply latency (SERVICE_BENCH_ARGS="--rate 2000").
 .PHONY: bench-service
-bench-service: $(STAMP) system-packages
+bench-service: $(STAMP) system-packages engine-compiled
 	$(PY) -m devstack up
 	$(PY) bench/service_bench.py $(SERVICE_BENCH_ARGS)
 
@@ -210,5 +233,5 @@ clean: down
 	@# (devstack/postgres.py); only ever a folder of /var/lib/bourse-devstack.
 	@if [ -f .devstack/pg-home ]; then home="$$(cat .devstack/pg-home)"; \
 	  case "$$home" in /var/lib/bourse-devstack/?*) rm -rf "$$home";; esac; fi
-	rm -rf $(VENV) .tools .devstack .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .devstack .pytest_cache .hypothesis .mypy_cache .ruff_cache build
 	rm -rf requirements/rds-ca/node_modules $(dir $(RDS_CA))

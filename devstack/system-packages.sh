@@ -24,6 +24,11 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 # (Playwright never downloads a browser here).
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# mypyc's build of the engine (make engine-compiled): a C compiler and Python's headers.
+command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+python_h="$(${PYTHON:-python3.11} -c 'import sysconfig; print(sysconfig.get_path("include"))' \
+  2>/dev/null)/Python.h"
+[ -f "$python_h" ] || missing+=(python3.11-dev)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

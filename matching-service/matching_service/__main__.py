@@ -26,6 +26,9 @@ signal.signal(signal.SIGINT, _record_stop)
 
 import logging  # noqa: E402
 
+# Importing the engine package chooses its form (bourse.engine_form), logged in main().
+import bourse.engine  # noqa: E402, F401
+from bourse import engine_form  # noqa: E402
 from bourse.settings import get_settings  # noqa: E402
 from matching_service import logs  # noqa: E402
 from matching_service.service import EXIT_ERROR, MatchingService  # noqa: E402
@@ -34,6 +37,11 @@ from matching_service.service import EXIT_ERROR, MatchingService  # noqa: E402
 def main() -> int:
     settings = get_settings()
     logs.configure(settings.matching_log_level)
+    # Which engine runs is a question of speed only (both forms give the same events), and
+    # the first thing to ask when a deployed service is slower than the benchmarks.
+    logging.getLogger("matching_service").info(
+        "engine form", extra={"engine": engine_form.form, "why": engine_form.reason}
+    )
     try:
         service = MatchingService(settings)
         return service.run(stop_requested=lambda: _early_stop)

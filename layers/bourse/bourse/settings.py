@@ -192,6 +192,20 @@ def _dsn_as(dsn: str, user: str) -> str:
     return make_conninfo(dsn, user=user)
 
 
+def engine_form_setting() -> str:
+    """BOURSE_ENGINE: auto, compiled or pure (bourse.engine_form). Read apart from Settings
+    because the engine package chooses its form when it is imported, before anything else."""
+    return _env("BOURSE_ENGINE", "auto").lower()
+
+
+def engine_build_dir() -> str:
+    """BOURSE_ENGINE_BUILD: where `make engine-compiled` put the compiled engine; by default
+    build/engine at the repository's root (the matching image sets its own)."""
+    return _env(
+        "BOURSE_ENGINE_BUILD", str(Path(__file__).resolve().parents[3] / "build" / "engine")
+    )
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     stage = _env("BOURSE_STAGE", "local")
