@@ -36,7 +36,7 @@ tools: $(SAM_STAMP)
 ## The engine compiled by mypyc from its own source (docs/engine.md, "Two forms of one
 ## source"), into build/engine, apart from the sources: BOURSE_ENGINE=pure still runs the
 ## source. The script compiles only when the sources' hash differs from the build's
-## (make's mtimes alone would recompile after every checkout); ~45 s when it does.
+## (make's mtimes alone would recompile after every checkout); 25-45 s when it does.
 ENGINE_BUILD := build/engine
 ENGINE_BUILT := $(ENGINE_BUILD)/engine-build.json
 ENGINE_SOURCES := $(wildcard layers/bourse/bourse/engine/*.py) layers/bourse/bourse/engine_form.py \

@@ -21,25 +21,28 @@ from pathlib import Path
 
 from bourse.settings import engine_build_dir, engine_form_setting
 
-SOURCE_DIR = Path(__file__).resolve().parent / "engine"
+PACKAGE_DIR = Path(__file__).resolve().parent
+SOURCE_DIR = PACKAGE_DIR / "engine"
 STAMP = "engine-build.json"
-# The package's __init__ holds this switch, so it must stay interpreted; every other module
-# of the package is compiled.
+# The engine package's __init__ holds this switch, so it must stay interpreted; every other
+# module of the package is compiled.
 NOT_COMPILED = frozenset({"__init__.py"})
 
 # What select() chose for this process, "compiled" or "pure", and why (the service logs both).
 form = "pure"
 reason = "bourse.engine not imported yet"
+_chosen: Path | None = None
+_decided = False
 
 
-def compiled_modules(source_dir: Path = SOURCE_DIR) -> list[Path]:
-    return sorted(p for p in source_dir.glob("*.py") if p.name not in NOT_COMPILED)
+def compiled_modules() -> list[Path]:
+    return sorted(p for p in SOURCE_DIR.glob("*.py") if p.name not in NOT_COMPILED)
 
 
-def source_hash(source_dir: Path = SOURCE_DIR) -> str:
+def source_hash() -> str:
     """The build's cache key: every source file of the package, by name and content."""
     digest = hashlib.sha256()
-    for path in sorted(source_dir.glob("*.py")):
+    for path in sorted(SOURCE_DIR.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -57,33 +60,44 @@ def build_problem(build_dir: Path) -> str | None:
     missing = [
         p.stem
         for p in compiled_modules()
-        if not (build_dir / "bourse" / "engine" / f"{p.stem}{suffix}").is_file()
+        if not (build_dir / "bourse" / p.parent.name / f"{p.stem}{suffix}").is_file()
     ]
     if missing:
         return f"the engine build in {build_dir} lacks {', '.join(missing)} for {suffix}"
     return None
 
 
-def select(package_path: list[str]) -> list[str]:
-    """The package's __path__ for the chosen form (and the build's shared library importable)."""
-    global form, reason
+def _choose() -> Path | None:
+    """The build directory to load, or None for the pure form; decided once per process."""
+    global form, reason, _chosen, _decided
+    if _decided:
+        return _chosen
     wanted = engine_form_setting()
     if wanted not in ("auto", "compiled", "pure"):
         raise ImportError(f"BOURSE_ENGINE must be auto, compiled or pure, not {wanted!r}")
     if wanted == "pure":
         form, reason = "pure", "BOURSE_ENGINE=pure"
-        return package_path
-    build_dir = Path(engine_build_dir()).resolve()
-    problem = build_problem(build_dir)
-    if problem is not None:
-        if wanted == "compiled":
+    else:
+        build_dir = Path(engine_build_dir()).resolve()
+        problem = build_problem(build_dir)
+        if problem is None:
+            # mypyc's per-module shims import the group's shared library as a top-level module.
+            if str(build_dir) not in sys.path:
+                sys.path.append(str(build_dir))
+            form, reason, _chosen = "compiled", f"mypyc build in {build_dir}", build_dir
+        elif wanted == "compiled":
             raise ImportError(f"BOURSE_ENGINE=compiled: {problem}")
-        form, reason = "pure", problem
+        else:
+            form, reason = "pure", problem
+    _decided = True
+    return _chosen
+
+
+def select(package_path: list[str], package: str) -> list[str]:
+    """The __path__ of bourse.<package> for the chosen form."""
+    build_dir = _choose()
+    if build_dir is None:
         return package_path
-    # mypyc's per-module shims import the group's shared library as a top-level module.
-    if str(build_dir) not in sys.path:
-        sys.path.append(str(build_dir))
-    form, reason = "compiled", f"mypyc build in {build_dir}"
-    # The sources stay on the path after the build for a module left out of compilation;
+    # The sources stay on the path after the build for the modules left out of compilation;
     # build_problem has checked that none of the compiled ones would fall through to them.
-    return [str(build_dir / "bourse" / "engine"), *package_path]
+    return [str(build_dir / "bourse" / package), *package_path]
