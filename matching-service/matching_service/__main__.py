@@ -6,9 +6,11 @@ Exit codes: 0 stopped cleanly, 1 error (the supervisor restarts it: recovery is 
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
+from typing import NoReturn
 
 # Imports and connecting take seconds; a SIGTERM in that window (a deploy, `docker stop`) must
 # still mean "stop cleanly", not death by the default handler. Record it until the service
@@ -50,5 +52,19 @@ def main() -> int:
         return EXIT_ERROR
 
 
+def exit_now(code: int) -> NoReturn:
+    """Leave at once with ``code``. A crash can leave the Kafka commit or the view write
+    blocked on a dependency that is down (a transaction waits up to its max_block_ms, a Redis
+    write on its retries), and a normal exit joins those worker threads first: the process
+    would linger for minutes as "crashed" but alive, and its supervisor (devstack, ECS) would
+    not restart it. Nothing is lost by not joining them: an uncommitted transaction is aborted
+    by the next instance (fencing), a view write is one atomic script, and recovery rebuilds
+    the view and the replies from the committed offset."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
