@@ -11,7 +11,6 @@ beside it, so that history and streams answer too.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -20,13 +19,9 @@ import ccxt
 import ccxt.pro
 import pytest
 
-from bourse.adapters.redis_book import read_symbols
-from bourse.admin.client import market_fields
-from bourse.domain.markets import DEFAULT_MARKETS
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Trader
-from tests.integration.record_support import scratch_database
-from tests.integration.ws_support import private_tables, wait_for
+from tests.integration.ws_support import ws_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,28 +33,15 @@ T = TypeVar("T")
 def stack(
     local_stack: Settings, aws_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiStack]:
-    with (
-        private_tables(aws_client("dynamodb"), local_stack) as tables,
-        scratch_database(local_stack.pg_dsn, "test_ccxt") as dsn,
-    ):
-        s = ApiStack(local_stack, tmp_path_factory.mktemp("ccxt"), REDIS_DB, dsn)
-        s.env.update(tables)
-        try:
-            s.start()
-            s.spawn_recorder()
-            s.spawn_broadcaster()
-            yield s
-        finally:
-            s.stop()
+    logs = tmp_path_factory.mktemp("ccxt")
+    dynamodb = aws_client("dynamodb")
+    with ws_exchange(local_stack, dynamodb, logs, REDIS_DB, record_prefix="test_ccxt") as s:
+        yield s
 
 
 def _market(stack: ApiStack, base: str) -> str:
-    """A market of the test's own (BTCUSDT's filters, an empty book), listed through the admin
-    API; its ccxt symbol."""
-    btc = next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT")
-    spec = dataclasses.replace(btc, symbol=f"{base}USDT", base_asset=base)
-    stack.admin.add_market(market_fields(spec))
-    assert wait_for(lambda: spec.symbol in read_symbols(stack.redis), timeout=60)
+    """A market of the test's own (an empty book); its ccxt symbol."""
+    stack.list_market(f"{base}USDT", base)
     return f"{base}/USDT"
 
 

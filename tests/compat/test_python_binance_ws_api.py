@@ -11,7 +11,6 @@ account, queries, cancel and cancel-replace, the history methods, and Binance's 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -20,13 +19,9 @@ import pytest
 from binance import AsyncClient
 from binance.exceptions import BinanceAPIException
 
-from bourse.adapters.redis_book import read_symbols
-from bourse.admin.client import market_fields
-from bourse.domain.markets import DEFAULT_MARKETS
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Trader
-from tests.integration.record_support import scratch_database
-from tests.integration.ws_support import private_tables, wait_for
+from tests.integration.ws_support import ws_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,22 +33,13 @@ SYMBOL = "PWSUSDT"
 def stack(
     local_stack: Settings, aws_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiStack]:
-    with (
-        private_tables(aws_client("dynamodb"), local_stack) as tables,
-        scratch_database(local_stack.pg_dsn, "test_pyb_ws") as dsn,
-    ):
-        s = ApiStack(local_stack, tmp_path_factory.mktemp("pyb-ws-api"), REDIS_DB, dsn)
-        s.env.update(tables)
-        try:
-            s.start()
-            s.spawn_recorder()
-            btc = next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT")
-            spec = dataclasses.replace(btc, symbol=SYMBOL, base_asset="PWS")
-            s.admin.add_market(market_fields(spec))
-            assert wait_for(lambda: SYMBOL in read_symbols(s.redis), timeout=60)
-            yield s
-        finally:
-            s.stop()
+    logs = tmp_path_factory.mktemp("pyb-ws-api")
+    dynamodb = aws_client("dynamodb")
+    with ws_exchange(
+        local_stack, dynamodb, logs, REDIS_DB, broadcaster=False, record_prefix="test_pyb_ws"
+    ) as s:
+        s.list_market(SYMBOL, "PWS")
+        yield s
 
 
 def _client(stack: ApiStack, trader: Trader) -> AsyncClient:

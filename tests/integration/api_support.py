@@ -24,7 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -198,6 +198,17 @@ class ApiStack:
             self._check_alive()
             assert time.monotonic() < deadline, "the matching service did not list the markets"
             time.sleep(0.1)
+
+    def list_market(self, symbol: str, base_asset: str) -> None:
+        """A new market like BTCUSDT (same filters, an empty book of its own), listed through
+        the admin API; returns once the matching service has listed it."""
+        btc = next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT")
+        self.admin.add_market(market_fields(replace(btc, symbol=symbol, base_asset=base_asset)))
+        deadline = time.monotonic() + 60
+        while symbol not in read_symbols(self.redis):
+            self._check_alive()
+            assert time.monotonic() < deadline, f"the matching service did not list {symbol}"
+            time.sleep(0.05)
 
     @property
     def admin(self) -> AdminClient:

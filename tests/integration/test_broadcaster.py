@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import json
 import os
@@ -26,12 +25,9 @@ import requests
 from websockets.sync.client import ClientConnection, connect
 
 from bourse.adapters.connections import ConnectionStore
-from bourse.adapters.redis_book import read_symbols
-from bourse.admin.client import market_fields
 from bourse.domain.amounts import parse_units
 from bourse.domain.commands import NewOrder
 from bourse.domain.enums import OrderType, Side, TimeInForce
-from bourse.domain.markets import DEFAULT_MARKETS
 from bourse.settings import Settings
 from bourse.streams.frames import MAX_MESSAGE_BYTES
 from matching_service.workload import commands
@@ -147,10 +143,7 @@ def _settled(stack: ApiStack, reader: Reader, book: LocalOrderBook, symbol: str)
 
 def _add_symbol(stack: ApiStack, symbol: str, base_asset: str) -> None:
     """A new market like BTCUSDT (same filters), through the matching service."""
-    btc = next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT")
-    spec = dataclasses.replace(btc, symbol=symbol, base_asset=base_asset)
-    stack.admin.add_market(market_fields(spec))
-    assert wait_for(lambda: symbol in read_symbols(stack.redis), timeout=60)
+    stack.list_market(symbol, base_asset)
 
 
 def test_local_book_from_rest_snapshot_and_diff_stream_equals_the_exchange(

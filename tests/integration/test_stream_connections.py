@@ -25,13 +25,10 @@ from typing import Any
 import pytest
 import requests
 
-from bourse.adapters.redis_book import read_symbols
-from bourse.admin.client import market_fields
-from bourse.domain.markets import DEFAULT_MARKETS
 from bourse.settings import Settings
 from tests.binance_book import LocalOrderBook
 from tests.integration.api_support import ApiStack, Trader
-from tests.integration.ws_support import WsClient, private_tables, wait_for
+from tests.integration.ws_support import WsClient, ws_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,16 +39,10 @@ REDIS_DB = int(os.environ.get("BOURSE_TEST_STREAM_CONNECTIONS_REDIS_DB", "61"))
 def stack(
     local_stack: Settings, aws_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiStack]:
-    with private_tables(aws_client("dynamodb"), local_stack) as tables:
-        s = ApiStack(local_stack, tmp_path_factory.mktemp("stream-connections"), REDIS_DB)
-        s.env.update(tables)
-        s.env["BOURSE_RATE_LIMITS_ENABLED"] = "false"
-        try:
-            s.start()
-            s.spawn_broadcaster()
-            yield s
-        finally:
-            s.stop()
+    logs = tmp_path_factory.mktemp("stream-connections")
+    env = {"BOURSE_RATE_LIMITS_ENABLED": "false"}
+    with ws_exchange(local_stack, aws_client("dynamodb"), logs, REDIS_DB, env=env) as s:
+        yield s
 
 
 @dataclasses.dataclass
@@ -71,11 +62,8 @@ _next_account = iter(range(601, 700))
 def _market(stack: ApiStack, symbol: str) -> Market:
     """A new market like BTCUSDT (same filters) with a maker holding its base asset and a
     taker holding USDT: each test trades on a book of its own."""
-    btc = next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT")
     base = symbol.removesuffix("USDT")
-    spec = dataclasses.replace(btc, symbol=symbol, base_asset=base)
-    stack.admin.add_market(market_fields(spec))
-    assert wait_for(lambda: symbol in read_symbols(stack.redis), timeout=60)
+    stack.list_market(symbol, base)
     maker = stack.trader(next(_next_account), {base: "100"})
     taker = stack.trader(next(_next_account), {"USDT": "10000000"})
     return Market(symbol, maker, taker)

@@ -18,7 +18,7 @@ import requests
 
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Client
-from tests.integration.ws_support import WsClient, private_tables
+from tests.integration.ws_support import WsClient, ws_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,23 +26,12 @@ REDIS_DB = int(os.environ.get("BOURSE_TEST_TRAILING_REDIS_DB", "37"))
 
 
 @pytest.fixture(scope="module")
-def tables(local_stack: Settings, aws_client: Any) -> Iterator[dict[str, str]]:
-    with private_tables(aws_client("dynamodb"), local_stack) as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
 def stack(
-    local_stack: Settings, tables: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    local_stack: Settings, aws_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiStack]:
-    s = ApiStack(local_stack, tmp_path_factory.mktemp("trailing"), REDIS_DB)
-    s.env.update(tables)
-    try:
-        s.start()
-        s.spawn_broadcaster()
+    logs = tmp_path_factory.mktemp("trailing")
+    with ws_exchange(local_stack, aws_client("dynamodb"), logs, REDIS_DB) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def _order(client: Client, **params: Any) -> dict[str, Any]:

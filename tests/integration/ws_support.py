@@ -27,6 +27,7 @@ from bourse.api.signing import sign
 from bourse.settings import Settings, get_settings
 from devstack.cfn import load_template, local_resolver
 from tests.integration.api_support import ApiStack, Trader, now_ms
+from tests.integration.record_support import scratch_database
 
 # Logical id -> the environment variable that names it for the functions.
 TABLES = {
@@ -66,6 +67,40 @@ def private_tables(dynamodb: Any, settings: Settings) -> Iterator[dict[str, str]
         for name in env.values():
             with contextlib.suppress(Exception):
                 dynamodb.delete_table(TableName=name)
+
+
+@contextlib.contextmanager
+def ws_exchange(
+    settings: Settings,
+    dynamodb: Any,
+    logs: Path,
+    redis_db: int,
+    *,
+    env: dict[str, str] | None = None,
+    broadcaster: bool = True,
+    record_prefix: str | None = None,
+) -> Iterator[ApiStack]:
+    """A started private exchange on WebSocket tables of its own, with the broadcaster
+    (``broadcaster``) and the trade recorder into a scratch record named ``record_prefix``_...
+    (when given); stopped and cleaned up afterwards."""
+    with contextlib.ExitStack() as cleanup:
+        tables = cleanup.enter_context(private_tables(dynamodb, settings))
+        dsn = (
+            None
+            if record_prefix is None
+            else cleanup.enter_context(scratch_database(settings.pg_dsn, record_prefix))
+        )
+        stack = ApiStack(settings, logs, redis_db, dsn)
+        stack.env.update({**tables, **(env or {})})
+        try:
+            stack.start()
+            if dsn is not None:
+                stack.spawn_recorder()
+            if broadcaster:
+                stack.spawn_broadcaster()
+            yield stack
+        finally:
+            stack.stop()
 
 
 def ws_stack(settings: Settings, logs: Path, redis_db: int, env: dict[str, str]) -> ApiStack:
