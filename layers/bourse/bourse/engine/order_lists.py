@@ -50,7 +50,7 @@ from bourse.engine.command_output import release, touch
 from bourse.engine.matching import rest, take
 from bourse.engine.orders import Order
 from bourse.engine.stop_triggers import observe_trades, run_stops
-from bourse.engine.stops import Stops, would_trigger
+from bourse.engine.stops import would_trigger
 
 if TYPE_CHECKING:
     from bourse.engine.state import EngineState, Result
@@ -391,7 +391,7 @@ class OrderLists:
             order.status = OrderStatus.NEW
             is_stop = order.info.type in STOP_TYPES
             if is_stop:
-                _add_stop(sym.stops, order)
+                sym.stops.add(order)  # after larger ids: Stops keeps its id order
             else:
                 order.working_ts = ts
             events.append(_report(ts, order, ExecutionType.NEW, OrderStatus.NEW, not is_stop))
@@ -580,18 +580,6 @@ def _take_as_new_order(
             run_stops(engine, sym)
         finally:
             engine._reply_order = None
-
-
-def _add_stop(stops: Stops, order: Order) -> None:
-    """Stops keeps each direction in insertion order and takes that for id order (the first
-    holding stop is the one with the smallest id); a pending order is placed after orders
-    with larger ids were, so its direction is put back in id order."""
-    stops.add(order)
-    group = stops.rises if order.order_id in stops.rises else stops.falls
-    if max(group) != order.order_id:
-        ordered = sorted(group.items())
-        group.clear()
-        group.update(ordered)
 
 
 def _hold(engine: EngineState, order: Order, amount: int) -> None:

@@ -35,7 +35,6 @@ class Order:
         "status",
         "stp_mode",
         "tif",
-        "trail_extreme",
         "working_ts",
     )
 
@@ -71,5 +70,3 @@ class Order:
         self.working_ts = -1
         self.prevented_qty = 0
         self.alive = True  # False once off the book (a dead queue entry until removed)
-        # A trailing stop's best price since it started tracking (0: not tracking yet).
-        self.trail_extreme = 0

@@ -107,9 +107,8 @@ def place(eng: EngineState, cmd: NewOrder) -> OrderResult:
         lock_entry[1] += lock
         order.lock = lock
     if is_stop:
-        if info.trailing_time >= 0:
-            order.trail_extreme = sym.last_price  # no stop price: tracks from here
-        sym.stops.add(order)
+        # No stop price after a trade: it tracks from the last price.
+        sym.stops.add(order, sym.last_price if info.trailing_time >= 0 else 0)
         sym.open_of(acct)[cmd.client_order_id] = order
         eng._events.append(
             ExecutionReport(

@@ -125,11 +125,11 @@ def _symbol_state(sym: SymbolState) -> dict[str, Any]:
         "update_id": sym.update_id,
         "last_price": sym.last_price,
         "resting": resting,
-        "stops": [_order(o) for o in sym.stops.all_sorted()],
+        "stops": [_order(o, sym.stops.trail_extreme(o.order_id)) for o in sym.stops.all_sorted()],
     }
 
 
-def _order(o: Order) -> list[Any]:
+def _order(o: Order, trail_extreme: int = 0) -> list[Any]:
     i = o.info
     return [
         i.order_id, i.account_id, i.client_order_id, str(i.side), str(i.type),
@@ -138,7 +138,7 @@ def _order(o: Order) -> list[Any]:
         o.remaining, o.displayed, o.executed, o.cum_quote, o.lock, str(o.status), o.working_ts,
         o.prevented_qty, i.order_list_id,
         # A trailing stop's state, only on trailing stops (other rows keep their old shape).
-        *((i.trailing_delta, i.trailing_time, o.trail_extreme) if i.trailing_delta else ()),
+        *((i.trailing_delta, i.trailing_time, trail_extreme) if i.trailing_delta else ()),
     ]  # fmt: skip
 
 
@@ -183,7 +183,7 @@ def load(engine: EngineState, data: bytes) -> None:
             sym.open_of(order.account_id)[order.info.client_order_id] = order
         for row in raw["stops"]:
             order = _decode_order(row, sym, engine)
-            sym.stops.add(order)
+            sym.stops.add(order, _trail_extreme(row))
             sym.open_of(order.account_id)[order.info.client_order_id] = order
     _decode_order_lists(state, engine)
 
@@ -248,7 +248,7 @@ def _decode_order(row: list[Any], sym: SymbolState, engine: EngineState) -> Orde
     ) = row[:21]  # fmt: skip
     # Format 3 rows carry the order list id at 21 (22 or 25 fields); format 2 rows have none.
     list_id, rest = (_int(row[21]), row[22:]) if len(row) in (22, 25) else (-1, row[21:])
-    trailing_delta, trailing_time, trail_extreme = rest if len(rest) == 3 else (0, -1, 0)
+    trailing_delta, trailing_time = (rest[0], rest[1]) if len(rest) == 3 else (0, -1)
     info = OrderInfo(
         _int(order_id), _int(account_id), sym.spec.symbol, str(client_id), Side(side),
         OrderType(order_type), None if tif is None else TimeInForce(tif), _int(quantity),
@@ -274,5 +274,9 @@ def _decode_order(row: list[Any], sym: SymbolState, engine: EngineState) -> Orde
     order.status = OrderStatus(status)
     order.working_ts = _int(working_ts)
     order.prevented_qty = _int(prevented_qty)
-    order.trail_extreme = _int(trail_extreme)
     return order
+
+
+def _trail_extreme(row: list[Any]) -> int:
+    """A stop row's tracking extreme: the last of its 24 or 25 values (trailing stops only)."""
+    return _int(row[-1]) if len(row) in (24, 25) else 0
