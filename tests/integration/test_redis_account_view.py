@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from bourse.adapters import redis_conn
+from bourse.adapters import recent_view, redis_conn
 from bourse.adapters.redis_book import (
     ACCOUNTS_KEY,
     SYMBOLS_KEY,
@@ -122,3 +122,32 @@ def test_rebuild_on_empty_redis(client: redis.Redis) -> None:
     view = RedisView(client, "test.view.rebuild", reply_ttl_s=60)
     assert view.rebuild(engine, last + 1)
     _assert_view_equals_engine(client, engine)
+
+
+def test_caps_and_ttls_hold_within_one_batch(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script applies the caps once per key after a batch's inserts: the same newest
+    entries as capping after each one, every key expiring."""
+    monkeypatch.setattr(recent_view, "CLOSED_CAP", 3)
+    monkeypatch.setattr(recent_view, "FILLS_CAP", 2)
+    view = RedisView(client, "test.view.caps", reply_ttl_s=60)
+    ops = HashOps(
+        closed=[(1, f"BTCUSDT:{i}", 100 + i, f'{{"n":{i}}}'.encode()) for i in range(6)]
+        + [(2, "BTCUSDT:9", 200, b'{"n":9}')],
+        fills=[(1, f'{{"f":{i}}}'.encode()) for i in range(5)],
+    )
+    assert view.apply(1, values=[], ops=ops)
+    assert sorted(client.hkeys(recent_view.closed_key(1))) == [b"BTCUSDT:3", b"BTCUSDT:4",
+                                                                b"BTCUSDT:5"]  # fmt: skip
+    assert client.zrange(recent_view.closed_index_key(1), 0, -1) == [b"BTCUSDT:3", b"BTCUSDT:4",
+                                                                      b"BTCUSDT:5"]  # fmt: skip
+    assert client.hkeys(recent_view.closed_key(2)) == [b"BTCUSDT:9"]
+    assert client.lrange(recent_view.fills_key(1), 0, -1) == [b'{"f":3}', b'{"f":4}']
+    for key in (recent_view.closed_key(1), recent_view.closed_index_key(1),
+                recent_view.closed_key(2), recent_view.fills_key(1)):  # fmt: skip
+        assert 0 < client.ttl(key) <= recent_view.RECENT_TTL_S
+    # A later batch trims what the earlier left: the cap is per key, not per batch.
+    assert view.apply(2, values=[], ops=HashOps(closed=[(1, "BTCUSDT:7", 300, b"{}")]))
+    assert sorted(client.hkeys(recent_view.closed_key(1))) == [b"BTCUSDT:4", b"BTCUSDT:5",
+                                                                b"BTCUSDT:7"]  # fmt: skip
