@@ -194,6 +194,13 @@ bench-service: $(STAMP) system-packages engine-compiled
 	$(PY) -m devstack up
 	$(PY) bench/service_bench.py $(SERVICE_BENCH_ARGS)
 
+## A crash (SIGKILL) with 1,000,000 commands in the log, then the time to serving again
+## (RESTART_BENCH_ARGS="--commands 100000" for a shorter log).
+.PHONY: bench-restart
+bench-restart: $(STAMP) system-packages engine-compiled
+	$(PY) -m devstack up
+	$(PY) bench/restart_bench.py $(RESTART_BENCH_ARGS)
+
 ## POST /api/v3/order (RESULT) through the local gateway with the whole pipeline live.
 .PHONY: bench-api
 bench-api: $(STAMP) system-packages

@@ -197,14 +197,27 @@ class MatchingService:
     def recover(self) -> Recovery:
         assert self.producer is not None and self.consumer is not None
         started = time.monotonic()
+        # Where recovery's time goes, in its log line: the restart budget (docs/benchmarks.md,
+        # "Restart") is spent here, and an operator waiting on a restart asks which part.
+        phases: dict[str, float] = {}
+        mark = started
+
+        def lap(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            phases[name] = round(now - mark, 3)
+            mark = now
+
         # Fence any previous incarnation first: after this no transaction of ours is pending,
         # so the committed offset read next is final.
         self.producer.init_transactions()
+        lap("fence")
         stored = self.consumer.committed(self.tp)
         # Snapshots are of committed state only, so without a committed offset any of them is
         # at or below the real one: the newest will do.
         log_end = self.consumer.end_offsets([self.tp])[self.tp]
         restored = self.snapshots.load_newest(log_end if stored is None else stored)
+        lap("snapshot")
         self.engine = restored.engine
         start = restored.meta.offset if restored.meta else 0
         self.last_seq = restored.meta.last_seq if restored.meta else 0
@@ -249,9 +262,11 @@ class MatchingService:
                         replies.extend(out.replies)
                 if batch[-1][0] >= committed - 1:
                     break
+        lap("replay")
         self.consumer.seek(self.tp, committed)
         self.position = self.committed = committed
         self._check_continuity()
+        lap("continuity")
         if not self.view.rebuild(self.engine, committed, replies):
             # The stored view claims a newer offset than the log's committed one: it was written
             # for another history (topics recreated, a Redis restored from elsewhere). We have
@@ -262,6 +277,7 @@ class MatchingService:
             )
             self.view.client.delete(self.view.offset_key)
             self.view.rebuild(self.engine, committed, replies)
+        lap("view")
         self._view_offset = committed
         self.metrics.offset.set(committed)
         self.metrics.last_seq.set(self.last_seq)
@@ -270,7 +286,8 @@ class MatchingService:
             "recovered",
             extra={"snapshot_offset": snapshot_offset, "committed": committed,
                    "replayed": replayed, "seq": self.last_seq,
-                   "replies_rewritten": len(replies), "seconds": round(seconds, 3)},
+                   "replies_rewritten": len(replies), "seconds": round(seconds, 3),
+                   "phases": phases},
         )  # fmt: skip
         self.commands_since_snapshot = committed - snapshot_offset
         return Recovery(snapshot_offset, committed, replayed, self.last_seq, seconds)
@@ -663,13 +680,17 @@ def last_published_seq(settings: Settings) -> int | None:
         begin = consumer.beginning_offsets([tp])[tp]
         if begin >= end:
             return None
-        back = 1
+        # The last offset is normally the commit marker of the last transaction, its data
+        # record just before: start two back. A poll that finds only markers advances the
+        # position but returns nothing, after its whole timeout: hence short polls (a poll of
+        # 1 s here was most of a restart's continuity check).
+        back = 2
         while True:
             start = max(begin, end - back)
             consumer.seek(tp, start)
             last: bytes | None = None
             while consumer.position(tp) < end:
-                for record in consumer.poll(timeout_ms=1000).get(tp, []):
+                for record in consumer.poll(timeout_ms=50).get(tp, []):
                     if record.offset < end:
                         last = record.value
             if last is not None:
