@@ -55,7 +55,9 @@ _fill_decoder = msgspec.json.Decoder(AccountTradeRow)
 
 
 def _text(member: Any) -> str:
-    return str(member.value)
+    # The enums are StrEnums: str() is C's str.__str__, the value, at half the cost of
+    # ``.value`` (a Python-level descriptor), five times per closed order in the service.
+    return str(member)
 
 
 def closed_order(report: ExecutionReport) -> OrderRow:

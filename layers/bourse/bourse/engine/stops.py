@@ -142,7 +142,8 @@ class _Trails:
         start tracking what this trade anchors (a stop starts on the trade that meets its
         stop price and is not tested against that same trade)."""
         for group in self.groups.values():
-            self._move_and_fire(group, price, fired)
+            if group.buckets:
+                self._move_and_fire(group, price, fired)
         started: list[Order] = []
         if self.unanchored:
             started.extend(self.unanchored.values())
