@@ -57,8 +57,12 @@ class WriteResult:
 
 
 # Called inside the transaction after the rows are written and before the commit, with the
-# events being applied: the S3 archive goes here, so a failed upload rolls the batch back.
+# events being applied: a failure rolls the batch back.
 BeforeCommit = Callable[[list[Event]], None]
+# Called inside the transaction as soon as the mark is known, with the mark: starts work that
+# runs beside the writes (the S3 archive put) and returns what waits for it, called before
+# the commit; so the work overlaps the writes, and its failure still rolls the batch back.
+Alongside = Callable[[int], Callable[[], None]]
 
 _TEMP_TABLES = (
     "CREATE TEMP TABLE IF NOT EXISTS orders_in (LIKE orders) ON COMMIT DELETE ROWS;"
@@ -217,17 +221,25 @@ class RecordStore:
         return 0 if row is None else int(str(row[0]))
 
     def write(
-        self, events: Sequence[Event], before_commit: BeforeCommit | None = None
+        self,
+        events: Sequence[Event],
+        before_commit: BeforeCommit | None = None,
+        alongside: Alongside | None = None,
     ) -> WriteResult:
         """Apply ``events`` (any order, duplicates allowed) in one transaction."""
         try:
-            return self._write(events, before_commit)
+            return self._write(events, before_commit, alongside)
         except psycopg.OperationalError:
             # The connection may be dead (failover, idle timeout): start afresh next time.
             self.close()
             raise
 
-    def _write(self, events: Sequence[Event], before_commit: BeforeCommit | None) -> WriteResult:
+    def _write(
+        self,
+        events: Sequence[Event],
+        before_commit: BeforeCommit | None,
+        alongside: Alongside | None,
+    ) -> WriteResult:
         conn = self.connection()
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(
@@ -248,6 +260,7 @@ class RecordStore:
             new = [fresh[s] for s in sorted(fresh)]
             if not new:
                 return WriteResult(len(events), 0, 0, hwm)
+            finish = alongside(hwm) if alongside is not None else None
             self._load_assets(cur, new)
             rows = map_events(new, self._assets, start_after=hwm)
             klines = self._write_rows(cur, rows)
@@ -261,6 +274,8 @@ class RecordStore:
                 "UPDATE applied_events SET last_seq = %s, updated_at = now() WHERE consumer = %s",
                 (rows.last_seq, self._consumer),
             )
+            if finish is not None:
+                finish()
             if before_commit is not None:
                 before_commit(new)
         traded: dict[str, int] = {}

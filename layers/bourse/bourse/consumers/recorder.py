@@ -6,9 +6,11 @@ Per invocation:
    base64 values). A record that does not decode is reported failed on its own
    (``batchItemFailures`` with its partition and offset); the others go on.
 2. Write all decoded events in ONE PostgreSQL transaction (``RecordStore``), idempotent by seq;
-   inside it, before the commit, archive the newly applied events to S3. Any failure here
-   fails the whole invocation, so the event source delivers the batch again: nothing was
-   committed, and what was is skipped by seq.
+   inside it, archive the newly applied events to S3: the put runs in a thread beside the
+   writes (their envelopes' bytes as they came, gzipped; zlib and the socket release the GIL)
+   and is waited for before the commit. Any failure here fails the whole invocation, so the
+   event source delivers the batch again: nothing was committed, and what was is skipped by
+   seq.
 3. Only after the commit, publish the batch's fills to SNS trade-fills. Fills of events that
    were already recorded (a re-delivery) are published again: the message goes out at least
    once even if the previous attempt died between commit and publish, and settlement is
@@ -20,7 +22,8 @@ Per invocation:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -34,8 +37,9 @@ from bourse.adapters.hot_cache import HotCache
 from bourse.adapters.notify import SnsPublisher, refused_admin_alert
 from bourse.adapters.record_reads import rolling_ticker
 from bourse.adapters.record_store import RecordStore, WriteResult
-from bourse.domain.event_codec import decode_events
+from bourse.domain.event_codec import encode_events
 from bourse.domain.events import Event
+from bourse.record.delivery import Delivery
 from bourse.record.rows import fills_of, funding_of, refused_admin_of
 from bourse.settings import Settings
 
@@ -50,6 +54,11 @@ class Recorder:
     hot: HotCache | None = None
     funding: SnsPublisher | None = None
     alerts: SnsPublisher | None = None
+    # One thread per container for the archive put beside the writes (only one batch is in
+    # flight at a time).
+    _beside: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="archive"), repr=False
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> Recorder:
@@ -73,10 +82,10 @@ class Recorder:
         )
 
     def handle(self, event: dict[str, Any]) -> PartialItemFailureResponse:
-        decoded: list[Event] = []
+        delivery = Delivery()
 
         def on_record(record: KafkaEventRecord) -> None:
-            decoded.extend(decode_events(record.decoded_value))
+            delivery.add(record.decoded_value)
 
         # An all-poison batch is still a partial failure (each record reported), not an
         # exception that would make the event source retry the good ones forever with them.
@@ -90,19 +99,32 @@ class Recorder:
                 "undecodable record skipped", extra={"record": failure["itemIdentifier"]}
             )
         self.metrics.add_metric("PoisonRecords", MetricUnit.Count, len(failures))
-        if decoded:
-            self._record(decoded)
+        if delivery.events:
+            self._record(delivery.events, delivery)
         return response
 
-    def _record(self, events: list[Event]) -> None:
-        archive: Callable[[list[Event]], None] | None = None
+    def _record(self, events: list[Event], delivery: Delivery | None = None) -> None:
+        """Record ``events``; ``delivery``, the records they were decoded from, gives the
+        archive its lines (without it, as in tests handing in events, they are encoded)."""
+        if delivery is None:
+            delivery = Delivery()
+            delivery.add(encode_events(events))
+        alongside: Callable[[int], Callable[[], None]] | None = None
         if self.archive is not None:
-            put = self.archive.put
+            put = self.archive.put_lines
 
-            def archive(new: list[Event]) -> None:
-                put(new)
+            def archive(mark: int) -> None:
+                put(*delivery.lines_after(mark))
 
-        result = self.store.write(events, before_commit=archive)
+            def alongside(mark: int) -> Callable[[], None]:
+                future = self._beside.submit(archive, mark)
+
+                def finish() -> None:
+                    future.result()  # raises the put's error: the batch rolls back
+
+                return finish
+
+        result = self.store.write(events, alongside=alongside)
         self.logger.info(
             "batch recorded",
             extra={
