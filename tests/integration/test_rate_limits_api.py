@@ -1,5 +1,6 @@
 """Rate limits and the userDataStream listenKeys end to end: HTTP -> local gateway ->
-functions -> DynamoDB (moto) counters, with small limits set through the environment.
+functions -> counters in Redis and bans in DynamoDB (moto), with small limits set through the
+environment.
 
 One private exchange for the module (api_support.ApiStack). The weight test sends from its own
 loopback address (127.0.0.2), so that its ban does not stop the other tests (127.0.0.1).
@@ -17,8 +18,10 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from bourse.adapters import redis_conn
 from bourse.adapters.listen_keys import ListenKeys
-from bourse.adapters.rate_limit_store import DynamoRateLimits
+from bourse.adapters.rate_limit_counters import RedisCounters
+from bourse.adapters.rate_limit_store import DynamoBans, RateLimitStore
 from bourse.api import rate_limits as rl
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Client, Trader, now_ms
@@ -216,9 +219,17 @@ def test_listen_key_validity(local_stack: Settings) -> None:
     assert other_exchange.lookup(newer, t0 + 141 * minute) is None
 
 
+def _store(local_stack: Settings) -> RateLimitStore:
+    """The functions' store on the module's Redis database, in a scope of its own."""
+    scope = f"test-{uuid.uuid4().hex}"
+    client = redis_conn.connect(local_stack.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}")
+    bans = DynamoBans(local_stack.rate_limits_table, scope)
+    return RateLimitStore(RedisCounters(client, scope), bans, LIMITS)
+
+
 def test_counter_windows_and_ban_memory(local_stack: Settings) -> None:
     """The store on its own: windows reset, bans outlive their minute and escalate."""
-    store = DynamoRateLimits(local_stack.rate_limits_table, f"test-{uuid.uuid4().hex}", LIMITS)
+    store = _store(local_stack)
     t0 = rl.WEIGHT_WINDOW.start(now_ms())
     assert store.add_weight("ip", 7, t0) == rl.IpUsage(7, 0, 0)
     assert store.add_weight("ip", 5, t0 + 59_999) == rl.IpUsage(12, 0, 0)
@@ -234,3 +245,29 @@ def test_counter_windows_and_ban_memory(local_stack: Settings) -> None:
     assert store.add_order(1, day + 10_000) == rl.OrderCounts(1, 2)
     assert store.order_counts(1, day + 10_001) == rl.OrderCounts(1, 2)
     assert store.order_counts(1, day + 20_000) == rl.OrderCounts(0, 2)
+    # Weight and orders in one round trip; each window's key expires after its window.
+    usage, orders = store.count("ip2", 3, 2, day + 30_000) or (None, None)
+    assert usage == rl.IpUsage(3, 0, 0) and orders == rl.OrderCounts(1, 1)
+
+
+def test_ban_survives_a_lost_mirror(local_stack: Settings) -> None:
+    """DynamoDB holds the ban: a container whose Redis mirror is gone finds the ban still
+    running when it would ban again, and mirrors it back."""
+    store = _store(local_stack)
+    now = now_ms()
+    until = rl.ban_until(rl.IpUsage(0), now)
+    assert store.ban("ip", until, 1, now) == until
+    store.counters.client.delete(f"rl:{{{store.counters.scope}|ip|ip}}:ban")
+    assert store.add_weight("ip", 1, now + 1) == rl.IpUsage(1, 0, 0)
+    assert store.ban("ip", until + 5_000, 1, now + 5_000) == until
+    assert store.add_weight("ip", 1, now + 5_001) == rl.IpUsage(2, until, 1)
+
+
+def test_fails_open_when_redis_does_not_answer(local_stack: Settings) -> None:
+    scope = f"test-{uuid.uuid4().hex}"
+    dead = redis_conn.connect("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    store = RateLimitStore(
+        RedisCounters(dead, scope), DynamoBans(local_stack.rate_limits_table, scope), LIMITS
+    )
+    assert store.count("ip", 1, 1, now_ms()) is None
+    assert store.add_weight("ip", 1, now_ms()) is None

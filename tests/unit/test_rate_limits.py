@@ -147,7 +147,7 @@ def test_every_route_has_its_weight() -> None:
 
 
 class FakeLimiter:
-    """Counts in memory, one window for ever; ``down`` plays an unreachable DynamoDB."""
+    """Counts in memory, one window for ever; ``down`` plays an unreachable Redis."""
 
     def __init__(self, limits: rl.Limits = LIMITS, down: bool = False) -> None:
         self.limits = limits
@@ -155,6 +155,15 @@ class FakeLimiter:
         self.weight: dict[str, int] = {}
         self.orders: dict[int, int] = {}
         self.bans: dict[str, tuple[int, int]] = {}
+
+    def count(
+        self, ip: str | None, weight: int, account_id: int | None, now_ms: int
+    ) -> tuple[rl.IpUsage | None, rl.OrderCounts | None] | None:
+        if self.down:
+            return None
+        usage = None if ip is None else self.add_weight(ip, weight, now_ms)
+        orders = None if account_id is None else self.add_order(account_id, now_ms)
+        return usage, orders
 
     def add_weight(self, ip: str, weight: int, now_ms: int) -> rl.IpUsage | None:
         if self.down:

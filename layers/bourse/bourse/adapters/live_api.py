@@ -19,7 +19,7 @@ from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.hot_cache import HotCache
 from bourse.adapters.idempotency import DynamoIdempotency
 from bourse.adapters.listen_keys import ListenKeys
-from bourse.adapters.rate_limit_store import rate_limit_store
+from bourse.adapters.rate_limit_store import RateLimitStore, rate_limit_store
 from bourse.adapters.record_reads import RecordHistory
 from bourse.api.handlers import Deps
 from bourse.domain import errors
@@ -213,6 +213,17 @@ def redis_client(url: str) -> Any:
 
 
 @cache
+def limiter_redis(url: str) -> Any:
+    """The rate limiter's own client: a limiter that does not answer within a second lets the
+    request through (fails open), where the reply waits need long timeouts."""
+    return redis_conn.connect(url, socket_timeout=1, socket_connect_timeout=1)
+
+
+def _rate_limits(s: Settings) -> RateLimitStore | None:
+    return rate_limit_store(s, limiter_redis(s.redis_url)) if s.rate_limits_enabled else None
+
+
+@cache
 def record_history(dsn: str, client: Any) -> RecordHistory:
     """The record for the history endpoints: one connection per container, opened by the
     first history read (ping and the live reads never touch PostgreSQL)."""
@@ -255,7 +266,7 @@ def _deps(s: Settings, client: Any) -> Deps:
             s.idempotency_table, s.api_idempotency_seconds, s.commands_topic
         ),
         history=record_history(s.pg_dsn, client),
-        rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
+        rate_limits=_rate_limits(s),
         listen_keys=_listen_keys(s),
         recent=RedisRecentView(client),
     )
@@ -290,7 +301,7 @@ def _market_deps(s: Settings, client: Any) -> Deps:
         keys=key_store(s.api_key_cache_seconds, client),
         clock=_now_ms,
         history=record_history(s.pg_dsn, client),
-        rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
+        rate_limits=_rate_limits(s),
     )
 
 
@@ -309,7 +320,7 @@ def _account_deps(s: Settings, client: Any) -> Deps:
         keys=key_store(s.api_key_cache_seconds, client),
         clock=_now_ms,
         history=record_history(s.pg_dsn, client),
-        rate_limits=rate_limit_store(s) if s.rate_limits_enabled else None,
+        rate_limits=_rate_limits(s),
         listen_keys=_listen_keys(s),
         recent=RedisRecentView(client),
     )

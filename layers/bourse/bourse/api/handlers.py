@@ -9,7 +9,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bourse.api import account as account_shapes
@@ -106,6 +106,12 @@ class Request:
     query_string: str
     body: str
     caller: Caller | None = None
+    # ``signed``'s answers by permission: the rate limiter verifies an order's signature
+    # before counting it, and the handler must not pay the key lookup (a Redis round trip
+    # for the revocation check) a second time. Failures are not kept: each check raises.
+    _verified: dict[str, tuple[Caller, Params]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def public_params(self) -> Params:
         return Params(parse_params(self.query_string, self.body))
@@ -113,9 +119,13 @@ class Request:
     def signed(self, deps: Deps, permission: str) -> tuple[Caller, Params]:
         if self.caller is None:
             raise BAD_API_KEY_FORMAT
+        verified = self._verified.get(permission)
+        if verified is not None:
+            return verified
         params = signed_params(
             self.caller, permission, self.query_string, self.body, deps.keys, deps.clock()
         )
+        self._verified[permission] = (self.caller, params)
         return self.caller, params
 
 

@@ -20,6 +20,7 @@ from bourse.api import rate_limits as rl
 from bourse.api.handlers import TRADE, Deps, Request
 from bourse.api.ports import RateLimiter
 from bourse.api.routes import ORDER_PLACEMENT, WEIGHTS, Route
+from bourse.domain.errors import BinanceError
 
 
 @dataclass
@@ -63,11 +64,10 @@ def _refuse(refusal: rl.Refusal, usage: Usage, now: int) -> None:
     raise refusal.error
 
 
-def count_weight(store: RateLimiter, ip: str, weight: int, now: int, usage: Usage) -> None:
-    """Add ``weight`` to the IP's minute: 429 over the limit, 418 while (or once) banned."""
-    counted = store.add_weight(ip, weight, now)
-    if counted is None:  # the store is unreachable: fail open (it logged why)
-        return
+def judge_weight(
+    store: RateLimiter, ip: str, counted: rl.IpUsage, weight: int, now: int, usage: Usage
+) -> None:
+    """429 over the limit, 418 while (or once) banned."""
     usage.weight = counted.used
     verdict = rl.weight_verdict(counted, weight, store.limits, now)
     if verdict is rl.Verdict.BANNED:
@@ -79,34 +79,63 @@ def count_weight(store: RateLimiter, ip: str, weight: int, now: int, usage: Usag
         _refuse(rl.too_much_weight(store.limits, now), usage, now)
 
 
-def count_order(store: RateLimiter, request: Request, deps: Deps, now: int, usage: Usage) -> None:
-    """Add one order to the caller's account: -1015 over a limit."""
-    # Only orders whose signature holds count: an API key alone (not a secret) must not let
-    # anyone spend an account's order budget. The handler checks the signature again (an
-    # HMAC and a cached key: microseconds).
-    caller, _ = request.signed(deps, TRADE)
-    counts = store.add_order(caller.account_id, now)
-    if counts is None:
-        return
+def judge_orders(store: RateLimiter, counts: rl.OrderCounts, now: int, usage: Usage) -> None:
+    """-1015 over a limit."""
     usage.orders = counts
     refusal = rl.order_refusal(counts, store.limits, now)
     if refusal is not None:
         _refuse(refusal, usage, now)
 
 
+def count_weight(store: RateLimiter, ip: str, weight: int, now: int, usage: Usage) -> None:
+    """Add ``weight`` to the IP's minute, then judge it."""
+    counted = store.add_weight(ip, weight, now)
+    if counted is None:  # the store is unreachable: fail open (it logged why)
+        return
+    judge_weight(store, ip, counted, weight, now, usage)
+
+
+def count_order(store: RateLimiter, request: Request, deps: Deps, now: int, usage: Usage) -> None:
+    """Add one order to the caller's account: -1015 over a limit."""
+    # Only orders whose signature holds count: an API key alone (not a secret) must not let
+    # anyone spend an account's order budget.
+    caller, _ = request.signed(deps, TRADE)
+    counts = store.add_order(caller.account_id, now)
+    if counts is not None:
+        judge_orders(store, counts, now, usage)
+
+
 def admit(
     route: Route, event: dict[str, Any], request: Request, deps: Deps, headers: dict[str, str]
 ) -> None:
-    """REST: count the request, its limit headers into ``headers`` (refused or not)."""
+    """REST: count the request (its weight and, placing an order, the account's orders, in one
+    round trip), its limit headers into ``headers`` (refused or not)."""
     store = deps.rate_limits
     if store is None:
         return
     now = deps.clock()
     weight = rl.weight_of(WEIGHTS, route.method, route.path, _weight_params(request))
+    ip = source_ip(event)
     usage = Usage()
+    account_id: int | None = None
+    unsigned: BinanceError | None = None
+    if (route.method, route.path) in ORDER_PLACEMENT:
+        # Only orders whose signature holds count: an API key alone (not a secret) must not
+        # let anyone spend an account's order budget. The handler reuses this check
+        # (``Request.signed`` keeps its answer).
+        try:
+            account_id = request.signed(deps, TRADE)[0].account_id
+        except BinanceError as exc:
+            unsigned = exc  # answered after the weight, which counts all the same
     try:
-        count_weight(store, source_ip(event), weight, now, usage)
-        if (route.method, route.path) in ORDER_PLACEMENT:
-            count_order(store, request, deps, now, usage)
+        counted = store.count(ip, weight, account_id, now)
+        if counted is not None:  # None: the store is unreachable, fail open (it logged why)
+            ip_usage, orders = counted
+            if ip_usage is not None:
+                judge_weight(store, ip, ip_usage, weight, now, usage)
+            if unsigned is not None:
+                raise unsigned
+            if orders is not None:
+                judge_orders(store, orders, now, usage)
     finally:
         headers.update(usage.headers())

@@ -173,6 +173,13 @@ class RateLimiter(Protocol):
     @property
     def limits(self) -> Limits: ...
 
+    def count(
+        self, ip: str | None, weight: int, account_id: int | None, now_ms: int
+    ) -> tuple[IpUsage | None, OrderCounts | None] | None:
+        """The IP's weight and the account's orders, each when given, counted together (one
+        round trip): the IP's usage and the account's counts after."""
+        ...
+
     def add_weight(self, ip: str, weight: int, now_ms: int) -> IpUsage | None: ...
 
     def add_order(self, account_id: int, now_ms: int) -> OrderCounts | None: ...
