@@ -11,7 +11,15 @@ which is the command's timestamp, taken by the orders function when it accepted 
 order. So it covers Kafka, matching, the broadcaster and the whole fan-out, everything but the
 client's REST request to the orders function. Same host, same clock.
 
-Ends with exactly one line: ``ws: connections=<C> p50=<x>ms p99=<y>ms``.
+Before measuring, warm-up trades (unmeasured) go out until every connection has received one
+or ``--warmup`` of them went by: a connection that received one is *subscribed*, and only
+those are counted. Every measured trade must reach every subscribed connection, as a trade
+message of BTCUSDT at the price and quantity placed, once: ``missing`` counts those that did
+not (not received within ``--drain`` seconds of the last order, wrong or duplicated, and the
+trades whose orders were refused or not sent, for every subscribed connection).
+
+Ends with exactly one line: ``ws: connections=<C> p50=<x>ms p99=<y>ms missing=<m>``, C the
+subscribed connections.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import websockets
@@ -46,36 +55,47 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Clients:
-    """Every connection in one event loop (a thread of its own), recording latencies."""
+    """Every connection in one event loop (a thread of its own). Each connection records the
+    trades it receives: id -> (latency ms, whether the message is the one placed)."""
 
     def __init__(self, url: str, count: int) -> None:
         self.url = url
         self.count = count
-        self.latencies: list[float] = []
-        self.received = 0
+        self.received: list[dict[int, tuple[float, bool]]] = [{} for _ in range(count)]
+        self.duplicates = 0
         self.connected = 0
         self.loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    async def _one(self, opened: asyncio.Semaphore) -> None:
+    async def _one(self, index: int, opened: asyncio.Semaphore) -> None:
         async with opened:
             ws = await websockets.connect(self.url, max_size=None, open_timeout=120)
         self.connected += 1
+        mine = self.received[index]
         async with ws:
             async for raw in ws:
                 now_ms = time.time_ns() / 1e6
-                self.latencies.append(now_ms - json.loads(raw)["E"])
-                self.received += 1
+                message = json.loads(raw)
+                trade_id = int(message.get("t", -1))
+                if trade_id in mine:
+                    self.duplicates += 1
+                    mine[trade_id] = (mine[trade_id][0], False)
+                    continue
+                expected = (message.get("e"), message.get("s"), message.get("p"),
+                            message.get("q")) == ("trade", "BTCUSDT", PRICE, QUANTITY)  # fmt: skip
+                mine[trade_id] = (now_ms - float(message.get("E", 0)), expected)
 
     async def _start(self) -> None:
         # A few handshakes at a time: each one runs the $connect function and a subscribe.
         opened = asyncio.Semaphore(16)
-        self._tasks = [asyncio.ensure_future(self._one(opened)) for _ in range(self.count)]
+        self._tasks = [asyncio.ensure_future(self._one(i, opened)) for i in range(self.count)]
 
     def start(self) -> None:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self.loop).result()
+
+    def total(self) -> int:
+        return sum(len(r) for r in self.received)
 
     async def _close(self) -> None:
         for task in self._tasks:
@@ -88,19 +108,42 @@ class Clients:
         self._thread.join(timeout=10)
 
 
+PRICE, QUANTITY = "30000.00000000", "0.00100000"  # as the trade stream formats them
+
+
+def wait_quiet(clients: Clients, until: float, done: Callable[[], bool], quiet_s: float) -> None:
+    """Until ``done``, ``until`` or ``quiet_s`` without a new message."""
+    last, quiet_since = -1, time.monotonic()
+    while not done() and time.monotonic() < until:
+        total = clients.total()
+        if total != last:
+            last, quiet_since = total, time.monotonic()
+        elif time.monotonic() - quiet_since > quiet_s:
+            return
+        time.sleep(0.05)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=1000)
-    # One trade every 5 s: a message's fan-out to 1,000 connections takes seconds here (one
-    # PostToConnection each), so a faster rate measures the queue behind it, not the fan-out.
-    parser.add_argument("--trades", type=int, default=10)
-    parser.add_argument("--rate", type=float, default=0.2, help="trades/s")
+    parser.add_argument("--trades", type=int, default=30)
+    parser.add_argument("--rate", type=float, default=1.0, help="trades/s")
+    parser.add_argument("--warmup", type=int, default=5, help="unmeasured trades, at most")
+    parser.add_argument("--drain", type=float, default=30.0, help="seconds after the last order")
     parser.add_argument("--redis-db", type=int, default=REDIS_DB)
     parser.add_argument("--logs", help="keep the processes' logs in this folder")
     parser.add_argument("--subscribers-ttl-ms", type=int, default=10_000)
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        help="connections per pusher shard (default: template.yaml's); 0: no pushers, the "
+        "broadcaster posts to every connection itself",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     settings = get_settings()
+    latencies: list[float] = []
+    subscribed, missing = 0, 0
     with (
         tempfile.TemporaryDirectory(prefix="bench-ws-") as scratch,
         private_tables(aws.client("dynamodb"), settings) as tables,
@@ -110,9 +153,14 @@ def main() -> int:
         # Tables of its own (connections of earlier runs would answer 410), no rate limits.
         stack.env.update(tables)
         stack.env["BOURSE_RATE_LIMITS_ENABLED"] = "false"
-        # Subscriber lists may be served up to two TTLs old (docs/streams.md): trades come
-        # seconds apart here, and a refetch of 1,000 subscribers from moto takes seconds.
+        # Subscriber lists may be served up to two TTLs old (docs/streams.md): trades come a
+        # second apart here, and a refetch of 1,000 subscribers from moto takes a second of
+        # moto's CPU, which a 1 s TTL would spend on every other trade.
         stack.env["BOURSE_BROADCASTER_SUBSCRIBERS_TTL_MS"] = str(args.subscribers_ttl_ms)
+        if args.shard_size == 0:
+            stack.env["BOURSE_PUSHER_FUNCTION"] = ""
+        elif args.shard_size is not None:
+            stack.env["BOURSE_PUSHER_SHARD_SIZE"] = str(args.shard_size)
         clients: Clients | None = None
         try:
             _log(f"starting a private exchange and broadcaster (logs in {logs})")
@@ -130,47 +178,72 @@ def main() -> int:
                 time.sleep(0.2)
             _log(f"{clients.connected} connections in {time.monotonic() - started:.1f}s")
             order = {"symbol": "BTCUSDT", "type": "LIMIT", "timeInForce": "GTC",
-                     "quantity": "0.001", "price": "30000", "newOrderRespType": "ACK"}  # fmt: skip
-            # One warm-up trade (containers, the broadcaster's first batch), not measured.
-            sell.signed("POST", "/api/v3/order", {**order, "side": "SELL"})
-            buy.signed("POST", "/api/v3/order", {**order, "side": "BUY"})
-            deadline = time.monotonic() + 120
-            last, quiet_since = -1, time.monotonic()
-            while clients.received < args.connections and time.monotonic() < deadline:
-                if clients.received != last:
-                    last, quiet_since = clients.received, time.monotonic()
-                elif last > 0 and time.monotonic() - quiet_since > 5:
+                     "quantity": QUANTITY, "price": PRICE, "newOrderRespType": "ACK"}  # fmt: skip
+
+            def trade() -> bool:
+                """One crossing pair; whether both orders were accepted."""
+                ok = True
+                for client, side in ((sell, "SELL"), (buy, "BUY")):
+                    try:
+                        answer = client.signed("POST", "/api/v3/order", {**order, "side": side})
+                        ok = ok and answer.status_code == 200 and "orderId" in answer.json()
+                    except Exception as exc:  # counted: the trade's messages go missing
+                        _log(f"order not sent: {exc!r}")
+                        ok = False
+                return ok
+
+            # Warm-up (containers, the broadcaster's first lookups), not measured: until every
+            # connection got a trade (each one that did is subscribed), at least two trades.
+            def all_reached() -> bool:
+                return all(clients.received)
+
+            for i in range(args.warmup):
+                trade()
+                wait_quiet(clients, time.monotonic() + 60, all_reached, 5.0)
+                if i >= 1 and all_reached():
                     break
-                time.sleep(0.1)
-            # Every connection that got the warm-up trade is subscribed; count on those.
-            subscribed = clients.received
+            wait_quiet(clients, time.monotonic() + 30, lambda: False, 2.0)
+            subscribed_ix = [i for i, r in enumerate(clients.received) if r]
+            subscribed = len(subscribed_ix)
+            warm_ids = {t for r in clients.received for t in r}
             if subscribed < args.connections:
                 _log(f"only {subscribed} of {args.connections} connections are subscribed")
-            clients.latencies.clear()
-            expected = clients.received + args.trades * subscribed
+            refused = 0
             start = time.perf_counter()
             for i in range(args.trades):
                 pause = start + i / args.rate - time.perf_counter()
                 if pause > 0:
                     time.sleep(pause)
-                sell.signed("POST", "/api/v3/order", {**order, "side": "SELL"})
-                buy.signed("POST", "/api/v3/order", {**order, "side": "BUY"})
-            deadline = time.monotonic() + 300
-            while clients.received < expected and time.monotonic() < deadline:
-                time.sleep(0.1)
-            missing = expected - clients.received
-            if missing:
-                _log(f"{missing} of {args.trades * subscribed} messages not received")
-            latencies = list(clients.latencies)
+                refused += not trade()
+            expected = (args.trades - refused) * subscribed
+            deadline = time.monotonic() + args.drain
+
+            def measured() -> int:
+                return sum(
+                    1 for i in subscribed_ix for t in clients.received[i] if t not in warm_ids
+                )
+
+            wait_quiet(clients, deadline, lambda: measured() >= expected, args.drain)
+            wrong = 0
+            for i in subscribed_ix:
+                for trade_id, (latency, right) in list(clients.received[i].items()):
+                    if trade_id in warm_ids:
+                        continue
+                    latencies.append(latency)
+                    wrong += not right
+            received = len(latencies)
+            missing = args.trades * subscribed - received + wrong
+            _log(f"{args.trades} trades ({refused} refused or unsent), {received} of "
+                 f"{args.trades * subscribed} messages received, {wrong} wrong or duplicated, "
+                 f"{clients.duplicates} duplicates in all")  # fmt: skip
         finally:
             if clients is not None:
                 clients.stop()
             stack.stop()
-    print(
-        f"ws: connections={args.connections} p50={percentile(latencies, 0.50):.1f}ms "
-        f"p99={percentile(latencies, 0.99):.1f}ms",
-        flush=True,
-    )
+    p50 = percentile(latencies, 0.50) if latencies else float("nan")
+    p99 = percentile(latencies, 0.99) if latencies else float("nan")
+    print(f"ws: connections={subscribed} p50={p50:.1f}ms p99={p99:.1f}ms missing={missing}",
+          flush=True)  # fmt: skip
     return 0
 
 

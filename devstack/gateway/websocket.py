@@ -32,7 +32,10 @@ CloudFront function maps them: ``/ws/<stream>`` (or ``/ws/<listenKey>``) is ``st
 from __future__ import annotations
 
 import base64
+import calendar
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -63,6 +66,7 @@ from wsproto.events import (
 )
 from wsproto.utilities import RemoteProtocolError
 
+from bourse.adapters.sigv4_signer import canonical_path, signing_key
 from devstack.cfn import LOCAL_ACCOUNT_ID, load_template
 from devstack.gateway.management_auth import check, is_unsigned
 from devstack.gateway.runtime import (
@@ -71,17 +75,25 @@ from devstack.gateway.runtime import (
     function_environment,
     warm_pools,
 )
-from devstack.gateway.sigv4 import MSG_MISSING, IamUser
+from devstack.gateway.sigv4 import ALGORITHM, MAX_SKEW, MSG_MISSING, SERVICE, IamUser
 from devstack.gateway.template_api import RestApi
 
 log = logging.getLogger("devstack.gateway.websocket")
 
 MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway: client messages and PostToConnection data
+INVOKE_PREFIX = "/2015-03-31/functions/"
+INVOKE_MAX_BYTES = 6 * 1024 * 1024  # Lambda: a synchronous invocation's payload
+MSG_LAMBDA_SIGNATURE = (
+    "The request signature we calculated does not match the signature you provided. Check "
+    "your AWS Secret Access Key and signing method. Consult the service documentation for "
+    "details."
+)
 IDLE_SECONDS = 10 * 60
 MAX_SECONDS = 2 * 60 * 60
 GOING_AWAY = 1001
 MESSAGE_TOO_BIG = 1009
 _ID_ALPHABET = string.ascii_letters + string.digits
+_AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
 _INTEGRATION_RE = re.compile(r"integrations/\$\{(\w+)\}")
 _FUNCTION_ARN_RE = re.compile(r"\$\{(\w+)\.Arn\}")
 
@@ -214,11 +226,25 @@ class _Socket:
 
     def send_frame(self, data: bytes) -> None:
         try:
-            text = data.decode()
+            data.decode()
         except UnicodeDecodeError:
             self.send(BytesMessage(data=data))
             return
-        self.send(TextMessage(data=text))
+        # One unfragmented text frame, written here rather than by wsproto (which decodes,
+        # re-encodes and builds it in Python per call; a fan-out sends thousands): a server's
+        # frames are unmasked and no extension is ever negotiated (AcceptConnection offers
+        # none, as API Gateway supports none), so the frame is its header and the data.
+        size = len(data)
+        if size < 126:
+            header = bytes((0x81, size))
+        elif size < 1 << 16:
+            header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+        else:
+            header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+        with self.lock:
+            if self.closed:
+                raise OSError("closed")
+            self.sock.sendall(header + data)
 
     def close(self, code: int, reason: str) -> None:
         with self.lock:
@@ -231,6 +257,83 @@ class _Socket:
             self.closed = True
         with contextlib.suppress(OSError):  # the peer may have closed first
             self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def signed_by_known_key(
+    method: str,
+    raw_path: str,
+    header_pairs: list[tuple[str, str]],
+    body: bytes,
+    users: Mapping[str, IamUser],
+    region: str,
+    service: str = SERVICE,
+) -> bool:
+    """True when the call carries a valid SigV4 signature of one of ``users`` for ``service``
+    (execute-api, or lambda for the local Invoke API); for @connections False sends it
+    to ``management_auth.check`` (botocore's ``SigV4Auth``), which accepts or gives AWS's
+    refusal. Why a second verifier: ``check`` builds botocore's signer and derives the signing
+    key on every call (~125 us here), and a fan-out makes a call per connection and message;
+    with the key derived once a day this is ~20 us. It accepts only what ``check`` accepts:
+    the same canonical request from exactly the signed headers, a known key without session
+    token, a date within 5 minutes matching its scope, this region and ``execute-api``, host
+    signed, the body's own hash (tests/unit/test_sigv4_signer.py compares the two)."""
+    headers: dict[str, str] = {}
+    for name, value in header_pairs:
+        key = name.lower()
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    authorization = headers.get("authorization", "")
+    if not authorization.startswith(ALGORITHM + " ") or "x-amz-security-token" in headers:
+        return False
+    fields = dict(
+        part.strip().split("=", 1)
+        for part in authorization[len(ALGORITHM) + 1 :].split(",")
+        if "=" in part
+    )
+    scope = fields.get("Credential", "").split("/")
+    signature = fields.get("Signature", "")
+    names = sorted({n for n in fields.get("SignedHeaders", "").lower().split(";") if n})
+    date = headers.get("x-amz-date", "")
+    path, _, query = raw_path.partition("?")
+    if len(scope) != 5 or query or "host" not in names or not signature:
+        return False
+    access_key, day, scope_region, scope_service, terminator = scope
+    user = users.get(access_key)
+    if user is None or (scope_region, scope_service, terminator) != (
+        region,
+        service,
+        "aws4_request",
+    ):
+        return False
+    if not _AMZ_DATE.fullmatch(date):
+        return False
+    try:
+        signed_at = calendar.timegm(
+            (int(date[:4]), int(date[4:6]), int(date[6:8]),
+             int(date[9:11]), int(date[11:13]), int(date[13:15]), 0, 0, 0)
+        )  # fmt: skip
+    except ValueError:
+        return False
+    if day != date[:8] or abs(time.time() - signed_at) >= MAX_SKEW.total_seconds():
+        return False
+    body_hash = hashlib.sha256(body).hexdigest()
+    if headers.get("x-amz-content-sha256", body_hash) != body_hash:
+        return False
+    canonical = "\n".join(
+        (
+            method.upper(),
+            canonical_path(path),
+            "",
+            "".join(f"{n}:{' '.join(headers.get(n, '').split())}\n" for n in names),
+            ";".join(names),
+            body_hash,
+        )
+    )
+    credential_scope = f"{day}/{region}/{service}/aws4_request"
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    to_sign = f"{ALGORITHM}\n{date}\n{credential_scope}\n{digest}"
+    derived = signing_key(user.secret_access_key, day, region, service)
+    expected = hmac.new(derived, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
 
 
 def _iso(ms: int) -> str:
@@ -267,6 +370,11 @@ class WebSocketGateway:
         }  # fmt: skip
         self._sockets: dict[str, _Socket] = {}
         self._lock = threading.Lock()
+        # Lambda's Invoke API (the broadcaster's pushers): any function of the template, its
+        # containers started on first use.
+        self._functions = rest.functions
+        self._overrides = dict(overrides)
+        self._max_containers = max_containers
 
     def warm(self) -> None:
         warm_pools(self.pools)
@@ -285,8 +393,13 @@ class WebSocketGateway:
         """Serves the request when it is a WebSocket handshake or an @connections call;
         False leaves it to the REST side."""
         path = urlsplit(handler.path).path
+        if path.startswith(INVOKE_PREFIX) and path.endswith("/invocations"):
+            self._lambda_invoke(handler, unquote(path[len(INVOKE_PREFIX) : -len("/invocations")]))
+            return True
         if path.startswith("/@connections/"):
-            self._management(handler, unquote(path[len("/@connections/") :]))
+            pairs = list(handler.headers.items())
+            self._management(handler, pairs, unquote(path[len("/@connections/") :]))
+            self._serve_management(handler)
             return True
         if handler.headers.get("Upgrade", "").lower() != "websocket":
             return False
@@ -417,6 +530,10 @@ class WebSocketGateway:
         """Frames until the connection ends; the close code and reason."""
         started = time.monotonic()
         last_active = started
+        # poll, not select: select() refuses descriptors from 1,024 on, and a gateway with a
+        # thousand connections open has them.
+        poller = select.poll()
+        poller.register(sock.sock, select.POLLIN)
         parts: list[str] = []
         size = 0
         while True:
@@ -424,8 +541,7 @@ class WebSocketGateway:
             left = min(last_active + self.idle_seconds, started + self.max_seconds) - now
             if left <= 0:
                 return GOING_AWAY, "Going away"
-            readable, _, _ = select.select([sock.sock], [], [], left)
-            if not readable:
+            if not poller.poll(left * 1000):
                 continue
             try:
                 data = sock.sock.recv(65536)
@@ -488,11 +604,139 @@ class WebSocketGateway:
             else:
                 sock.send(TextMessage(data=str(payload)))
 
+    # -- Lambda's Invoke API
+
+    def _invoke_pool(self, function: str) -> FunctionPool | None:
+        """The pool of a function named as Invoke takes it: name, ARN or partial ARN."""
+        name = function.rsplit(":function:", 1)[-1].split(":", 1)[0]
+        for logical_id, spec in self._functions.items():
+            # The local template resolver answers a function's Ref with local-<LogicalId>
+            # (devstack/gateway/template_api.py), AWS with its FunctionName: either names it.
+            if name in (spec.name, f"local-{logical_id}"):
+                with self._lock:
+                    pool = self.pools.get(logical_id)
+                    if pool is None:
+                        environment = function_environment(spec.environment, self._overrides)
+                        pool = FunctionPool(spec, self.api.region, environment,
+                                            self._max_containers)  # fmt: skip
+                        self.pools[logical_id] = pool
+                return pool
+        return None
+
+    def _lambda_invoke(self, handler: BaseHTTPRequestHandler, function: str) -> None:
+        """``POST /2015-03-31/functions/<name>/invocations`` as Lambda answers it: SigV4 (the
+        lambda service) of a known identity, RequestResponse (the result, or the error with
+        ``X-Amz-Function-Error``), Event (202, run in the background) or DryRun (204);
+        payloads up to 6 MB."""
+        pairs = list(handler.headers.items())
+        length = int(handler.headers.get("Content-Length") or 0)
+        if length > INVOKE_MAX_BYTES:
+            handler.close_connection = True
+            self._error(handler, 413, "RequestEntityTooLargeException",
+                        f"Request must be smaller than {INVOKE_MAX_BYTES} bytes for the "
+                        "InvokeFunction operation")  # fmt: skip
+            return
+        body = handler.rfile.read(length) if length else b""
+        if not signed_by_known_key(
+            "POST", handler.path, pairs, body, self.iam_users, self.api.region, "lambda"
+        ):
+            unsigned = is_unsigned(pairs)
+            kind = (
+                "MissingAuthenticationTokenException" if unsigned else "InvalidSignatureException"
+            )
+            self._error(handler, 403, kind, MSG_MISSING if unsigned else MSG_LAMBDA_SIGNATURE)
+            return
+        pool = self._invoke_pool(function)
+        if pool is None:
+            arn = f"arn:aws:lambda:{self.api.region}:{LOCAL_ACCOUNT_ID}:function:{function}"
+            self._error(handler, 404, "ResourceNotFoundException", f"Function not found: {arn}")
+            return
+        try:
+            event = json.loads(body or b"{}")
+        except ValueError:
+            self._error(handler, 400, "InvalidRequestContentException",
+                        "Could not parse request body into json")  # fmt: skip
+            return
+        kind = handler.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        if kind == "DryRun":
+            self._plain(handler, 204, None)
+            return
+        if kind == "Event":
+            threading.Thread(target=self._invoke_logged, args=(pool, event), daemon=True).start()
+            self._plain(handler, 202, None)
+            return
+        try:
+            result = pool.invoke(event)
+        except FunctionError as exc:
+            error = {"errorMessage": str(exc), "errorType": exc.kind}
+            self._plain(handler, 200, error, [("X-Amz-Function-Error", "Unhandled")])
+            return
+        self._plain(handler, 200, result, [("X-Amz-Executed-Version", "$LATEST")])
+
+    @staticmethod
+    def _invoke_logged(pool: FunctionPool, event: Any) -> None:
+        try:
+            pool.invoke(event)
+        except FunctionError as exc:
+            log.error("%s failed: %s: %s", pool.spec.logical_id, exc.kind, exc)
+
     # -- @connections
 
-    def _management(self, handler: BaseHTTPRequestHandler, connection_id: str) -> None:
-        header_pairs = list(handler.headers.items())
-        length = int(handler.headers.get("Content-Length") or 0)
+    def _serve_management(self, handler: BaseHTTPRequestHandler) -> None:
+        """The connection's next requests, read here while they are @connections calls.
+
+        Why not back to ``http.server``: it parses every request's headers with the email
+        package (~50 us a request here), and a fan-out client sends thousands of calls on each
+        kept-alive connection, one per WebSocket connection and frame. The request line, the
+        ``name: value`` header lines and a ``Content-Length`` body are all such a call has; any
+        other request is handed to ``http.server``'s own parsing and handler, as it would have
+        been."""
+        rfile = handler.rfile
+        while not handler.close_connection:
+            line = rfile.readline(65537)
+            parts = line.split()
+            if len(parts) != 3 or not parts[1].startswith(b"/@connections/"):
+                if not line:
+                    handler.close_connection = True
+                    return
+                handler.raw_requestline = line  # type: ignore[attr-defined]  # set by handle_one_request
+                if len(line) > 65536 or not handler.parse_request():
+                    handler.close_connection = True
+                    return
+                method = getattr(handler, "do_" + handler.command, None)
+                if method is None:
+                    handler.send_error(501, f"Unsupported method ({handler.command!r})")
+                else:
+                    method()
+                handler.wfile.flush()
+                continue
+            header_pairs: list[tuple[str, str]] = []
+            while True:
+                raw = rfile.readline(65537)
+                if raw in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = raw.decode("latin-1").partition(":")
+                header_pairs.append((name.strip(), value.strip()))
+                if len(header_pairs) > 100:
+                    handler.close_connection = True
+                    return
+            handler.command, target, version = (part.decode("latin-1") for part in parts)
+            handler.path, handler.request_version = target, version
+            handler.requestline = line.decode("latin-1").rstrip("\r\n")
+            if version != "HTTP/1.1" or any(
+                n.lower() == "connection" and v.lower() == "close" for n, v in header_pairs
+            ):
+                handler.close_connection = True
+            path = urlsplit(target).path
+            self._management(handler, header_pairs, unquote(path[len("/@connections/") :]))
+
+    def _management(
+        self,
+        handler: BaseHTTPRequestHandler,
+        header_pairs: list[tuple[str, str]],
+        connection_id: str,
+    ) -> None:
+        length = int(next((v for n, v in header_pairs if n.lower() == "content-length"), None) or 0)
         if is_unsigned(header_pairs) or length > MAX_MESSAGE_BYTES:
             # Refused without reading the body: the connection cannot carry another request.
             handler.close_connection = True
@@ -503,12 +747,15 @@ class WebSocketGateway:
             self._error(handler, 413, "PayloadTooLargeException", "Message too long")
             return
         data = handler.rfile.read(length) if length else b""
-        refusal = check(
+        if not signed_by_known_key(
             handler.command, handler.path, header_pairs, data, self.iam_users, self.api.region
-        )
-        if refusal is not None:
-            self._error(handler, refusal.status, refusal.error_type, refusal.message)
-            return
+        ):
+            refusal = check(
+                handler.command, handler.path, header_pairs, data, self.iam_users, self.api.region
+            )
+            if refusal is not None:
+                self._error(handler, refusal.status, refusal.error_type, refusal.message)
+                return
         with self._lock:
             sock = self._sockets.get(connection_id)
         method = handler.command
@@ -538,7 +785,15 @@ class WebSocketGateway:
         except OSError:
             self._error(handler, 410, "GoneException", None)
             return
-        self._plain(handler, 200 if method == "POST" else 204, None)
+        if method == "POST":
+            # Not in the request log: API Gateway's access log has no @connections calls
+            # either, and a fan-out makes one per connection and message.
+            handler.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 0\r\n"
+                b"x-amzn-RequestId: " + str(uuid.uuid4()).encode() + b"\r\n\r\n"
+            )
+            return
+        self._plain(handler, 204, None)
 
     def _error(
         self, handler: BaseHTTPRequestHandler, status: int, kind: str, message: str | None

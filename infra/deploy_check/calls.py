@@ -68,6 +68,7 @@ ADAPTER_ACTIONS: dict[str, set[tuple[str, str]]] = {
         for table in ("ConnectionsTable", "SubscriptionsTable")
     },
     "bourse.adapters.ws_push": {("execute-api:ManageConnections", "WebSocketApi")},
+    "bourse.adapters.pusher_shards:ShardedPusher": {("lambda:InvokeFunction", "PusherFunction")},
     "bourse.adapters.postgres": {("rds-db:connect", "Data")},
     "bourse.adapters.redis_conn": {
         ("secretsmanager:GetSecretValue", "Data"), ("kms:Decrypt", "Data"),

@@ -142,6 +142,11 @@ class Settings:
     # how old a stream's subscriber list may get before it is refreshed (in the background)
     broadcaster_threads: int
     broadcaster_subscribers_ttl_ms: int
+    # The pusher function (its name) that a fan-out to more than pusher_shard_size connections
+    # hands shards of them to, invoked in parallel (docs/streams.md, "Fan-out"); empty: the
+    # broadcaster posts to all of them itself
+    pusher_function: str
+    pusher_shard_size: int
     # KMS keys (ids, ARNs or aliases) whose signatures the matching service accepts on admin
     # commands (bourse.domain.admin_auth); only ever extended, so old commands still verify
     admin_signing_key_ids: tuple[str, ...]
@@ -300,6 +305,8 @@ def get_settings() -> Settings:
         gateway_ws_max_seconds=_env_int("BOURSE_GATEWAY_WS_MAX_SECONDS", 7200),
         broadcaster_threads=_env_int("BOURSE_BROADCASTER_THREADS", 64),
         broadcaster_subscribers_ttl_ms=_env_int("BOURSE_BROADCASTER_SUBSCRIBERS_TTL_MS", 1000),
+        pusher_function=_env("BOURSE_PUSHER_FUNCTION", ""),
+        pusher_shard_size=_env_int("BOURSE_PUSHER_SHARD_SIZE", 250),
         admin_signing_key_ids=_env_list(
             "BOURSE_ADMIN_SIGNING_KEY_IDS", f"alias/{prefix}-admin-signing"
         ),
