@@ -225,10 +225,13 @@ class RecordStore:
         events: Sequence[Event],
         before_commit: BeforeCommit | None = None,
         alongside: Alongside | None = None,
+        seqs: Sequence[int] | None = None,
     ) -> WriteResult:
-        """Apply ``events`` (any order, duplicates allowed) in one transaction."""
+        """Apply ``events`` (any order, duplicates allowed) in one transaction. ``seqs``: every
+        seq delivered, when the events handed in leave out those the record keeps nothing of
+        (``bourse.record.delivery``), so that the mark and the gaps still count them."""
         try:
-            return self._write(events, before_commit, alongside)
+            return self._write(events, before_commit, alongside, seqs)
         except psycopg.OperationalError:
             # The connection may be dead (failover, idle timeout): start afresh next time.
             self.close()
@@ -239,6 +242,7 @@ class RecordStore:
         events: Sequence[Event],
         before_commit: BeforeCommit | None,
         alongside: Alongside | None,
+        seqs: Sequence[int] | None,
     ) -> WriteResult:
         conn = self.connection()
         with conn.transaction(), conn.cursor() as cur:
@@ -258,11 +262,13 @@ class RecordStore:
                 if ev.seq > hwm:
                     fresh[ev.seq] = ev  # a seq twice in one delivery is the same event
             new = [fresh[s] for s in sorted(fresh)]
-            if not new:
-                return WriteResult(len(events), 0, 0, hwm)
+            received = len(events) if seqs is None else len(seqs)
+            applied = None if seqs is None else sorted({s for s in seqs if s > hwm})
+            if not (new if applied is None else applied):
+                return WriteResult(received, 0, 0, hwm)
             finish = alongside(hwm) if alongside is not None else None
             self._load_assets(cur, new)
-            rows = map_events(new, self._assets, start_after=hwm)
+            rows = map_events(new, self._assets, start_after=hwm, seqs=applied)
             klines = self._write_rows(cur, rows)
             if rows.gaps:
                 cur.executemany(
@@ -282,7 +288,7 @@ class RecordStore:
         for trade in rows.trades:
             traded[str(trade[0])] = int(str(trade[3]))
         return WriteResult(
-            len(events), rows.events, rows.first_seq, rows.last_seq, rows.gaps, klines, traded
+            received, rows.events, rows.first_seq, rows.last_seq, rows.gaps, klines, traded
         )
 
     def _copy(

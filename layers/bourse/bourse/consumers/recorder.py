@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import pybase64
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -85,7 +86,9 @@ class Recorder:
         delivery = Delivery()
 
         def on_record(record: KafkaEventRecord) -> None:
-            delivery.add(record.decoded_value)
+            # pybase64 (SIMD): ~4x the base64 module Powertools' decoded_value uses, and
+            # strict (validate): a value that is not base64 fails its record alone.
+            delivery.add(pybase64.b64decode(record.value, validate=True))
 
         # An all-poison batch is still a partial failure (each record reported), not an
         # exception that would make the event source retry the good ones forever with them.
@@ -99,7 +102,7 @@ class Recorder:
                 "undecodable record skipped", extra={"record": failure["itemIdentifier"]}
             )
         self.metrics.add_metric("PoisonRecords", MetricUnit.Count, len(failures))
-        if delivery.events:
+        if delivery.envelopes:
             self._record(delivery.events, delivery)
         return response
 
@@ -124,7 +127,7 @@ class Recorder:
 
                 return finish
 
-        result = self.store.write(events, alongside=alongside)
+        result = self.store.write(events, alongside=alongside, seqs=delivery.seqs())
         self.logger.info(
             "batch recorded",
             extra={

@@ -3,9 +3,13 @@ the events the record is written from, and each event's envelope exactly as it c
 bytes are the archive's line for it (so archiving re-encodes nothing).
 
 The wire format is ``bourse.domain.event_codec``'s (a record is a JSON array of
-``{"type", "seq", "body"}`` envelopes); this reads it the same way, with the same strictness
-(every body decoded against its event type, envelope seq = body seq), and keeps the envelopes.
-A record that does not decode adds nothing: the caller reports it failed on its own.
+``{"type", "seq", "body"}`` envelopes); this reads it the same way (every envelope's type
+known and seq an integer; every body the record is written from decoded against its event
+type, with envelope seq = body seq) and keeps the envelopes. Bodies of the events the record
+keeps nothing of (``RECORDLESS``: replies, depth updates, ...: a third of the events and of the
+bytes) are not decoded at all: their seqs still count (the mark, gaps) and their bytes are
+archived as they came. A record that does not decode adds nothing: the caller reports it
+failed on its own.
 """
 
 from __future__ import annotations
@@ -34,19 +38,29 @@ class Envelope(msgspec.Struct, frozen=True):
         )
 
 
+# Events the recorder neither writes nor publishes (bourse.record.rows.map_events, fills_of,
+# funding_of, refused_admin_of read none of them).
+RECORDLESS = frozenset(
+    {"Reply", "DepthUpdate", "PreventedMatch", "BalanceUpdate", "AccountFeesUpdated"}
+)
 _records = msgspec.json.Decoder(list[Envelope])
 _bodies = {cls.__name__: msgspec.json.Decoder(cls) for cls in EVENT_TYPES}
+_recorded = {name: dec for name, dec in _bodies.items() if name not in RECORDLESS}
 
 
 def decode_record(value: bytes) -> tuple[list[Envelope], list[Event]]:
-    """A record's envelopes and their events (same order); EventDecodeError if any is bad."""
+    """A record's envelopes and the events the record is written from (in order);
+    EventDecodeError if any of them is bad."""
     try:
         envelopes = _records.decode(value)
         events: list[Event] = []
         append = events.append
+        recorded = _recorded
         for envelope in envelopes:
-            decoder = _bodies.get(envelope.type)
+            decoder = recorded.get(envelope.type)
             if decoder is None:
+                if envelope.type in RECORDLESS:
+                    continue
                 raise EventDecodeError(f"unknown event type {envelope.type!r}")
             event: Event = decoder.decode(envelope.body)
             if event.seq != envelope.seq:
@@ -61,7 +75,8 @@ def decode_record(value: bytes) -> tuple[list[Envelope], list[Event]]:
 
 @dataclass(slots=True)
 class Delivery:
-    """The decoded records of one delivery, in delivery order (duplicates possible)."""
+    """The decoded records of one delivery, in delivery order (duplicates possible):
+    every envelope, and the events the record is written from."""
 
     envelopes: list[Envelope] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -72,10 +87,14 @@ class Delivery:
         self.envelopes.extend(envelopes)
         self.events.extend(events)
 
+    def seqs(self) -> list[int]:
+        """Every seq delivered, recordless events' included (for the mark and gaps)."""
+        return [envelope.seq for envelope in self.envelopes]
+
     def lines_after(self, mark: int) -> tuple[list[bytes], int, int, int]:
         """The archive lines of the events above ``mark``, ascending seq, each seq once;
         with the first's seq and time and the last's seq. Empty lines: none above the mark."""
-        envelopes, events = self.envelopes, self.events
+        envelopes = self.envelopes
         fresh = [i for i, env in enumerate(envelopes) if env.seq > mark]
         seqs = [envelopes[i].seq for i in fresh]
         if not all(map(operator.lt, seqs, seqs[1:])):
@@ -84,6 +103,8 @@ class Delivery:
             fresh = [by_seq[s] for s in sorted(by_seq)]
         if not fresh:
             return [], 0, 0, 0
-        first, last = fresh[0], fresh[-1]
+        first, last = envelopes[fresh[0]], envelopes[fresh[-1]]
         lines = [envelopes[i].line() for i in fresh]
-        return lines, envelopes[first].seq, events[first].ts, envelopes[last].seq
+        # The key's hour is the first event's: its body may be one left undecoded.
+        first_ts = _bodies[first.type].decode(first.body).ts
+        return lines, first.seq, first_ts, last.seq

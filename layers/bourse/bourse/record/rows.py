@@ -13,6 +13,7 @@ touch each row once.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -455,56 +456,69 @@ def _roll_up_klines(rows: Rows) -> None:
 
 
 def map_events(
-    events: Iterable[Event], assets: dict[str, tuple[str, str]], start_after: int = 0
+    events: Iterable[Event],
+    assets: dict[str, tuple[str, str]],
+    start_after: int = 0,
+    seqs: Iterable[int] | None = None,
 ) -> Rows:
     """The rows ``events`` (ascending seq, all above ``start_after``) add to the record.
 
     ``assets`` maps each traded symbol to its (base, quote) assets: a Trade event names only
     the symbol, and the ledger needs the assets. SymbolUpdated events add to it (in place).
-    A seq missing between ``start_after`` and the last event is reported in ``rows.gaps``.
+    ``seqs``, when given, are all the seqs being applied (ascending, above ``start_after``):
+    those of ``events`` and of events the record keeps nothing of, which the caller need not
+    decode (``bourse.record.delivery``); by default, the events' own. A seq missing between
+    ``start_after`` and the last one is reported in ``rows.gaps``.
     """
     rows = Rows()
+    events = list(events)
+    applied = [ev.seq for ev in events] if seqs is None else list(seqs)
     expected = start_after + 1
-    for ev in events:
-        seq = ev.seq
+    for seq in applied:
         if seq != expected:
             if seq < expected:
                 raise ValueError(f"events out of order: seq {seq} after {expected - 1}")
             rows.gaps.append((expected, seq - 1))
         expected = seq + 1
-        rows.events += 1
-        if rows.first_seq == 0:
-            rows.first_seq = seq
+    rows.events = len(applied)
+    rows.first_seq = applied[0] if applied else 0
+    rows.last_seq = expected - 1
+    if seqs is not None:
+        ordered = [ev.seq for ev in events]
+        if any(a >= b for a, b in itertools.pairwise(ordered)):
+            raise ValueError("events out of order")
+    for ev in events:
+        # Most frequent first: execution reports and balances are over half of all events.
         if isinstance(ev, ExecutionReport):
             _order_rows(ev, rows)
+        elif isinstance(ev, AccountBalances):
+            seq, ts, account = ev.seq, ev.ts, ev.account_id
+            balances = rows.balances
+            for asset, free, locked in ev.balances:
+                balances[(account, asset)] = (account, asset, free, locked, seq, ts)
         elif isinstance(ev, Trade):
             base, quote = assets[ev.symbol]
             _trade_rows(ev, rows, base, quote)
-        elif isinstance(ev, AccountBalances):
-            for asset, free, locked in ev.balances:
-                rows.balances[(ev.account_id, asset)] = (
-                    ev.account_id, asset, free, locked, seq, ev.ts,
-                )  # fmt: skip
         elif isinstance(ev, ListStatus):
             lst = ev.order_list
             orders = json.dumps([[oid, cid] for oid, cid in lst.orders])
             rows.order_lists[lst.order_list_id] = (
                 lst.order_list_id, lst.account_id, lst.symbol, _TEXT[lst.contingency_type],
                 _TEXT[lst.list_status_type], _TEXT[lst.list_order_status],
-                lst.list_client_order_id, lst.transaction_ts, orders, ev.ts, seq,
+                lst.list_client_order_id, lst.transaction_ts, orders, ev.ts, ev.seq,
             )  # fmt: skip
         elif isinstance(ev, OrderAmended):
             rows.amendments.append(
                 (ev.symbol, ev.order_id, ev.execution_id, ev.account_id,
                  ev.orig_client_order_id, ev.new_client_order_id, ev.orig_qty, ev.new_qty,
-                 ev.ts, seq)
+                 ev.ts, ev.seq)
             )  # fmt: skip
         elif isinstance(ev, FundingUpdate):
             _funding_rows(ev, rows)
         elif isinstance(ev, AdminAction):
             _admin_rows(ev, rows)
         elif isinstance(ev, AccountUpdated):
-            rows.accounts[ev.account_id] = (ev.account_id, ev.status, seq, ev.ts)
+            rows.accounts[ev.account_id] = (ev.account_id, ev.status, ev.seq, ev.ts)
         elif isinstance(ev, SymbolUpdated):
             spec = ev.spec
             # Later trades of this batch need the assets before the caller's table has them.
@@ -517,7 +531,6 @@ def map_events(
         # FundingUpdate (a withdrawal leaves the exchange when it completes, not when its
         # amount is locked). AccountFeesUpdated, DepthUpdate, PreventedMatch, Reply: nothing
         # in the record (the live view and the replies are the matching service's business).
-    rows.last_seq = expected - 1
     _roll_up_klines(rows)
     return rows
 
