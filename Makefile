@@ -219,10 +219,12 @@ bench-ws: $(STAMP) system-packages
 reconcile: $(STAMP)
 	$(PY) -m matching_service.reconcile
 
-## Events/s the trade recorder writes into PostgreSQL (one transaction per batch).
+## The trade recorder on the standard workload's events, MSK deliveries through Recorder.handle
+## (PostgreSQL, the S3 archive, the hot cache): `recorder: <N> events/s = <K> commands/s`
+## (RECORDER_BENCH_ARGS="--commands 40000").
 bench-recorder: $(STAMP) system-packages
 	$(PY) -m devstack up
-	$(PY) bench/recorder_bench.py
+	$(PY) bench/recorder_bench.py $(RECORDER_BENCH_ARGS)
 
 ## Fault drills (bench/chaos, docs/benchmarks.md): a seeded stream of orders and cancels from
 ## REST and WebSocket API clients while Kafka, Redis, PostgreSQL, the AWS endpoint, the matching
