@@ -89,11 +89,16 @@ class BookSide:
             del keys[bisect_left(keys, k)]
 
     def levels_best_first(self) -> Iterator[Level]:
-        """Levels from the best price outwards, lazily (callers usually stop early)."""
+        """Levels from the best price outwards, lazily (callers usually stop early).
+
+        A generator function, not a generator expression: mypyc compiles a returned
+        generator expression into a list of every level, so each call cost the whole ladder
+        (a FOK order's fillability check was a p99 outlier in the compiled engine only)."""
         levels = self.levels
-        if self.is_bid:
-            return (levels[k] for k in reversed(self.keys))
-        return (levels[-k] for k in reversed(self.keys))
+        keys = self.keys
+        sign = 1 if self.is_bid else -1
+        for i in range(len(keys) - 1, -1, -1):
+            yield levels[sign * keys[i]]
 
     def add(self, order: Order) -> None:
         """Put a resting order at the back of its level (its displayed slice already set)."""
