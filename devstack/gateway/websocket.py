@@ -41,14 +41,16 @@ import logging
 import re
 import secrets
 import select
+import selectors
 import socket
 import string
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -91,6 +93,7 @@ MSG_LAMBDA_SIGNATURE = (
 IDLE_SECONDS = 10 * 60
 MAX_SECONDS = 2 * 60 * 60
 GOING_AWAY = 1001
+SEND_TIMEOUT_SECONDS = 2.0
 MESSAGE_TOO_BIG = 1009
 _ID_ALPHABET = string.ascii_letters + string.digits
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
@@ -244,7 +247,14 @@ class _Socket:
         with self.lock:
             if self.closed:
                 raise OSError("closed")
-            self.sock.sendall(header + data)
+            try:
+                self.sock.sendall(header + data)
+            except OSError:
+                # Part of a frame may have gone out (a send timeout): the stream is broken.
+                self.closed = True
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                raise
 
     def close(self, code: int, reason: str) -> None:
         with self.lock:
@@ -340,6 +350,157 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def _POSTED() -> bytes:
+    """A PostToConnection's 200, written directly: not in the request log (API Gateway's
+    access log has no @connections calls either, and a fan-out makes one per connection)."""
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 0\r\n"
+        b"x-amzn-RequestId: " + str(uuid.uuid4()).encode() + b"\r\n\r\n"
+    )
+
+
+def _refused_before_body(
+    method: str, header_pairs: list[tuple[str, str]], length: int
+) -> tuple[int, str, str] | None:
+    """Unsigned (403) or too large (413): refused before the body is read."""
+    if is_unsigned(header_pairs):
+        return 403, "MissingAuthenticationTokenException", MSG_MISSING
+    if method == "POST" and length > MAX_MESSAGE_BYTES:
+        return 413, "PayloadTooLargeException", "Message too long"
+    return None
+
+
+def _raw_response(status: int, kind: str | None, body: dict[str, Any] | None) -> bytes:
+    data = b"" if body is None else json.dumps(body).encode()
+    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+    if kind is not None:
+        head += f"x-amzn-ErrorType: {kind}\r\n"
+    head += f"Content-Length: {len(data)}\r\nx-amzn-RequestId: {uuid.uuid4()}\r\n\r\n"
+    return head.encode() + data
+
+
+ManagementCall = Callable[
+    [str, str, list[tuple[str, str]], bytes, str], tuple[int, str | None, dict[str, Any] | None]
+]
+
+
+@dataclass
+class _Caller:
+    sock: socket.socket
+    buffer: bytearray
+    done: threading.Event
+
+
+class _ManagementLoop:
+    """Every kept-alive @connections connection after its first call, served by one thread
+    over a selector.
+
+    Why not a thread per connection, as http.server runs them: a fan-out keeps dozens of
+    connections busy at once (the broadcaster's and every pusher's), and their threads handed
+    the GIL to each other at every post, costing more than the posts (~150 us of the gateway's
+    CPU per post, measured, against ~60 us here). A call is a request line, ``name: value``
+    header lines and a ``Content-Length`` body; any other request on such a connection is
+    answered 400 and the connection closed (on AWS the @connections endpoint is the WebSocket
+    API's own domain, which serves nothing else).
+    """
+
+    def __init__(self, call: ManagementCall) -> None:
+        self._call = call
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._pending: list[_Caller] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="ws-management", daemon=True).start()
+
+    def adopt(self, sock: socket.socket, buffered: bytes) -> threading.Event:
+        caller = _Caller(sock, bytearray(buffered), threading.Event())
+        with self._lock:
+            self._pending.append(caller)
+        self._wake_w.send(b"x")
+        return caller.done
+
+    def _run(self) -> None:
+        while True:
+            for key, _ in self._selector.select():
+                caller = key.data
+                if caller is None:
+                    with contextlib.suppress(BlockingIOError):
+                        self._wake_r.recv(4096)
+                    with self._lock:
+                        pending, self._pending = self._pending, []
+                    for new in pending:
+                        self._selector.register(new.sock, selectors.EVENT_READ, new)
+                        if new.buffer and not self._serve(new):
+                            self._end(new)
+                    continue
+                try:
+                    data = caller.sock.recv(262144)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                caller.buffer += data
+                if not data or not self._serve(caller):
+                    self._end(caller)
+
+    def _end(self, caller: _Caller) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(caller.sock)
+        caller.done.set()
+
+    def _serve(self, caller: _Caller) -> bool:
+        """Answers the complete requests in the buffer; False ends the connection."""
+        buffer = caller.buffer
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return len(buffer) < 65536
+            lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+            parts = lines[0].split()
+            if len(parts) != 3 or not parts[1].startswith("/@connections/"):
+                self._write(caller, _raw_response(400, None, {"message": "Bad Request"}))
+                return False
+            method, target, version = parts
+            pairs = [
+                (name.strip(), value.strip())
+                for name, _, value in (line.partition(":") for line in lines[1:])
+            ]
+            length = 0
+            close = version != "HTTP/1.1"
+            for name, value in pairs:
+                lower = name.lower()
+                if lower == "content-length":
+                    length = int(value)
+                elif lower == "connection" and value.lower() == "close":
+                    close = True
+            refusal = _refused_before_body(method, pairs, length)
+            if refusal is not None:
+                self._write(caller, _raw_response(refusal[0], refusal[1], {"message": refusal[2]}))
+                return False
+            if len(buffer) < end + 4 + length:
+                return True
+            data = bytes(buffer[end + 4 : end + 4 + length])
+            del buffer[: end + 4 + length]
+            connection_id = unquote(urlsplit(target).path[len("/@connections/") :])
+            status, kind, body = self._call(method, target, pairs, data, connection_id)
+            if status == 200 and method == "POST":
+                answer = _POSTED()
+            else:
+                answer = _raw_response(status, kind, body)
+            if not self._write(caller, answer) or close:
+                return False
+
+    @staticmethod
+    def _write(caller: _Caller, data: bytes) -> bool:
+        try:
+            caller.sock.sendall(data)  # a small answer: the socket's buffer has room
+        except (BlockingIOError, OSError):
+            return False
+        return True
+
+
 class WebSocketGateway:
     """The WebSocket API's routes, its open connections and the @connections endpoint."""
 
@@ -373,6 +534,7 @@ class WebSocketGateway:
         # Lambda's Invoke API (the broadcaster's pushers): any function of the template, its
         # containers started on first use.
         self._functions = rest.functions
+        self._management_loop: _ManagementLoop | None = None
         self._overrides = dict(overrides)
         self._max_containers = max_containers
 
@@ -509,6 +671,9 @@ class WebSocketGateway:
             handler.connection.sendall(data)
             return
         handler.connection.sendall(ws.send(AcceptConnection()))
+        # Frames are sent from the @connections loop, which serves every poster: a client that
+        # stops reading may hold it for this long at most (then it is gone, 410).
+        handler.connection.settimeout(SEND_TIMEOUT_SECONDS)
         with self._lock:
             self._sockets[sock.connection_id] = sock
         code, reason = 1011, "Internal server error"
@@ -561,6 +726,8 @@ class WebSocketGateway:
             sock.last_active_ms = _now_ms()
             for event in events:
                 if isinstance(event, CloseConnection):
+                    if not data:  # the peer vanished without a close frame: nothing to answer
+                        return 1006, "Connection lost"
                     sock.send(event.response())
                     return event.code, f"Client-side close frame status code '{event.code}'"
                 if isinstance(event, Ping):
@@ -683,52 +850,27 @@ class WebSocketGateway:
     # -- @connections
 
     def _serve_management(self, handler: BaseHTTPRequestHandler) -> None:
-        """The connection's next requests, read here while they are @connections calls.
+        """The connection's next requests go to the @connections loop (``_ManagementLoop``);
+        this thread waits until the connection ends there (http.server closes it after)."""
+        if handler.close_connection:
+            return
+        sock = handler.connection
+        sock.setblocking(False)
+        try:
+            # What the handler's reader already holds beyond the first request (none unless
+            # the client pipelines), without waiting for more.
+            buffered = handler.rfile.read1(65536) or b""
+        except BlockingIOError:
+            buffered = b""
+        done = self._loop().adopt(sock, buffered)
+        done.wait()
+        handler.close_connection = True
 
-        Why not back to ``http.server``: it parses every request's headers with the email
-        package (~50 us a request here), and a fan-out client sends thousands of calls on each
-        kept-alive connection, one per WebSocket connection and frame. The request line, the
-        ``name: value`` header lines and a ``Content-Length`` body are all such a call has; any
-        other request is handed to ``http.server``'s own parsing and handler, as it would have
-        been."""
-        rfile = handler.rfile
-        while not handler.close_connection:
-            line = rfile.readline(65537)
-            parts = line.split()
-            if len(parts) != 3 or not parts[1].startswith(b"/@connections/"):
-                if not line:
-                    handler.close_connection = True
-                    return
-                handler.raw_requestline = line  # type: ignore[attr-defined]  # set by handle_one_request
-                if len(line) > 65536 or not handler.parse_request():
-                    handler.close_connection = True
-                    return
-                method = getattr(handler, "do_" + handler.command, None)
-                if method is None:
-                    handler.send_error(501, f"Unsupported method ({handler.command!r})")
-                else:
-                    method()
-                handler.wfile.flush()
-                continue
-            header_pairs: list[tuple[str, str]] = []
-            while True:
-                raw = rfile.readline(65537)
-                if raw in (b"\r\n", b"\n", b""):
-                    break
-                name, _, value = raw.decode("latin-1").partition(":")
-                header_pairs.append((name.strip(), value.strip()))
-                if len(header_pairs) > 100:
-                    handler.close_connection = True
-                    return
-            handler.command, target, version = (part.decode("latin-1") for part in parts)
-            handler.path, handler.request_version = target, version
-            handler.requestline = line.decode("latin-1").rstrip("\r\n")
-            if version != "HTTP/1.1" or any(
-                n.lower() == "connection" and v.lower() == "close" for n, v in header_pairs
-            ):
-                handler.close_connection = True
-            path = urlsplit(target).path
-            self._management(handler, header_pairs, unquote(path[len("/@connections/") :]))
+    def _loop(self) -> _ManagementLoop:
+        with self._lock:
+            if self._management_loop is None:
+                self._management_loop = _ManagementLoop(self._management_call)
+            return self._management_loop
 
     def _management(
         self,
@@ -736,64 +878,62 @@ class WebSocketGateway:
         header_pairs: list[tuple[str, str]],
         connection_id: str,
     ) -> None:
+        """One @connections call read by http.server (a connection's first)."""
         length = int(next((v for n, v in header_pairs if n.lower() == "content-length"), None) or 0)
-        if is_unsigned(header_pairs) or length > MAX_MESSAGE_BYTES:
+        refusal = _refused_before_body(handler.command, header_pairs, length)
+        if refusal is not None:
             # Refused without reading the body: the connection cannot carry another request.
             handler.close_connection = True
-        if is_unsigned(header_pairs):
-            self._error(handler, 403, "MissingAuthenticationTokenException", MSG_MISSING)
-            return
-        if handler.command == "POST" and length > MAX_MESSAGE_BYTES:
-            self._error(handler, 413, "PayloadTooLargeException", "Message too long")
+            self._error(handler, *refusal)
             return
         data = handler.rfile.read(length) if length else b""
+        status, kind, body = self._management_call(
+            handler.command, handler.path, header_pairs, data, connection_id
+        )
+        if status == 200 and handler.command == "POST":
+            handler.wfile.write(_POSTED())
+        elif kind is not None:
+            self._error(handler, status, kind, body.get("message") if body else None)
+        else:
+            self._plain(handler, status, body)
+
+    def _management_call(
+        self,
+        method: str,
+        raw_path: str,
+        header_pairs: list[tuple[str, str]],
+        data: bytes,
+        connection_id: str,
+    ) -> tuple[int, str | None, dict[str, Any] | None]:
+        """An @connections call whose body was read: status, x-amzn-ErrorType (errors) and
+        JSON body (None: empty)."""
         if not signed_by_known_key(
-            handler.command, handler.path, header_pairs, data, self.iam_users, self.api.region
+            method, raw_path, header_pairs, data, self.iam_users, self.api.region
         ):
-            refusal = check(
-                handler.command, handler.path, header_pairs, data, self.iam_users, self.api.region
-            )
+            refusal = check(method, raw_path, header_pairs, data, self.iam_users, self.api.region)
             if refusal is not None:
-                self._error(handler, refusal.status, refusal.error_type, refusal.message)
-                return
+                return refusal.status, refusal.error_type, {"message": refusal.message}
         with self._lock:
             sock = self._sockets.get(connection_id)
-        method = handler.command
         if method not in ("POST", "GET", "DELETE"):
-            self._plain(handler, 404, {"message": "Not Found"})
-            return
+            return 404, None, {"message": "Not Found"}
         if sock is None or sock.closed:
-            self._error(handler, 410, "GoneException", None)
-            return
+            return 410, "GoneException", {"message": None}
         if method == "GET":
-            self._plain(
-                handler,
-                200,
-                # API Gateway's wire names (boto3 maps them to ConnectedAt, Identity, ...)
-                {
-                    "connectedAt": _iso(sock.connected_at_ms),
-                    "identity": {"sourceIp": sock.source_ip, "userAgent": sock.user_agent},
-                    "lastActiveAt": _iso(sock.last_active_ms),
-                },
-            )
-            return
+            # API Gateway's wire names (boto3 maps them to ConnectedAt, Identity, ...)
+            return 200, None, {
+                "connectedAt": _iso(sock.connected_at_ms),
+                "identity": {"sourceIp": sock.source_ip, "userAgent": sock.user_agent},
+                "lastActiveAt": _iso(sock.last_active_ms),
+            }  # fmt: skip
         try:
             if method == "POST":
                 sock.send_frame(data)
             else:
                 sock.close(1000, "Connection closed by the server")
         except OSError:
-            self._error(handler, 410, "GoneException", None)
-            return
-        if method == "POST":
-            # Not in the request log: API Gateway's access log has no @connections calls
-            # either, and a fan-out makes one per connection and message.
-            handler.wfile.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 0\r\n"
-                b"x-amzn-RequestId: " + str(uuid.uuid4()).encode() + b"\r\n\r\n"
-            )
-            return
-        self._plain(handler, 204, None)
+            return 410, "GoneException", {"message": None}
+        return (200, None, None) if method == "POST" else (204, None, None)
 
     def _error(
         self, handler: BaseHTTPRequestHandler, status: int, kind: str, message: str | None
