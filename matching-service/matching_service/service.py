@@ -539,6 +539,7 @@ class MatchingService:
         self._install_signals()
         if stop_requested():
             self.stopping = True
+        self.snapshots.prefetch_newest()  # overlaps the key loading and Kafka's connect
         if self.verifier is None:
             try:
                 self.verifier = load_verifier(self.settings)
