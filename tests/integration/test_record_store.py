@@ -151,6 +151,43 @@ def test_redelivery_cut_differently_changes_nothing(
     assert dump(dsn) == reference_dump
 
 
+def test_batches_without_their_recordless_events_as_whole_batches(
+    store: RecordStore, dsn: str, stream: tuple[list[Event], Engine], reference_dump: dict[str, str]
+) -> None:
+    """The recorder's deliveries leave out the events the record keeps nothing of and hand
+    their seqs instead (``bourse.record.delivery``), here re-delivered overlapping: the same
+    tables as whole batches of 500, and no gap."""
+    from bourse.record.delivery import RECORDLESS
+
+    events = stream[0]
+    truncate_record(dsn)
+    for start in range(0, len(events), 1100):
+        batch = events[start : start + 1400]
+        recorded = [ev for ev in batch if type(ev).__name__ not in RECORDLESS]
+        result = store.write(recorded, seqs=[ev.seq for ev in batch])
+        assert result.gaps == []
+    assert dump(dsn) == reference_dump
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM record_gaps").fetchone() == (0,)
+
+
+def test_a_delivery_of_recordless_events_only_moves_the_mark(
+    store: RecordStore, dsn: str, stream: tuple[list[Event], Engine]
+) -> None:
+    from bourse.record.delivery import RECORDLESS
+
+    events = stream[0]
+    cut = next(i for i in range(300, len(events)) if type(events[i]).__name__ in RECORDLESS)
+    store.write(events[:cut])
+    before = dump(dsn)
+    result = store.write([], seqs=[events[cut].seq])
+    assert (result.applied, result.last_seq, result.gaps) == (1, events[cut].seq, [])
+    assert store.high_water_mark() == events[cut].seq
+    assert {k: v for k, v in dump(dsn).items() if k != "applied_events"} == {
+        k: v for k, v in before.items() if k != "applied_events"
+    }
+
+
 def test_a_failed_batch_leaves_nothing(
     store: RecordStore, dsn: str, stream: tuple[list[Event], Engine]
 ) -> None:
