@@ -393,8 +393,10 @@ def _report(target: Target) -> None:
     if target.unsent:
         _log(f"{target.name}: {target.unsent} scheduled requests not sent (saturated)")
     rate, p50, p99 = target.summary()
+    answered = len(target.latencies) / target.busy_s if target.busy_s else 0.0
     _log(f"{target.name}: {rate:.0f} orders/s p50={p50:.1f}ms p99={p99:.1f}ms "
-         f"errors={target.errors} ({target.done} as expected)")  # fmt: skip
+         f"errors={target.errors} ({target.done} as expected and in time; "
+         f"{answered:.0f} answers/s, late or not)")  # fmt: skip
 
 
 def main() -> int:
