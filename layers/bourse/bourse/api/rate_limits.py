@@ -1,6 +1,7 @@
 """Binance's rate limits as pure decisions: windows, endpoint weights, limits, and what to
-answer. No I/O: the counters live in DynamoDB (``bourse.adapters.rate_limit_store``) and
-``bourse.api.limiting`` runs these decisions on every request.
+answer. No I/O: the counters live in Redis and the bans in DynamoDB
+(``bourse.adapters.rate_limit_store``), and ``bourse.api.limiting`` runs these decisions on
+every request.
 
 Two limiters, as Binance applies them:
 
