@@ -593,7 +593,7 @@ class MatchingService:
             while not self.stopping:
                 polled_at = time.perf_counter()
                 if self.fetcher is not None:
-                    records = self.fetcher.poll(poll_ms / 1000)
+                    records = self.fetcher.poll(poll_ms / 1000, batch_max)
                     high = self.fetcher.highwater
                 else:
                     polled = consumer.poll(timeout_ms=poll_ms, max_records=batch_max)
