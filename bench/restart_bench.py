@@ -30,16 +30,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 
-from bench.service_bench import committed, free_port, signed
+from bench.service_bench import bench_signer, bench_topics, committed, free_port, signed
 from bench.workload import SYMBOL, commands, setup_commands
-from bourse.adapters import aws, redis_conn
-from bourse.adapters.admin_signer import KmsAdminSigner
+from bourse.adapters import redis_conn
 from bourse.adapters.kafka import producer
 from bourse.adapters.redis_book import reply_key
 from bourse.domain.admin_auth import encode_record
@@ -78,21 +75,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
     settings = get_settings()
-    suffix = uuid.uuid4().hex[:8]
-    commands_topic = f"bench.{suffix}.commands"
-    events_topic = f"bench.{suffix}.events"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    admin.create_topics([NewTopic(commands_topic, 1, 1), NewTopic(events_topic, 1, 1)])
-    s3 = aws.client("s3")
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=settings.snapshots_bucket)
     load_before = os.getloadavg()[0]
-    try:
-        kms = aws.client("kms")
-        key_arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
-            "Arn"
-        ]
-        signer = KmsAdminSigner(kms, key_arn)
+    with bench_topics(settings) as topics:
+        suffix, commands_topic, events_topic = topics.suffix, topics.commands, topics.events
+        key_arn, signer = bench_signer()
         setup = setup_commands(args.accounts)
         total = len(setup) + args.commands
         _log(f"producing {total} commands into {commands_topic}")
@@ -173,9 +159,6 @@ def main() -> int:
             second.send_signal(signal.SIGTERM)
             second.wait(120)
         recovered = _recovered(second_log)
-    finally:
-        admin.delete_topics([commands_topic, events_topic])
-        admin.close()
     print(f"load average {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after, "
           f"on {os.cpu_count()} CPUs")  # fmt: skip
     print(

@@ -34,6 +34,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,7 +51,7 @@ from bourse.adapters.kafka import producer
 from bourse.domain.admin_auth import encode_record
 from bourse.domain.commands import Command
 from bourse.engine import Engine
-from bourse.settings import get_settings
+from bourse.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,6 +65,39 @@ def free_port() -> int:
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchTopics:
+    suffix: str  # unique to the run: the topics', the consumer group's, the request ids'
+    commands: str
+    events: str
+
+
+@contextlib.contextmanager
+def bench_topics(settings: Settings) -> Iterator[BenchTopics]:
+    """Fresh commands and events topics for one run (deleted after it), and the snapshots
+    bucket the service writes to."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = BenchTopics(suffix, f"bench.{suffix}.commands", f"bench.{suffix}.events")
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin.create_topics([NewTopic(topics.commands, 1, 1), NewTopic(topics.events, 1, 1)])
+    s3 = aws.client("s3")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=settings.snapshots_bucket)
+    try:
+        yield topics
+    finally:
+        admin.delete_topics([topics.commands, topics.events])
+        admin.close()
+
+
+def bench_signer() -> tuple[str, KmsAdminSigner]:
+    """A signing key of the bench's own in the local KMS, which the service is told to trust
+    (``BOURSE_ADMIN_SIGNING_KEY_IDS``): the set-up's admin commands are signed with it."""
+    kms = aws.client("kms")
+    key_arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    return key_arn, KmsAdminSigner(kms, key_arn)
 
 
 def engine_rate(cmds: list[Command], mix: Mix) -> float:
@@ -137,27 +171,15 @@ def main() -> int:
     args = parser.parse_args()
     settings = get_settings()
     load_before = os.getloadavg()[0]
-    suffix = uuid.uuid4().hex[:8]
-    commands_topic = f"bench.{suffix}.commands"
-    events_topic = f"bench.{suffix}.events"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    admin.create_topics([NewTopic(commands_topic, 1, 1), NewTopic(events_topic, 1, 1)])
-    s3 = aws.client("s3")
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=settings.snapshots_bucket)
-    try:
+    with bench_topics(settings) as topics:
+        suffix, commands_topic, events_topic = topics.suffix, topics.commands, topics.events
         paced_count = int(args.rate * args.paced_seconds)
         _log(f"generating {args.commands} + {paced_count} commands into {commands_topic}")
         trading = list(commands(args.commands + paced_count, args.accounts, args.seed))
         cmds = [*setup_commands(args.accounts), *trading[: args.commands]]
         paced = paced_records(trading[args.commands :], suffix)
-        # The set-up (markets, accounts, funds) is admin commands: signed with a bench key in
-        # the local KMS, which the service is told to trust.
-        kms = aws.client("kms")
-        key_arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
-            "Arn"
-        ]
-        signer = KmsAdminSigner(kms, key_arn)
+        # The set-up (markets, accounts, funds) is admin commands.
+        key_arn, signer = bench_signer()
         p = producer(linger_ms=20, batch_size=1 << 20)
         for record in signed(cmds, signer):
             p.send(commands_topic, record)
@@ -229,9 +251,6 @@ def main() -> int:
             proc.wait(120)
         assert first_at is not None and first_offset is not None
         service_cps = (len(cmds) - first_offset) / max(end_at - first_at, 1e-9)
-    finally:
-        admin.delete_topics([commands_topic, events_topic])
-        admin.close()
     print("the backlog, as the engine alone ran it:")
     for line in mix.lines():
         print(line)
