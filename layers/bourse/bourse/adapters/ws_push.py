@@ -47,6 +47,19 @@ class PostResult:
         self.failed += other.failed
         self.gone.extend(other.gone)
 
+    def count(self, connection_id: str, status: int, unsent: int) -> bool:
+        """One post's outcome; False when the connection's other frames are not to be sent:
+        it is gone, or this post failed (its ``unsent`` frames, this one included, count as
+        failed)."""
+        if status == GONE:
+            self.gone.append(connection_id)
+            return False
+        if not 200 <= status < 300:
+            self.failed += unsent
+            return False
+        self.sent += 1
+        return True
+
 
 def management_client(settings: Settings, threads: int) -> Any:
     options: dict[str, Any] = {
@@ -126,13 +139,8 @@ class ConnectionsApi:
                     except asyncio.CancelledError:  # the watchdog's: this request timed out
                         status = 0
                     started[slot] = None
-                    if status == GONE:
-                        result.gone.append(connection_id)
+                    if not result.count(connection_id, status, len(frames) - i):
                         break
-                    if not 200 <= status < 300:
-                        result.failed += len(frames) - i
-                        break
-                    result.sent += 1
 
         count = min(self.concurrency, len(work))
         started.extend([None] * count)
@@ -256,14 +264,10 @@ class Pusher:
         result = PostResult()
         for connection_id, frames in work:
             for i, data in enumerate(frames):
-                status = self._post(connection_id, data)
-                if status == GONE:
-                    result.gone.append(connection_id)
+                if not result.count(
+                    connection_id, self._post(connection_id, data), len(frames) - i
+                ):
                     break
-                if not 200 <= status < 300:
-                    result.failed += len(frames) - i
-                    break
-                result.sent += 1
         return result
 
     def post_all(self, frames: Mapping[str, Sequence[bytes]]) -> PostResult:
