@@ -125,6 +125,7 @@ PRELOAD = (
     "aws_lambda_powertools.utilities.typing",
     "aws_xray_sdk.core",
     "boto3",
+    "confluent_kafka",
     "kafka",
     "msgspec",
     "psycopg",

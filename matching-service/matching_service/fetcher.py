@@ -1,43 +1,37 @@
-"""The serving loop's commands consumer, in a process of its own.
+"""The serving loop's commands consumer: librdkafka (confluent-kafka), in the service's process.
 
-kafka-python parses fetched records in Python (~20 µs per command record here), and in the
-service's process that parsing competed with matching for the one GIL: a fifth of the loop's
-time (docs/benchmarks.md). A child process fetches and parses instead, on the other core, and
-hands each polled batch over a pipe as one MessagePack message, which the service decodes in
-C. The child only reads: it never commits an offset (the service's transactions do, with its
+librdkafka fetches on its own threads, in C, outside the GIL, and hands over records already
+parsed; the loop only takes what has arrived. (kafka-python parsed every record in Python, so
+the consumer lived in a child process that piped each polled batch over: that process and the
+pipe cost more CPU per command than the whole fetch now does, docs/benchmarks.md.)
+
+The consumer only reads: it never commits an offset (the service's transactions do, with its
 producer), so nothing it does or fails to do can lose or repeat a command. It starts at the
-offset recovery ends at, exits when the service does (pipe closed, or its parent gone), and a
-child that dies makes the service exit (``FetcherGone``); recovery then starts both again.
+offset recovery ends at. Its ``group.id`` is the service's group, never joined (the partition
+is assigned): that is what makes its ``group_metadata`` the one the producer's transactions
+commit the group's offsets with. A fatal consumer error makes the service exit
+(``FetcherGone``); recovery then starts again from the committed offset.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import signal
-from multiprocessing.connection import Connection
 from typing import Any
 
-import msgspec
-from kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from bourse.adapters import kafka as kafka_adapter
 from bourse.settings import Settings
 
 log = logging.getLogger("matching_service.fetcher")
 
-# (offsets, values, the partition's high watermark or None): one message per polled batch.
-_Batch = tuple[list[int], list[bytes], int | None]
-_decoder = msgspec.msgpack.Decoder(_Batch)
-
 
 class FetcherGone(RuntimeError):
-    """The fetching process exited: the loop cannot know what comes next."""
+    """The consumer failed for good: the loop cannot know what comes next."""
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
-    """The commands consumer's settings, in-process (recovery) and in the fetcher alike."""
+    """Recovery's (kafka-python) commands consumer settings."""
     return {
         "max_poll_records": settings.matching_batch_max,
         # A fetch answers as soon as one command is there (latency when caught up); with a
@@ -53,87 +47,70 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _fetch(conn: Connection, settings: Settings, parent: int) -> None:
-    """The child: wait for the offset to start at, then poll and send every batch, until the
-    parent goes away."""
-    # A SIGTERM or Ctrl-C sent to the whole process group is the service's to handle: it
-    # finishes its batch, snapshots, and closes the pipe, which ends this process.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        start = int(conn.recv())
-    except (EOFError, OSError):
-        return  # the service stopped during its recovery
-    tp = TopicPartition(settings.commands_topic, 0)
-    # Group id for nothing but the record: offsets are committed by the service's
-    # transactions, never by this consumer.
-    consumer = kafka_adapter.consumer(client_id="matching-fetch", **consumer_config(settings))
-    consumer.assign([tp])
-    consumer.seek(tp, start)
-    encode = msgspec.msgpack.Encoder().encode
-    try:
-        # The parent sends nothing after the start offset: its end readable means closed.
-        while os.getppid() == parent and not conn.poll():
-            polled = consumer.poll(
-                timeout_ms=settings.matching_poll_ms, max_records=settings.matching_batch_max
-            )
-            records = polled.get(tp)
-            if records:
-                batch = ([r.offset for r in records], [r.value for r in records])
-                conn.send_bytes(encode((*batch, consumer.highwater(tp))))
-    except (BrokenPipeError, EOFError, OSError):
-        pass  # the service closed its end: it is stopping or gone
-    finally:
-        consumer.close(autocommit=False)
-
-
 class Fetcher:
-    """The parent's end: started before recovery (the child's imports overlap it), told where
-    to start once recovery knows; ``poll`` returns the next batch as ``(offset, value)``."""
+    """Created before recovery (its connections come up meanwhile, and recovery's offset
+    commit needs ``group_metadata``), told where to start once recovery knows; ``poll``
+    returns the next batch as ``(offset, value)``."""
 
     def __init__(self, settings: Settings) -> None:
-        # spawn, not fork: the service already runs threads (Kafka's, the executors), and a
-        # forked child would inherit their locks in whatever state they were.
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe(duplex=True)
-        self._process = context.Process(
-            target=_fetch,
-            args=(child, settings, os.getpid()),
-            name="matching-fetch",
-            daemon=True,
+        self._topic = settings.commands_topic
+        self._consumer = kafka_adapter.librdkafka_consumer(
+            **{
+                "group.id": settings.matching_group_id,
+                "client.id": "matching-fetch",
+                # As recovery's consumer: a fetch answers at the first record, waits at most
+                # the poll interval when there is none, and brings up to 32 MiB of a backlog.
+                "fetch.min.bytes": 1,
+                "fetch.wait.max.ms": settings.matching_poll_ms,
+                "fetch.max.bytes": 64 << 20,
+                "max.partition.fetch.bytes": 32 << 20,
+            }
         )
-        self._process.start()
-        child.close()
         self.highwater: int | None = None
+        self._partition = TopicPartition(self._topic, 0)
+        # Taken once: the group is never joined, so it never changes, and asking the consumer
+        # while another thread is inside its poll blocks until that poll returns.
+        self._group_metadata = self._consumer.consumer_group_metadata()
+
+    def group_metadata(self) -> Any:
+        """The service's group as the transactional producer commits offsets for it."""
+        return self._group_metadata
 
     def start_at(self, offset: int) -> None:
-        self._conn.send(offset)
+        self._consumer.assign([TopicPartition(self._topic, 0, offset)])
 
     def poll(self, timeout_s: float, max_records: int) -> list[tuple[int, bytes]]:
-        """The next batch: what the child has sent so far, up to about ``max_records``.
-
-        Every message waiting in the pipe is taken, not only the first. The child sends what
-        each of its polls found, a handful of records at a modest rate; one transaction per
-        message (~4 ms with kafka-python) capped the service at ~250 of them a second, and
-        beyond that the pipe queued while every batch stayed one command long (a reply took
-        ~430 ms at 200 commands/s). Taking the backlog makes batches grow with the load."""
+        """The next batch: every record that has arrived, up to ``max_records``, waiting up to
+        ``timeout_s`` for the first. (``consume`` alone would wait for ``max_records`` or the
+        whole timeout; batches must instead grow with the load and never wait for it.)"""
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return []
+        messages = [first]
+        if max_records > 1:
+            messages.extend(self._consumer.consume(max_records - 1, 0))
         out: list[tuple[int, bytes]] = []
-        try:
-            if not self._conn.poll(timeout_s):
-                if not self._process.is_alive():
-                    raise FetcherGone(f"the fetcher exited ({self._process.exitcode})")
-                return out
-            while True:
-                offsets, values, self.highwater = _decoder.decode(self._conn.recv_bytes())
-                out.extend(zip(offsets, values, strict=True))
-                if len(out) >= max_records or not self._conn.poll(0):
-                    return out
-        except (EOFError, OSError) as exc:
-            raise FetcherGone(f"the fetcher exited ({self._process.exitcode})") from exc
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._check(error)
+                continue
+            value = message.value()
+            offset = message.offset()
+            assert offset is not None
+            out.append((offset, b"" if value is None else value))
+        if out:
+            high = self._consumer.get_watermark_offsets(self._partition, cached=True)[1]
+            self.highwater = high if high >= 0 else None  # negative: not known yet
+        return out
+
+    @staticmethod
+    def _check(error: KafkaError) -> None:
+        # librdkafka reports broker and connection trouble as message errors and recovers by
+        # itself (no record is skipped); only a fatal error ends the consumer.
+        if error.fatal():
+            raise FetcherGone(str(error))
+        log.warning("commands consumer: %s", error)
 
     def close(self) -> None:
-        self._conn.close()
-        self._process.join(timeout=10)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        self._consumer.close()

@@ -25,7 +25,7 @@ Redis, the live view, is written after each commit with the batch's commands off
 start-up the view is rebuilt from the engine, and the replies of commands committed to Kafka
 but never written to Redis (crash between the two) are written then.
 
-Four stages overlap, each in batch order: a child process fetches and parses command records
+Four stages overlap, each in batch order: librdkafka's threads fetch and parse command records
 (``fetcher``), the main thread matches batch N+2, the Kafka thread commits batch N+1's
 transaction and the view thread writes batch N's view. The Kafka thread hands a batch to the
 view thread only once its transaction has committed, so a reply is never visible before its
@@ -44,15 +44,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import (
-    InvalidProducerEpochError,
-    KafkaError,
-    ProducerFencedError,
-    TransactionCoordinatorFencedError,
-)
-from kafka.record import util as kafka_record_util
-from kafka.structs import OffsetAndMetadata
+import confluent_kafka
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from bourse.adapters import aws
 from bourse.adapters import kafka as kafka_adapter
@@ -77,21 +71,25 @@ log = logging.getLogger("matching_service")
 # and per-symbol order if the topic is ever split. Total order by seq is the contract.
 EVENTS_KEY = b"bourse"
 
-# What a producer whose epoch was bumped by a newer instance gets, depending on the request.
-_FENCING_ERRORS = (
-    ProducerFencedError,
-    InvalidProducerEpochError,
-    TransactionCoordinatorFencedError,
+# What a producer whose epoch was bumped by a newer instance gets, depending on the request
+# (librdkafka turns the broker's answer into its own fatal _FENCED, or passes it on).
+_FENCING_CODES = frozenset(
+    {
+        confluent_kafka.KafkaError._FENCED,
+        confluent_kafka.KafkaError.PRODUCER_FENCED,
+        confluent_kafka.KafkaError.INVALID_PRODUCER_EPOCH,
+        confluent_kafka.KafkaError.TRANSACTION_COORDINATOR_FENCED,
+    }
 )
 
+# How long one transactional call may block before the service gives up on the batch and
+# exits (recovery then takes over): far above a healthy commit, below the transaction timeout.
+_TXN_CALL_TIMEOUT_S = 30.0
 
-def _is_fencing(exc: BaseException) -> bool:
-    # kafka-python raises the fencing error itself from the request that met it, but later
-    # transactional calls raise a plain KafkaError("... error state: <the fencing error>").
-    if isinstance(exc, _FENCING_ERRORS):
-        return True
-    text = str(exc)
-    return any(cls.__name__ in text for cls in _FENCING_ERRORS)
+
+def _is_fencing(exc: confluent_kafka.KafkaException) -> bool:
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, confluent_kafka.KafkaError) and error.code() in _FENCING_CODES
 
 
 EXIT_OK = 0
@@ -147,9 +145,9 @@ class MatchingService:
         self._pending_view: Future[None] | None = None  # the last committed batch's view write
         self.phases = PhaseClock(self.metrics.registry)
         self.overlapped = settings.matching_pipeline == "overlapped"
-        self.fetcher: Fetcher | None = None  # the serving loop's consumer, when overlapped
-        self.producer: KafkaProducer | None = None
-        self.consumer: KafkaConsumer | None = None
+        self.fetcher: Fetcher | None = None  # the serving loop's consumer
+        self.producer: confluent_kafka.Producer | None = None
+        self.consumer: KafkaConsumer | None = None  # recovery's
         self.snapshots = SnapshotStore(
             aws.client("s3"), settings.snapshots_bucket, settings.snapshot_prefix
         )
@@ -166,25 +164,22 @@ class MatchingService:
 
     def _connect(self) -> None:
         s = self.settings
-        if kafka_record_util.crc32c_c is None:
-            log.warning(
-                "the crc32c package is missing: kafka-python checksums records in pure Python, "
-                "which costs most of the service's throughput (pip install crc32c)"
-            )
-        self.producer = kafka_adapter.producer(
+        self.producer = kafka_adapter.librdkafka_producer(
             transactional_id=s.matching_transactional_id,
-            # No linger: a batch's records are complete when they are sent, and kafka-python's
-            # commit does not flush, so a linger only delays every EndTxn by that much.
-            # Compression off: records travel over the loopback or the VPC, and the service is
-            # CPU-bound (docs/benchmarks.md: gzip, the only codec without a native package,
-            # costs more CPU than a batch's whole transaction).
-            linger_ms=0,
-            batch_size=1 << 20,
-            max_request_size=4 << 20,
-            retry_backoff_ms=5,
-            transaction_timeout_ms=60_000,
-            client_id="matching",
+            **{
+                # No linger: a batch's records are complete when they are produced.
+                # Compression off: records travel over the loopback or the VPC, and the
+                # service is CPU-bound.
+                "linger.ms": 0,
+                "batch.size": 1 << 20,
+                "message.max.bytes": 4 << 20,
+                "transaction.timeout.ms": 60_000,
+                "client.id": "matching",
+            },
         )
+        # The serving loop's consumer; created now because recovery's offset commit needs its
+        # group metadata, and its connections come up while recovery runs.
+        self.fetcher = Fetcher(s)
         # Group id for the committed offset only: partitions are assigned by hand (there is
         # exactly one), so there is no rebalance on start and no heartbeat to miss.
         self.consumer = kafka_adapter.consumer(
@@ -210,7 +205,7 @@ class MatchingService:
 
         # Fence any previous incarnation first: after this no transaction of ours is pending,
         # so the committed offset read next is final.
-        self.producer.init_transactions()
+        self._transactional(self.producer.init_transactions)
         lap("fence")
         stored = self.consumer.committed(self.tp)
         # Snapshots are of committed state only, so without a committed offset any of them is
@@ -353,17 +348,32 @@ class MatchingService:
         recovery that had to find it, and again while idle, so that it never expires."""
         producer = self.producer
         assert producer is not None
-        try:
+
+        def commit() -> None:
             producer.begin_transaction()
-            producer.send_offsets_to_transaction(
-                {self.tp: OffsetAndMetadata(offset, "", -1)}, self.settings.matching_group_id
-            )
-            producer.commit_transaction()
-        except KafkaError as exc:
+            self._send_offset(producer, offset)
+            producer.commit_transaction(_TXN_CALL_TIMEOUT_S)
+
+        self._transactional(commit)
+        self._last_commit = time.monotonic()
+
+    def _send_offset(self, producer: confluent_kafka.Producer, offset: int) -> None:
+        assert self.fetcher is not None
+        producer.send_offsets_to_transaction(
+            [confluent_kafka.TopicPartition(self.settings.commands_topic, 0, offset)],
+            self.fetcher.group_metadata(),
+            _TXN_CALL_TIMEOUT_S,
+        )
+
+    @staticmethod
+    def _transactional(call: Callable[[], None]) -> None:
+        """``call`` (the producer's transactional calls), its fencing raised as Fenced."""
+        try:
+            call()
+        except confluent_kafka.KafkaException as exc:
             if _is_fencing(exc):
                 raise Fenced(repr(exc)) from exc
             raise
-        self._last_commit = time.monotonic()
 
     def _poll_until(self, end: int) -> list[tuple[int, bytes]]:
         """The next records below offset ``end`` (replay); empty when the log has no more."""
@@ -398,20 +408,20 @@ class MatchingService:
         producer = self.producer
         assert producer is not None
         topic = self.settings.events_topic
-        try:
-            headers = batch_headers(out.first_offset, out.next_offset, out.clock)
+        headers: list[tuple[str, str | bytes | None]] = [
+            *batch_headers(out.first_offset, out.next_offset, out.clock)
+        ]
+
+        def transaction() -> None:
             producer.begin_transaction()
             for value in out.records:
-                producer.send(topic, value, key=EVENTS_KEY, headers=headers)
-            producer.send_offsets_to_transaction(
-                {self.tp: OffsetAndMetadata(out.next_offset, "", -1)},
-                self.settings.matching_group_id,
-            )
-            producer.commit_transaction()
-        except KafkaError as exc:
-            if _is_fencing(exc):
-                raise Fenced(repr(exc)) from exc
-            raise
+                producer.produce(topic, value, key=EVENTS_KEY, headers=headers)
+            self._send_offset(producer, out.next_offset)
+            # Flushes the records first; a record that failed fails the commit.
+            producer.commit_transaction(_TXN_CALL_TIMEOUT_S)
+            producer.poll(0)  # their delivery reports, so that they do not pile up
+
+        self._transactional(transaction)
 
     def step(self, records: list[tuple[int, bytes]]) -> BatchOutput:
         """Apply a batch to the engine and hand its publication to the Kafka thread.
@@ -549,8 +559,6 @@ class MatchingService:
                 log.critical("cannot start: %s", exc)
                 return EXIT_ERROR
             log.info("admin signing keys loaded", extra={"kids": list(self.verifier.kids)})
-        if self.overlapped:
-            self.fetcher = Fetcher(self.settings)  # its start-up overlaps recovery
         self._connect()
         self.metrics.track_snapshot_age(lambda: self.snapshots.last_saved_monotonic)
         try:
@@ -565,13 +573,12 @@ class MatchingService:
             log.critical("refusing to publish: %s", exc)
             self._close()
             return EXIT_DIVERGED
-        consumer = self.consumer
-        assert consumer is not None
-        if self.fetcher is not None:
-            self.fetcher.start_at(self.position)
-            # Recovery's consumer has done its work: the fetcher reads from here on.
-            consumer.close(autocommit=False)
-            self.consumer = None
+        fetcher = self.fetcher
+        assert fetcher is not None and self.consumer is not None
+        fetcher.start_at(self.position)
+        # Recovery's consumer has done its work: the fetcher reads from here on.
+        self.consumer.close(autocommit=False)
+        self.consumer = None
         # Listening only from here on makes the port a readiness signal (devstack, Docker).
         self.metrics.serve(self.settings.matching_metrics_port)
         if self.settings.pushgateway_url:
@@ -592,13 +599,8 @@ class MatchingService:
         try:
             while not self.stopping:
                 polled_at = time.perf_counter()
-                if self.fetcher is not None:
-                    records = self.fetcher.poll(poll_ms / 1000, batch_max)
-                    high = self.fetcher.highwater
-                else:
-                    polled = consumer.poll(timeout_ms=poll_ms, max_records=batch_max)
-                    records = [(r.offset, r.value) for r in polled.get(self.tp, ())]
-                    high = consumer.highwater(self.tp)
+                records = fetcher.poll(poll_ms / 1000, batch_max)
+                high = fetcher.highwater
                 if records:
                     self.phases.add("poll", time.perf_counter() - polled_at)
                     self.step(records)
@@ -622,7 +624,7 @@ class MatchingService:
             log.error(
                 "fenced by a newer instance; exiting without writing", extra={"error": str(exc)}
             )
-            self._close(abort=False)
+            self._close()
             return EXIT_FENCED
         except FetcherGone as exc:
             log.error("the commands fetcher stopped; exiting", extra={"error": str(exc)})
@@ -654,7 +656,7 @@ class MatchingService:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
-    def _close(self, abort: bool = True) -> None:
+    def _close(self) -> None:
         # Kafka first: a commit that completes still hands its view write over.
         self._kafka_thread.shutdown(wait=True, cancel_futures=True)
         self._view_thread.shutdown(wait=True, cancel_futures=True)
@@ -663,7 +665,9 @@ class MatchingService:
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         if self.producer is not None:
-            self.producer.close(timeout=5 if abort else 0)
+            # Nothing is left to deliver outside a transaction, and a transaction left open is
+            # aborted by the next instance's init_transactions: no flush, fenced or not.
+            self.producer = None
 
 
 def last_published_seq(settings: Settings) -> int | None:

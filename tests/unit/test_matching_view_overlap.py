@@ -11,11 +11,13 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
+import confluent_kafka
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 
 from bourse.domain.admin_auth import LocalAdminSigner, encode_record
 from bourse.settings import get_settings
+from matching_service.fetcher import Fetcher
 from matching_service.redis_view import HashOps, RedisView, ViewLost
 from matching_service.service import MatchingService
 from matching_service.workload import commands
@@ -37,16 +39,24 @@ class FakeProducer:
         if sum(1 for entry in self.log if entry[0] == "begin") == 2:
             self.begun.set()
 
-    def send(self, topic: str, value: bytes, **_: Any) -> None:
+    def produce(self, topic: str, value: bytes, **_: Any) -> None:
         self.log.append(("send",))
 
-    def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: str) -> None:
-        (meta,) = offsets.values()
-        self.offset = meta.offset
-        self.log.append(("offsets", meta.offset))
+    def send_offsets_to_transaction(self, offsets: list[Any], group: Any, timeout: float) -> None:
+        (partition,) = offsets
+        self.offset = partition.offset
+        self.log.append(("offsets", partition.offset))
 
-    def commit_transaction(self) -> None:
+    def commit_transaction(self, timeout: float) -> None:
         self.log.append(("commit", self.offset))
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+class FakeFetcher:
+    def group_metadata(self) -> object:
+        return object()
 
 
 class FakeView:
@@ -98,7 +108,8 @@ def make_service() -> Iterator[Any]:
         pipeline = "overlapped" if overlap else "sequential"
         settings = dataclasses.replace(get_settings(), matching_pipeline=pipeline)
         service = MatchingService(settings, verifier=SIGNER.verifier())
-        service.producer = cast(KafkaProducer, producer)
+        service.producer = cast(confluent_kafka.Producer, producer)
+        service.fetcher = cast(Fetcher, FakeFetcher())
         service.consumer = cast(KafkaConsumer, object())
         service.view = cast(RedisView, view)
         made.append(service)

@@ -17,9 +17,9 @@ from typing import Any, cast
 
 import pytest
 import redis.exceptions
+from confluent_kafka import KafkaError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kafka.errors import KafkaTimeoutError, NotLeaderForPartitionError
 
 from bourse.adapters import recent_view
 from bourse.adapters.live_api import KafkaCommandBus
@@ -49,25 +49,33 @@ pytestmark = pytest.mark.unit
 # ------------------------------------------------------------------ item 2: -1007 vs -1001
 
 
-class Future:
-    def __init__(self, error: Exception | None) -> None:
-        self.error = error
-
-    def get(self, timeout: float) -> None:
-        if self.error is not None:
-            raise self.error
-
-
 class Producer:
-    def __init__(self, *, on_send: Exception | None = None, on_get: Exception | None = None):
-        self.on_send, self.on_get = on_send, on_get
-        self.sent = 0
+    """``produce`` raises ``on_send``; the delivery report, served by ``poll``, carries
+    ``on_delivery`` (None: delivered); ``unacked`` never reports at all."""
 
-    def send(self, topic: str, value: bytes, partition: int) -> Future:
+    def __init__(
+        self,
+        *,
+        on_send: Exception | None = None,
+        on_delivery: KafkaError | None = None,
+        unacked: bool = False,
+    ):
+        self.on_send, self.on_delivery, self.unacked = on_send, on_delivery, unacked
+        self.sent = 0
+        self.reports: list[Any] = []
+
+    def produce(self, topic: str, value: bytes, partition: int, on_delivery: Any) -> None:
         if self.on_send is not None:
             raise self.on_send
         self.sent += 1
-        return Future(self.on_get)
+        if not self.unacked:
+            self.reports.append(on_delivery)
+
+    def poll(self, timeout: float) -> int:
+        reports, self.reports = self.reports, []
+        for report in reports:
+            report(self.on_delivery, None)
+        return len(reports)
 
 
 class Redis:
@@ -87,13 +95,14 @@ def _bus_deps(producer: Producer, client: Redis) -> h.Deps:
 @pytest.mark.parametrize(
     ("producer", "client"),
     [
-        (Producer(on_get=KafkaTimeoutError("no ack within the timeout")), Redis()),
-        (Producer(on_get=NotLeaderForPartitionError()), Redis()),
+        (Producer(unacked=True), Redis()),
+        (Producer(on_delivery=KafkaError(KafkaError._MSG_TIMED_OUT)), Redis()),
+        (Producer(on_delivery=KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION)), Redis()),
         (Producer(), Redis(redis.exceptions.TimeoutError("read timed out"))),
         (Producer(), Redis(redis.exceptions.ConnectionError("connection reset"))),
         (Producer(), Redis()),  # no reply within the timeout
     ],
-    ids=["send-timeout", "send-error", "redis-timeout", "redis-down", "no-reply"],
+    ids=["no-ack-yet", "send-timeout", "send-error", "redis-timeout", "redis-down", "no-reply"],
 )
 def test_a_command_that_may_be_in_the_log_is_status_unknown(
     producer: Producer, client: Redis
@@ -118,9 +127,9 @@ def test_through_the_resolver_unknown_is_1007_and_before_the_produce_is_1001() -
         got = app.resolve(event, cast(Any, {}))
         return got["statusCode"], json.loads(got["body"])["code"]
 
-    assert answer(Producer(on_get=KafkaTimeoutError())) == (503, -1007)
-    # send() refused the record (no metadata within max_block_ms): nothing left, try again.
-    assert answer(Producer(on_send=KafkaTimeoutError())) == (500, -1001)
+    assert answer(Producer(on_delivery=KafkaError(KafkaError._MSG_TIMED_OUT))) == (503, -1007)
+    # produce() refused the record (its queue full): nothing left, try again.
+    assert answer(Producer(on_send=BufferError("Local: Queue full"))) == (500, -1001)
 
 
 # ------------------------------------------------------------------ item 16: read-your-writes

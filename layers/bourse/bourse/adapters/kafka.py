@@ -1,4 +1,10 @@
-"""kafka-python producers, consumers and admin clients configured from settings.
+"""Kafka producers, consumers and admin clients configured from settings.
+
+kafka-python serves every client but the matching service's serving path, which uses
+librdkafka (confluent-kafka: ``librdkafka_producer``, ``librdkafka_consumer``): there one
+transaction per batch and a fetch per few commands are the whole per-batch overhead, and
+kafka-python builds and parses every request in Python (~4x the CPU per transaction,
+docs/benchmarks.md).
 
 One place decides client settings (acks, idempotence, isolation, security) so every producer
 of commands and every consumer of events behaves the same. Locally Kafka is PLAINTEXT; on MSK
@@ -11,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import confluent_kafka
 from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.net.sasl.oauth import AbstractTokenProvider
@@ -77,3 +84,63 @@ def admin(**overrides: Any) -> KafkaAdminClient:
     config: dict[str, Any] = {**security_config(), "client_id": "bourse-admin"}
     config.update(overrides)
     return KafkaAdminClient(**config)
+
+
+def librdkafka_security_config() -> dict[str, Any]:
+    """``security_config`` in librdkafka's terms. Nagle off: a transaction is five small
+    requests in a row, each waiting on the one before, and on the loopback Nagle's delay
+    would hold each of them back."""
+    settings = get_settings()
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "socket.nagle.disable": True,
+    }
+    if settings.kafka_iam_auth:
+        region = settings.region
+
+        def oauth_cb(_config: str | None) -> tuple[str, float]:
+            token, expires_ms = MSKAuthTokenProvider.generate_auth_token(region)
+            return token, expires_ms / 1000
+
+        config.update(
+            {
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanisms": "OAUTHBEARER",
+                "oauth_cb": oauth_cb,
+            }
+        )
+    return config
+
+
+def librdkafka_producer(
+    *, transactional_id: str | None = None, **overrides: Any
+) -> confluent_kafka.Producer:
+    """``producer`` in librdkafka. Retries back off 5 ms, not 100: after a commit the broker
+    answers the next transaction's first request with CONCURRENT_TRANSACTIONS until it has
+    written the last one's markers (a millisecond or two), and the back-off is that wait."""
+    config: dict[str, Any] = {
+        **librdkafka_security_config(),
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 1,
+        "retry.backoff.ms": 5,
+        "retry.backoff.max.ms": 50,
+    }
+    if transactional_id is not None:
+        config["transactional.id"] = transactional_id
+    config.update(overrides)
+    return confluent_kafka.Producer(config)
+
+
+def librdkafka_consumer(**overrides: Any) -> confluent_kafka.Consumer:
+    """``consumer`` in librdkafka: committed transactions only, no automatic commits. A
+    ``group.id`` is required by librdkafka even for a consumer that only assigns."""
+    config: dict[str, Any] = {
+        **librdkafka_security_config(),
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+    }
+    config.update(overrides)
+    return confluent_kafka.Consumer(config)
