@@ -61,7 +61,8 @@ DEFAULTS_HOLD_ON_AWS = {
     "matching_transactional_id", "matching_group_id", "matching_batch_max", "matching_poll_ms",
     "matching_metrics_port", "snapshot_every_commands", "snapshot_every_seconds",
     "snapshot_prefix", "reply_ttl_seconds", "matching_log_level",
-    "api_reply_timeout_ms", "api_key_cache_seconds", "api_idempotency_seconds",
+    "api_reply_timeout_ms", "api_key_cache_seconds", "api_key_checked_cache_seconds",
+    "api_idempotency_seconds",
     "rate_limits_enabled", "rate_limit_weight_per_minute", "rate_limit_orders_per_10s",
     "rate_limit_orders_per_day", "archive_prefix", "broadcaster_threads", "pushgateway_url",
     # ARNs: read only where a function publishes, and set for those functions (checked below)

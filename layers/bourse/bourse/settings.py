@@ -115,6 +115,10 @@ class Settings:
     # and how long a function keeps a decrypted API key (KMS is a network call per key)
     api_reply_timeout_ms: int
     api_key_cache_seconds: int
+    # The functions' key caches, which ask Redis on every request whether the key was revoked
+    # (bourse.adapters.api_keys.KeyRevocations): only a revocation changes a key, so an entry
+    # may live far longer than the authorizer's, which nothing checks
+    api_key_checked_cache_seconds: int
     api_idempotency_seconds: int  # how long a newClientOrderId retry replays the first answer
     # Rate limits (bourse.api.rate_limits), enforced and published in exchangeInfo: request
     # weight per IP and minute, orders per account and 10 s / UTC day; off: no limiting at all
@@ -281,6 +285,7 @@ def get_settings() -> Settings:
         matching_log_level=_env("BOURSE_MATCHING_LOG_LEVEL", "INFO"),
         api_reply_timeout_ms=_env_int("BOURSE_API_REPLY_TIMEOUT_MS", 5000),
         api_key_cache_seconds=_env_int("BOURSE_API_KEY_CACHE_SECONDS", 60),
+        api_key_checked_cache_seconds=_env_int("BOURSE_API_KEY_CHECKED_CACHE_SECONDS", 3600),
         api_idempotency_seconds=_env_int("BOURSE_API_IDEMPOTENCY_SECONDS", 600),
         rate_limits_enabled=_env("BOURSE_RATE_LIMITS_ENABLED", "true").lower() == "true",
         rate_limit_weight_per_minute=_env_int("BOURSE_RATE_LIMIT_WEIGHT_PER_MINUTE", 6000),

@@ -36,7 +36,8 @@ def revocations() -> KeyRevocations:
     read)."""
     s = get_settings()
     # Longer than any cache could keep the key: a day, or ten cache lifetimes.
-    return KeyRevocations(_redis(s.redis_url), max(86_400, 10 * s.api_key_cache_seconds))
+    longest = max(s.api_key_cache_seconds, s.api_key_checked_cache_seconds)
+    return KeyRevocations(_redis(s.redis_url), max(86_400, 10 * longest))
 
 
 def revoke_api_key(api_key: str, marks: KeyRevocations | None = None) -> ApiKey | None:

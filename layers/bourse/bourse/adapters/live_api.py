@@ -281,7 +281,7 @@ def _deps(s: Settings, client: Any) -> Deps:
         bus=KafkaCommandBus(
             _producer(s.kafka_bootstrap), client, s.commands_topic, s.api_reply_timeout_ms
         ),
-        keys=key_store(s.api_key_cache_seconds, client),
+        keys=key_store(s.api_key_checked_cache_seconds, client),
         clock=_now_ms,
         idempotency=DynamoIdempotency(
             s.idempotency_table, s.api_idempotency_seconds, s.commands_topic
@@ -319,7 +319,7 @@ def _market_deps(s: Settings, client: Any) -> Deps:
     return Deps(
         view=RedisMarketView(client),
         bus=_NoBus(),
-        keys=key_store(s.api_key_cache_seconds, client),
+        keys=key_store(s.api_key_checked_cache_seconds, client),
         clock=_now_ms,
         history=record_history(s.pg_dsn, client),
         rate_limits=_rate_limits(s),
@@ -338,7 +338,7 @@ def _account_deps(s: Settings, client: Any) -> Deps:
     return Deps(
         view=RedisMarketView(client),
         bus=_NoBus(),
-        keys=key_store(s.api_key_cache_seconds, client),
+        keys=key_store(s.api_key_checked_cache_seconds, client),
         clock=_now_ms,
         history=record_history(s.pg_dsn, client),
         rate_limits=_rate_limits(s),
