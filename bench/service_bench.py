@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -47,7 +48,7 @@ from bench.workload import commands, setup_commands
 from bench.workload_mix import Mix
 from bourse.adapters import aws, redis_conn
 from bourse.adapters.admin_signer import KmsAdminSigner
-from bourse.adapters.kafka import producer
+from bourse.adapters.kafka import librdkafka_producer, producer
 from bourse.domain.admin_auth import encode_record
 from bourse.domain.commands import Command
 from bourse.engine import Engine
@@ -236,15 +237,12 @@ def main() -> int:
             ).read()
             p99 = p99_ms(metrics.decode())
             _log(f"paced: {args.rate:.0f} commands/s asked for {args.paced_seconds:.0f} s ...")
-            paced_producer = producer(client_id="bench-paced", linger_ms=0)
-            try:
-                result = run_paced(
-                    paced_producer, commands_topic, paced,
-                    redis_conn.connect(settings.redis_url, socket_timeout=30),
-                    rate=args.rate, seconds=args.paced_seconds,
-                )  # fmt: skip
-            finally:
-                paced_producer.close()
+            paced_config: dict[str, Any] = {"client.id": "bench-paced", "linger.ms": 1}
+            result = run_paced(
+                librdkafka_producer(**paced_config), commands_topic, paced,
+                redis_conn.connect(settings.redis_url, socket_timeout=30),
+                rate=args.rate, seconds=args.paced_seconds,
+            )  # fmt: skip
         finally:
             consumer.close(autocommit=False)
             proc.send_signal(signal.SIGTERM)
