@@ -541,9 +541,17 @@ class MatchingService:
         if not due:
             return
         # Snapshot committed state only: a snapshot is trusted up to its offset, so it must
-        # never run ahead of what the log says was published.
-        self.drain()
-        if self.snapshots.save(self.engine, self.position, self.last_seq, wait=force):
+        # never run ahead of what the log says was published. The engine's state is taken now,
+        # between batches; its upload waits for the transaction still in flight (the one of
+        # the batch ending at ``position``), so matching never stalls for it.
+        pending = self._pending
+        committed = None if pending is None else pending.result
+        if force:
+            self.drain()
+        saved = self.snapshots.save(
+            self.engine, self.position, self.last_seq, wait=force, committed=committed
+        )
+        if saved:
             self.commands_since_snapshot = 0
 
     def run(self, stop_requested: Callable[[], bool] = lambda: False) -> int:

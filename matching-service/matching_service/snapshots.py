@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,10 +166,23 @@ class SnapshotStore:
         )
         return Restored(Engine(), None)
 
-    def save(self, engine: Engine, offset: int, last_seq: int, *, wait: bool = False) -> bool:
+    def save(
+        self,
+        engine: Engine,
+        offset: int,
+        last_seq: int,
+        *,
+        wait: bool = False,
+        committed: Callable[[], object] | None = None,
+    ) -> bool:
         """Serialise now (the engine is only consistent between batches), upload in the
         background so a slow S3 does not stall matching. Skipped (False) while the previous
-        upload is still running, unless ``wait``."""
+        upload is still running, unless ``wait``.
+
+        ``committed`` waits until the commands up to ``offset`` are committed, raising if they
+        never will be: the snapshot may be taken while its last batch's transaction is still in
+        flight (matching goes on meanwhile), but it is uploaded only after that transaction
+        has committed, since a snapshot is trusted up to its offset."""
         if self._upload is not None and self._upload.is_alive():
             if not wait:
                 return False
@@ -178,6 +192,15 @@ class SnapshotStore:
         self.last_saved_monotonic = time.monotonic()
 
         def upload() -> None:
+            if committed is not None:
+                try:
+                    committed()
+                except BaseException as exc:  # the loop sees the failure itself and exits
+                    log.warning(
+                        "snapshot not uploaded: its last batch did not commit",
+                        extra={"key": key, "error": repr(exc)},
+                    )
+                    return
             started = time.monotonic()
             try:
                 self.put(key, data)
