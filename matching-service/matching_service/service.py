@@ -38,7 +38,6 @@ from __future__ import annotations
 import gc
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -92,8 +91,6 @@ def _is_fencing(exc: confluent_kafka.KafkaException) -> bool:
     error = exc.args[0] if exc.args else None
     return isinstance(error, confluent_kafka.KafkaError) and error.code() in _FENCING_CODES
 
-
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -602,12 +599,6 @@ class MatchingService:
         gc.collect()
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
-        # The Kafka and view threads release the GIL for every call into librdkafka and every
-        # Redis round trip, then wait for it back while the main thread matches: at CPython's
-        # 5 ms switch interval each of those waits could be up to 5 ms, several per batch.
-        # 0.5 ms: paced 5,000/s reply p99 298/346 -> 218/226 ms, throughput unchanged
-        # (docs/benchmarks.md, "librdkafka in the serving loop").
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.metrics.ready.set(1)
         log.info("serving", extra={"offset": self.position, "seq": self.last_seq})
         poll_ms = self.settings.matching_poll_ms
