@@ -47,9 +47,20 @@ ORDER_PARAMS = frozenset(
 _CLIENT_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
+_CLIENT_ID_LENGTH = 22
+_CLIENT_IDS = len(_CLIENT_ID_ALPHABET) ** _CLIENT_ID_LENGTH
+
+
 def generate_client_order_id() -> str:
-    """Binance generates a 22-character id when the client sends none."""
-    return "".join(secrets.choice(_CLIENT_ID_ALPHABET) for _ in range(22))
+    """Binance generates a 22-character id when the client sends none. One uniform draw
+    below 62^22 written in base 62 (each character uniform), not 22 draws: the 22
+    ``secrets.choice`` calls were ~6% of an order's CPU in the function."""
+    value = secrets.randbelow(_CLIENT_IDS)
+    digits = []
+    for _ in range(_CLIENT_ID_LENGTH):
+        value, digit = divmod(value, len(_CLIENT_ID_ALPHABET))
+        digits.append(_CLIENT_ID_ALPHABET[digit])
+    return "".join(digits)
 
 
 def check_known(params: Params, known: frozenset[str]) -> None:
