@@ -50,6 +50,9 @@ class FakeView:
     def symbol(self, name: str) -> Any:
         return self.specs.get(name)
 
+    def is_listed(self, name: str) -> bool:
+        return name in self.specs
+
     def book(self, symbol: str, limit: int) -> Book | None:
         return self.books.get(symbol)
 

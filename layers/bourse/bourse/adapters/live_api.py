@@ -36,12 +36,23 @@ log = logging.getLogger("bourse.api")
 class RedisMarketView:
     def __init__(self, client: Any) -> None:
         self.client = client
+        # Markets seen listed: a market is never unlisted (a delisted one stays, in BREAK), so
+        # once seen it needs no Redis read on each order (``KnownSymbolsBus``'s check).
+        self._listed: set[str] = set()
 
     def symbols(self) -> dict[str, SymbolSpec]:
         return rb.read_symbols(self.client)
 
     def symbol(self, name: str) -> SymbolSpec | None:
         return rb.read_symbol(self.client, name)
+
+    def is_listed(self, name: str) -> bool:
+        if name in self._listed:
+            return True
+        if rb.read_symbol(self.client, name) is None:
+            return False
+        self._listed.add(name)
+        return True
 
     def book(self, symbol: str, limit: int) -> rb.Book | None:
         return rb.read_book(self.client, symbol, limit)

@@ -36,7 +36,7 @@ class KnownSymbolsBus:
 
     def execute(self, command: Command) -> Reply | None:
         for symbol in symbols_of(command):
-            if self.view.symbol(symbol) is None and self.view.symbols():
+            if not self.view.is_listed(symbol) and self.view.symbols():
                 raise errors.INVALID_SYMBOL_ERROR
         return self.bus.execute(command)
 
