@@ -25,26 +25,13 @@ from bourse.settings import Settings
 
 log = logging.getLogger("matching_service.fetcher")
 
+# What one fetch may bring of a backlog, for the serving loop's consumer and recovery's alike.
+FETCH_MAX_BYTES = 64 << 20
+PARTITION_FETCH_MAX_BYTES = 32 << 20
+
 
 class FetcherGone(RuntimeError):
     """The consumer failed for good: the loop cannot know what comes next."""
-
-
-def consumer_config(settings: Settings) -> dict[str, Any]:
-    """Recovery's (kafka-python) commands consumer settings."""
-    return {
-        "max_poll_records": settings.matching_batch_max,
-        # A fetch answers as soon as one command is there (latency when caught up); with a
-        # backlog it brings up to 32 MiB, which poll hands out batch_max records at a time
-        # while the next fetch is already in flight.
-        "fetch_min_bytes": 1,
-        "fetch_max_bytes": 64 << 20,
-        "max_partition_fetch_bytes": 32 << 20,
-        "fetch_max_wait_ms": settings.matching_poll_ms,
-        # kafka-python verifies CRCs in Python code unless the crc32c package is present;
-        # the broker has verified them on produce and TCP on the way.
-        "check_crcs": False,
-    }
 
 
 class Fetcher:
@@ -58,12 +45,12 @@ class Fetcher:
             **{
                 "group.id": settings.matching_group_id,
                 "client.id": "matching-fetch",
-                # As recovery's consumer: a fetch answers at the first record, waits at most
+                # A fetch answers at the first record (latency when caught up), waits at most
                 # the poll interval when there is none, and brings up to 32 MiB of a backlog.
                 "fetch.min.bytes": 1,
                 "fetch.wait.max.ms": settings.matching_poll_ms,
-                "fetch.max.bytes": 64 << 20,
-                "max.partition.fetch.bytes": 32 << 20,
+                "fetch.max.bytes": FETCH_MAX_BYTES,
+                "max.partition.fetch.bytes": PARTITION_FETCH_MAX_BYTES,
             }
         )
         self.highwater: int | None = None

@@ -56,7 +56,12 @@ from bourse.engine import Engine
 from bourse.settings import Settings
 from matching_service.admin_keys import AdminKeyError, load_verifier
 from matching_service.clocks import MissingClock, RecordedClocks, batch_headers
-from matching_service.fetcher import Fetcher, FetcherGone, consumer_config
+from matching_service.fetcher import (
+    FETCH_MAX_BYTES,
+    PARTITION_FETCH_MAX_BYTES,
+    Fetcher,
+    FetcherGone,
+)
 from matching_service.metrics import Metrics
 from matching_service.phases import PhaseClock
 from matching_service.pipeline import BatchOutput, run_batch
@@ -97,6 +102,21 @@ EXIT_ERROR = 1
 EXIT_FENCED = 3
 EXIT_DIVERGED = 4
 EXIT_VIEW_LOST = 5  # Redis lost writes under the running service; a restart rebuilds the view
+
+
+def _recovery_consumer_config(settings: Settings) -> dict[str, Any]:
+    """Recovery's (kafka-python) commands consumer settings: the silent replay reads the
+    log from the snapshot's offset to the committed one as fast as it can."""
+    return {
+        "max_poll_records": settings.matching_batch_max,
+        "fetch_min_bytes": 1,
+        "fetch_max_bytes": FETCH_MAX_BYTES,
+        "max_partition_fetch_bytes": PARTITION_FETCH_MAX_BYTES,
+        "fetch_max_wait_ms": settings.matching_poll_ms,
+        # kafka-python verifies CRCs in Python code unless the crc32c package is present;
+        # the broker has verified them on produce and TCP on the way.
+        "check_crcs": False,
+    }
 
 
 class Fenced(Exception):
@@ -183,7 +203,7 @@ class MatchingService:
         # Group id for the committed offset only: partitions are assigned by hand (there is
         # exactly one), so there is no rebalance on start and no heartbeat to miss.
         self.consumer = kafka_adapter.consumer(
-            group_id=s.matching_group_id, client_id="matching", **consumer_config(s)
+            group_id=s.matching_group_id, client_id="matching", **_recovery_consumer_config(s)
         )
         self.consumer.assign([self.tp])
 
