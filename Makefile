@@ -207,6 +207,12 @@ bench-api: $(STAMP) system-packages
 	$(PY) -m devstack up
 	$(PY) bench/api_bench.py
 
+## Broker CPU per Kafka transaction of one record, with and without the group's offset in it.
+.PHONY: bench-kafka-txn
+bench-kafka-txn: $(STAMP) system-packages
+	$(PY) -m devstack up
+	$(PY) bench/kafka_txn_cost.py $(KAFKA_TXN_ARGS)
+
 ## Fan-out latency of a market stream to 1,000 WebSocket connections, the pipeline live.
 .PHONY: bench-ws
 bench-ws: $(STAMP) system-packages

@@ -149,7 +149,7 @@ def _settle(stack: PrivateStack, settings: Settings) -> None:
     from kafka import TopicPartition
 
     from bourse.adapters import kafka
-    from matching_service.service import last_published_seq
+    from matching_service.published import last_published_seq
 
     topic, consumer, dsn = settings.events_topic, settings.recorder_consumer, settings.pg_dsn
 

@@ -43,7 +43,7 @@ from bourse.settings import Settings, get_settings
 from matching_service.admin_keys import load_verifier
 from matching_service.clocks import RecordedClocks
 from matching_service.pipeline import run_batch
-from matching_service.service import last_published_seq
+from matching_service.published import last_published, last_published_seq, position
 from matching_service.snapshots import SnapshotStore
 
 
@@ -135,14 +135,16 @@ def compare(engine: Engine, record: RecordState) -> list[str]:
 
 
 def engine_at_committed(settings: Settings) -> tuple[Engine, int, int]:
-    """(engine, committed offset, last seq) rebuilt from the newest snapshot plus replay."""
+    """(engine, committed position, last seq) rebuilt from the newest snapshot plus replay.
+    The position is the service's own (``published.position``): the group's offset alone may
+    lag the events by up to ``matching_offset_commit_ms``."""
     tp = TopicPartition(settings.commands_topic, 0)
     consumer = kafka_adapter.consumer(
         group_id=settings.matching_group_id, fetch_max_bytes=64 << 20, client_id="reconcile"
     )
     try:
         consumer.assign([tp])
-        committed = consumer.committed(tp) or 0
+        committed = position(last_published(settings), consumer.committed(tp)) or 0
         # Admin records verify against the service's trusted keys, or the replay would refuse
         # them and diverge from what the service did.
         verifier = load_verifier(settings)

@@ -2,18 +2,23 @@
 
 Exactly once, and why a crash cannot publish a duplicate
 --------------------------------------------------------
-* Each batch is one Kafka transaction holding its event records **and** the consumer offset
-  after its last command (``send_offsets_to_transaction``). Either both become visible to
-  ``read_committed`` readers or neither does: "events published" and "commands consumed" can
-  never disagree.
+* Each batch is one Kafka transaction holding its event records, and each record carries the
+  commands offsets of its batch (``clocks.batch_headers``): the position after the batch
+  becomes visible to ``read_committed`` readers with its events or not at all, so "events
+  published" and "commands consumed" can never disagree. The consumer group's offset is a copy
+  of that position, put into a batch's transaction at most every
+  ``matching_offset_commit_ms`` and at once when the service goes idle or stops (a transaction
+  with the group's offset costs the broker twice one without: ``published``).
 * The transactional id is fixed per deployment. ``init_transactions()`` at start-up bumps the
   producer epoch, which aborts whatever the previous incarnation left open and fences it: a
   zombie still running gets ``ProducerFencedError`` on its next send/commit and exits.
-* Only after ``init_transactions()`` does the service read the committed offset ``C``; it is
-  stable then (no transaction of ours is pending). It restores the newest valid snapshot at
-  offset ``S <= C`` and re-applies commands ``[S, C)`` to the engine **without publishing**:
-  their events are already in the log. Publishing starts at ``C``. The engine is deterministic,
-  so the events of ``C`` onward are exactly the ones the crashed process would have produced.
+* Only after ``init_transactions()`` does the service read the committed position ``C``
+  (the larger of the last event record's offsets header and the group's offset,
+  ``published.position``); it is stable then (no transaction of ours is pending). It
+  restores the newest valid snapshot at offset ``S <= C`` and re-applies commands ``[S, C)``
+  to the engine **without publishing**: their events are already in the log. Publishing
+  starts at ``C``. The engine is deterministic, so the events of ``C`` onward are exactly the
+  ones the crashed process would have produced.
 * A check closes the loop: after the silent replay the engine's last seq must equal the seq of
   the last committed event in ``bourse.events``; if it does not, the service refuses to publish
   a forked history and exits.
@@ -51,7 +56,6 @@ from kafka.errors import KafkaError
 from bourse.adapters import aws
 from bourse.adapters import kafka as kafka_adapter
 from bourse.domain.admin_auth import AdminVerifier
-from bourse.domain.event_codec import EventDecodeError, decode_events
 from bourse.engine import Engine
 from bourse.settings import Settings
 from matching_service.admin_keys import AdminKeyError, load_verifier
@@ -65,6 +69,7 @@ from matching_service.fetcher import (
 from matching_service.metrics import Metrics
 from matching_service.phases import PhaseClock
 from matching_service.pipeline import BatchOutput, run_batch
+from matching_service.published import Diverged, Published, last_published, position
 from matching_service.redis_view import HashOps, RedisView, ViewLost
 from matching_service.snapshots import SnapshotStore
 
@@ -123,10 +128,6 @@ class Fenced(Exception):
     """Another instance with our transactional id took over."""
 
 
-class Diverged(Exception):
-    """The rebuilt engine does not continue the committed event stream."""
-
-
 @dataclass
 class Recovery:
     snapshot_offset: int
@@ -155,7 +156,11 @@ class MatchingService:
         self.commands_since_snapshot = 0
         self.committed = 0  # next offset whose command is not yet committed (Kafka)
         self._view_offset = 0  # the commands offset of the live view this process last wrote
-        self._last_commit = time.monotonic()
+        # The consumer group's copy of the position (``published``): what it was last set to
+        # and when. It lags ``committed`` by at most matching_offset_commit_ms under load.
+        self.group_offset: int | None = None
+        self._group_copied_at = time.monotonic()
+        self._offset_commit_s = settings.matching_offset_commit_ms / 1000
         # One thread commits batch N's transaction while the loop matches batch N+1, another
         # writes batch N-1's view meanwhile (matching_view_overlap; else the Kafka thread
         # writes each batch's view itself after its commit).
@@ -227,11 +232,13 @@ class MatchingService:
         # so the committed offset read next is final.
         self._transactional(self.producer.init_transactions)
         lap("fence")
-        stored = self.consumer.committed(self.tp)
-        # Snapshots are of committed state only, so without a committed offset any of them is
+        stored = self.group_offset = self.consumer.committed(self.tp)
+        published = last_published(self.settings)
+        found = position(published, stored)
+        # Snapshots are of committed state only, so without a known position any of them is
         # at or below the real one: the newest will do.
         log_end = self.consumer.end_offsets([self.tp])[self.tp]
-        restored = self.snapshots.load_newest(log_end if stored is None else stored)
+        restored = self.snapshots.load_newest(log_end if found is None else found)
         lap("snapshot")
         self.engine = restored.engine
         start = restored.meta.offset if restored.meta else 0
@@ -244,13 +251,16 @@ class MatchingService:
         snapshot_offset = start
         # Commands replayed below are judged by the clocks their first run recorded.
         clocks = RecordedClocks(self.settings, start)
-        if stored is None:
-            committed = self._position_from_events(start, log_end, clocks)
+        proved = None if published is None else published.next_offset
+        if found is None:
+            committed = self._position_from_events(start, log_end, clocks, published)
             start = committed  # replayed (silently) on the way: nothing left to replay below
-            if committed:
-                self._commit_offset(committed)
+            source = "replay"
         else:
-            committed = stored
+            committed = found
+            source = "events" if proved == found else "group"
+        if committed and committed != stored:
+            self._commit_offset(committed)  # the group's copy catches up with the position
         redis_offset = self.view.offset()
         # Replies of commands at or after the view's offset were committed to Kafka but may
         # never have reached Redis (crash between the commit and the Redis write).
@@ -280,7 +290,7 @@ class MatchingService:
         lap("replay")
         self.consumer.seek(self.tp, committed)
         self.position = self.committed = committed
-        self._check_continuity()
+        self._check_continuity(published)
         lap("continuity")
         if not self.view.rebuild(self.engine, committed, replies):
             # The stored view claims a newer offset than the log's committed one: it was written
@@ -300,24 +310,27 @@ class MatchingService:
         log.info(
             "recovered",
             extra={"snapshot_offset": snapshot_offset, "committed": committed,
-                   "replayed": replayed, "seq": self.last_seq,
-                   "replies_rewritten": len(replies), "seconds": round(seconds, 3),
-                   "phases": phases},
+                   "position_from": source, "group_offset": stored, "replayed": replayed,
+                   "seq": self.last_seq, "replies_rewritten": len(replies),
+                   "seconds": round(seconds, 3), "phases": phases},
         )  # fmt: skip
         self.commands_since_snapshot = committed - snapshot_offset
         return Recovery(snapshot_offset, committed, replayed, self.last_seq, seconds)
 
-    def _position_from_events(self, start: int, log_end: int, clocks: RecordedClocks) -> int:
-        """Where the published history ends in the commands log, when the group has no
-        committed offset (Kafka drops a group's offsets ``offsets.retention.minutes`` after its
-        last commit; a deleted or renamed group). Never 0 by default: that would match and
+    def _position_from_events(
+        self, start: int, log_end: int, clocks: RecordedClocks, end: Published | None
+    ) -> int:
+        """Where the published history ends in the commands log, when neither the group nor
+        the last event record says (Kafka drops a group's offsets ``offsets.retention.minutes``
+        after its last commit, a deleted or renamed group; a log written before event records
+        carried their batch's offsets). Never 0 by default: that would match and
         publish the whole log a second time. Instead the engine, restored from the newest
         snapshot at ``start``, replays commands silently until its seq is the last seq of
         ``bourse.events``; the offset after that command is the position. When retention has
         emptied ``bourse.events`` too, only a snapshot at the log's end proves the position;
         anything else refuses to start (Diverged) and says what to do."""
         assert self.consumer is not None
-        published = last_published_seq(self.settings)
+        published = None if end is None else end.seq
         log.warning(
             "no committed offset: finding the position from the event stream",
             extra={"snapshot_offset": start, "log_end": log_end, "published_seq": published},
@@ -365,7 +378,8 @@ class MatchingService:
 
     def _commit_offset(self, offset: int) -> None:
         """Commit ``offset`` for the group in a transaction of its own (no records): after a
-        recovery that had to find it, and again while idle, so that it never expires."""
+        recovery that found the group behind, when the loop goes idle or stops with the group's
+        copy behind, and again while idle, so that it never expires."""
         producer = self.producer
         assert producer is not None
 
@@ -375,7 +389,17 @@ class MatchingService:
             producer.commit_transaction(_TXN_CALL_TIMEOUT_S)
 
         self._transactional(commit)
-        self._last_commit = time.monotonic()
+        self._group_copied(offset)
+
+    def _group_copied(self, offset: int) -> None:
+        self.group_offset = offset
+        self._group_copied_at = time.monotonic()
+
+    def _copy_offset_if_behind(self) -> None:
+        """Nothing in flight: the group's copy of the position catches up (monitoring and the
+        runbooks read it; an event stream emptied by retention leaves only it)."""
+        if self.group_offset != self.committed and self.committed:
+            self._commit_offset(self.committed)
 
     def _send_offset(self, producer: confluent_kafka.Producer, offset: int) -> None:
         assert self.fetcher is not None
@@ -410,9 +434,10 @@ class MatchingService:
                 return [(r.offset, r.value) for r in records if r.offset < end]
         raise KafkaError(f"replay stalled below committed offset {end}")
 
-    def _check_continuity(self) -> None:
-        """The engine must continue exactly where the committed event stream ends."""
-        published = last_published_seq(self.settings)
+    def _check_continuity(self, end: Published | None) -> None:
+        """The engine must continue exactly where the committed event stream ends (``end``,
+        read once the previous incarnation was fenced: nobody has written since)."""
+        published = None if end is None else end.seq
         if published is None:
             # Retention removed every record (the service idled past it): nothing to compare.
             log.warning("bourse.events holds no record: continuity not checked")
@@ -431,17 +456,25 @@ class MatchingService:
         headers: list[tuple[str, str | bytes | None]] = [
             *batch_headers(out.first_offset, out.next_offset, out.clock)
         ]
+        # The records carry the position; the group's copy rides along now and then, and
+        # always when there is no record to carry it (a batch of undecodable commands).
+        copy_offset = (
+            not out.records or time.monotonic() - self._group_copied_at >= self._offset_commit_s
+        )
 
         def transaction() -> None:
             producer.begin_transaction()
             for value in out.records:
                 producer.produce(topic, value, key=EVENTS_KEY, headers=headers)
-            self._send_offset(producer, out.next_offset)
+            if copy_offset:
+                self._send_offset(producer, out.next_offset)
             # Flushes the records first; a record that failed fails the commit.
             producer.commit_transaction(_TXN_CALL_TIMEOUT_S)
             producer.poll(0)  # their delivery reports, so that they do not pile up
 
         self._transactional(transaction)
+        if copy_offset:
+            self._group_copied(out.next_offset)
 
     def step(self, records: list[tuple[int, bytes]]) -> BatchOutput:
         """Apply a batch to the engine and hand its publication to the Kafka thread.
@@ -501,7 +534,6 @@ class MatchingService:
         with self.phases.timing("kafka"):
             self.publish(out)
         self.committed = out.next_offset
-        self._last_commit = time.monotonic()
         # Only now, its events committed, may the batch's replies become visible.
         if not self.overlapped:
             self._write_view(out, values, started)
@@ -636,18 +668,18 @@ class MatchingService:
                         self.metrics.lag.set(max(0, high - self.position))
                 elif self._settled():
                     self.drain()  # idle: surface the last batch's outcome now
-                elif (
-                    self._pending is None
-                    and self._pending_view is None
-                    and time.monotonic() - self._last_commit >= refresh_s
-                ):
-                    # Idle for long: commit the same offset again so that it cannot expire
-                    # (Kafka drops a memberless group's offsets offsets.retention.minutes after
-                    # its last commit, and this service never joins its group).
-                    self._commit_offset(self.committed)
-                    log.info("offset committed again (idle)", extra={"offset": self.committed})
+                elif self._pending is None and self._pending_view is None:
+                    if self.group_offset != self.committed:
+                        self._copy_offset_if_behind()
+                    elif time.monotonic() - self._group_copied_at >= refresh_s:
+                        # Idle for long: commit the same offset again so that it cannot expire
+                        # (Kafka drops a memberless group's offsets offsets.retention.minutes
+                        # after its last commit, and this service never joins its group).
+                        self._commit_offset(self.committed)
+                        log.info("offset committed again (idle)", extra={"offset": self.committed})
                 self.maybe_snapshot()
             self.drain()
+            self._copy_offset_if_behind()
         except Fenced as exc:
             log.error(
                 "fenced by a newer instance; exiting without writing", extra={"error": str(exc)}
@@ -696,46 +728,3 @@ class MatchingService:
             # Nothing is left to deliver outside a transaction, and a transaction left open is
             # aborted by the next instance's init_transactions: no flush, fenced or not.
             self.producer = None
-
-
-def last_published_seq(settings: Settings) -> int | None:
-    """Seq of the last event committed to bourse.events: 0 for a topic never written, None
-    when records were written but retention has removed them all."""
-    tp = TopicPartition(settings.events_topic, 0)
-    consumer = kafka_adapter.consumer(client_id="matching-check", fetch_max_bytes=64 << 20)
-    try:
-        consumer.assign([tp])
-        # read_committed end offset = the last stable offset; the final offsets before it may be
-        # transaction markers, so read back a few and keep the last data record.
-        end = consumer.end_offsets([tp])[tp]
-        if end == 0:
-            return 0
-        begin = consumer.beginning_offsets([tp])[tp]
-        if begin >= end:
-            return None
-        # The last offset is normally the commit marker of the last transaction, its data
-        # record just before: start two back. A poll that finds only markers advances the
-        # position but returns nothing, after its whole timeout: hence short polls (a poll of
-        # 1 s here was most of a restart's continuity check).
-        back = 2
-        while True:
-            start = max(begin, end - back)
-            consumer.seek(tp, start)
-            last: bytes | None = None
-            while consumer.position(tp) < end:
-                for record in consumer.poll(timeout_ms=50).get(tp, []):
-                    if record.offset < end:
-                        last = record.value
-            if last is not None:
-                try:
-                    seq: int = decode_events(last)[-1].seq
-                    return seq
-                except (EventDecodeError, IndexError) as exc:
-                    raise Diverged(f"last record of {settings.events_topic} unreadable") from exc
-            if start == begin:
-                # Only transaction markers (aborted batches) left: nothing published, unless
-                # retention removed what was.
-                return 0 if begin == 0 else None
-            back *= 4
-    finally:
-        consumer.close(autocommit=False)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from bourse.adapters import aws, redis_conn
@@ -199,6 +199,18 @@ class Stack:
         )
         try:
             return consumer.committed(TopicPartition(self.commands_topic, 0)) or 0
+        finally:
+            consumer.close(autocommit=False)
+
+    def set_committed(self, offset: int) -> None:
+        """Overwrite the group's committed offset (the service stopped)."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False
+        )
+        try:
+            tp = TopicPartition(self.commands_topic, 0)
+            consumer.assign([tp])
+            consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
         finally:
             consumer.close(autocommit=False)
 
@@ -533,8 +545,8 @@ def _another_group(stack: Stack) -> dict[str, str]:
 
 def test_a_lost_committed_offset_is_found_from_the_event_stream(stack: Stack) -> None:
     """No committed offset at start-up: the service resumes exactly where the published
-    history ends (found by replaying from the newest snapshot up to the last published seq),
-    never from offset 0, and commits that position at once."""
+    history ends (the offsets header of the last event record), never from offset 0, and
+    commits that position at once."""
     cmds = list(workload(6_000, seed=21))
     ref = reference(cmds)
     proc = stack.start()
@@ -550,7 +562,30 @@ def test_a_lost_committed_offset_is_found_from_the_event_stream(stack: Stack) ->
     stack.wait_committed(len(cmds))
     assert terminate(proc) == 0
     assert_same_stream(stack.events(), ref.events)
-    assert '"msg": "position found from the event stream"' in stack.log_text()
+    assert '"position_from": "events"' in stack.log_text()
+
+
+def test_a_group_offset_behind_the_events_is_not_replayed_twice(stack: Stack) -> None:
+    """Under load the group's offset is only a copy of the position, put into a batch's
+    transaction now and then (BOURSE_MATCHING_OFFSET_COMMIT_MS); every event record carries
+    the position itself. A group offset far behind the events (what a crash between two copies
+    leaves) resumes where the events end: nothing is matched or published twice, and the
+    group's copy catches up at once."""
+    cmds = list(workload(6_000, seed=24))
+    ref = reference(cmds)
+    proc = stack.start(BOURSE_MATCHING_OFFSET_COMMIT_MS="3600000")
+    stack.produce(cmds[:5_000])
+    stack.wait_committed(5_000)  # the copy an idle service makes at once
+    assert terminate(proc) == 0
+    stack.set_committed(1_000)  # as if the last copy before a crash had been at 1,000
+    proc = stack.start(BOURSE_MATCHING_OFFSET_COMMIT_MS="3600000")
+    stack.wait_log(stack.starts, '"msg": "serving"')
+    assert stack.committed() == 5_000
+    stack.produce(cmds[5_000:])
+    stack.wait_committed(len(cmds))
+    assert terminate(proc) == 0
+    assert_same_stream(stack.events(), ref.events)
+    assert '"position_from": "events"' in (stack.logs / f"service-{stack.starts}.log").read_text()
 
 
 def test_a_lost_offset_with_an_emptied_event_stream_refuses_to_start(stack: Stack) -> None:

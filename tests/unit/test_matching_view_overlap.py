@@ -17,6 +17,7 @@ from kafka import KafkaConsumer
 
 from bourse.domain.admin_auth import LocalAdminSigner, encode_record
 from bourse.settings import get_settings
+from matching_service.clocks import parse_headers
 from matching_service.fetcher import Fetcher
 from matching_service.redis_view import HashOps, RedisView, ViewLost
 from matching_service.service import MatchingService
@@ -39,7 +40,12 @@ class FakeProducer:
         if sum(1 for entry in self.log if entry[0] == "begin") == 2:
             self.begun.set()
 
-    def produce(self, topic: str, value: bytes, **_: Any) -> None:
+    def produce(
+        self, topic: str, value: bytes, *, headers: list[tuple[str, bytes]], **_: Any
+    ) -> None:
+        parsed = parse_headers(headers)
+        assert parsed is not None  # every event record carries its batch's offsets
+        self.offset = parsed[1]
         self.log.append(("send",))
 
     def send_offsets_to_transaction(self, offsets: list[Any], group: Any, timeout: float) -> None:
@@ -104,9 +110,13 @@ def _batches(n: int) -> list[list[tuple[int, bytes]]]:
 def make_service() -> Iterator[Any]:
     made: list[MatchingService] = []
 
-    def make(overlap: bool, view: FakeView, producer: FakeProducer) -> MatchingService:
+    def make(
+        overlap: bool, view: FakeView, producer: FakeProducer, offset_commit_ms: int = 1000
+    ) -> MatchingService:
         pipeline = "overlapped" if overlap else "sequential"
-        settings = dataclasses.replace(get_settings(), matching_pipeline=pipeline)
+        settings = dataclasses.replace(
+            get_settings(), matching_pipeline=pipeline, matching_offset_commit_ms=offset_commit_ms
+        )
         service = MatchingService(settings, verifier=SIGNER.verifier())
         service.producer = cast(confluent_kafka.Producer, producer)
         service.fetcher = cast(Fetcher, FakeFetcher())
@@ -134,8 +144,9 @@ def test_replies_follow_their_commit_and_everything_stays_in_batch_order(
 
     ends = [batch[-1][0] + 1 for batch in batches]
     kafka = [e for e in log if e[0] in ("begin", "offsets", "commit")]
-    # One transaction at a time, in batch order: begin, offsets, commit, begin, ...
-    assert kafka == [e for end in ends for e in (("begin",), ("offsets", end), ("commit", end))]
+    # One transaction at a time, in batch order: begin, commit, begin, ... The records carry
+    # the position; the group's copy waits for its interval (a second, not reached here).
+    assert kafka == [e for end in ends for e in (("begin",), ("commit", end))]
     views = [e for e in log if e[0] == "view"]
     assert [(offset, base) for _, offset, base, _ in views] == list(
         zip(ends, [0, *ends[:-1]], strict=True)
@@ -171,3 +182,32 @@ def test_a_lost_view_write_stops_the_loop(make_service: Any, overlap: bool) -> N
     # The batches after the lost write may have committed (recovery writes their views), but
     # none of their views was written on top of the lost one.
     assert [e[1] for e in log if e[0] == "view"] == [BATCH]
+
+
+def test_the_groups_offset_rides_along_at_most_every_interval(make_service: Any) -> None:
+    """The group's offset goes into a batch's transaction once its interval has passed (0
+    here: every batch), else into a transaction of its own when the loop goes idle or
+    stops."""
+    log: list[tuple[Any, ...]] = []
+    every = make_service(True, FakeView(log), FakeProducer(log), offset_commit_ms=0)
+    batches = _batches(3 * BATCH)
+    for batch in batches:
+        every.step(batch)
+    every.drain()
+    ends = [batch[-1][0] + 1 for batch in batches]
+    kafka = [e for e in log if e[0] in ("begin", "offsets", "commit")]
+    assert kafka == [e for end in ends for e in (("begin",), ("offsets", end), ("commit", end))]
+    assert every.group_offset == ends[-1]
+
+    log.clear()
+    rarely = make_service(True, FakeView(log), FakeProducer(log))
+    for batch in batches:
+        rarely.step(batch)
+    rarely.drain()
+    assert not [e for e in log if e[0] == "offsets"]
+    assert rarely.group_offset is None
+    rarely._copy_offset_if_behind()  # what the loop does when idle, and before it stops
+    assert log[-3:] == [("begin",), ("offsets", ends[-1]), ("commit", ends[-1])]
+    assert rarely.group_offset == ends[-1]
+    rarely._copy_offset_if_behind()  # caught up: nothing more
+    assert log[-1] == ("commit", ends[-1]) and len([e for e in log if e[0] == "begin"]) == 4

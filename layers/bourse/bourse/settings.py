@@ -104,6 +104,9 @@ class Settings:
     # An idle matching service commits its offset again this often, so that Kafka never
     # expires it (offsets.retention.minutes after the last commit; 7 days by default).
     matching_offset_refresh_seconds: int
+    # Under load the group's offset is copied into a batch's transaction at most this often;
+    # the position itself travels with every batch's events (docs/engine.md, "Exactly once").
+    matching_offset_commit_ms: int
     matching_metrics_port: int  # 0 disables the Prometheus endpoint
     pushgateway_url: str  # where the service also pushes its metrics on AWS; empty: no push
     snapshot_every_commands: int
@@ -276,6 +279,7 @@ def get_settings() -> Settings:
         matching_poll_ms=_env_int("BOURSE_MATCHING_POLL_MS", 20),
         matching_pipeline=_env("BOURSE_MATCHING_PIPELINE", "overlapped"),
         matching_offset_refresh_seconds=_env_int("BOURSE_MATCHING_OFFSET_REFRESH_SECONDS", 3600),
+        matching_offset_commit_ms=_env_int("BOURSE_MATCHING_OFFSET_COMMIT_MS", 1000),
         matching_metrics_port=_env_int("BOURSE_MATCHING_METRICS_PORT", 9108),
         pushgateway_url=_env("BOURSE_PUSHGATEWAY_URL", ""),
         snapshot_every_commands=_env_int("BOURSE_SNAPSHOT_EVERY_COMMANDS", 25_000),
