@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from bourse.adapters.live_api import account_deps
 from bourse.api.app import build
 from bourse.api.routes import ACCOUNT
+from bourse.lambda_gc import frozen_after_init
 
 logger = Logger()
 tracer = Tracer()
@@ -21,6 +22,7 @@ metrics = Metrics()
 app = build(ACCOUNT, account_deps)
 
 
+@frozen_after_init
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics

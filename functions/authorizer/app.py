@@ -11,12 +11,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.adapters.live_api import authorizer_keys
 from bourse.api.auth import Unauthorized, authorize
+from bourse.lambda_gc import frozen_after_init
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
 
+@frozen_after_init
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics

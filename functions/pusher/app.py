@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.adapters.pusher_shards import result_answer, shard_work
 from bourse.adapters.ws_push import Pusher, connections_api
+from bourse.lambda_gc import frozen_after_init
 from bourse.settings import get_settings
 
 logger = Logger()
@@ -22,6 +23,7 @@ pusher = Pusher(connections_api(_settings, _settings.broadcaster_threads),
                 _settings.broadcaster_threads)  # fmt: skip
 
 
+@frozen_after_init
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

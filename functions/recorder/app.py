@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.consumers.recorder import Recorder
+from bourse.lambda_gc import frozen_after_init
 from bourse.settings import get_settings
 
 logger = Logger()
@@ -18,6 +19,7 @@ metrics = Metrics()
 recorder = Recorder.from_settings(get_settings(), logger, metrics)
 
 
+@frozen_after_init
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.adapters import connections
 from bourse.adapters.live_api import deps
+from bourse.lambda_gc import frozen_after_init
 from bourse.ws.api import handle
 from bourse.ws.events import read_event
 
@@ -19,6 +20,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+@frozen_after_init
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics

@@ -10,6 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.adapters import connections, listen_keys
+from bourse.lambda_gc import frozen_after_init
 from bourse.ws.events import read_event
 from bourse.ws.market_streams import route
 
@@ -18,6 +19,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+@frozen_after_init
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
