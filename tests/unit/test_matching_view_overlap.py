@@ -106,6 +106,17 @@ def _batches(n: int) -> list[list[tuple[int, bytes]]]:
     return [records[i : i + BATCH] for i in range(0, n, BATCH)]
 
 
+def _serve(
+    service: MatchingService, batches: list[list[tuple[int, bytes]]], log: list[tuple[Any, ...]]
+) -> tuple[list[int], list[tuple[Any, ...]]]:
+    """Step every batch, drain; the batches' end offsets and the Kafka calls logged."""
+    for batch in batches:
+        service.step(batch)
+    service.drain()
+    ends = [batch[-1][0] + 1 for batch in batches]
+    return ends, [e for e in log if e[0] in ("begin", "offsets", "commit")]
+
+
 @pytest.fixture
 def make_service() -> Iterator[Any]:
     made: list[MatchingService] = []
@@ -137,13 +148,7 @@ def test_replies_follow_their_commit_and_everything_stays_in_batch_order(
 ) -> None:
     log: list[tuple[Any, ...]] = []
     service = make_service(overlap, FakeView(log), FakeProducer(log))
-    batches = _batches(6 * BATCH)
-    for batch in batches:
-        service.step(batch)
-    service.drain()
-
-    ends = [batch[-1][0] + 1 for batch in batches]
-    kafka = [e for e in log if e[0] in ("begin", "offsets", "commit")]
+    ends, kafka = _serve(service, _batches(6 * BATCH), log)
     # One transaction at a time, in batch order: begin, commit, begin, ... The records carry
     # the position; the group's copy waits for its interval (a second, not reached here).
     assert kafka == [e for end in ends for e in (("begin",), ("commit", end))]
@@ -191,20 +196,14 @@ def test_the_groups_offset_rides_along_at_most_every_interval(make_service: Any)
     log: list[tuple[Any, ...]] = []
     every = make_service(True, FakeView(log), FakeProducer(log), offset_commit_ms=0)
     batches = _batches(3 * BATCH)
-    for batch in batches:
-        every.step(batch)
-    every.drain()
-    ends = [batch[-1][0] + 1 for batch in batches]
-    kafka = [e for e in log if e[0] in ("begin", "offsets", "commit")]
+    ends, kafka = _serve(every, batches, log)
     assert kafka == [e for end in ends for e in (("begin",), ("offsets", end), ("commit", end))]
     assert every.group_offset == ends[-1]
 
     log.clear()
     rarely = make_service(True, FakeView(log), FakeProducer(log))
-    for batch in batches:
-        rarely.step(batch)
-    rarely.drain()
-    assert not [e for e in log if e[0] == "offsets"]
+    _, kafka = _serve(rarely, batches, log)
+    assert not [e for e in kafka if e[0] == "offsets"]
     assert rarely.group_offset is None
     rarely._copy_offset_if_behind()  # what the loop does when idle, and before it stops
     assert log[-3:] == [("begin",), ("offsets", ends[-1]), ("commit", ends[-1])]
