@@ -1,7 +1,8 @@
 """`make bench-engine-paths`: what each path through ``Engine.process`` costs, in isolation.
 
 For each path (resting LIMIT, LIMIT with one fill, cancel, MARKET by quantity and by quote,
-stop trigger, a fill that 100 trailing stops watch, iceberg refill, self-trade prevention) a
+stop trigger, a fill that 100 trailing stops watch, iceberg refill, self-trade prevention, a
+dry run) a
 fresh engine with the standard
 workload's symbol and a background book of 400 resting orders (far from the prices the path
 uses) runs ``--commands`` iterations. An iteration may place what the path needs untimed (the
@@ -39,6 +40,7 @@ from bourse.domain.commands import (  # noqa: E402
     Command,
     CreateAccount,
     Deposit,
+    DryRunOrder,
     NewOrder,
 )
 from bourse.domain.enums import STOP_TYPES, ExecutionType, OrderType, Side, TimeInForce  # noqa: E402
@@ -236,6 +238,25 @@ def self_trade_prevented(run: Runner, i: int) -> None:
     run.untimed(CancelOrder(run.rid(), 0, acct, SYMBOL, _order_id(events)))
 
 
+def dry_run_one_fill(run: Runner, i: int) -> None:
+    """A dry run of a LIMIT that would fill one maker: the copy of the book (400 orders) is
+    most of its cost. The maker is cancelled after, so the book stays the same size."""
+    acct = i % MAKERS + 1
+    order_id = _maker(run, i, SELL, MID)
+    cid = run.rid()
+    dry = DryRunOrder(cid, 0, _limit(cid, TAKER, BUY, MID, QTY))
+    run.timed(dry, _predicted_fills(1))
+    run.untimed(CancelOrder(run.rid(), 0, acct, SYMBOL, order_id))
+
+
+def _predicted_fills(n: int) -> Check:
+    def check(events: list[Event]) -> bool:
+        result = _reply(events).parts[0].result
+        return len(events) == 1 and result is not None and len(result.fills) == n
+
+    return check
+
+
 PATHS: dict[str, Callable[[Runner, int], None]] = {
     "resting LIMIT": resting_limit,
     "LIMIT with one fill": limit_one_fill,
@@ -246,6 +267,7 @@ PATHS: dict[str, Callable[[Runner, int], None]] = {
     "LIMIT with one fill, 100 trailing stops watching": fill_watched_by_trailing_stops,
     "iceberg refill (the fill that refills)": iceberg_refill,
     "STP EXPIRE_MAKER (the prevented taker)": self_trade_prevented,
+    "dry run of a LIMIT with one fill (order/test dryRun)": dry_run_one_fill,
 }
 
 

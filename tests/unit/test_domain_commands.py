@@ -284,6 +284,7 @@ def test_command_names_cover_every_command() -> None:
             "AMEND_ORDER",
             "NEW_ORDER_LIST",
             "CANCEL_ORDER_LIST",
+            "DRY_RUN_ORDER",
             "ADD_SYMBOL",
             "UPDATE_SYMBOL",
             "SET_SYMBOL_STATUS",
@@ -306,5 +307,6 @@ def test_command_names_cover_every_command() -> None:
         "AMEND_ORDER",
         "NEW_ORDER_LIST",
         "CANCEL_ORDER_LIST",
+        "DRY_RUN_ORDER",
     }
     assert set(COMMAND_NAMES.values()) - trader == ADMIN_COMMAND_NAMES

@@ -15,6 +15,7 @@ from typing import Any
 from bourse.api import account as account_shapes
 from bourse.api import market, record_shapes, retries
 from bourse.api.auth import BAD_API_KEY_FORMAT, Caller, signed_params
+from bourse.api.dry_runs import dry_run_response
 from bourse.api.orders import (
     ORDER_PARAMS,
     RespType,
@@ -44,6 +45,7 @@ from bourse.domain.commands import (
     CancelOrder,
     CancelReplace,
     Command,
+    DryRunOrder,
     NewOrder,
 )
 from bourse.domain.enums import CancelReplaceMode, Outcome
@@ -71,7 +73,7 @@ QUERY_ORDER_PARAMS = SIGNED_COMMON | {"symbol", "orderId", "origClientOrderId"}
 OPEN_ORDERS_PARAMS = SIGNED_COMMON | {"symbol"}
 ACCOUNT_PARAMS = SIGNED_COMMON | {"omitZeroBalances"}
 COMMISSION_PARAMS = SIGNED_COMMON | {"symbol"}
-TEST_ORDER_PARAMS = ORDER_PARAMS | {"computeCommissionRates"}
+TEST_ORDER_PARAMS = ORDER_PARAMS | {"computeCommissionRates", "dryRun"}
 CANCEL_REPLACE_PARAMS = ORDER_PARAMS | {
     "cancelReplaceMode",
     "cancelOrderId",
@@ -368,29 +370,47 @@ def check_static_filters(spec: SymbolSpec, order: NewOrder) -> None:
 
 
 def test_order(req: Request, deps: Deps) -> dict[str, Any]:
+    """POST /api/v3/order/test. Binance's checks and commission rates, and with Bourse's
+    ``dryRun=true`` what the order would do now: the engine runs it at a point of the sequence
+    on a copy of its book and answers as a FULL order response would, changing nothing
+    (docs/api.md, "Dry runs")."""
     caller, params = req.signed(deps, TRADE)
-    compute = params.optional_str("computeCommissionRates")
-    if compute not in (None, "true", "false"):
-        raise errors.invalid_parameter("computeCommissionRates")
-    values = {n: params.raw(n) or "" for n in params.names() - {"computeCommissionRates"}}
-    order_params = Params(values)
+    compute = _flag(params, "computeCommissionRates")
+    dry_run = _flag(params, "dryRun")
     check_known(params, TEST_ORDER_PARAMS)
-    order, _ = _new_order(deps, caller, order_params)
+    values = {n: params.raw(n) or "" for n in params.names() - _TEST_FLAGS}
+    order, _ = _new_order(deps, caller, Params(values))
     spec = deps.view.symbol(order.symbol)
     if spec is None:
         raise errors.INVALID_SYMBOL_ERROR
     check_static_filters(spec, order)
-    if compute != "true":
-        return {}
-    rates = account_shapes.commission(spec.symbol, deps.view.fees(caller.account_id))
-    return {
-        "standardCommissionForOrder": {
-            "maker": rates["standardCommission"]["maker"],
-            "taker": rates["standardCommission"]["taker"],
-        },
-        "taxCommissionForOrder": {"maker": "0.00000000", "taker": "0.00000000"},
-        "discount": rates["discount"],
-    }
+    body: dict[str, Any] = {}
+    if dry_run:
+        command = DryRunOrder(order.request_id, order.ts, order, order.deadline)
+        body = dry_run_response(_execute(deps, command))
+    if compute:
+        rates = account_shapes.commission(spec.symbol, deps.view.fees(caller.account_id))
+        body.update(
+            {
+                "standardCommissionForOrder": {
+                    "maker": rates["standardCommission"]["maker"],
+                    "taker": rates["standardCommission"]["taker"],
+                },
+                "taxCommissionForOrder": {"maker": "0.00000000", "taker": "0.00000000"},
+                "discount": rates["discount"],
+            }
+        )
+    return body
+
+
+_TEST_FLAGS = frozenset({"computeCommissionRates", "dryRun"})
+
+
+def _flag(params: Params, name: str) -> bool:
+    value = params.optional_str(name)
+    if value not in (None, "true", "false"):
+        raise errors.invalid_parameter(name)
+    return value == "true"
 
 
 def _either_id(id_name: str, client_id_name: str) -> BinanceError:

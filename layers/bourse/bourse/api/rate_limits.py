@@ -169,7 +169,11 @@ def per_symbol_weight(each: int, cap: int) -> Callable[[Mapping[str, str]], int]
 
 
 def order_test_weight(params: Mapping[str, str]) -> int:
-    return 20 if params.get("computeCommissionRates") == "true" else 1
+    """Binance's 1, or 20 with computeCommissionRates; a dry run (Bourse's ``dryRun``) runs
+    in the sequencer on a copy of the book, and weighs 20 as well."""
+    if params.get("computeCommissionRates") == "true" or params.get("dryRun") == "true":
+        return 20
+    return 1
 
 
 def my_trades_weight(params: Mapping[str, str]) -> int:

@@ -133,6 +133,19 @@ class CancelOrderList:
 ORDER_LIST_KINDS = ("OCO", "OTO", "OTOCO")
 
 
+@dataclass(frozen=True, slots=True)
+class DryRunOrder:
+    """What ``order`` would do if it were placed now: the engine runs it on a copy of its
+    symbol at this point of the sequence and replies with the outcome, changing nothing
+    (docs/engine.md, "Dry runs"). ``order``'s own ``request_id``/``ts``/``deadline`` are not
+    looked at."""
+
+    request_id: str
+    ts: int
+    order: NewOrder
+    deadline: int = 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Admin commands: only the admin plane may issue them. On the command log each travels inside
 # a SIGNED record (bourse.domain.codec.decode_record, docs/engine.md "Admin commands and who may
@@ -275,6 +288,7 @@ Command = (
     | AmendOrder
     | NewOrderList
     | CancelOrderList
+    | DryRunOrder
     | AddSymbol
     | UpdateSymbol
     | SetSymbolStatus
@@ -297,6 +311,7 @@ COMMAND_NAMES: dict[type, str] = {
     AmendOrder: "AMEND_ORDER",
     NewOrderList: "NEW_ORDER_LIST",
     CancelOrderList: "CANCEL_ORDER_LIST",
+    DryRunOrder: "DRY_RUN_ORDER",
     AddSymbol: "ADD_SYMBOL",
     UpdateSymbol: "UPDATE_SYMBOL",
     SetSymbolStatus: "SET_SYMBOL_STATUS",

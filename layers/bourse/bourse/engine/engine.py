@@ -29,6 +29,7 @@ from bourse.domain.commands import (
     CreateAccount,
     DelistSymbol,
     Deposit,
+    DryRunOrder,
     KeyChange,
     NewOrder,
     NewOrderList,
@@ -43,7 +44,7 @@ from bourse.domain.commands import (
 from bourse.domain.errors import BinanceError
 from bourse.domain.events import Event, OrderResult, Reply
 from bourse.domain.symbols import SymbolSpec
-from bourse.engine import admin, amend, cancels, funding, order_lists, placing
+from bourse.engine import admin, amend, cancels, dry_run, funding, order_lists, placing
 from bourse.engine.command_output import emit_balances, emit_depth, order_id_of, order_result
 from bourse.engine.snapshot import encode as encode_snapshot
 from bourse.engine.snapshot import load as load_snapshot
@@ -51,6 +52,8 @@ from bourse.engine.snapshot import state_hash as hash_state
 from bourse.engine.state import EngineState, Result
 
 _ADMIN = ADMIN_COMMANDS
+# Traders' commands whose successful Reply carries a detail.
+_DETAILED = frozenset({AmendOrder, DryRunOrder})
 
 
 class Engine(EngineState):
@@ -65,6 +68,7 @@ class Engine(EngineState):
             AmendOrder: amend.on_amend,
             NewOrderList: order_lists.on_new_order_list,
             CancelOrderList: order_lists.on_cancel_order_list,
+            DryRunOrder: dry_run.on_dry_run,
             AddSymbol: admin.on_add_symbol,
             UpdateSymbol: admin.on_update_symbol,
             SetSymbolStatus: admin.on_set_status,
@@ -118,7 +122,7 @@ class Engine(EngineState):
                       self._detail)
             )  # fmt: skip
         else:
-            detail = self._detail if kind is AmendOrder and not code else ""
+            detail = self._detail if kind in _DETAILED and not code else ""
             events.append(
                 Reply(
                     0,
@@ -188,8 +192,8 @@ class Engine(EngineState):
     def delisted(self) -> tuple[str, ...]:
         return tuple(sorted(self._reg.delisted))
 
-    def state_hash(self) -> str:
-        return hash_state(self)
+    def state_hash(self, *, seq: bool = True) -> str:
+        return hash_state(self, seq=seq)
 
     def snapshot(self) -> bytes:
         return encode_snapshot(self)

@@ -70,3 +70,23 @@ class Order:
         self.working_ts = -1
         self.prevented_qty = 0
         self.alive = True  # False once off the book (a dead queue entry until removed)
+
+    def copy(self) -> Order:
+        """Another record of the same order in the same state, on the same balances (what a
+        dry run's copy of the book holds: ``bourse.engine.symbol_copy``)."""
+        new = Order(self.info, self.is_buy, self.lock_key, self.lock_bal, self.recv_key,
+                    self.recv_bal)  # fmt: skip
+        new.remaining = self.remaining
+        new.displayed = self.displayed
+        new.executed = self.executed
+        new.cum_quote = self.cum_quote
+        new.quote_rem = self.quote_rem
+        new.lock = self.lock
+        new.status = self.status
+        new.stp_mode = self.stp_mode
+        new.tif = self.tif
+        new.is_market = self.is_market
+        new.working_ts = self.working_ts
+        new.prevented_qty = self.prevented_qty
+        new.alive = self.alive
+        return new

@@ -46,8 +46,14 @@ def encode(engine: EngineState) -> bytes:
     return orjson.dumps(_state(engine))
 
 
-def state_hash(engine: EngineState) -> str:
-    return hashlib.sha256(encode(engine)).hexdigest()
+def state_hash(engine: EngineState, *, seq: bool = True) -> str:
+    """SHA-256 of the canonical encoding; ``seq=False`` leaves out the position in the
+    sequence, to compare what the engine holds across commands that hold nothing (a dry
+    run takes a seq for its reply and changes nothing else)."""
+    state = _state(engine)
+    if not seq:
+        del state["seq"]
+    return hashlib.sha256(orjson.dumps(state)).hexdigest()
 
 
 def _state(engine: EngineState) -> dict[str, Any]:
