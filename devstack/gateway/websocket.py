@@ -182,6 +182,10 @@ def load_websocket_api(
 # -- Binance's paths
 
 
+# Bourse's own $connect parameters (docs/streams.md, "Resumable streams"), kept on /ws/<name>.
+BOURSE_STREAM_PARAMS = ("withSeq", "resumeFrom")
+
+
 def connect_query(raw_path: str) -> dict[str, str] | None:
     """$connect's query parameters for a handshake path; None for a path that is no socket."""
     url = urlsplit(raw_path)
@@ -190,7 +194,9 @@ def connect_query(raw_path: str) -> dict[str, str] | None:
     if path in ("/", "", "/ws", "/ws/", "/ws-api/v3"):
         return query
     if path.startswith("/ws/"):
-        return {"streams": unquote(path[len("/ws/") :])}
+        # The path names the stream; of the query only Bourse's own parameters pass.
+        kept = {k: v for k, v in query.items() if k in BOURSE_STREAM_PARAMS}
+        return {"streams": unquote(path[len("/ws/") :]), **kept}
     if path in ("/stream", "/stream/"):
         return {**query, "combined": "true"}
     return None

@@ -10,13 +10,16 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.adapters import connections, listen_keys
+from bourse.adapters.stream_resumes import resumes
 from bourse.lambda_gc import frozen_after_init
+from bourse.settings import get_settings
 from bourse.ws.events import read_event
 from bourse.ws.market_streams import route
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+_resumes = resumes(get_settings())
 
 
 @frozen_after_init
@@ -24,4 +27,4 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return route(read_event(event), connections.store(), listen_keys.lookup)
+    return route(read_event(event), connections.store(), listen_keys.lookup, _resumes)

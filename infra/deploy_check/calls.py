@@ -69,6 +69,9 @@ ADAPTER_ACTIONS: dict[str, set[tuple[str, str]]] = {
     },
     "bourse.adapters.ws_push": {("execute-api:ManageConnections", "WebSocketApi")},
     "bourse.adapters.pusher_shards:ShardedPusher": {("lambda:InvokeFunction", "PusherFunction")},
+    "bourse.adapters.stream_resumes:LambdaResumes": {
+        ("lambda:InvokeFunction", "StreamResumeFunction"),
+    },
     "bourse.adapters.postgres": {("rds-db:connect", "Data")},
     "bourse.adapters.redis_conn": {
         ("secretsmanager:GetSecretValue", "Data"), ("kms:Decrypt", "Data"),

@@ -115,10 +115,12 @@ class FakeStore:
 
     def put_connection(self, connection_id: str, *, account_id: int | None, combined: bool,
                        expires_at: int, listen_key: str | None = None,
-                       return_rate_limits: bool = True) -> None:  # fmt: skip
+                       return_rate_limits: bool = True,
+                       positions: bool = False) -> None:  # fmt: skip
         self.connections[connection_id] = {"combined": combined, "expires_at": expires_at,
                                            "session": None, "next": 0,
-                                           "return_rate_limits": return_rate_limits}  # fmt: skip
+                                           "return_rate_limits": return_rate_limits,
+                                           "positions": positions}  # fmt: skip
         self.streams[connection_id] = []
         self.accounts[connection_id] = {}
         if account_id is not None:
@@ -349,6 +351,8 @@ def test_session_logon_and_user_data_subscriptions() -> None:
 
 def test_paths_map_to_connect_queries() -> None:
     assert connect_query("/ws/btcusdt@trade") == {"streams": "btcusdt@trade"}
+    assert connect_query("/ws/btcusdt@trade?resumeFrom=9-1&withSeq=true&x=1") == {
+        "streams": "btcusdt@trade", "resumeFrom": "9-1", "withSeq": "true"}  # fmt: skip
     assert connect_query("/ws/%21miniTicker%40arr") == {"streams": "!miniTicker@arr"}
     assert connect_query("/stream?streams=a@trade/b@trade") == {
         "streams": "a@trade/b@trade", "combined": "true"}  # fmt: skip

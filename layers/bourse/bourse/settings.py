@@ -154,6 +154,12 @@ class Settings:
     # broadcaster posts to all of them itself
     pusher_function: str
     pusher_shard_size: int
+    # Resumable streams (docs/streams.md): entries kept per stream's and account's message
+    # log in Redis; how long a broadcaster batch may hold resumers back (its function's
+    # timeout); the function (its name) that replays a resuming connection
+    stream_log_maxlen: int
+    stream_log_pending_ttl_s: int
+    stream_resume_function: str
     # KMS keys (ids, ARNs or aliases) whose signatures the matching service accepts on admin
     # commands (bourse.domain.admin_auth); only ever extended, so old commands still verify
     admin_signing_key_ids: tuple[str, ...]
@@ -316,6 +322,9 @@ def get_settings() -> Settings:
         broadcaster_subscribers_ttl_ms=_env_int("BOURSE_BROADCASTER_SUBSCRIBERS_TTL_MS", 1000),
         pusher_function=_env("BOURSE_PUSHER_FUNCTION", ""),
         pusher_shard_size=_env_int("BOURSE_PUSHER_SHARD_SIZE", 250),
+        stream_log_maxlen=_env_int("BOURSE_STREAM_LOG_MAXLEN", 10_000),
+        stream_log_pending_ttl_s=_env_int("BOURSE_STREAM_LOG_PENDING_TTL_S", 35),
+        stream_resume_function=_env("BOURSE_STREAM_RESUME_FUNCTION", ""),
         admin_signing_key_ids=_env_list(
             "BOURSE_ADMIN_SIGNING_KEY_IDS", f"alias/{prefix}-admin-signing"
         ),

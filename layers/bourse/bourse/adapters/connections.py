@@ -88,6 +88,8 @@ class Connection:
     combined: bool
     listen_key: str | None = None  # user data through a listen key
     subscription_id: int | None = None  # user data through the WebSocket API
+    # Every message in the positioned envelope (withSeq / resumeFrom: bourse.streams.positions)
+    positions: bool = False
 
     def frame(self, stream: str, data: Any) -> Any:
         """A market payload as this connection receives it."""
@@ -118,6 +120,7 @@ class ConnectionState:
     session: Session | None
     # The WebSocket API URL's ``returnRateLimits=false``: answers omit rateLimits by default.
     return_rate_limits: bool = True
+    positions: bool = False  # withSeq / resumeFrom (bourse.streams.positions)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,10 @@ class AccountSubscription:
     listen_key: str | None
     subscription_id: int | None
     api_key: str | None = None  # the key of a userDataStream.subscribe.signature
+
+
+def _positions(item: dict[str, Any]) -> bool:
+    return bool(item.get("positions", {"BOOL": False})["BOOL"])
 
 
 class UnknownConnection(LookupError):
@@ -154,6 +161,8 @@ def _encode_recent(connection: Connection) -> str:
         fields["k"] = connection.listen_key
     if connection.subscription_id is not None:
         fields["s"] = connection.subscription_id
+    if connection.positions:
+        fields["p"] = True
     return json.dumps(fields, separators=(",", ":"))
 
 
@@ -161,7 +170,9 @@ def _encode_recent(connection: Connection) -> str:
 @lru_cache(maxsize=65_536)
 def _decode_recent(connection_id: str, value: str | bytes) -> Connection:
     fields = json.loads(value)
-    return Connection(connection_id, bool(fields["c"]), fields.get("k"), fields.get("s"))
+    return Connection(
+        connection_id, bool(fields["c"]), fields.get("k"), fields.get("s"), bool(fields.get("p"))
+    )
 
 
 class RecentSubscriptions:
@@ -253,9 +264,11 @@ class ConnectionStore:
         expires_at: int,
         listen_key: str | None = None,
         return_rate_limits: bool = True,
+        positions: bool = False,
     ) -> None:
         """A new connection; with ``account_id`` it also receives that account's user data
-        (a listen key connection: ``listen_key`` names it on combined connections)."""
+        (a listen key connection: ``listen_key`` names it on combined connections);
+        ``positions``: every message in the positioned envelope."""
         item = {
             "connectionId": {"S": connection_id},
             "combined": {"BOOL": combined},
@@ -264,6 +277,8 @@ class ConnectionStore:
         }
         if not return_rate_limits:  # absent: the default, true (items written before it)
             item["returnRateLimits"] = {"BOOL": False}
+        if positions:  # absent: false
+            item["positions"] = {"BOOL": True}
         self._ddb.put_item(TableName=self.connections_table, Item=item)
         if account_id is not None:
             self.subscribe_account(connection_id, account_id, listen_key=listen_key)
@@ -290,6 +305,7 @@ class ConnectionStore:
             connected_at_ms=int(item["connectedAt"]["N"]),
             session=session,
             return_rate_limits=item.get("returnRateLimits", {"BOOL": True})["BOOL"],
+            positions=item.get("positions", {"BOOL": False})["BOOL"],
         )
 
     def _require(self, connection_id: str) -> ConnectionState:
@@ -396,18 +412,20 @@ class ConnectionStore:
         now_ns = time.time_ns()
         with self._writer() as batch:
             for offset, name in enumerate(names):
-                batch.put_item(
-                    Item={
-                        "connectionId": connection_id,
-                        "stream": name,
-                        "combined": state.combined,
-                        "expiresAt": state.expires_at,
-                        # LIST_SUBSCRIPTIONS answers in subscription order, as Binance does.
-                        "subscribedAt": now_ns + offset,
-                    }
-                )
+                item: dict[str, Any] = {
+                    "connectionId": connection_id,
+                    "stream": name,
+                    "combined": state.combined,
+                    "expiresAt": state.expires_at,
+                    # LIST_SUBSCRIPTIONS answers in subscription order, as Binance does.
+                    "subscribedAt": now_ns + offset,
+                }
+                if state.positions:
+                    item["positions"] = True
+                batch.put_item(Item=item)
         if self.recent is not None and names:
-            self.recent.add(Connection(connection_id, state.combined), names)
+            connection = Connection(connection_id, state.combined, positions=state.positions)
+            self.recent.add(connection, names)
 
     def unsubscribe(self, connection_id: str, streams: Iterable[str]) -> None:
         """Removes market streams; names not subscribed are ignored, as Binance does."""
@@ -472,6 +490,7 @@ class ConnectionStore:
                 combined,
                 item["listenKey"]["S"] if "listenKey" in item else None,
                 int(item["subscriptionId"]["N"]) if "subscriptionId" in item else None,
+                _positions(item),
             )
             recent.setdefault(connection, []).append(stream)
         if self.recent is not None:
@@ -480,7 +499,9 @@ class ConnectionStore:
 
     def connections_for_stream(self, stream: str) -> list[Connection]:
         return [
-            Connection(item["connectionId"]["S"], item["combined"]["BOOL"])
+            Connection(
+                item["connectionId"]["S"], item["combined"]["BOOL"], positions=_positions(item)
+            )
             for item in self._query_stream(stream)
         ]
 
@@ -524,6 +545,8 @@ class ConnectionStore:
         if api_key is not None:
             item["apiKey"] = {"S": api_key}
             self._mark_key(state, api_key)
+        if state.positions:
+            item["positions"] = {"BOOL": True}
         try:
             self._ddb.put_item(
                 TableName=self.subscriptions_table,
@@ -535,7 +558,9 @@ class ConnectionStore:
                 raise AlreadySubscribed(account_id) from None
             raise
         if self.recent is not None:
-            connection = Connection(connection_id, state.combined, listen_key, subscription_id)
+            connection = Connection(
+                connection_id, state.combined, listen_key, subscription_id, state.positions
+            )
             self.recent.add(connection, [account_stream(account_id)])
         return subscription_id
 
@@ -568,6 +593,7 @@ class ConnectionStore:
                 subscription_id=(
                     int(item["subscriptionId"]["N"]) if "subscriptionId" in item else None
                 ),
+                positions=_positions(item),
             )
             for item in self._query_stream(account_stream(account_id))
         ]

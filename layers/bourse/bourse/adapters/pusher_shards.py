@@ -22,11 +22,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
+from bourse.adapters.lambda_invoke import lambda_client as lambda_client
 from bourse.adapters.ws_push import PostResult, Pusher
-from bourse.settings import Settings
 
 
 def shard_event(work: Sequence[tuple[str, Sequence[bytes]]]) -> dict[str, Any]:
@@ -88,21 +85,3 @@ class ShardedPusher:
         return PostResult(
             sent=int(body["sent"]), gone=[str(c) for c in body["gone"]], failed=int(body["failed"])
         )
-
-
-def lambda_client(settings: Settings, shards: int) -> Any:
-    """Lambda's Invoke API (locally the gateway's), one pooled connection per parallel shard,
-    one attempt: a retried Invoke would post its frames twice."""
-    options: dict[str, Any] = {
-        "region_name": settings.region,
-        "config": Config(
-            retries={"mode": "standard", "max_attempts": 1},
-            connect_timeout=2,
-            read_timeout=30,
-            max_pool_connections=shards,
-        ),
-    }
-    if settings.aws_credentials is not None:  # the local stack: its gateway serves Invoke
-        options["endpoint_url"] = settings.gateway_url
-        options["aws_access_key_id"], options["aws_secret_access_key"] = settings.aws_credentials
-    return boto3.client("lambda", **options)

@@ -61,13 +61,15 @@ class PostResult:
         return True
 
 
-def management_client(settings: Settings, threads: int) -> Any:
+def management_client(settings: Settings, threads: int, attempts: int = 3) -> Any:
+    """boto3's @connections client. ``attempts=1`` where a post sent twice would be a
+    message received twice (a resuming connection's replay)."""
     options: dict[str, Any] = {
         "region_name": settings.region,
         "endpoint_url": settings.websocket_management_url,
         # One pooled HTTP connection per thread, or threads queue for a connection.
         "config": Config(
-            retries={"mode": "standard", "max_attempts": 3},
+            retries={"mode": "standard", "max_attempts": attempts},
             connect_timeout=2,
             read_timeout=5,
             max_pool_connections=threads,

@@ -33,6 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -41,15 +42,18 @@ import msgspec
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from bourse.adapters import stream_log
 from bourse.adapters.connections import RECENT_SECONDS, account_stream
 from bourse.adapters.listen_key_streams import ListenKeyStreams, LiveListenKeys
 from bourse.adapters.pusher_shards import ShardedPusher
+from bourse.adapters.stream_log import StreamLog
 from bourse.adapters.ws_push import Pusher
 from bourse.domain.event_codec import EventDecodeError, decode_events
 from bourse.domain.events import Event
 from bourse.settings import Settings
 from bourse.streams.frames import MAX_MESSAGE_BYTES
-from bourse.streams.market import Batch, StreamState
+from bourse.streams.market import Batch, Seed, StreamState
+from bourse.streams.positions import numbered, positioned_frame
 
 _encode = msgspec.json.Encoder().encode
 log = logging.getLogger("bourse.broadcaster")
@@ -81,32 +85,57 @@ def frames_for(
     batch: Batch,
     by_stream: dict[str, list[Any]],
     by_account: dict[int, list[Any]],
+    seq: int = 0,
+    replaying: AbstractSet[str] = frozenset(),
 ) -> dict[str, list[bytes]]:
     """Each connection's frames, in the batch's publishing order (market, then user data).
 
     A frame is encoded once per message and wrapping (raw or combined; a subscription id or
-    listen key for user data) and shared by every connection that receives it that way: with
-    1,000 subscribers a message is encoded twice at most, not 1,000 times."""
+    listen key for user data; the positioned envelope at ``(seq, n)``) and shared by every
+    connection that receives it that way: with 1,000 subscribers a message is encoded twice
+    at most, not 1,000 times. Connections in ``replaying`` get nothing (their resumer sends
+    them this batch from the log)."""
     out: dict[str, list[bytes]] = {}
+    n = 0  # the message's place in the batch, as bourse.streams.positions.numbered counts
     for message in batch.market:
         raw = msgspec.Raw(message.data)
         encoded: dict[bool, bytes] = {}
+        positioned = b""
         for conn in by_stream.get(message.stream, ()):
+            if conn.positions:
+                if conn.connection_id in replaying:
+                    continue
+                if not positioned:
+                    positioned = positioned_frame(message.stream, message.data, (seq, n))
+                out.setdefault(conn.connection_id, []).append(positioned)
+                continue
             frame = encoded.get(conn.combined)
             if frame is None:
                 frame = encoded[conn.combined] = _encode(conn.frame(message.stream, raw))
             out.setdefault(conn.connection_id, []).append(frame)
+        n += 1
     for account_id, messages in batch.user.items():
         conns = by_account.get(account_id, ())
         for data in messages:
             raw = msgspec.Raw(data)
-            wrapped: dict[tuple[int | None, str | None], bytes] = {}
+            wrapped: dict[tuple[int | None, str | None, bool], bytes] = {}
             for conn in conns:
-                key = (conn.subscription_id, conn.listen_key if conn.combined else None)
-                frame = wrapped.get(key)
-                if frame is None:
-                    frame = wrapped[key] = _encode(conn.user_frame(raw))
-                out.setdefault(conn.connection_id, []).append(frame)
+                # Positions are a listen key stream's (the WebSocket API's subscriptions have
+                # their own envelope).
+                positions = conn.positions and conn.listen_key is not None
+                if positions and conn.connection_id in replaying:
+                    continue
+                key = (conn.subscription_id, conn.listen_key if conn.combined or positions
+                       else None, positions)  # fmt: skip
+                got = wrapped.get(key)
+                if got is None:
+                    got = wrapped[key] = (
+                        positioned_frame(conn.listen_key, data, (seq, n))
+                        if positions
+                        else _encode(conn.user_frame(raw))
+                    )
+                out.setdefault(conn.connection_id, []).append(got)
+            n += 1
     return out
 
 
@@ -232,6 +261,15 @@ class SubscriberCache:
             self._gone.update(dict.fromkeys(connection_ids, now))
 
 
+def _state_after(log: StreamLog, seed: Seed | None) -> StreamState:
+    """A stream state that publishes only what the log does not hold yet."""
+    state = StreamState(seed)
+    head = log.head()
+    if head is not None:
+        state.last_seq = head[0]
+    return state
+
+
 @dataclass
 class Broadcaster:
     state: StreamState
@@ -243,6 +281,10 @@ class Broadcaster:
     # Listen keys' validity and the closing of their ended streams; None: not checked.
     live_keys: LiveListenKeys | None = None
     key_streams: ListenKeyStreams | None = None
+    # The message log resuming connections replay from (bourse.adapters.stream_log); None:
+    # nothing logged, positions still numbered.
+    log: StreamLog | None = None
+    seed: Seed | None = None
     _deleting: list[Future[None]] = field(default_factory=list)
 
     @classmethod
@@ -265,8 +307,10 @@ class Broadcaster:
             # subscription could leave Redis before the lists include it.
             logger.warning("subscribers TTL capped", extra={"ttlSeconds": ttl_s})
             ttl_s = RECENT_SECONDS / 8
+        seed = RedisSeed.connect(settings.redis_url)
+        log = stream_log.from_settings(settings)
         return cls(
-            state=StreamState(RedisSeed.connect(settings.redis_url)),
+            state=_state_after(log, seed),
             subscribers=store,
             cache=SubscriberCache(store, lookups, ttl_s, recent=store.recent),
             pusher=ShardedPusher(
@@ -279,6 +323,8 @@ class Broadcaster:
             metrics=metrics,
             live_keys=LiveListenKeys(listen_keys.validity()),
             key_streams=ListenKeyStreams(store, management_client(settings, 1), store.recent),
+            log=log,
+            seed=seed,
         )
 
     def decode(self, event: dict[str, Any]) -> list[Event]:
@@ -300,8 +346,17 @@ class Broadcaster:
             # host; on AWS the orders function's and this one's, both NTP-synced).
             age = time.time() - events[-1].ts / 1000
             self.metrics.add_metric("EventAgeSeconds", MetricUnit.Seconds, max(age, 0.0))
+        if self.log is not None:
+            self.log.begin_batch()
         batch = self.state.apply(events)
-        frames = self.fan_out(batch)
+        try:
+            frames = self.fan_out(batch)
+        except Exception:
+            if self.log is not None:
+                # The batch is delivered again: a fresh state (from the log's head and the
+                # seed) publishes and logs it then, instead of skipping its seqs as applied.
+                self.state = _state_after(self.log, self.seed)
+            raise
         self.metrics.add_metric("MessagesPosted", MetricUnit.Count, frames)
         self.metrics.add_metric(
             "BroadcastSeconds", MetricUnit.Seconds, time.perf_counter() - started
@@ -343,10 +398,25 @@ class Broadcaster:
             future.result()
 
     def fan_out(self, batch: Batch) -> int:
+        log = self.log
+        seq = self.state.last_seq
         if not batch.market and not batch.user:
+            if log is not None:
+                log.append(seq, [], [])  # ends the pending mark
             return 0
         started = time.perf_counter()
-        frames = frames_for(batch, *self.subscribers_of(batch))
+        by_stream, by_account = self.subscribers_of(batch)
+        replaying: set[str] = set()
+        if log is not None:
+            positioned = {
+                c.connection_id
+                for conns in (*by_stream.values(), *by_account.values())
+                for c in conns
+                if c.positions
+            }
+            entries = list(numbered([(m.stream, m.data) for m in batch.market], batch.user))
+            replaying = log.append(seq, entries, positioned)
+        frames = frames_for(batch, by_stream, by_account, seq, replaying)
         self.metrics.add_metric("LookupSeconds", MetricUnit.Seconds, time.perf_counter() - started)
         for cid, items in frames.items():
             # Never hand API Gateway a frame over its limit (bourse.streams.frames keeps every

@@ -25,9 +25,17 @@ from bourse.adapters.connections import (
     AlreadySubscribed,
     UnknownConnection,
 )
+from bourse.adapters.stream_log import LogGap
+from bourse.streams.positions import (
+    InvalidPosition,
+    Position,
+    account_log,
+    market_log,
+    parse_position,
+)
 from bourse.ws.api import ALL_METHODS
 from bourse.ws.events import CONNECT, DISCONNECT, WsEvent, empty, reply
-from bourse.ws.ports import Connections, ListenKeyLookup
+from bourse.ws.ports import Connections, ListenKeyLookup, Resumes
 from bourse.ws.streams import MAX_STREAMS_PER_CONNECTION, is_listen_key, is_stream
 
 STREAM_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
@@ -57,12 +65,21 @@ def invalid(msg: str, request_id: Any = None) -> StreamRequestError:
 
 
 def connect(
-    event: WsEvent, store: Connections, lookup: ListenKeyLookup, now_s: float | None = None
+    event: WsEvent,
+    store: Connections,
+    lookup: ListenKeyLookup,
+    now_s: float | None = None,
+    resumes: Resumes | None = None,
 ) -> dict[str, Any]:
     """Registers the connection with the streams of its URL. A name that is neither a stream
     nor a listen key is ignored, as Binance does (ccxt.pro opens ``/ws/<n>``, a connection
     index, and subscribes afterwards); an unknown listen key or too many streams refuse the
-    handshake (HTTP 400; the body, Binance's error, is only logged by API Gateway)."""
+    handshake (HTTP 400; the body, Binance's error, is only logged by API Gateway).
+
+    Bourse's own parameters (docs/streams.md, "Resumable streams"): ``withSeq=true`` puts
+    every message in the positioned envelope; ``resumeFrom=<seq>[-<n>]`` also has every
+    message of the URL's streams after that position sent first, then the live stream, with
+    no gap and nothing twice; the handshake is refused when the log no longer holds them."""
     combined = event.query.get("combined", "false").lower() == "true"
     names = list(dict.fromkeys(n for n in event.query.get("streams", "").split("/") if n))
     if len(names) > MAX_STREAMS_PER_CONNECTION:
@@ -77,12 +94,36 @@ def connect(
             if account_id is None:
                 return reply({"code": -1125, "msg": "This listenKey does not exist."}, 400)
             accounts.append((account_id, name))
+    cursor: Position | None = None
+    resume_from = event.query.get("resumeFrom")
+    if resume_from is not None:
+        try:
+            cursor = parse_position(resume_from)
+        except InvalidPosition:
+            return reply(invalid("resumeFrom must be <seq> or <seq>-<n>").body(), 400)
+        if resumes is None:
+            return reply(invalid("resumeFrom is not available here").body(), 400)
+    logs = [(market_log(n), n) for n in market]
+    first_key: dict[int, str] = {}  # an account named twice is subscribed with its first key
+    for account_id, listen_key in accounts:
+        first_key.setdefault(account_id, listen_key)
+    logs += [(account_log(a), key) for a, key in first_key.items()]
+    if cursor is not None and resumes is not None:
+        try:
+            resumes.check([log for log, _ in logs], cursor)
+        except LogGap as gap:
+            msg = f"resumeFrom {resume_from} is older than the log of {gap} holds"
+            return reply(invalid(msg).body(), 400)
+        # Before the subscriptions exist: the broadcaster must never see this connection live
+        # until its replay has caught up.
+        resumes.mark_replaying(event.connection_id, cursor)
     # $connect runs as the connection opens: its 2 hours start now.
     expires_at = int(time.time() if now_s is None else now_s) + MAX_CONNECTION_SECONDS
     store.put_connection(
         event.connection_id, account_id=None, combined=combined, expires_at=expires_at,
         # Binance's WebSocket API URL option: rateLimits omitted unless a request asks.
         return_rate_limits=event.query.get("returnRateLimits", "true").lower() != "false",
+        positions=cursor is not None or event.query.get("withSeq", "").lower() == "true",
     )  # fmt: skip
     if market:
         store.subscribe(event.connection_id, market)
@@ -91,6 +132,8 @@ def connect(
             store.subscribe_account(event.connection_id, account_id, listen_key=listen_key)
         except AlreadySubscribed:
             continue  # the same account's key twice: its events once
+    if cursor is not None and resumes is not None:
+        resumes.start(event.connection_id, cursor, logs)
     return empty()
 
 
@@ -197,11 +240,16 @@ def handle_message(event: WsEvent, store: Connections) -> dict[str, Any]:
         return reply(invalid("the connection is closed", request_id).body())
 
 
-def route(event: WsEvent, store: Connections, lookup: ListenKeyLookup) -> dict[str, Any]:
+def route(
+    event: WsEvent,
+    store: Connections,
+    lookup: ListenKeyLookup,
+    resumes: Resumes | None = None,
+) -> dict[str, Any]:
     """The connection function's routes: $connect, $disconnect, and the stream methods
     (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY, GET_PROPERTY, $default)."""
     if event.event_type == CONNECT:
-        return connect(event, store, lookup)
+        return connect(event, store, lookup, resumes=resumes)
     if event.event_type == DISCONNECT:
         return disconnect(event, store)
     return handle_message(event, store)

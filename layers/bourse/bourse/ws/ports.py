@@ -3,10 +3,11 @@ and the listen keys), as protocols: unit tests pass in-memory fakes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from bourse.adapters.connections import AccountSubscription, ConnectionState
+from bourse.streams.positions import Position
 
 # listen key -> its account, or None when it does not exist (or expired)
 ListenKeyLookup = Callable[[str], int | None]
@@ -22,6 +23,7 @@ class Connections(Protocol):
         expires_at: int,
         listen_key: str | None = None,
         return_rate_limits: bool = True,
+        positions: bool = False,
     ) -> None: ...
 
     def get_connection(self, connection_id: str) -> ConnectionState | None: ...
@@ -53,3 +55,17 @@ class Connections(Protocol):
     def set_session(self, connection_id: str, api_key: str, account_id: int) -> None: ...
 
     def clear_session(self, connection_id: str) -> None: ...
+
+
+class Resumes(Protocol):
+    """Resuming connections (``bourse.adapters.stream_resumes``): whether the message log still
+    holds what follows a cursor (``LogGap`` if not), marking a connection as replaying, and
+    starting its replay once it is registered. ``logs``: (log, the envelope's stream name)."""
+
+    def check(self, logs: Sequence[str], cursor: Position) -> None: ...
+
+    def mark_replaying(self, connection_id: str, cursor: Position) -> None: ...
+
+    def start(
+        self, connection_id: str, cursor: Position, logs: Sequence[tuple[str, str]]
+    ) -> None: ...
