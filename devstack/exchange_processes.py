@@ -35,12 +35,15 @@ class ProcessSpec:
 
 
 # Later issues add the event consumers here.
-def _event_source(name: str, function: str) -> ProcessSpec:
+def _event_source(
+    name: str, function: str, extra: Callable[[Settings], list[str]] = lambda s: []
+) -> ProcessSpec:
     """A consumer Lambda behind its local event source (devstack/event_sources.py), logging as
-    Powertools does on AWS, with no X-Ray daemon to trace to."""
+    Powertools does on AWS, with no X-Ray daemon to trace to; ``extra``: more arguments (an
+    SQS poller's queue other than settlement's)."""
     return ProcessSpec(
         name=name,
-        argv=lambda s: [sys.executable, "-m", "devstack.event_sources", function],
+        argv=lambda s: [sys.executable, "-m", "devstack.event_sources", function, *extra(s)],
         env=lambda s: {
             "POWERTOOLS_SERVICE_NAME": name,
             "POWERTOOLS_METRICS_NAMESPACE": "Bourse",
@@ -71,6 +74,13 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     _event_source("broadcaster", "BroadcasterFunction"),
     # Settlement behind its local SQS event source: trade fills from the settlement queue.
     _event_source("settlement", "SettlementFunction"),
+    # Push without a socket (docs/webhooks.md): the dispatcher behind its MSK event source
+    # (bourse.events -> the delivery queue and accounts' queues), the sender behind the FIFO
+    # delivery queue's SQS event source (-> the webhooks' URLs).
+    _event_source("webhook-dispatcher", "WebhookDispatcherFunction"),
+    _event_source(
+        "webhook-sender", "WebhookSenderFunction", lambda s: ["--queue", s.webhook_queue_name]
+    ),
     # A seeded market maker and taker trading through the REST API, so the trading page has a
     # living market (devstack/demo_market.py, docs/frontend.md). Last: stopped first, while
     # the gateway still answers the cancels of its quotes. BOURSE_DEMO_MARKET=0 leaves it out.

@@ -77,6 +77,27 @@ def _trade(maker: Client, taker: Client, done: threading.Event) -> None:
         done.set()
 
 
+def _pages(
+    stack: ApiStack, path: str, params: dict[str, Any], from_seq: int, signer: Client | None = None
+) -> list[dict[str, Any]]:
+    """Every message from ``from_seq`` on, a page of 7 at a time (so that pages end mid-batch)."""
+    out: list[dict[str, Any]] = []
+    seq, n = from_seq, 0
+    while True:
+        query = {**params, "fromSeq": seq, "fromN": n, "limit": 7}
+        answer = (
+            signer.signed("GET", path, query)
+            if signer is not None
+            else requests.get(stack.base_url + path, params=query, timeout=30)
+        )
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        if not page:
+            return out
+        out += page
+        seq, n = page[-1]["seq"], page[-1]["n"] + 1
+
+
 def test_a_client_that_reconnects_with_resume_from_misses_nothing(stack: ApiStack) -> None:
     maker = stack.client(stack.trader(5901, {"BTC": "10"}))
     taker_trader = stack.trader(5902, {"USDT": "1000000"})
@@ -120,3 +141,18 @@ def test_a_client_that_reconnects_with_resume_from_misses_nothing(stack: ApiStac
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
     kinds = {json.loads(m)["data"].get("e") for m in second}
     assert {"trade", "executionReport"} <= kinds, kinds
+
+    # Replay by sequence over REST (issue 20, item 2): the same messages from the same log.
+    received = [json.loads(m) for m in seen]
+    first_seq = received[0]["seq"]
+    for stream in ("trade", "kline_1m"):
+        name = f"btcusdt@{stream}"
+        want = [(m["seq"], m["n"], m["data"]) for m in received if m["stream"] == name]
+        got_rest = _pages(
+            stack, "/api/v3/bourse/marketEvents", {"symbol": SYMBOL, "stream": stream}, first_seq
+        )
+        assert [(m["seq"], m["n"], m["data"]) for m in got_rest][-len(want) :] == want
+        assert {m["stream"] for m in got_rest} == {name}
+    want_user = [(m["seq"], m["n"], m["data"]) for m in received if m["stream"] == listen_key]
+    got_user = _pages(stack, "/api/v3/bourse/events", {}, first_seq, taker)
+    assert [(m["seq"], m["n"], m["data"]) for m in got_user][-len(want_user) :] == want_user

@@ -476,4 +476,4 @@ def test_the_resolver_serves_every_route_with_api_gateway_events() -> None:
 
 def test_routes_are_unique_and_each_names_a_handler() -> None:
     seen = {(r.method, r.path) for r in h.ROUTES}
-    assert len(seen) == len(h.ROUTES) == 22
+    assert len(seen) == len(h.ROUTES) == 27

@@ -161,3 +161,13 @@ def test_a_replay_past_the_log_tells_the_client_and_closes() -> None:
     assert outcome.status == "gap" and outcome.sent == 0
     assert json.loads(posted[0])["error"]["code"] == 2 and posted[1] == b"closed"
     assert log.forgotten == ["c"]
+
+
+def test_replay_pages_start_at_the_position_asked_for() -> None:
+    from bourse.api.event_replay import DEFAULT_LIMIT, _page
+    from bourse.api.params import Params
+
+    assert _page(Params({"fromSeq": "10"})) == ((9, END_OF_BATCH), DEFAULT_LIMIT)
+    assert _page(Params({"fromSeq": "10", "fromN": "3", "limit": "7"})) == ((10, 2), 7)
+    assert _page(Params({"fromSeq": "0"})) == ((0, 0), DEFAULT_LIMIT)
+    assert (9, END_OF_BATCH) < (10, 0)

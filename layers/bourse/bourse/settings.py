@@ -168,6 +168,18 @@ class Settings:
     # stack keeps every key it has made here: moto forgets its KMS keys, the command log does
     # not. Empty: none.
     admin_trusted_keys_file: str
+    # Push without a socket (docs/webhooks.md): the registrations table, the FIFO queue the
+    # dispatcher fills and the sender drains, the name prefix of the accounts' own FIFO
+    # queues, the sender's HTTP timeout and retry backoff (ChangeMessageVisibility: whole
+    # seconds, doubling from base to cap). webhook_allow_local_http lets a webhook URL be
+    # http://127.0.0.1 (the local stack's tests); everywhere else webhooks are HTTPS only.
+    webhooks_table: str = "bourse-local-webhooks"
+    webhook_queue_name: str = "bourse-local-webhooks.fifo"
+    account_queue_prefix: str = "bourse-local-account-"
+    webhook_timeout_seconds: int = 10
+    webhook_retry_base_seconds: int = 2
+    webhook_retry_max_seconds: int = 900
+    webhook_allow_local_http: bool = False
 
     @property
     def kafka_port(self) -> int:
@@ -332,4 +344,13 @@ def get_settings() -> Settings:
             "BOURSE_ADMIN_TRUSTED_KEYS_FILE",
             str(Path(stack_dir) / "admin-trusted-keys.json") if stage == "local" else "",
         ),
+        webhooks_table=_env("WEBHOOKS_TABLE", f"{prefix}-webhooks"),
+        webhook_queue_name=_env("WEBHOOK_QUEUE_NAME", f"{prefix}-webhooks.fifo"),
+        account_queue_prefix=_env("BOURSE_ACCOUNT_QUEUE_PREFIX", f"{prefix}-account-"),
+        webhook_timeout_seconds=_env_int("BOURSE_WEBHOOK_TIMEOUT_SECONDS", 10),
+        webhook_retry_base_seconds=_env_int("BOURSE_WEBHOOK_RETRY_BASE_SECONDS", 2),
+        webhook_retry_max_seconds=_env_int("BOURSE_WEBHOOK_RETRY_MAX_SECONDS", 900),
+        # Only the local stack may say yes: a deployed stack posts to HTTPS URLs only.
+        webhook_allow_local_http=stage == "local"
+        and _env("BOURSE_WEBHOOK_ALLOW_LOCAL_HTTP", "false").lower() == "true",
     )

@@ -21,6 +21,7 @@ from bourse.adapters.idempotency import DynamoIdempotency
 from bourse.adapters.listen_keys import ListenKeys
 from bourse.adapters.rate_limit_store import RateLimitStore, rate_limit_store
 from bourse.adapters.record_reads import RecordHistory
+from bourse.adapters.stream_log import StreamLog
 from bourse.api.handlers import Deps
 from bourse.domain import errors
 from bourse.domain.codec import encode_command
@@ -304,6 +305,11 @@ def _deps(s: Settings, client: Any) -> Deps:
     )
 
 
+def _stream_log(s: Settings, client: Any) -> StreamLog:
+    """The streams' message log, for replay by seq (bourse.api.event_replay)."""
+    return StreamLog(client, s.stream_log_maxlen, s.stream_log_pending_ttl_s)
+
+
 def _listen_keys(s: Settings) -> ListenKeys:
     """A closed listen key's streams are ended (``listenKeyExpired``, then closed)."""
     return ListenKeys(
@@ -334,6 +340,7 @@ def _market_deps(s: Settings, client: Any) -> Deps:
         clock=_now_ms,
         history=record_history(s.pg_dsn, client),
         rate_limits=_rate_limits(s),
+        events=_stream_log(s, client),
     )
 
 
@@ -355,6 +362,7 @@ def _account_deps(s: Settings, client: Any) -> Deps:
         rate_limits=_rate_limits(s),
         listen_keys=_listen_keys(s),
         recent=RedisRecentView(client),
+        events=_stream_log(s, client),
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bourse.admin import parsing as p
+from bourse.admin import webhooks as wh
 from bourse.admin.ports import AdminDeps, KeyRecord
 from bourse.domain import errors
 from bourse.domain.amounts import format_units
@@ -439,4 +440,10 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("POST", "/admin/withdrawals/{withdrawalId}/fail", fail_withdrawal),
     AdminRoute("POST", "/admin/withdrawals/{withdrawalId}/cancel", cancel_withdrawal),
     AdminRoute("GET", "/admin/funding", funding_history),
+    # Push without a socket (bourse.admin.webhooks, docs/webhooks.md)
+    AdminRoute("POST", "/admin/accounts/{accountId}/webhooks", wh.add_webhook),
+    AdminRoute("GET", "/admin/accounts/{accountId}/webhooks", wh.list_webhooks),
+    AdminRoute("DELETE", "/admin/accounts/{accountId}/webhooks/{webhookId}", wh.remove_webhook),
+    AdminRoute("PUT", "/admin/accounts/{accountId}/queue", wh.open_queue),
+    AdminRoute("DELETE", "/admin/accounts/{accountId}/queue", wh.close_queue),
 )

@@ -28,6 +28,7 @@ from bourse.api.orders import (
 from bourse.api.params import Params, parse_params
 from bourse.api.ports import (
     CommandBus,
+    EventLogView,
     HistoryView,
     Idempotency,
     KeyStore,
@@ -98,6 +99,9 @@ class Deps:
     listen_keys: ListenKeyStore | None = None
     # Recently closed orders and fills (Redis), read before the record; None: not wired.
     recent: RecentView | None = None
+    # The streams' message log (Redis), for replay by seq (bourse.api.event_replay); None:
+    # not wired.
+    events: EventLogView | None = None
 
 
 @dataclass(frozen=True)

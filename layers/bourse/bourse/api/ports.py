@@ -6,6 +6,7 @@ entrypoints pass the live adapters (``bourse.adapters.live_api``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bourse.adapters.api_keys import ApiKey
@@ -207,3 +208,13 @@ class ListenKeyStore(Protocol):
     ) -> bool: ...
 
     def close(self, listen_key: str, account_id: int) -> bool: ...
+
+
+class EventLogView(Protocol):
+    """The WebSocket streams' message log (``bourse.adapters.stream_log``): up to ``count``
+    messages of ``logs`` after ``cursor`` as (position, log, payload), in position order;
+    ``LogGap`` when the log no longer holds all that follows the cursor."""
+
+    def read_after(
+        self, logs: Sequence[str], cursor: tuple[int, int], count: int
+    ) -> list[tuple[tuple[int, int], str, bytes]]: ...

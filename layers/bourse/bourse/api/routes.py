@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bourse.api import amendments as am
+from bourse.api import event_replay as ev
 from bourse.api import handlers as h
 from bourse.api import history as hist
 from bourse.api import order_lists as ol
@@ -15,6 +16,7 @@ from bourse.api import prevented_matches as pm
 from bourse.api import rate_limits as rl
 from bourse.api import trading_day as td
 from bourse.api import user_data as ud
+from bourse.api import webhooks as wh
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ MARKET_DATA: tuple[Route, ...] = (
     Route("GET", "/api/v3/ticker/24hr", hist.ticker_24hr, False),
     Route("GET", "/api/v3/ticker", hist.rolling_ticker, False),
     Route("GET", "/api/v3/ticker/tradingDay", td.trading_day_ticker, False),
+    Route("GET", "/api/v3/bourse/marketEvents", ev.market_events, False),
 )
 ORDERS: tuple[Route, ...] = (
     Route("POST", "/api/v3/order", h.new_order, True),
@@ -69,9 +72,16 @@ ACCOUNT: tuple[Route, ...] = (
     Route("POST", "/api/v3/userDataStream", ud.new_listen_key, False, api_key_only=True),
     Route("PUT", "/api/v3/userDataStream", ud.keepalive_listen_key, False, api_key_only=True),
     Route("DELETE", "/api/v3/userDataStream", ud.close_listen_key, False, api_key_only=True),
+    # Push without a socket (docs/webhooks.md)
+    Route("POST", "/api/v3/bourse/webhooks", wh.add_webhook, True),
+    Route("GET", "/api/v3/bourse/webhooks", wh.list_webhooks, True),
+    Route("DELETE", "/api/v3/bourse/webhooks", wh.remove_webhook, True),
+    Route("POST", "/api/v3/bourse/queue", wh.open_queue, True),
+    Route("DELETE", "/api/v3/bourse/queue", wh.close_queue, True),
     Route("GET", "/api/v3/allOrders", hist.all_orders, True),
     Route("GET", "/api/v3/myTrades", hist.my_trades, True),
     Route("GET", "/api/v3/myPreventedMatches", pm.my_prevented_matches, True),
+    Route("GET", "/api/v3/bourse/events", ev.my_events, True),
     Route("GET", "/api/v3/order/amendments", am.order_amendments, True),
     Route("GET", "/api/v3/orderList", ol.query_order_list, True),
     Route("GET", "/api/v3/allOrderList", ol.all_order_lists, True),
@@ -123,10 +133,18 @@ WEIGHTS: dict[tuple[str, str], rl.Weight] = {
     ("GET", "/api/v3/allOrders"): 20,
     ("GET", "/api/v3/myTrades"): rl.my_trades_weight,
     ("GET", "/api/v3/myPreventedMatches"): pm.prevented_matches_weight,
+    # Replay by seq: one Redis range read per request, up to 1,000 messages.
+    ("GET", "/api/v3/bourse/events"): 5,
+    ("GET", "/api/v3/bourse/marketEvents"): 5,
     ("GET", "/api/v3/rateLimit/order"): 40,
     ("POST", "/api/v3/userDataStream"): 2,
     ("PUT", "/api/v3/userDataStream"): 2,
     ("DELETE", "/api/v3/userDataStream"): 2,
+    ("POST", "/api/v3/bourse/webhooks"): 2,
+    ("GET", "/api/v3/bourse/webhooks"): 2,
+    ("DELETE", "/api/v3/bourse/webhooks"): 2,
+    ("POST", "/api/v3/bourse/queue"): 2,
+    ("DELETE", "/api/v3/bourse/queue"): 2,
 }
 # The endpoints that count against the account's ORDERS limits (order/test counts weight only).
 ORDER_PLACEMENT: frozenset[tuple[str, str]] = frozenset(
