@@ -28,11 +28,10 @@ procedure says), so the handler always reports success.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from bourse.adapters.listen_key_streams import ListenKeyStreams, LiveListenKeys
 from bourse.adapters.pusher_shards import ShardedPusher
 from bourse.adapters.stream_log import StreamLog
 from bourse.adapters.ws_push import Pusher
+from bourse.consumers.msk_records import records
 from bourse.domain.event_codec import EventDecodeError, decode_events
 from bourse.domain.events import Event
 from bourse.settings import Settings
@@ -72,13 +72,6 @@ class Recent(Protocol):
     by the subscriptions table's stream names: each stream's subscribers, in order."""
 
     def read(self, streams: Sequence[str]) -> list[list[Any]]: ...
-
-
-def records(event: dict[str, Any]) -> Iterator[tuple[str, int, bytes]]:
-    """(partition, offset, value) of an MSK event, partitions in order."""
-    for partition, items in sorted((event.get("records") or {}).items()):
-        for record in items:
-            yield partition, int(record["offset"]), base64.b64decode(record.get("value") or "")
 
 
 def frames_for(

@@ -18,9 +18,8 @@ sent by one thread, in seq order.
 
 from __future__ import annotations
 
-import base64
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from bourse.consumers.msk_records import records
 from bourse.domain.event_codec import EventDecodeError, decode_events
 from bourse.domain.events import Event
 from bourse.settings import Settings
@@ -46,13 +46,6 @@ class Directory(Protocol):
 
 
 Send = Callable[[str, Sequence[Outgoing]], None]  # (queue url, messages)
-
-
-def records(event: Mapping[str, Any]) -> Iterator[tuple[str, int, bytes]]:
-    """(partition, offset, value) of an MSK event, partitions in order."""
-    for partition, items in sorted((event.get("records") or {}).items()):
-        for record in items:
-            yield partition, int(record["offset"]), base64.b64decode(record.get("value") or "")
 
 
 @dataclass
