@@ -77,6 +77,27 @@ ADAPTER_ACTIONS: dict[str, set[tuple[str, str]]] = {
         ("secretsmanager:GetSecretValue", "Data"), ("kms:Decrypt", "Data"),
     },
     "bourse.adapters.archive": {("s3:PutObject", "ArchiveBucket")},
+    # Webhooks (docs/webhooks.md), by role: the registrations the API and the admin plane
+    # write (a transaction's Put, Update and Delete are authorised per item; secrets encrypted
+    # under the API keys' KMS key), what the sender reads, what the dispatcher reads and moves.
+    # The accounts' own queues are AccountQueuesPolicy's (a name prefix, no logical id).
+    "bourse.adapters.webhooks:Registrations": {
+        ("dynamodb:GetItem", "WebhooksTable"), ("dynamodb:PutItem", "WebhooksTable"),
+        ("dynamodb:UpdateItem", "WebhooksTable"), ("dynamodb:DeleteItem", "WebhooksTable"),
+        ("dynamodb:Query", "WebhooksTable"), ("kms:Encrypt", "ApiKeySecretsKey"),
+    },
+    "bourse.adapters.webhooks:Deliveries": {
+        ("dynamodb:GetItem", "WebhooksTable"), ("kms:Decrypt", "ApiKeySecretsKey"),
+    },
+    "bourse.adapters.webhooks:Targets": {
+        ("dynamodb:GetItem", "WebhooksTable"), ("dynamodb:Scan", "WebhooksTable"),
+        ("dynamodb:UpdateItem", "WebhooksTable"),
+    },
+    "bourse.adapters.webhook_queues:queue_url": {("sqs:GetQueueUrl", "WebhookDeliveryQueue")},
+    "bourse.adapters.webhook_queues:send": {("sqs:SendMessage", "WebhookDeliveryQueue")},
+    "bourse.adapters.webhook_queues:retry_later": {
+        ("sqs:ChangeMessageVisibility", "WebhookDeliveryQueue"),
+    },
 }  # fmt: skip
 # What an MSK event source mapping with IAM authentication needs from the function's role.
 MSK_TRIGGER = {
@@ -98,6 +119,10 @@ FUNCTION_ACTIONS: dict[str, set[tuple[str, str]]] = {
 }  # fmt: skip
 # Modules (or ``module:name``) a function imports without calling what makes them an AWS
 # client, and why.
+WEBHOOK_ROUTES_ELSEWHERE = (
+    "the webhook routes are the account function's (routes.ACCOUNT); routes.py imports every "
+    "route's handler"
+)
 NOT_CALLED: dict[str, dict[str, str]] = {
     "AuthorizerFunction": {
         "bourse.adapters.kafka": "live_api is imported for authorizer_keys only: no producer",
@@ -120,6 +145,7 @@ NOT_CALLED: dict[str, dict[str, str]] = {
         "bourse.adapters.api_keys": "no market-data route takes an API key (routes.MARKET_DATA)",
         "bourse.adapters.live_api:CachedKeyStore": "market_deps makes a key store that no "
         "market-data route asks for a key",
+        "bourse.adapters.webhooks:Registrations": WEBHOOK_ROUTES_ELSEWHERE,
     },
     "OrdersFunction": {
         "bourse.adapters.listen_keys": "live_api.deps makes the store; no order route uses it",
@@ -128,6 +154,15 @@ NOT_CALLED: dict[str, dict[str, str]] = {
         "bourse.adapters.ws_push": "no order route closes a listen key (ending its streams)",
         "bourse.adapters.postgres": "the record is opened by its first read; no order route "
         "reads it (GET /api/v3/order is the account function's)",
+        "bourse.adapters.webhooks:Registrations": WEBHOOK_ROUTES_ELSEWHERE,
+    },
+    "WsApiFunction": {
+        "bourse.adapters.webhooks:Registrations": "the WebSocket API has no webhook method; "
+        "it imports routes.py for the REST handlers it maps",
+    },
+    "WsConnectionFunction": {
+        "bourse.adapters.webhooks:Registrations": "$connect and the stream methods only; the "
+        "WebSocket API's method table (bourse.ws.api, via routes.py) is imported for its names",
     },
     "AccountFunction": {
         "bourse.adapters.idempotency": "live_api imports it for deps; account_deps has none",

@@ -21,8 +21,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -37,6 +36,9 @@ ACTIVE = "ACTIVE"
 BY_ACCOUNT_INDEX = "by-account"
 VERSION_KEY = "#version"
 _CONTEXT_KEY = "bourse:webhookId"
+
+
+T = TypeVar("T", bound="_Table")
 
 
 class TooManyWebhooks(ValueError):
@@ -94,7 +96,10 @@ def _registration(item: dict[str, Any]) -> Registration:
     )
 
 
-class WebhookTable:
+class _Table:
+    """The webhooks table. Each role below reads or writes only what it needs, so that each
+    function's IAM policy grants only that (infra/deploy_check/calls.py checks it)."""
+
     def __init__(self, table: str, kms_key_id: str) -> None:
         self.table = table
         self.kms_key_id = kms_key_id
@@ -113,7 +118,20 @@ class WebhookTable:
             }
         }
 
-    # -- registrations (the API and the admin plane)
+    def _pages(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        paginator = self._ddb.get_paginator(operation)
+        for page in paginator.paginate(TableName=self.table, **kwargs):
+            yield from page.get("Items", [])
+
+    def get(self, target_id: str) -> Registration | None:
+        item = self._ddb.get_item(
+            TableName=self.table, Key={"pk": {"S": target_id}}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None or "kind" not in item else _registration(item)
+
+
+class Registrations(_Table):
+    """The registrations as the API and the admin plane change them."""
 
     def create_webhook(self, account_id: int, url: str, created_at_ms: int) -> tuple[
         Registration, str
@@ -181,12 +199,6 @@ class WebhookTable:
             out.append(_registration(item))
         return sorted(out, key=lambda r: (r.kind, r.created_at_ms, r.target_id))
 
-    def get(self, target_id: str) -> Registration | None:
-        item = self._ddb.get_item(
-            TableName=self.table, Key={"pk": {"S": target_id}}, ConsistentRead=True
-        ).get("Item")
-        return None if item is None or "kind" not in item else _registration(item)
-
     def delete(self, target_id: str, account_id: int) -> Registration | None:
         """Removes the account's target; None when it has no such target."""
         current = self.get(target_id)
@@ -207,7 +219,9 @@ class WebhookTable:
             raise
         return current
 
-    # -- the sender
+
+class Deliveries(_Table):
+    """What the sender reads: a webhook's URL and secret."""
 
     def delivery(self, webhook_id: str) -> tuple[Registration, str] | None:
         """An ACTIVE webhook with its secret in clear; None once it is gone."""
@@ -223,7 +237,9 @@ class WebhookTable:
         )["Plaintext"]
         return registration, bytes(plaintext).decode()
 
-    # -- the dispatcher
+
+class Targets(_Table):
+    """What the dispatcher reads and moves: the targets and their high-water marks."""
 
     def version(self) -> int:
         item = self._ddb.get_item(
@@ -257,20 +273,12 @@ class WebhookTable:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
-    def _pages(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        paginator = self._ddb.get_paginator(operation)
-        for page in paginator.paginate(TableName=self.table, **kwargs):
-            yield from page.get("Items", [])
 
-
-@cache
-def _table(table: str, kms_key_id: str) -> WebhookTable:
-    return WebhookTable(table, kms_key_id)
-
-
-def webhook_table() -> WebhookTable:
+def webhook_table(role: type[T]) -> T:
+    """This deployment's webhooks table in one of its roles (Registrations, Deliveries,
+    Targets). A role holds names only: its clients are ``aws.client``'s, made once."""
     settings = get_settings()
-    return _table(settings.webhooks_table, settings.api_key_kms_alias)
+    return role(settings.webhooks_table, settings.api_key_kms_alias)
 
 
 class AccountQueues:
@@ -295,7 +303,7 @@ def registry() -> Registry:
     """The registrations as the API and the admin plane change them."""
     settings = get_settings()
     return Registry(
-        store=webhook_table(),
+        store=webhook_table(Registrations),
         queues=AccountQueues(),
         allow_local_http=settings.webhook_allow_local_http,
         queue_prefix=settings.account_queue_prefix,

@@ -36,7 +36,7 @@ from bourse.webhooks.events import user_events
 
 
 class Directory(Protocol):
-    """The registrations (bourse.adapters.webhooks.WebhookTable)."""
+    """The registrations (bourse.adapters.webhooks.Targets)."""
 
     def version(self) -> int: ...
 
@@ -62,11 +62,11 @@ class Dispatcher:
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> Dispatcher:
         from bourse.adapters import webhook_queues
-        from bourse.adapters.webhooks import webhook_table
+        from bourse.adapters.webhooks import Targets, webhook_table
 
         name = settings.webhook_queue_name
         return cls(
-            directory=webhook_table(),
+            directory=webhook_table(Targets),
             send=webhook_queues.send,
             delivery_queue_url=lambda: webhook_queues.queue_url(name),
             logger=logger,

@@ -43,7 +43,7 @@ REGISTRATION_TTL_S = 30.0
 
 
 class Deliveries(Protocol):
-    """A webhook's URL and secret (bourse.adapters.webhooks.WebhookTable.delivery)."""
+    """A webhook's URL and secret (bourse.adapters.webhooks.Deliveries)."""
 
     def delivery(self, webhook_id: str) -> tuple[Any, str] | None: ...
 
@@ -70,10 +70,10 @@ class WebhookSender:
     @classmethod
     def from_settings(cls, settings: Settings, logger: Logger, metrics: Metrics) -> WebhookSender:
         from bourse.adapters import webhook_http, webhook_queues
-        from bourse.adapters.webhooks import webhook_table
+        from bourse.adapters.webhooks import Deliveries, webhook_table
 
         return cls(
-            deliveries=webhook_table(),
+            deliveries=webhook_table(Deliveries),
             post=webhook_http.post,
             retry_later=webhook_queues.retry_later,
             logger=logger,

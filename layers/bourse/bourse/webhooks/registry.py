@@ -37,7 +37,7 @@ class Registered(Protocol):
 
 
 class Store(Protocol):
-    """bourse.adapters.webhooks.WebhookTable; ``create_webhook`` raises ValueError past the
+    """bourse.adapters.webhooks.Registrations; ``create_webhook`` raises ValueError past the
     account's limit."""
 
     def create_webhook(self, account_id: int, url: str, created_at_ms: int) -> tuple[
