@@ -14,6 +14,7 @@ says; the store's writes go to moto's in-process DynamoDB.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import threading
@@ -37,6 +38,7 @@ from bourse.adapters.connections import (
 )
 from bourse.adapters.ws_push import Pusher
 from bourse.consumers.broadcaster import Broadcaster, SubscriberCache
+from bourse.domain.event_codec import encode_events
 from bourse.streams.market import Batch, Message, StreamState
 from bourse.ws.events import WsEvent
 from bourse.ws.market_streams import connect, disconnect, handle_message
@@ -422,3 +424,62 @@ def test_the_subscribe_paths_record_recent_subscriptions(
     # $disconnect: gone from every list
     disconnect(_event("DISCONNECT", "c1"), s)
     assert fake.fields() == {"y@depth": {"c2"}}
+
+
+class FakeStreamLog:
+    """The stream log's two sides as the broadcaster sees them (bourse.adapters.stream_log)."""
+
+    def __init__(self, replaying: set[str]) -> None:
+        self.replaying = replaying
+        self.pending = False
+        self.appended: list[tuple[int, list[tuple[int, str, bytes]], set[str]]] = []
+        self.fail = False
+
+    def head(self) -> tuple[int, int] | None:
+        return (self.appended[-1][0], 0) if self.appended else None
+
+    def begin_batch(self) -> None:
+        self.pending = True
+
+    def append(self, seq: int, entries: Any, connection_ids: Any) -> set[str]:
+        if self.fail:
+            raise ConnectionError("redis down")
+        self.pending = False
+        ids = set(connection_ids)
+        self.appended.append((seq, list(entries), ids))
+        return ids & self.replaying
+
+
+def test_the_broadcaster_logs_every_batch_and_skips_replaying_connections() -> None:
+    """Issue 20 item 1: each batch is written to the log with the positions its frames carry;
+    a connection still replaying gets nothing live (its resumer posts it from the log); a
+    batch whose log write fails is published again from a fresh state when redelivered."""
+    from bourse.domain.events import Trade
+    from bourse.streams.positions import positioned_frame
+
+    rig = Rig()
+    log = FakeStreamLog({"resuming"})
+    rig.broadcaster.log = log  # type: ignore[assignment]
+    live = Connection("live", combined=False, positions=True)
+    resuming = Connection("resuming", combined=False, positions=True)
+    rig.index.streams["btcusdt@trade"] = [live, resuming]
+
+    def trade(seq: int) -> dict[str, Any]:
+        ev = Trade(seq, 1_700_000_000_000, "BTCUSDT", seq, 100, 1, 100, 1, 2, 3, 4, False)
+        return {"records": {"p-0": [{"offset": seq, "value": base64.b64encode(
+            encode_events([ev])).decode()}]}}  # fmt: skip
+
+    rig.broadcaster.handle(trade(5))
+    rig.pool.shutdown(wait=True)
+    posted = rig.client.take()
+    seq, entries, ids = log.appended[-1]
+    assert seq == 5 and {"live", "resuming"} <= ids and not log.pending
+    trades = [(n, data) for n, name, data in entries if name == "s:btcusdt@trade"]
+    assert posted["live"] == [positioned_frame("btcusdt@trade", data, (5, n)) for n, data in trades]
+    assert "resuming" not in posted
+    log.fail = True
+    with pytest.raises(ConnectionError):
+        rig.broadcaster.handle(trade(6))
+    log.fail = False
+    rig.broadcaster.handle(trade(6))  # delivered again: published and logged this time
+    assert log.appended[-1][0] == 6

@@ -341,9 +341,8 @@ class Broadcaster:
             self.metrics.add_metric("EventAgeSeconds", MetricUnit.Seconds, max(age, 0.0))
         if self.log is not None:
             self.log.begin_batch()
-        batch = self.state.apply(events)
         try:
-            frames = self.fan_out(batch)
+            frames = self.fan_out(self.state.apply(events))
         except Exception:
             if self.log is not None:
                 # The batch is delivered again: a fresh state (from the log's head and the
