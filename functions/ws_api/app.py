@@ -11,13 +11,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bourse.adapters import connections
 from bourse.adapters.live_api import deps
+from bourse.adapters.stream_resumes import resumes
 from bourse.lambda_gc import frozen_after_init
+from bourse.settings import get_settings
 from bourse.ws.api import handle
 from bourse.ws.events import read_event
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+_resumes = resumes(get_settings())
 
 
 @frozen_after_init
@@ -25,4 +28,4 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(read_event(event), deps(), connections.store())
+    return handle(read_event(event), deps(), connections.store(), _resumes)

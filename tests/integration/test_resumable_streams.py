@@ -26,7 +26,13 @@ from websockets.sync.client import ClientConnection, connect
 
 from bourse.settings import Settings
 from tests.integration.api_support import ApiStack, Client
-from tests.integration.ws_support import ws_exchange
+from tests.integration.ws_support import (
+    EdTrader,
+    WsClient,
+    ed25519_key,
+    ed_signed_params,
+    ws_exchange,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -156,3 +162,62 @@ def test_a_client_that_reconnects_with_resume_from_misses_nothing(stack: ApiStac
     want_user = [(m["seq"], m["n"], m["data"]) for m in received if m["stream"] == listen_key]
     got_user = _pages(stack, "/api/v3/bourse/events", {}, first_seq, taker)
     assert [(m["seq"], m["n"], m["data"]) for m in got_user][-len(want_user) :] == want_user
+
+
+def _events(client: WsClient, out: list[str], count: int | None = None) -> None:
+    """A WebSocket API connection's user data frames (``subscriptionId`` + ``event``), as
+    received, until ``count`` of them or QUIET_S of silence."""
+    while count is None or len(out) < count:
+        try:
+            frame = client.conn.recv(timeout=QUIET_S if count is None else 30)
+        except (TimeoutError, ConnectionClosed):
+            if count is None:
+                return
+            raise
+        assert isinstance(frame, str)
+        if '"event"' in frame and '"subscriptionId"' in frame:
+            out.append(frame)
+
+
+def _logged_on(stack: ApiStack, key: EdTrader) -> WsClient:
+    client = WsClient(f"ws://127.0.0.1:{stack.port}/ws-api/v3")
+    assert client.api("session.logon", ed_signed_params(key, {}))["status"] == 200
+    return client
+
+
+def test_a_websocket_api_session_resumes_its_user_data(stack: ApiStack) -> None:
+    """``session.resume`` (Bourse's own): the user data of a logged-on session with positions;
+    with ``resumeFrom`` on a new connection, first everything after that position, then the
+    live events, as an uninterrupted subscription received them."""
+    maker = stack.client(stack.trader(5911, {"BTC": "10"}))
+    taker_trader = stack.trader(5912, {"USDT": "1000000"})
+    key = ed25519_key(stack, taker_trader)
+    steady, dropping = _logged_on(stack, key), _logged_on(stack, key)
+    for client in (steady, dropping):
+        assert client.api("session.resume")["result"] == {"subscriptionId": 0}
+    done = threading.Event()
+    trading = threading.Thread(
+        target=_trade, args=(maker, stack.client(taker_trader), done), daemon=True
+    )
+    trading.start()
+    first: list[str] = []
+    _events(dropping, first, count=20)
+    dropping.close()
+    time.sleep(1.5)
+    last = json.loads(first[-1])
+    resumed = _logged_on(stack, key)
+    resumed.send({"id": "r1", "method": "session.resume",
+                  "params": {"resumeFrom": f"{last['seq']}-{last['n']}"}})  # fmt: skip
+    answer = json.loads(resumed.conn.recv(timeout=60))  # before any event it replays
+    assert answer["id"] == "r1" and answer["result"] == {"subscriptionId": 0}, answer
+    trading.join(timeout=120)
+    assert done.is_set() and not trading.is_alive()
+    second: list[str] = []
+    _events(resumed, second)
+    seen: list[str] = []
+    _events(steady, seen)
+    steady.close()
+    resumed.close()
+    start = seen.index(first[0])
+    assert first + second == seen[start:]
+    assert second, "nothing came after the reconnection"

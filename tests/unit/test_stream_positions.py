@@ -171,3 +171,12 @@ def test_replay_pages_start_at_the_position_asked_for() -> None:
     assert _page(Params({"fromSeq": "10", "fromN": "3", "limit": "7"})) == ((10, 2), 7)
     assert _page(Params({"fromSeq": "0"})) == ((0, 0), DEFAULT_LIMIT)
     assert (9, END_OF_BATCH) < (10, 0)
+
+
+def test_a_session_resume_posts_its_answer_first_then_positioned_events() -> None:
+    log = FakeLog([((5, 1), "a:7", b'{"e":"x"}')])
+    replay, posted = _replay(log)
+    outcome = replay.run("c", (5, 0), [("a:7", "")], subscription_id=0, first=b'{"id":"r1"}')
+    assert outcome.status == "live" and outcome.sent == 1
+    assert posted[0] == b'{"id":"r1"}'
+    assert json.loads(posted[1]) == {"subscriptionId": 0, "event": {"e": "x"}, "seq": 5, "n": 1}

@@ -157,7 +157,8 @@ class FakeStore:
 
     def subscribe_account(self, connection_id: str, account_id: int, *,
                           listen_key: str | None = None, with_subscription_id: bool = False,
-                          api_key: str | None = None) -> int | None:  # fmt: skip
+                          api_key: str | None = None,
+                          positions: bool | None = None) -> int | None:  # fmt: skip
         if account_id in self.accounts[connection_id]:
             raise AlreadySubscribed(account_id)
         sid = None

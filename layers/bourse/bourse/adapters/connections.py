@@ -515,8 +515,10 @@ class ConnectionStore:
         listen_key: str | None = None,
         with_subscription_id: bool = False,
         api_key: str | None = None,
+        positions: bool | None = None,
     ) -> int | None:
-        """The connection receives the account's user data. ``with_subscription_id`` (the
+        """The connection receives the account's user data (``positions``: in the positioned
+        envelope, whatever the connection's own setting). ``with_subscription_id`` (the
         WebSocket API): events are wrapped with a subscription id, new per connection from 0,
         which is returned. Returns None without one; raises ``AlreadySubscribed`` when the
         connection already receives this account's events. ``api_key``: the key that
@@ -545,7 +547,8 @@ class ConnectionStore:
         if api_key is not None:
             item["apiKey"] = {"S": api_key}
             self._mark_key(state, api_key)
-        if state.positions:
+        positioned = state.positions if positions is None else positions
+        if positioned:
             item["positions"] = {"BOOL": True}
         try:
             self._ddb.put_item(
@@ -559,7 +562,7 @@ class ConnectionStore:
             raise
         if self.recent is not None:
             connection = Connection(
-                connection_id, state.combined, listen_key, subscription_id, state.positions
+                connection_id, state.combined, listen_key, subscription_id, positioned
             )
             self.recent.add(connection, [account_stream(account_id)])
         return subscription_id

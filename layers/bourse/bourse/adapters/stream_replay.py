@@ -43,4 +43,11 @@ def replay_from_event(settings: Settings, event: dict[str, Any]) -> Outcome:
     connections = _Connections(management_client(settings, 1, attempts=1))
     replay = Replay(from_settings(settings), connections.post, connections.close)
     logs = [(str(log), str(name)) for log, name in event["logs"]]
-    return replay.run(str(event["connectionId"]), from_entry_id(str(event["cursor"])), logs)
+    subscription = event.get("subscriptionId")
+    return replay.run(
+        str(event["connectionId"]),
+        from_entry_id(str(event["cursor"])),
+        logs,
+        subscription_id=None if subscription is None else int(subscription),
+        first=str(event.get("first") or "").encode(),
+    )

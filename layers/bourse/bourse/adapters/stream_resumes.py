@@ -27,8 +27,25 @@ class LambdaResumes:
     def mark_replaying(self, connection_id: str, cursor: Position) -> None:
         self._log.mark_replaying(connection_id, cursor)
 
-    def start(self, connection_id: str, cursor: Position, logs: Sequence[tuple[str, str]]) -> None:
-        payload = {"connectionId": connection_id, "cursor": entry_id(cursor), "logs": logs}
+    def forget(self, connection_id: str) -> None:
+        self._log.forget(connection_id)
+
+    def start(
+        self,
+        connection_id: str,
+        cursor: Position,
+        logs: Sequence[tuple[str, str]],
+        *,
+        subscription_id: int | None = None,
+        first: bytes = b"",
+    ) -> None:
+        payload: dict[str, Any] = {
+            "connectionId": connection_id, "cursor": entry_id(cursor), "logs": logs
+        }  # fmt: skip
+        if subscription_id is not None:
+            payload["subscriptionId"] = subscription_id
+        if first:
+            payload["first"] = first.decode()
         self._client.invoke(
             FunctionName=self._function,
             InvocationType="Event",

@@ -53,7 +53,7 @@ from bourse.domain.events import Event
 from bourse.settings import Settings
 from bourse.streams.frames import MAX_MESSAGE_BYTES
 from bourse.streams.market import Batch, Seed, StreamState
-from bourse.streams.positions import numbered, positioned_frame
+from bourse.streams.positions import numbered, positioned_event, positioned_frame
 
 _encode = msgspec.json.Encoder().encode
 log = logging.getLogger("bourse.broadcaster")
@@ -113,23 +113,29 @@ def frames_for(
             raw = msgspec.Raw(data)
             wrapped: dict[tuple[int | None, str | None, bool], bytes] = {}
             for conn in conns:
-                # Positions are a listen key stream's (the WebSocket API's subscriptions have
-                # their own envelope).
-                positions = conn.positions and conn.listen_key is not None
+                positions = conn.positions
                 if positions and conn.connection_id in replaying:
                     continue
                 key = (conn.subscription_id, conn.listen_key if conn.combined or positions
                        else None, positions)  # fmt: skip
                 got = wrapped.get(key)
                 if got is None:
-                    got = wrapped[key] = (
-                        positioned_frame(conn.listen_key, data, (seq, n))
-                        if positions
-                        else _encode(conn.user_frame(raw))
-                    )
+                    got = wrapped[key] = _user_frame(conn, raw, data, (seq, n))
                 out.setdefault(conn.connection_id, []).append(got)
             n += 1
     return out
+
+
+def _user_frame(conn: Any, raw: msgspec.Raw, data: bytes, position: tuple[int, int]) -> bytes:
+    """A user data event as ``conn`` receives it: positioned for a listen key connection that
+    asked (``withSeq``, ``resumeFrom``) or a ``session.resume`` subscription."""
+    if conn.positions:
+        if conn.subscription_id is not None:
+            return positioned_event(conn.subscription_id, data, position)
+        if conn.listen_key is not None:
+            return positioned_frame(conn.listen_key, data, position)
+    encoded: bytes = _encode(conn.user_frame(raw))
+    return encoded
 
 
 Key = tuple[str, str | int]  # ("stream", name) or ("account", account_id)

@@ -89,3 +89,15 @@ def positioned_frame(stream: str, data: bytes, position: Position) -> bytes:
     return _encode(
         {"stream": stream, "data": msgspec.Raw(data), "seq": position[0], "n": position[1]}
     )
+
+
+def positioned_event(subscription_id: int, data: bytes, position: Position) -> bytes:
+    """A WebSocket API subscription's event with its position (``session.resume``)."""
+    return _encode(
+        {
+            "subscriptionId": subscription_id,
+            "event": msgspec.Raw(data),
+            "seq": position[0],
+            "n": position[1],
+        }
+    )

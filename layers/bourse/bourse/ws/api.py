@@ -47,6 +47,7 @@ from urllib.parse import urlencode
 
 from bourse.adapters.api_keys import ApiKey
 from bourse.adapters.connections import AlreadySubscribed, ConnectionState, UnknownConnection
+from bourse.adapters.stream_log import LogGap
 from bourse.api import amendments as am
 from bourse.api import handlers as h
 from bourse.api import history as hist
@@ -68,9 +69,10 @@ from bourse.api.signing import (
 from bourse.api.trading_day import trading_day_ticker
 from bourse.domain import errors
 from bourse.domain.errors import BinanceError
-from bourse.ws.events import WsEvent, reply
+from bourse.streams.positions import InvalidPosition, account_log, parse_position
+from bourse.ws.events import WsEvent, empty, reply
 from bourse.ws.order_list_methods import ORDER_LIST_METHODS
-from bourse.ws.ports import Connections
+from bourse.ws.ports import Connections, Resumes
 
 log = logging.getLogger("bourse.ws")
 
@@ -150,6 +152,7 @@ SESSION_METHODS = (
     "userDataStream.subscribe",
     "userDataStream.subscribe.signature",
     "userDataStream.unsubscribe",
+    "session.resume",  # Bourse's own: docs/websocket.md, "Resuming user data"
     *LISTEN_KEY_METHODS,
 )
 ALL_METHODS = (*METHODS, *SESSION_METHODS)
@@ -179,6 +182,16 @@ class Context:
     deps: h.Deps
     store: Connections
     usage: limiting.Usage
+    resumes: Resumes | None = None
+
+
+@dataclass(frozen=True)
+class Resuming:
+    """``session.resume``'s result: the answer is not returned but handed to the replay, which
+    posts it before the messages it replays (an answer returned could arrive after them)."""
+
+    subscription_id: int
+    start: Callable[[bytes], None]  # the answer's frame -> the replay started
 
 
 def answer(request_id: Any, result: Any) -> dict[str, Any]:
@@ -360,6 +373,10 @@ def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
         return _subscribe_user_data(_session_key(state, ctx).caller, ctx)
     if name == "userDataStream.subscribe.signature":
         return _subscribe_user_data(_signed_with_timestamp(params, ctx).caller, ctx)
+    if name == "session.resume":
+        resume_from = params.pop("resumeFrom", None)
+        _no_params(params)
+        return _resume_user_data(_session_key(_state(ctx), ctx).caller, resume_from, ctx)
     if name in LISTEN_KEY_METHODS:
         return _listen_key_method(LISTEN_KEY_METHODS[name], params, ctx)
     # userDataStream.unsubscribe: one subscription by id, or all of the connection's
@@ -416,6 +433,53 @@ def _subscribe_user_data(caller: Caller, ctx: Context) -> dict[str, Any]:
     except AlreadySubscribed:
         raise ALREADY_SUBSCRIBED from None
     return {"subscriptionId": subscription_id}
+
+
+def _resume_user_data(caller: Caller, resume_from: str | None, ctx: Context) -> Any:
+    """The session's user data, every event in the positioned envelope
+    ``{"subscriptionId", "event", "seq", "n"}``; with ``resumeFrom``, first every event of the
+    account after that position, then the live ones, with no gap and nothing twice (the
+    hand-over of docs/streams.md, "Resumable streams")."""
+    cid = ctx.event.connection_id
+    if resume_from is None:
+        try:
+            sid = ctx.store.subscribe_account(
+                cid, caller.account_id, with_subscription_id=True, api_key=caller.api_key,
+                positions=True,
+            )  # fmt: skip
+        except AlreadySubscribed:
+            raise ALREADY_SUBSCRIBED from None
+        return {"subscriptionId": sid}
+    if ctx.resumes is None:
+        raise errors.invalid_parameter("resumeFrom")
+    try:
+        cursor = parse_position(resume_from)
+    except InvalidPosition:
+        raise errors.invalid_parameter("resumeFrom") from None
+    logs = [(account_log(caller.account_id), "")]
+    try:
+        ctx.resumes.check([log for log, _ in logs], cursor)
+    except LogGap:
+        raise BinanceError(
+            errors.INVALID_PARAMETER,
+            "Invalid data sent for a parameter. resumeFrom is older than the stream log holds.",
+        ) from None
+    resumes = ctx.resumes
+    resumes.mark_replaying(cid, cursor)
+    try:
+        sid = ctx.store.subscribe_account(
+            cid, caller.account_id, with_subscription_id=True, api_key=caller.api_key,
+            positions=True,
+        )  # fmt: skip
+    except AlreadySubscribed:
+        resumes.forget(cid)
+        raise ALREADY_SUBSCRIBED from None
+    assert sid is not None
+
+    def start(first: bytes) -> None:
+        resumes.start(cid, cursor, logs, subscription_id=sid, first=first)
+
+    return Resuming(sid, start)
 
 
 # -- rate limits
@@ -486,9 +550,12 @@ def _with_limits(
 # -- the route
 
 
-def handle(event: WsEvent, deps: h.Deps, store: Connections) -> dict[str, Any]:
+def handle(
+    event: WsEvent, deps: h.Deps, store: Connections, resumes: Resumes | None = None
+) -> dict[str, Any]:
     """One WebSocket API request (its route key is its method)."""
     request_id: Any = None
+    resuming: Resuming | None = None
     usage = limiting.Usage()
     asked: bool | None = None  # the request's returnRateLimits, when it has one
     try:
@@ -499,14 +566,18 @@ def handle(event: WsEvent, deps: h.Deps, store: Connections) -> dict[str, Any]:
         name = str(request.get("method", event.route_key))
         if name not in ALL_METHODS:
             raise BinanceError(errors.UNKNOWN, f"Unknown method '{name}'.")
-        ctx = Context(event, deps, store, usage)
+        ctx = Context(event, deps, store, usage, resumes)
         _count_weight(name, request.get("params"), ctx)
         params = read_params(request)
         asked = _return_rate_limits(params)
         if name in METHODS:
             body = answer(request_id, run_method(METHODS[name], params, ctx))
         else:
-            body = answer(request_id, run_session(name, params, ctx))
+            result = run_session(name, params, ctx)
+            if isinstance(result, Resuming):
+                resuming = result
+                result = {"subscriptionId": result.subscription_id}
+            body = answer(request_id, result)
     except json.JSONDecodeError:
         body = error_answer(None, BinanceError(-1135, "Invalid JSON request."))
     except BinanceError as exc:
@@ -520,9 +591,12 @@ def handle(event: WsEvent, deps: h.Deps, store: Connections) -> dict[str, Any]:
         log.exception("WebSocket API request failed")
         body = error_answer(request_id, INTERNAL_ERROR)
     shown = asked
-    return reply(
-        _with_limits(
-            body, usage, deps,
-            lambda: _connection_default(event, store) if shown is None else shown,
-        )
+    final = _with_limits(
+        body, usage, deps,
+        lambda: _connection_default(event, store) if shown is None else shown,
     )  # fmt: skip
+    if resuming is not None:
+        # The replay posts the answer, then the events: nothing goes back from here.
+        resuming.start(json.dumps(final, separators=(",", ":")).encode())
+        return empty()
+    return reply(final)

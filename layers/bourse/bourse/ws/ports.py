@@ -46,6 +46,7 @@ class Connections(Protocol):
         listen_key: str | None = None,
         with_subscription_id: bool = False,
         api_key: str | None = None,
+        positions: bool | None = None,
     ) -> int | None: ...
 
     def account_subscriptions(self, connection_id: str) -> list[AccountSubscription]: ...
@@ -66,6 +67,14 @@ class Resumes(Protocol):
 
     def mark_replaying(self, connection_id: str, cursor: Position) -> None: ...
 
+    def forget(self, connection_id: str) -> None: ...
+
     def start(
-        self, connection_id: str, cursor: Position, logs: Sequence[tuple[str, str]]
+        self,
+        connection_id: str,
+        cursor: Position,
+        logs: Sequence[tuple[str, str]],
+        *,
+        subscription_id: int | None = None,
+        first: bytes = b"",
     ) -> None: ...

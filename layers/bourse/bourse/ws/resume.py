@@ -18,7 +18,7 @@ from typing import Protocol
 import msgspec
 
 from bourse.adapters.stream_log import LogGap
-from bourse.streams.positions import Position, entry_id, positioned_frame
+from bourse.streams.positions import Position, entry_id, positioned_event, positioned_frame
 
 GONE = 410
 
@@ -51,11 +51,25 @@ class Replay:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
 
-    def run(self, connection_id: str, cursor: Position, logs: Sequence[tuple[str, str]]) -> Outcome:
+    def run(
+        self,
+        connection_id: str,
+        cursor: Position,
+        logs: Sequence[tuple[str, str]],
+        *,
+        subscription_id: int | None = None,
+        first: bytes = b"",
+    ) -> Outcome:
+        """``logs``: (log, the envelope's stream name); ``subscription_id``: a WebSocket API
+        subscription's envelope instead (``session.resume``), whose answer ``first`` is
+        posted before anything else."""
         names = dict(logs)
         keys = list(names)
         started = self.clock()
         sent = 0
+        if first and self._post(connection_id, first, first=True) == GONE:
+            self.log.forget(connection_id)
+            return Outcome("gone", sent, cursor)
         while True:
             try:
                 entries = self.log.read_after(keys, cursor, self.page)
@@ -63,8 +77,12 @@ class Replay:
                 self._end(connection_id, f"the log of {gap} no longer holds {entry_id(cursor)}")
                 return Outcome("gap", sent, cursor)
             for position, log, data in entries:
-                frame = positioned_frame(names[log], data, position)
-                if self._post(connection_id, frame, first=sent == 0) == GONE:
+                frame = (
+                    positioned_frame(names[log], data, position)
+                    if subscription_id is None
+                    else positioned_event(subscription_id, data, position)
+                )
+                if self._post(connection_id, frame, first=sent == 0 and not first) == GONE:
                     self.log.forget(connection_id)
                     return Outcome("gone", sent, cursor)
                 sent += 1
