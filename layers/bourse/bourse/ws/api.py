@@ -370,9 +370,10 @@ def run_session(name: str, params: dict[str, str], ctx: Context) -> Any:
     if name == "userDataStream.subscribe":
         _no_params(params)
         state = _state(ctx)
-        return _subscribe_user_data(_session_key(state, ctx).caller, ctx)
+        return {"subscriptionId": _subscribe_user_data(_session_key(state, ctx).caller, ctx)}
     if name == "userDataStream.subscribe.signature":
-        return _subscribe_user_data(_signed_with_timestamp(params, ctx).caller, ctx)
+        caller = _signed_with_timestamp(params, ctx).caller
+        return {"subscriptionId": _subscribe_user_data(caller, ctx)}
     if name == "session.resume":
         resume_from = params.pop("resumeFrom", None)
         _no_params(params)
@@ -420,19 +421,22 @@ def _no_params(params: dict[str, str]) -> None:
         raise errors.not_required(sorted(unknown)[0])
 
 
-def _subscribe_user_data(caller: Caller, ctx: Context) -> dict[str, Any]:
+def _subscribe_user_data(caller: Caller, ctx: Context, *, positions: bool = False) -> int:
     """The key that authorised the subscription (signed, or the session's) is recorded with it,
-    so that revoking the key ends the connection, even after a ``session.logout``."""
+    so that revoking the key ends the connection, even after a ``session.logout``.
+    ``positions``: every event in the positioned envelope (``session.resume``)."""
     try:
         subscription_id = ctx.store.subscribe_account(
             ctx.event.connection_id,
             caller.account_id,
             with_subscription_id=True,
             api_key=caller.api_key,
+            positions=positions or None,
         )
     except AlreadySubscribed:
         raise ALREADY_SUBSCRIBED from None
-    return {"subscriptionId": subscription_id}
+    assert subscription_id is not None  # with_subscription_id
+    return subscription_id
 
 
 def _resume_user_data(caller: Caller, resume_from: str | None, ctx: Context) -> Any:
@@ -440,17 +444,10 @@ def _resume_user_data(caller: Caller, resume_from: str | None, ctx: Context) -> 
     ``{"subscriptionId", "event", "seq", "n"}``; with ``resumeFrom``, first every event of the
     account after that position, then the live ones, with no gap and nothing twice (the
     hand-over of docs/streams.md, "Resumable streams")."""
-    cid = ctx.event.connection_id
     if resume_from is None:
-        try:
-            sid = ctx.store.subscribe_account(
-                cid, caller.account_id, with_subscription_id=True, api_key=caller.api_key,
-                positions=True,
-            )  # fmt: skip
-        except AlreadySubscribed:
-            raise ALREADY_SUBSCRIBED from None
-        return {"subscriptionId": sid}
-    if ctx.resumes is None:
+        return {"subscriptionId": _subscribe_user_data(caller, ctx, positions=True)}
+    resumes = ctx.resumes
+    if resumes is None:
         raise errors.invalid_parameter("resumeFrom")
     try:
         cursor = parse_position(resume_from)
@@ -458,23 +455,19 @@ def _resume_user_data(caller: Caller, resume_from: str | None, ctx: Context) -> 
         raise errors.invalid_parameter("resumeFrom") from None
     logs = [(account_log(caller.account_id), "")]
     try:
-        ctx.resumes.check([log for log, _ in logs], cursor)
+        resumes.check([log for log, _ in logs], cursor)
     except LogGap:
         raise BinanceError(
             errors.INVALID_PARAMETER,
             "Invalid data sent for a parameter. resumeFrom is older than the stream log holds.",
         ) from None
-    resumes = ctx.resumes
+    cid = ctx.event.connection_id
     resumes.mark_replaying(cid, cursor)
     try:
-        sid = ctx.store.subscribe_account(
-            cid, caller.account_id, with_subscription_id=True, api_key=caller.api_key,
-            positions=True,
-        )  # fmt: skip
-    except AlreadySubscribed:
+        sid = _subscribe_user_data(caller, ctx, positions=True)
+    except BinanceError:
         resumes.forget(cid)
-        raise ALREADY_SUBSCRIBED from None
-    assert sid is not None
+        raise
 
     def start(first: bytes) -> None:
         resumes.start(cid, cursor, logs, subscription_id=sid, first=first)
